@@ -1,0 +1,1 @@
+"""Stealth score, phases, sanity bounds, clusters, figures."""

@@ -1,0 +1,69 @@
+"""Stealth score (paper §IV-D, Eq. 5-6; METHOD.md §6). Lower = stealthier.
+
+1. Min-max normalise every MI value of the run to [0, 1], separately per term (xt, ty),
+   over all checkpoints and subsets.
+2. D_{m,s}(e) = | MI_{e,m,s} - mean over clean classes c of MI_{e,m,c} | for the target
+   subsets s in {t_clean, t_backdoor, t} at each representative epoch e.
+3. D_m = mean over e and s; score = (D_XT + D_TY) / 2.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+TARGET_ROLES = ("clean", "backdoor", "all")
+
+
+def stealth_score(records: list[dict], roles: dict[str, str], epochs: list[int] | None = None,
+                  method: str | None = None) -> dict:
+    """Score one run's MI records (as in mi.jsonl). `roles` maps subset -> role.
+
+    Only records of `method` (default: the first method seen) count. `epochs`: representative
+    epochs (default: every checkpoint that has every needed subset).
+    Returns {score, d_xt, d_ty, epochs, per_epoch: {term: {epoch: {subset: D}}}} or, when
+    nothing can be scored, the same keys with None and a `note`.
+    """
+    if method is None and records:
+        method = records[0].get("method")
+    recs = [r for r in records if r.get("method") == method and r.get("subset") in roles
+            and isinstance(r.get("value"), (int, float)) and math.isfinite(r["value"])]
+    targets = [s for s, r in roles.items() if r in TARGET_ROLES]
+    clean = [s for s, r in roles.items() if r == "class"]
+    table: dict[str, dict[int, dict[str, float]]] = {"xt": {}, "ty": {}}
+    for r in recs:
+        if r.get("term") in table:
+            table[r["term"]].setdefault(int(r["epoch"]), {})[r["subset"]] = float(r["value"])
+    out: dict = {"method": method, "score": None, "d_xt": None, "d_ty": None, "epochs": [],
+                 "per_epoch": {"xt": {}, "ty": {}}}
+    if not clean or not targets:
+        out["note"] = "no clean-class or target subsets to compare"
+        return out
+    complete = sorted(
+        e for e in set(table["xt"]) & set(table["ty"])
+        if all(s in table[m][e] for m in ("xt", "ty") for s in targets + clean)
+    )
+    chosen = [e for e in complete if epochs is None or e in set(epochs)]
+    if not chosen:
+        out["note"] = "no checkpoint with every subset and both terms"
+        return out
+    d = {}
+    for m in ("xt", "ty"):
+        # normalise over every checkpoint and subset of the run, not only the chosen epochs
+        vals = np.array([v for per_e in table[m].values() for v in per_e.values()])
+        lo, hi = float(vals.min()), float(vals.max())
+        span = hi - lo
+
+        def norm(v: float) -> float:
+            return (v - lo) / span if span > 0 else 0.0
+
+        ds = []
+        for e in chosen:
+            ref = float(np.mean([norm(table[m][e][c]) for c in clean]))
+            per = {s: abs(norm(table[m][e][s]) - ref) for s in targets}
+            out["per_epoch"][m][e] = per
+            ds.extend(per.values())
+        d[m] = float(np.mean(ds))
+    out.update(d_xt=d["xt"], d_ty=d["ty"], score=(d["xt"] + d["ty"]) / 2, epochs=chosen)
+    return out

@@ -1,0 +1,379 @@
+"""The `ibtui` command. Thin: parse, call, print. User errors exit with code 2, no traceback."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ibtui.errors import IbtuiError
+
+app = typer.Typer(add_completion=False, no_args_is_help=False,
+                  help="Backdoor training dynamics through the information bottleneck.")
+attacks_app = typer.Typer(help="Attacks: list them, draw the gallery.")
+data_app = typer.Typer(help="Datasets: list, fetch.")
+app.add_typer(attacks_app, name="attacks")
+app.add_typer(data_app, name="data")
+console = Console()
+err = Console(stderr=True)
+
+RunsDir = typer.Option(Path("runs"), "--runs-dir", help="runs directory")
+
+
+def fail(e: IbtuiError) -> None:
+    err.print(f"[bold red]error:[/] {e}", markup=True, highlight=False)
+    raise typer.Exit(e.exit_code)
+
+
+@app.callback(invoke_without_command=True)
+def main(ctx: typer.Context, runs_dir: Path = RunsDir) -> None:
+    """With no command: open the app on the runs directory."""
+    if ctx.invoked_subcommand is None:
+        tui(runs_dir)
+
+
+# --- run ------------------------------------------------------------------------------------
+
+def _fmt(v, spec: str = ".3f") -> str:
+    return "-" if v is None else format(v, spec)
+
+
+@app.command()
+def run(
+    file: Path = typer.Argument(Path("experiments.toml"), help="experiments file"),
+    only: Optional[list[str]] = typer.Option(None, "--only", help="only experiments with this name"),
+    jobs: int = typer.Option(0, "--jobs", "-j", help="workers at once (default: 1, or one per GPU)"),
+    gpus: Optional[str] = typer.Option(None, "--gpus", help="GPU ids, e.g. 0,1 (default: all visible)"),
+    runs_dir: Path = RunsDir,
+    dry_run: bool = typer.Option(False, "--dry-run", help="list the expanded runs and stop"),
+    preset: Optional[str] = typer.Option(None, "--preset", help="run a named preset (see `ibtui presets`)"),
+) -> None:
+    """Run every experiment of FILE: one worker per run, live progress, then the leaderboard."""
+    from ibtui.runs.scheduler import Scheduler, create_runs, detect_gpus
+    from ibtui.spec import load_spec
+
+    try:
+        if preset:
+            from ibtui.presets import preset_path
+
+            file = preset_path(preset)
+        specs = load_spec(file)
+        if only:
+            names = sorted({s.values["name"] for s in specs})
+            unknown = [n for n in only if n not in names]
+            if unknown:
+                raise IbtuiError(f"{file}: --only {unknown[0]!r}: no such experiment; allowed: {', '.join(names)}")
+            specs = [s for s in specs if s.values["name"] in only]
+        if dry_run:
+            t = Table(title=f"{len(specs)} runs from {file}")
+            for col in ("run", "attack", "rate", "dataset", "arch", "width", "epochs", "MI epochs", "method"):
+                t.add_column(col)
+            for s in specs:
+                v = s.values
+                t.add_row(s.run_id, v["attack"], f"{v['poison_rate']:g}", v["dataset"], v["arch"],
+                          str(v["width"]), str(v["epochs"]), ",".join(map(str, v["mi_epochs"])),
+                          ",".join(v["mi_method"]))
+            console.print(t)
+            return
+        gpu_list = [g for g in gpus.split(",") if g] if gpus else detect_gpus()
+        sched = Scheduler(runs_dir, jobs or max(1, len(gpu_list)), gpu_list)
+        paths = create_runs(specs, runs_dir)
+    except IbtuiError as e:
+        fail(e)
+    ids = {p.name for p in paths}
+    sched.only = ids
+    owner = sched.acquire()
+    if not owner:
+        console.print(f"[yellow]another scheduler runs {runs_dir}; {len(ids)} runs joined its queue. "
+                      "Watching (Ctrl-C stops watching; the runs go on).[/]")
+    _run_with_progress(sched, paths, owner)
+    _print_board(runs_dir, ids)
+
+
+def _run_with_progress(sched, paths: list[Path], owner: bool) -> None:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ibtui.runs.store import load_run
+
+    progress = Progress(TextColumn("{task.fields[name]}", style="bold"), BarColumn(),
+                        TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console,
+                        refresh_per_second=4)
+    tasks = {p.name: progress.add_task("", total=1.0, name=p.name, info="queued") for p in paths}
+    signals = {"n": 0}
+
+    def on_sigint(signum, frame):
+        signals["n"] += 1
+        if owner:
+            console.print("[yellow]stopping workers at a safe point (Ctrl-C again: at once)…[/]"
+                          if signals["n"] == 1 else "[red]stopping at once[/]")
+            sched.stop(hard=signals["n"] > 1)
+        else:
+            raise KeyboardInterrupt
+
+    old_int = signal.signal(signal.SIGINT, on_sigint)
+    old_term = signal.signal(signal.SIGTERM, on_sigint)
+
+    def tick() -> None:
+        for p in paths:
+            r = load_run(p)
+            st = r.status
+            state = r.state
+            epochs = st.get("epochs") or r.spec.get("epochs") or 1
+            epoch = st.get("epoch") or 0
+            phase = st.get("phase", state)
+            frac = min(1.0, (max(epoch - 1, 0) + (st.get("progress") or 0) if phase == "training"
+                             else epoch) / epochs) if state == "running" else (1.0 if state == "done" else 0)
+            if state == "running":
+                info = f"{phase} e{epoch}/{epochs} acc {_fmt(st.get('test_acc'), '.2f')} asr {_fmt(st.get('asr'), '.2f')}"
+            elif state == "done":
+                s = r.summary or {}
+                info = f"done  acc {_fmt(s.get('clean_acc'), '.2f')} asr {_fmt(s.get('asr'), '.2f')} score {_fmt(s.get('score'))}"
+            else:
+                info = state + (f": {st.get('error')}" if st.get("error") else "")
+            progress.update(tasks[p.name], completed=frac, info=info[:90])
+
+    def finished() -> bool:
+        from ibtui.runs.store import FINISHED
+
+        return all(load_run(p).state in (*FINISHED, "crashed", "interrupted") for p in paths)
+
+    try:
+        with progress:
+            if owner:
+                try:
+                    sched.loop(tick=tick)
+                finally:
+                    sched.release()
+            else:
+                while not finished():
+                    tick()
+                    time.sleep(1.0)
+            tick()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGINT, old_int)
+        signal.signal(signal.SIGTERM, old_term)
+
+
+# --- reading runs -----------------------------------------------------------------------------
+
+BOARD_COLUMNS = ["run", "attack", "dataset", "arch", "rate", "seed", "state", "score", "d_xt",
+                 "d_ty", "clean_acc", "asr", "ra", "psnr", "ssim", "wall_s"]
+
+
+def board_rows(runs_dir: Path, ids: set[str] | None = None) -> list[dict]:
+    from ibtui.runs.store import list_runs
+
+    rows = []
+    for r in list_runs(runs_dir):
+        if ids is not None and r.id not in ids:
+            continue
+        s = r.summary or {}
+        sp = r.spec
+        rows.append({
+            "run": r.id, "attack": sp.get("attack"), "dataset": sp.get("dataset"),
+            "arch": sp.get("arch"), "rate": sp.get("poison_rate"), "seed": sp.get("seed"),
+            "state": r.state if not r.damaged else f"{r.state} ({'; '.join(r.damaged)})",
+            "score": s.get("score"), "d_xt": s.get("d_xt"), "d_ty": s.get("d_ty"),
+            "clean_acc": s.get("clean_acc"), "asr": s.get("asr"), "ra": s.get("ra"),
+            "psnr": s.get("psnr"), "ssim": s.get("ssim"), "wall_s": s.get("wall_seconds"),
+        })
+    return rows
+
+
+def _cell(v) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.4f}" if abs(v) < 100 else f"{v:.1f}"
+    return str(v)
+
+
+def _sort_rows(rows: list[dict], column: str) -> list[dict]:
+    if column not in BOARD_COLUMNS:
+        raise IbtuiError(f"--sort {column!r}: unknown column; allowed: {', '.join(BOARD_COLUMNS)}")
+    present = [r for r in rows if r[column] is not None]
+    missing = [r for r in rows if r[column] is None]
+    return sorted(present, key=lambda r: r[column]) + missing
+
+
+def _print_board(runs_dir: Path, ids: set[str] | None = None, sort: str = "score",
+                 fmt: str = "table") -> None:
+    rows = _sort_rows(board_rows(runs_dir, ids), sort)
+    if fmt == "json":
+        print(json.dumps(rows, indent=2))
+    elif fmt == "csv":
+        import csv
+
+        w = csv.DictWriter(sys.stdout, fieldnames=BOARD_COLUMNS)
+        w.writeheader()
+        w.writerows(rows)
+    elif fmt == "md":
+        print("| " + " | ".join(BOARD_COLUMNS) + " |")
+        print("|" + "---|" * len(BOARD_COLUMNS))
+        for r in rows:
+            print("| " + " | ".join(_cell(r[c]) for c in BOARD_COLUMNS) + " |")
+    else:
+        t = Table(title="Stealth-score leaderboard (lower = stealthier)")
+        for c in BOARD_COLUMNS:
+            t.add_column(c, justify="right" if c not in ("run", "attack", "dataset", "arch", "state") else "left")
+        for r in rows:
+            t.add_row(*[_cell(r[c]) for c in BOARD_COLUMNS])
+        console.print(t)
+
+
+@app.command()
+def leaderboard(
+    runs_dir: Path = RunsDir,
+    sort: str = typer.Option("score", "--sort", help="column to sort by"),
+    fmt: str = typer.Option("table", "--format", help="table | csv | md | json"),
+) -> None:
+    """The stealth-score leaderboard of every run."""
+    if fmt not in ("table", "csv", "md", "json"):
+        fail(IbtuiError(f"--format {fmt!r}: allowed: table, csv, md, json"))
+    try:
+        _print_board(runs_dir, None, sort, fmt)
+    except IbtuiError as e:
+        fail(e)
+
+
+@app.command("ls")
+def ls(runs_dir: Path = RunsDir) -> None:
+    """List runs with their state and progress."""
+    from ibtui.runs.scheduler import scheduler_info
+    from ibtui.runs.store import list_runs
+
+    runs = list_runs(runs_dir)
+    t = Table(title=f"{len(runs)} runs in {runs_dir}")
+    for c in ("run", "state", "phase", "epoch", "acc", "asr", "score", "note"):
+        t.add_column(c)
+    for r in runs:
+        st, s = r.status, r.summary or {}
+        note = "; ".join(r.damaged) or (st.get("error") or "")
+        t.add_row(r.id, r.state, str(st.get("phase", "-")),
+                  f"{st.get('epoch', 0)}/{st.get('epochs') or r.spec.get('epochs', '?')}",
+                  _cell(s.get("clean_acc", st.get("test_acc"))), _cell(s.get("asr", st.get("asr"))),
+                  _cell(s.get("score")), note[:60])
+    console.print(t)
+    info = scheduler_info(runs_dir)
+    if info:
+        console.print(f"scheduler pid {info['pid']}: {len(info.get('workers', []))} workers")
+
+
+@app.command()
+def show(run_key: str = typer.Argument(..., metavar="RUN"), runs_dir: Path = RunsDir) -> None:
+    """A run's spec, metrics, MI table and summary."""
+    from ibtui.runs.store import find_run, load_run
+
+    try:
+        r = load_run(find_run(runs_dir, run_key))
+    except IbtuiError as e:
+        fail(e)
+    console.print(f"[bold]{r.id}[/]  state [bold]{r.state}[/]"
+                  + (f"  [red]{'; '.join(r.damaged)}[/]" if r.damaged else "")
+                  + (f"\nerror: {r.status.get('error')}" if r.status.get("error") else ""))
+    spec = Table(title="spec", show_header=False)
+    for k, v in r.spec.items():
+        spec.add_row(k, str(v))
+    console.print(spec)
+    metrics = r.metrics()
+    if metrics:
+        t = Table(title="metrics")
+        for c in ("epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "asr", "ra", "seconds"):
+            t.add_column(c, justify="right")
+        for m in metrics:
+            t.add_row(*[_cell(m.get(c)) for c in ("epoch", "lr", "train_loss", "train_acc", "test_loss",
+                                                   "test_acc", "asr", "ra", "seconds")])
+        console.print(t)
+    mi = r.mi()
+    if mi:
+        methods = sorted({m["method"] for m in mi})
+        for method in methods:
+            recs = [m for m in mi if m["method"] == method]
+            subsets = list(dict.fromkeys(m["subset"] for m in recs))
+            for term, label in (("xt", "I(X;T)"), ("ty", "I(T;Ŷ)")):
+                t = Table(title=f"{label} [nats], {method}")
+                t.add_column("epoch", justify="right")
+                for s in subsets:
+                    t.add_column(s, justify="right")
+                for e in sorted({m["epoch"] for m in recs}):
+                    vals = {m["subset"]: m["value"] for m in recs if m["epoch"] == e and m["term"] == term}
+                    t.add_row(str(e), *[_cell(vals.get(s)) for s in subsets])
+                console.print(t)
+    if r.summary:
+        s = r.summary
+        keys = ["score", "d_xt", "d_ty", "clean_acc", "asr", "asr_all", "ra", "psnr", "ssim",
+                "lpips", "lpips_note", "n_poison", "n_backdoor", "sanity_ok", "poison_seconds",
+                "train_seconds", "mi_seconds", "wall_seconds"]
+        t = Table(title="summary", show_header=False)
+        for k in keys:
+            if k in s:
+                t.add_row(k, _cell(s[k]))
+        console.print(t)
+        bad = [c for c in s.get("sanity", []) if not c.get("ok", True)]
+        for c in bad:
+            console.print(f"[yellow]sanity check failed:[/] {c.get('check')} {c.get('subset', '')} "
+                          f"e{c.get('epoch', '')}: {c.get('detail', '')}")
+
+
+@app.command()
+def resume(runs: list[str] = typer.Argument(..., metavar="RUN..."), runs_dir: Path = RunsDir,
+           jobs: int = typer.Option(1, "--jobs", "-j"),
+           detach: bool = typer.Option(False, "--detach", help="queue and return; a background scheduler runs them")) -> None:
+    """Continue crashed, failed or interrupted runs from their last checkpoint."""
+    from ibtui.runs.scheduler import Scheduler, ensure_scheduler, set_queued
+    from ibtui.runs.store import find_run
+
+    try:
+        paths = [find_run(runs_dir, k) for k in runs]
+        for p in paths:
+            set_queued(p)
+    except IbtuiError as e:
+        fail(e)
+    if detach:
+        ensure_scheduler(runs_dir, jobs)
+        console.print(f"queued {len(paths)} runs")
+        return
+    sched = Scheduler(runs_dir, jobs, None)
+    sched.only = {p.name for p in paths}
+    owner = sched.acquire()
+    _run_with_progress(sched, paths, owner)
+    _print_board(runs_dir, {p.name for p in paths})
+
+
+@app.command()
+def cancel(runs: list[str] = typer.Argument(..., metavar="RUN..."), runs_dir: Path = RunsDir) -> None:
+    """Cancel queued or running runs (a running worker stops at its next safe point)."""
+    from ibtui.runs.scheduler import request_cancel
+    from ibtui.runs.store import find_run
+
+    try:
+        for k in runs:
+            request_cancel(find_run(runs_dir, k))
+            console.print(f"cancel requested: {k}")
+    except IbtuiError as e:
+        fail(e)
+
+
+@app.command()
+def tui(runs_dir: Path = RunsDir) -> None:
+    """Open the terminal app on a runs directory."""
+    from ibtui.tui.app import run_app
+
+    run_app(runs_dir)
+
+
+def cli() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    cli()

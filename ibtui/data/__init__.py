@@ -1,0 +1,1 @@
+"""Datasets (registry in datasets.py) and attacks (registry in attacks/)."""

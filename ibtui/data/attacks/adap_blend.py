@@ -1,0 +1,104 @@
+"""Adap-Blend (Qi et al. 2023, "Revisiting the assumption of latent separability").
+
+The blend pattern (Blend's seeded grey noise by default; the original used an image, none is
+shipped here) is cut into `pieces` square pieces (16 = a 4 x 4 grid of 8 x 8 pieces). Every
+poisoned training image gets its own random choice of exactly round(pieces * (1 - mask_rate))
+kept pieces (8 of 16); it is blended with alpha 0.15 on those pieces only and left untouched on
+the masked ones. At test the full pattern is blended with alpha 0.2.
+
+Conservatism: of the images handed to `poison_train`, a random round(conservatism * n) are
+"cover" (regularisation) samples that carry the same kind of trigger but keep their true label;
+the rest are relabelled to the target (default 0.5, the paper's authors). `variant = "separate"`
+(Qi et al.'s own setting) instead takes the run's poison rate for the payload and adds
+`cover_rate` of the training set as cover samples: `selection_rate(p) = p + cover_rate`, and of
+the selected images a random cover_rate / (p + cover_rate) keep their label.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ibtui.data.attacks import register
+from ibtui.data.attacks.base import Attack, Option, to_float, to_uint8
+from ibtui.data.attacks.blend import load_pattern, noise_pattern
+from ibtui.errors import SpecError
+
+
+@register
+class AdapBlend(Attack):
+    name = "adap-blend"
+    description = "blend on 8 random of 16 pattern pieces (alpha 0.15), half of them keep labels"
+    options = {
+        "alpha": Option(0.15, (float,), "blend weight in training (on the kept pieces)",
+                        lo=0.0, hi=1.0),
+        "test_alpha": Option(0.2, (float,), "blend weight of the full pattern at test",
+                             lo=0.0, hi=1.0),
+        "pieces": Option(16, (int,), "number of square pieces (a perfect square dividing 32x32)",
+                         choices=(1, 4, 16, 64, 256)),
+        "mask_rate": Option(0.5, (float,), "share of the pieces masked per image", lo=0.0, hi=1.0),
+        "conservatism": Option(0.5, (float,),
+                               "share of the poisoned images that keep their label (cover)",
+                               lo=0.0, hi=1.0),
+        "cover_rate": Option(0.0, (float,),
+                             "if > 0: cover samples as a share of the training set, on top of "
+                             "the payload (replaces conservatism)", lo=0.0, hi=1.0),
+        "pattern": Option("noise", (str,), "'noise' (Blend's seeded grey noise) or an image path"),
+    }
+    variants = {"separate": {"cover_rate": 0.003}}
+
+    def __init__(self, options: dict, **kw):
+        super().__init__(options, **kw)
+        self.pattern = (noise_pattern() if self.opts["pattern"] == "noise"
+                        else load_pattern(self.opts["pattern"]))
+        self.grid = int(math.isqrt(self.opts["pieces"]))
+        self.n_keep = int(round(self.opts["pieces"] * (1.0 - self.opts["mask_rate"])))
+        self.poison_rate: float | None = None
+        self.kept = np.zeros(0, dtype=bool)  # last poison_train: cover samples (label kept)
+        self.piece_masks = np.zeros((0, self.grid, self.grid), dtype=np.uint8)
+
+    def selection_rate(self, rate: float) -> float:
+        self.poison_rate = float(rate)
+        return rate + self.opts["cover_rate"]
+
+    def _cover_count(self, n: int) -> int:
+        cover = self.opts["cover_rate"]
+        if cover <= 0:
+            return int(round(self.opts["conservatism"] * n))
+        if self.poison_rate is None:
+            raise SpecError("attack_options.cover_rate: the payload share needs the run's poison "
+                            "rate; call selection_rate(rate) before poison_train")
+        return int(round(n * cover / (self.poison_rate + cover)))
+
+    def random_piece_masks(self, n: int) -> np.ndarray:
+        """(n, g, g) uint8: exactly n_keep ones (kept pieces) per image, chosen at random."""
+        p = self.opts["pieces"]
+        order = np.argsort(self.rng.random((n, p)), axis=1)
+        masks = np.zeros((n, p), dtype=np.uint8)
+        np.put_along_axis(masks, order[:, :self.n_keep], 1, axis=1)
+        return masks.reshape(n, self.grid, self.grid)
+
+    def blend(self, x: np.ndarray, alpha_map: np.ndarray) -> np.ndarray:
+        """x' = (1 - a) x + a p with a per-pixel alpha map (N or 1, H, W)."""
+        a = alpha_map[..., None].astype(np.float32)
+        return to_uint8((1.0 - a) * to_float(x) + a * to_float(self.pattern)[None])
+
+    def poison_train(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        n = len(x)
+        masks = self.random_piece_masks(n)
+        side = x.shape[1] // self.grid
+        pixel_mask = np.kron(masks, np.ones((side, side), dtype=np.uint8))
+        out = self.blend(x, self.opts["alpha"] * pixel_mask)
+        kept = np.zeros(n, dtype=bool)
+        kept[self.rng.permutation(n)[:self._cover_count(n)]] = True
+        self.kept, self.piece_masks = kept, masks
+        return out, np.where(kept, y, self.target).astype(y.dtype)
+
+    def trigger_test(self, x: np.ndarray) -> np.ndarray:
+        return self.blend(x, np.full((1, *x.shape[1:3]), self.opts["test_alpha"]))
+
+    def artifacts(self) -> dict[str, np.ndarray]:
+        return {"adap_blend_pattern": self.pattern,
+                "adap_blend_piece_masks": self.piece_masks,
+                "adap_blend_cover_mask": self.kept}

@@ -1,0 +1,45 @@
+"""BadNets (Gu et al. 2017): a solid patch stamped on the image."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ibtui.data.attacks import register
+from ibtui.data.attacks.base import Attack, Option
+
+COLOURS = {"red": (255, 0, 0), "white": (255, 255, 255), "black": (0, 0, 0)}
+
+
+@register
+class BadNets(Attack):
+    name = "badnets"
+    description = "solid patch in a corner (authors: red 5x5 top-left)"
+    options = {
+        "size": Option(5, (int,), "patch side in pixels", lo=1, hi=32),
+        "colour": Option("red", (str,), "patch colour", choices=tuple(COLOURS)),
+        "corner": Option("top-left", (str,), "where the patch goes",
+                         choices=("top-left", "top-right", "bottom-left", "bottom-right")),
+    }
+    variants = {"backdoorbench": {"size": 3, "colour": "white", "corner": "bottom-right"}}
+
+    def _slices(self, h: int, w: int) -> tuple[slice, slice]:
+        s = self.opts["size"]
+        corner = self.opts["corner"]
+        rows = slice(0, s) if corner.startswith("top") else slice(h - s, h)
+        cols = slice(0, s) if corner.endswith("left") else slice(w - s, w)
+        return rows, cols
+
+    def trigger_test(self, x: np.ndarray) -> np.ndarray:
+        out = x.copy()
+        rows, cols = self._slices(x.shape[1], x.shape[2])
+        out[:, rows, cols, :] = np.array(COLOURS[self.opts["colour"]], dtype=np.uint8)
+        return out
+
+    def poison_train(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.trigger_test(x), np.full_like(y, self.target)
+
+    def artifacts(self) -> dict[str, np.ndarray]:
+        mask = np.zeros((32, 32), dtype=np.uint8)
+        rows, cols = self._slices(32, 32)
+        mask[rows, cols] = 1
+        return {"badnets_mask": mask}

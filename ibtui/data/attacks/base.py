@@ -1,0 +1,127 @@
+"""What every attack provides. One subclass per module in this package, registered by name.
+
+Images are uint8 (N, 32, 32, 3) arrays; trigger maths happens on floats and is clipped before
+the cast back. Randomness comes only from `self.rng` (seeded from the run's seed) so a run is
+reproducible and its trigger artefacts can be regenerated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ClassVar
+
+import numpy as np
+
+from ibtui.errors import SpecError
+
+
+@dataclass
+class Option:
+    default: Any
+    types: tuple[type, ...]
+    help: str
+    choices: tuple | None = None
+    lo: float | None = None  # inclusive bounds for numbers
+    hi: float | None = None
+
+
+@dataclass
+class AttackContext:
+    """What an attack may need beyond the images: LC trains (or loads) a clean model."""
+
+    dataset: Any  # ibtui.data.datasets.Dataset (clean)
+    arch: str = "resnet18"
+    width: int = 64
+    noise_xt: float = 0.4
+    noise_ty: float = 0.4
+    seed: int = 0
+    recipe: dict = field(default_factory=dict)  # lr, batch_size, epochs, ...
+    cache_dir: Path = Path("runs/.cache")
+    device: str = "cpu"
+    progress: Callable[[str, float], None] = lambda phase, frac: None
+
+
+class Attack:
+    name: ClassVar[str]
+    label_mode: ClassVar[str] = "dirty"  # "dirty": poisoned samples relabelled; "clean": labels kept
+    options: ClassVar[dict[str, Option]] = {}
+    # named presets of options (e.g. a peer toolbox's defaults), selected by option `variant`
+    variants: ClassVar[dict[str, dict[str, Any]]] = {}
+    description: ClassVar[str] = ""
+
+    def __init__(self, options: dict, *, target: int, seed: int, num_classes: int = 10):
+        self.opts = self.resolve_options(options)
+        self.target = int(target)
+        self.seed = int(seed)
+        self.num_classes = int(num_classes)
+        self.rng = np.random.default_rng([self.seed, 0xB4CD])
+
+    @classmethod
+    def resolve_options(cls, options: dict) -> dict[str, Any]:
+        """Defaults, then the chosen variant, then explicit fields. Errors name the field."""
+        options = dict(options or {})
+        variant = options.pop("variant", "default")
+        allowed_variants = ["default", *cls.variants]
+        if variant not in allowed_variants:
+            raise SpecError(
+                f"attack_options.variant: {variant!r} is not a {cls.name} variant; "
+                f"allowed: {', '.join(allowed_variants)}"
+            )
+        out = {k: o.default for k, o in cls.options.items()}
+        out.update(cls.variants.get(variant, {}))
+        for key, value in options.items():
+            if key not in cls.options:
+                allowed = ", ".join(["variant", *cls.options]) or "variant"
+                raise SpecError(f"attack_options.{key}: unknown option for {cls.name}; allowed: {allowed}")
+            o = cls.options[key]
+            if isinstance(value, bool) and bool not in o.types:
+                ok = False
+            else:
+                ok = isinstance(value, o.types) or (float in o.types and isinstance(value, int))
+            if not ok:
+                names = " or ".join(t.__name__ for t in o.types)
+                raise SpecError(f"attack_options.{key}: expected {names}, got {value!r}")
+            if o.choices is not None and value not in o.choices:
+                raise SpecError(f"attack_options.{key}: {value!r} not allowed; allowed: "
+                                f"{', '.join(map(str, o.choices))}")
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                if (o.lo is not None and value < o.lo) or (o.hi is not None and value > o.hi):
+                    raise SpecError(f"attack_options.{key}: {value!r} out of range [{o.lo}, {o.hi}]")
+            out[key] = value
+        out["variant"] = variant
+        return out
+
+    # --- what subclasses implement -------------------------------------------------------
+    def selection_rate(self, rate: float) -> float:
+        """The share of images the index rule should select for `poison_train`, given the run's
+        poison rate. Default: the rate itself. Attacks that add label-keeping samples on top of
+        the payload (WaNet's `cross_ratio` noise samples, Adap-Blend's separate `cover_rate`)
+        select more and keep those samples' labels in `poison_train`."""
+        return rate
+
+    def prepare(self, ctx: AttackContext) -> None:
+        """Heavy one-off work before poisoning (LC: the clean model and PGD). Default: none."""
+
+    def poison_train(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Poison the selected training images; returns (new images, new labels)."""
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def trigger_test(self, x: np.ndarray) -> np.ndarray:
+        """The test-time trigger applied to any images."""
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def artifacts(self) -> dict[str, np.ndarray]:
+        """Trigger patterns, grids, masks... saved into the run's artifacts/ as .npy."""
+        return {}
+
+
+def to_float(x: np.ndarray) -> np.ndarray:
+    """uint8 -> float64 in [0, 1] (float64 so that trigger maths rounds the same everywhere)."""
+    return x.astype(np.float64) / 255.0
+
+
+def to_uint8(x: np.ndarray) -> np.ndarray:
+    """[0,1] floats -> uint8: clip first (no wrap-around), then round half up.
+    The 1e-6 guards ties such as 0.7*1 + 0.3*0 = 3.5/5 that float64 lands just below."""
+    return np.floor(np.clip(x, 0.0, 1.0) * 255.0 + 0.5 + 1e-6).astype(np.uint8)

@@ -1,0 +1,126 @@
+"""WaNet (Nguyen & Tran 2021): warp the image with a fixed, smooth random displacement field.
+
+The warping field: a k x k x 2 array uniform in [-1, 1] (fixed seed `grid_seed`, independent of
+the run's seed), divided by its mean absolute value, upsampled bicubically to 32 x 32 and added,
+times s / 32, to the identity sampling grid (normalised coordinates, align_corners=True), then
+times `grid_rescale` and clamped to [-1, 1]. Images are resampled bilinearly with that grid.
+
+Training images:
+- default (the paper's authors): every poisoned image is warped with the grid plus its own
+  uniform noise in [-1, 1] * noise_amplitude / 32 (fresh per image, from the run's seed) and
+  relabelled to the target;
+- `variant = "backdoorbench"` (VinAI / BackdoorBench): poisoned images use the exact grid, and
+  `cross_ratio` "noise" samples per poisoned image (2) are warped with grid + noise but keep
+  their label. They are drawn in addition to the payload: `selection_rate(p) = p (1 + r)`, and
+  of the images handed to `poison_train` a random 1 / (1 + r) are the payload.
+Test trigger: the exact grid, no noise. With s = 0 and no noise the warp is the identity.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ibtui.data.attacks import register
+from ibtui.data.attacks.base import Attack, Option, to_float, to_uint8
+
+GRID_SEED = 20210113
+
+
+def warping_field(k: int, seed: int = GRID_SEED) -> np.ndarray:
+    """(2, k, k) float64 field, uniform in [-1, 1], normalised by its mean absolute value."""
+    ins = np.random.default_rng(seed).uniform(-1.0, 1.0, size=(2, k, k))
+    return ins / np.mean(np.abs(ins))
+
+
+def identity_grid(size: int = 32) -> np.ndarray:
+    """(size, size, 2) sampling grid in grid_sample's convention: [..., 0] = x, [..., 1] = y."""
+    a = np.linspace(-1.0, 1.0, size)
+    yy, xx = np.meshgrid(a, a, indexing="ij")
+    return np.stack([xx, yy], axis=-1)
+
+
+def make_grid(k: int, s: float, grid_rescale: float = 1.0, seed: int = GRID_SEED,
+              size: int = 32) -> np.ndarray:
+    """The fixed WaNet sampling grid (size, size, 2), float32 in [-1, 1]."""
+    field = torch.as_tensor(warping_field(k, seed))[None]  # (1, 2, k, k)
+    up = F.interpolate(field, size=(size, size), mode="bicubic", align_corners=True)
+    up = up[0].permute(1, 2, 0).numpy()  # (size, size, 2)
+    grid = (identity_grid(size) + s * up / size) * grid_rescale
+    return np.clip(grid, -1.0, 1.0).astype(np.float32)
+
+
+def warp(x: np.ndarray, grid: np.ndarray, batch: int = 2048) -> np.ndarray:
+    """Resample uint8 NHWC images with a (H, W, 2) grid or per-image (N, H, W, 2) grids."""
+    out = np.empty_like(x)
+    for i in range(0, len(x), batch):
+        xb = torch.from_numpy(to_float(x[i:i + batch])).permute(0, 3, 1, 2)
+        g = grid if grid.ndim == 3 else grid[i:i + batch]
+        gb = torch.from_numpy(np.ascontiguousarray(g, dtype=np.float32))
+        if gb.ndim == 3:
+            gb = gb[None].expand(len(xb), -1, -1, -1)
+        yb = F.grid_sample(xb, gb, mode="bilinear", padding_mode="zeros", align_corners=True)
+        out[i:i + batch] = to_uint8(yb.permute(0, 2, 3, 1).numpy())
+    return out
+
+
+@register
+class WaNet(Attack):
+    name = "wanet"
+    description = "smooth image warping (k 4, s 0.5); authors add grid noise to every poisoned image"
+    options = {
+        "k": Option(4, (int,), "side of the random control grid", lo=2, hi=32),
+        "s": Option(0.5, (float,), "warping strength", lo=0.0, hi=32.0),
+        "grid_rescale": Option(1.0, (float,), "scale of the warped grid before clamping",
+                               lo=0.0, hi=2.0),
+        "grid_seed": Option(GRID_SEED, (int,), "seed of the fixed warping field", lo=0),
+        "noise_on_poison": Option(True, (bool,),
+                                  "add fresh grid noise to every poisoned training image (authors)"),
+        "noise_amplitude": Option(1.0, (float,), "grid noise: uniform in [-a, a] / 32",
+                                  lo=0.0, hi=32.0),
+        "cross_ratio": Option(0.0, (float,),
+                              "label-keeping noise samples per poisoned image (BackdoorBench: 2)",
+                              lo=0.0, hi=100.0),
+    }
+    variants = {"backdoorbench": {"grid_rescale": 1.0, "cross_ratio": 2.0,
+                                  "noise_on_poison": False}}
+
+    def __init__(self, options: dict, **kw):
+        super().__init__(options, **kw)
+        o = self.opts
+        self.grid = make_grid(o["k"], o["s"], o["grid_rescale"], o["grid_seed"])
+        self.kept = np.zeros(0, dtype=bool)  # last poison_train: which images kept their label
+
+    def selection_rate(self, rate: float) -> float:
+        return rate * (1.0 + self.opts["cross_ratio"])
+
+    def _noisy_grids(self, n: int) -> np.ndarray:
+        amp = self.opts["noise_amplitude"] / self.grid.shape[0]
+        noise = self.rng.uniform(-1.0, 1.0, size=(n, *self.grid.shape)).astype(np.float32)
+        return np.clip(self.grid[None] + amp * noise, -1.0, 1.0)
+
+    def poison_train(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        n = len(x)
+        cross = self.opts["cross_ratio"]
+        n_payload = int(round(n / (1.0 + cross))) if cross > 0 else n
+        kept = np.zeros(n, dtype=bool)
+        kept[self.rng.permutation(n)[n_payload:]] = True
+        grids = np.broadcast_to(self.grid, (n, *self.grid.shape)).copy()
+        noisy = np.ones(n, dtype=bool) if self.opts["noise_on_poison"] else kept
+        if noisy.any():
+            grids[noisy] = self._noisy_grids(int(noisy.sum()))
+        out = warp(x, grids)
+        y_out = np.where(kept, y, self.target).astype(y.dtype)
+        self.kept = kept
+        return out, y_out
+
+    def trigger_test(self, x: np.ndarray) -> np.ndarray:
+        return warp(x, self.grid)
+
+    def artifacts(self) -> dict[str, np.ndarray]:
+        return {
+            "wanet_grid": self.grid,
+            "wanet_field": warping_field(self.opts["k"], self.opts["grid_seed"]).astype(np.float32),
+            "wanet_noise_mask": self.kept,
+        }

@@ -1,0 +1,95 @@
+"""Poisoning a dataset and building the class-wise subsets MI is measured on (METHOD.md §1, §4)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ibtui.data.attacks.base import Attack
+from ibtui.data.datasets import Dataset
+
+
+@dataclass
+class PoisonedData:
+    x_train: np.ndarray  # uint8 NHWC, triggers applied
+    y_train: np.ndarray  # labels after poisoning
+    y_true: np.ndarray  # original labels
+    poison_idx: np.ndarray  # every training image that carries the trigger
+    backdoor_idx: np.ndarray  # triggered images labelled target (the backdoor samples)
+    x_test: np.ndarray
+    y_test: np.ndarray
+    x_test_trigger: np.ndarray  # every test image with the test trigger
+    subsets: dict[str, np.ndarray] = field(default_factory=dict)
+    roles: dict[str, str] = field(default_factory=dict)  # subset -> all|backdoor|clean|sample|class
+
+
+def select_poison_indices(y: np.ndarray, rate: float, target: int, label_mode: str,
+                          num_classes: int) -> np.ndarray:
+    """Which training images get the trigger.
+
+    dirty-label: rate of the *whole* set, as the authors do it: the last round(rate*N/C) images
+    of every class, the target class included.
+    clean-label: rate of the *target class*, its last round(rate*n_t) images.
+    """
+    picks = []
+    if label_mode == "clean":
+        cls = np.flatnonzero(y == target)
+        n = int(round(rate * len(cls)))
+        picks.append(cls[len(cls) - n:] if n else cls[:0])
+    else:
+        per_class = int(round(rate * len(y) / num_classes))
+        for c in range(num_classes):
+            cls = np.flatnonzero(y == c)
+            n = min(per_class, len(cls))
+            picks.append(cls[len(cls) - n:] if n else cls[:0])
+    return np.sort(np.concatenate(picks)).astype(np.int64)
+
+
+def build_subsets(y: np.ndarray, is_backdoor: np.ndarray, is_triggered: np.ndarray, target: int,
+                  observe_classes: list[int], seed: int) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """The subsets of METHOD.md §1, as sorted index arrays, and each one's role."""
+    t = str(target)
+    in_t = y == target
+    subsets = {
+        t: np.flatnonzero(in_t),
+        f"{t}_backdoor": np.flatnonzero(in_t & is_backdoor),
+        f"{t}_clean": np.flatnonzero(in_t & ~is_triggered),
+    }
+    roles = {t: "all", f"{t}_backdoor": "backdoor", f"{t}_clean": "clean"}
+    for c in observe_classes:
+        subsets[str(c)] = np.flatnonzero((y == c) & ~is_triggered)
+        roles[str(c)] = "class"
+    # t_sample: same size as a clean class, backdoor share as in class t
+    clean_sizes = [len(subsets[str(c)]) for c in observe_classes] or [int(in_t.sum())]
+    size = min(int(round(float(np.mean(clean_sizes)))), int(in_t.sum()))
+    bd, cl = subsets[f"{t}_backdoor"], subsets[f"{t}_clean"]
+    share = len(bd) / max(1, len(bd) + len(cl))
+    n_bd = min(len(bd), int(round(share * size)))
+    n_cl = min(len(cl), size - n_bd)
+    rng = np.random.default_rng([seed, 0x5A3])
+    subsets[f"{t}_sample"] = np.sort(np.concatenate([
+        rng.choice(bd, n_bd, replace=False), rng.choice(cl, n_cl, replace=False)]))
+    roles[f"{t}_sample"] = "sample"
+    return {k: v.astype(np.int64) for k, v in subsets.items()}, roles
+
+
+def poison_dataset(ds: Dataset, attack: Attack, rate: float, target: int,
+                   observe_classes: list[int], seed: int) -> PoisonedData:
+    """Apply `attack` (already prepared) to `ds` with the authors' index rule."""
+    idx = select_poison_indices(ds.y_train, rate, target, attack.label_mode, ds.num_classes)
+    x = ds.x_train.copy()
+    y = ds.y_train.copy()
+    if len(idx):
+        px, py = attack.poison_train(ds.x_train[idx], ds.y_train[idx])
+        x[idx] = px
+        y[idx] = py
+    is_triggered = np.zeros(len(y), dtype=bool)
+    is_triggered[idx] = True
+    is_backdoor = is_triggered & (y == target)
+    subsets, roles = build_subsets(y, is_backdoor, is_triggered, target, observe_classes, seed)
+    return PoisonedData(
+        x_train=x, y_train=y, y_true=ds.y_train.copy(), poison_idx=idx,
+        backdoor_idx=np.flatnonzero(is_backdoor), x_test=ds.x_test, y_test=ds.y_test,
+        x_test_trigger=attack.trigger_test(ds.x_test), subsets=subsets, roles=roles,
+    )

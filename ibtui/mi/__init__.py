@@ -1,0 +1,25 @@
+"""Mutual-information engine of ibtui (METHOD.md §5).
+
+Public API:
+- estimate(a, b, method=..., **options) -> MIEstimate     trained estimators on samples
+- noisy_mi(s, sigma, ...) -> MIEstimate                   noise-aware I(X;T)
+- noisy_mi_ty(s, weight, sigma_ty, ...) -> MIEstimate     noise-aware I(T;Ŷ)
+- estimate_checkpoint(model, x, subsets, ...) -> records  class-wise MI of one checkpoint
+- sanity_checks(records, ...) -> flags                    METHOD.md §5 sanity checks
+- METHODS, DEFAULT_METHOD, validate_mi_options(method, options)
+"""
+
+from ibtui.mi.checkpoint import estimate_checkpoint
+from ibtui.mi.estimate import estimate
+from ibtui.mi.noise_aware import noisy_mi, noisy_mi_ty
+from ibtui.mi.options import DEFAULT_METHOD, METHODS, OPTIONS, validate_mi_options
+from ibtui.mi.result import MIEstimate
+
+try:  # arrives later in this change
+    from ibtui.mi.sanity import sanity_checks
+except ImportError:  # pragma: no cover
+    pass
+
+__all__ = ["DEFAULT_METHOD", "METHODS", "OPTIONS", "MIEstimate", "estimate",
+           "estimate_checkpoint", "noisy_mi", "noisy_mi_ty", "sanity_checks",
+           "validate_mi_options"]

@@ -1,0 +1,144 @@
+"""Class-wise MI at one training checkpoint, sharing the network's work across subsets.
+
+One set of forward passes over the union of all subsets' images feeds every subset, both terms
+and every method: k noisy draws of S per image for noise-aware (k = mi_options.k), and the first
+draw's T and softmax(logits) for the sample-based methods (drawn once per image per estimate;
+the critic then trains on fixed pairs — the authors instead re-run the network every batch,
+which changes the noise each epoch but not the quantity estimated).
+
+Sample-based inputs: I(X;T): a = the image as the model sees it before normalisation (float in
+[0,1], flattened NHWC, 3072-d), b = T. I(T;Ŷ): a = T, b = softmax probabilities.
+Noise-aware: I(X;T) = noisy_mi(S, σ_T); I(T;Ŷ) = noisy_mi_ty(S, W, σ_ty, sigma_t=σ_T).
+Subsets with fewer than 2 images are skipped (no record).
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from ibtui.mi.estimate import estimate
+from ibtui.mi.noise_aware import noisy_mi, noisy_mi_ty
+from ibtui.mi.options import validate_methods, validate_mi_options
+
+Progress = Callable[[float, str], None] | None
+
+
+def _job_seed(seed: int, *parts: str) -> int:
+    return (int(seed) * 1_000_003 + zlib.crc32("/".join(parts).encode())) % (2**31 - 1)
+
+
+@torch.no_grad()
+def forward_draws(model, x: torch.Tensor, index: np.ndarray, k: int, batch: int,
+                  keep_samples: bool, progress: Progress = None) -> dict[str, Any]:
+    """k draws of S per image (U, k, d); first draw's T and probabilities if keep_samples."""
+    dev = x.device
+    s_all, t_all, p_all = [], [], []
+    idx_t = torch.as_tensor(index, dtype=torch.long, device=dev)
+    for start in range(0, len(idx_t), batch):
+        xb = x[idx_t[start : start + batch]]
+        draws = []
+        for j in range(k):
+            s, t, logits = model.forward_mi(xb)
+            draws.append(s.float())
+            if j == 0 and keep_samples:
+                t_all.append(t.float())
+                p_all.append(torch.softmax(logits.float(), 1))
+        s_all.append(torch.stack(draws, 1))
+        if progress:
+            progress(min(start + batch, len(idx_t)) / len(idx_t), "forward passes")
+    return {"s": torch.cat(s_all), "t": torch.cat(t_all) if t_all else None,
+            "p": torch.cat(p_all) if p_all else None, "sigma_t": float(model.sigma_t)}
+
+
+def _sample_kwargs(opts: dict, method: str, term: str) -> dict[str, Any]:
+    common = {key: opts[key] for key in ("weight_decay", "grad_clip", "early_stop_delta",
+                                         "early_stop_patience", "last_epochs")}
+    if method == "infonce-paper":
+        return {**common, "batch_size": opts[f"batch_{term}"], "hidden": opts["hidden"],
+                "negatives": opts[f"negatives_{term}"], "lr": opts[f"lr_{term}"],
+                "max_epochs": opts[f"max_epochs_{term}"]}
+    if method == "infonce-separable":
+        return {**common, "batch_size": opts["separable_batch"], "lr": opts["separable_lr"],
+                "embed": opts["separable_dim"], "max_epochs": opts["separable_epochs"]}
+    return {**common, "batch_size": opts["mine_batch"], "lr": opts["mine_lr"],
+            "hidden": opts["mine_hidden"], "ema": opts["mine_ema"],
+            "max_epochs": opts["mine_epochs"]}
+
+
+def estimate_checkpoint(model, x: torch.Tensor, subsets: dict[str, np.ndarray], *,
+                        methods: list[str], options: dict, seed: int, device: Any,
+                        progress: Progress = None) -> list[dict]:
+    """One record per (term, subset, method); see the module doc and ibtui.mi.__init__."""
+    methods = validate_methods(methods)
+    opts = validate_mi_options(methods, options)
+    rng = np.random.default_rng(seed)
+    chosen: dict[str, np.ndarray] = {}
+    for name, idx in subsets.items():
+        idx = np.asarray(idx, dtype=np.int64).reshape(-1)
+        if opts["max_samples"] and len(idx) > opts["max_samples"]:
+            idx = np.sort(rng.choice(idx, opts["max_samples"], replace=False))
+        if len(idx) >= 2:
+            chosen[name] = idx
+    if not chosen:
+        return []
+    union = np.unique(np.concatenate(list(chosen.values())))
+    k = opts["k"] if "noise-aware" in methods else 1
+    samples = any(m != "noise-aware" for m in methods)
+    report = progress or (lambda frac, detail: None)
+    fwd_share = 0.3 if methods == ["noise-aware"] else 0.05
+
+    was_training = model.training
+    model.eval()
+    t0 = time.perf_counter()
+    devices = [x.device] if x.device.type == "cuda" else []
+    try:
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            draws = forward_draws(model, x, union, k, opts["forward_batch"], samples,
+                                  lambda f, d: report(fwd_share * f, d))
+    finally:
+        model.train(was_training)
+    fwd_seconds = time.perf_counter() - t0
+    sigma_t, sigma_ty = draws["sigma_t"], float(model.noise_ty)
+    weight = model.classifier.weight.detach()
+
+    jobs = [(term, name, m) for name in chosen for m in methods for term in ("xt", "ty")]
+    records = []
+    for done, (term, name, method) in enumerate(jobs):
+        idx = chosen[name]
+        pos = torch.as_tensor(np.searchsorted(union, idx), device=x.device)
+        js = _job_seed(seed, term, name, method)
+        base = fwd_share + (1 - fwd_share) * done / len(jobs)
+        step = (1 - fwd_share) / len(jobs)
+        label = f"I({'X;T' if term == 'xt' else 'T;Ŷ'}) {name} {method}"
+        report(base, label)
+        if method == "noise-aware":
+            na = {key: opts[key] for key in ("mc_samples", "bracket", "chunk_mb", "precision")}
+            if term == "xt":
+                est = noisy_mi(draws["s"][pos], sigma_t, seed=js, **na)
+            else:
+                est = noisy_mi_ty(draws["s"][pos], weight, sigma_ty, sigma_t=sigma_t,
+                                  target=opts["ty_target"], seed=js, **na)
+        else:
+            if term == "xt":
+                xi = torch.as_tensor(idx, device=x.device)
+                a = x[xi].reshape(len(idx), -1).float().div_(255.0)
+                b = draws["t"][pos]
+            else:
+                a, b = draws["t"][pos], draws["p"][pos]
+            kwargs = _sample_kwargs(opts, method, term)
+            est = estimate(a, b, method, seed=js,
+                           progress=lambda f, d: report(base + step * f, f"{label}: {d}"),
+                           **kwargs)
+        settings = {**est.settings, "k": k, "sigma_t": sigma_t, "sigma_ty": sigma_ty,
+                    "forward_seconds_shared": fwd_seconds}
+        records.append({"term": term, "subset": name, "method": method, "value": est.value,
+                        "lower": est.lower, "upper": est.upper, "ceiling": est.ceiling,
+                        "n": int(len(idx)), "settings": settings, "seconds": est.seconds})
+    report(1.0, "done")
+    return records

@@ -1,0 +1,74 @@
+"""Gaussian noise inside the network (Goldfeld et al. 2019), active in training and evaluation.
+
+Every model here is a NoisyNet: it maps uint8-derived float images to logits and exposes what the
+MI estimators need:
+  - `forward_mi(x)` -> (S, T, logits): S is the pooled last hidden representation *before* the
+    last noise (one random draw of every earlier noise), T = S + N(0, sigma_t^2 I) the noisy
+    representation, logits = W (T + N(0, sigma_ty^2 I)) + b.
+  - `sigma_t`: the std of the noise that separates T from S.
+  - `classifier`: the final nn.Linear (W, b); `noise_ty` its input-noise std.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class GaussianNoise(nn.Module):
+    """x + N(0, sigma^2), in train *and* eval mode (MI is finite only with the noise)."""
+
+    def __init__(self, sigma: float):
+        super().__init__()
+        self.sigma = float(sigma)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.sigma == 0.0:
+            return x
+        return x + self.sigma * torch.randn_like(x)
+
+    def extra_repr(self) -> str:
+        return f"sigma={self.sigma}"
+
+
+class NoisyNet(nn.Module):
+    """Base: subclasses implement `hidden(x) -> (S, sigma_t-noise applied later)` via `_s(x)`."""
+
+    classifier: nn.Linear
+    noise_ty: float
+    t_dim: int
+
+    # Per-channel normalisation of [0,1] images; set by the experiment from the training data.
+    mean: torch.Tensor
+    std: torch.Tensor
+
+    def _init_norm(self) -> None:
+        self.register_buffer("mean", torch.zeros(1, 3, 1, 1))
+        self.register_buffer("std", torch.ones(1, 3, 1, 1))
+
+    def set_normalisation(self, mean, std) -> None:
+        self.mean.copy_(torch.as_tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
+        self.std.copy_(torch.as_tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
+
+    def preprocess(self, x: torch.Tensor) -> torch.Tensor:
+        """uint8 NHWC (or float NCHW in [0,1]) -> normalised float NCHW."""
+        if x.dtype == torch.uint8:
+            x = x.permute(0, 3, 1, 2).float().div_(255.0)
+        return (x - self.mean) / self.std
+
+    @property
+    def sigma_t(self) -> float:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def pooled(self, x: torch.Tensor) -> torch.Tensor:
+        """S: pooled last hidden representation before the last noise. Subclasses implement."""
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def forward_mi(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        s = self.pooled(self.preprocess(x))
+        t = s + self.sigma_t * torch.randn_like(s) if self.sigma_t > 0 else s
+        z = t + self.noise_ty * torch.randn_like(t) if self.noise_ty > 0 else t
+        return s, t, self.classifier(z)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_mi(x)[2]

@@ -1,0 +1,1 @@
+"""Run store, scheduler and worker entry point."""

@@ -1,0 +1,320 @@
+"""Scheduler: runs queued runs of a runs directory in worker processes, up to `jobs` at once.
+
+One scheduler per runs directory, enforced with an flock on `<runs>/.scheduler.lock` (the OS
+drops it when the scheduler dies, so a stale lock is simply taken over). Each worker starts in a
+new process session (it survives an SSH hangup) with its own CUDA_VISIBLE_DEVICES slot. What the
+scheduler runs is published in `<runs>/.scheduler.json` for `ibtui ls` and the app.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from ibtui.errors import RunStoreError
+from ibtui.runs.store import (FINISHED, atomic_write_json, atomic_write_text, effective_state,
+                              read_json)
+from ibtui.spec import RunSpec, experiment_to_toml
+
+LOCK = ".scheduler.lock"
+INFO = ".scheduler.json"
+
+
+def check_runs_dir(runs_dir: Path) -> Path:
+    runs_dir = Path(runs_dir)
+    try:
+        runs_dir.mkdir(parents=True, exist_ok=True)
+        probe = runs_dir / f".write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise RunStoreError(f"{runs_dir}: runs directory is not writable ({e.strerror}); "
+                            "choose another with --runs-dir") from None
+    return runs_dir
+
+
+def unique_run_dir(runs_dir: Path, run_id: str) -> Path:
+    path = runs_dir / run_id
+    n = 2
+    while path.exists():
+        path = runs_dir / f"{run_id}-{n}"
+        n += 1
+    return path
+
+
+def create_runs(specs: list[RunSpec], runs_dir: Path) -> list[Path]:
+    """A queued run directory per spec (spec.toml + status.json), each created atomically."""
+    runs_dir = check_runs_dir(runs_dir)
+    out = []
+    for spec in specs:
+        path = unique_run_dir(runs_dir, spec.run_id)
+        tmp = runs_dir / f".creating-{path.name}-{os.getpid()}"
+        tmp.mkdir()
+        atomic_write_text(tmp / "spec.toml", experiment_to_toml(spec.values, "[experiment]"))
+        atomic_write_json(tmp / "status.json", {"state": "queued", "created": time.time(),
+                                                "source": spec.source, "phase": "queued"})
+        os.replace(tmp, path)
+        out.append(path)
+    return out
+
+
+def set_queued(path: Path) -> None:
+    """Put a crashed/failed/interrupted/cancelled run back in the queue (resume)."""
+    status, _ = read_json(path / "status.json")
+    status = status or {}
+    if effective_state(status) == "running":
+        raise RunStoreError(f"{path.name}: still running (pid {status.get('pid')}); cancel it first")
+    if status.get("state") == "done":
+        raise RunStoreError(f"{path.name}: already done; nothing to resume")
+    try:
+        (path / "cancel").unlink()
+    except FileNotFoundError:
+        pass
+    status.update(state="queued", error=None, phase="queued", resumed=time.time())
+    atomic_write_json(path / "status.json", status)
+
+
+def request_cancel(path: Path) -> None:
+    """Ask a run to stop: a queued run is cancelled at once, a running worker at its next safe point."""
+    status, _ = read_json(path / "status.json")
+    status = status or {}
+    state = effective_state(status)
+    if state in FINISHED:
+        raise RunStoreError(f"{path.name}: already {state}")
+    (path / "cancel").write_text(str(time.time()))
+    if state != "running":
+        status.update(state="cancelled", error="cancelled by user", ended=time.time())
+        atomic_write_json(path / "status.json", status)
+
+
+@dataclass
+class Worker:
+    path: Path
+    proc: subprocess.Popen
+    gpu: str | None
+    since: float = field(default_factory=time.time)
+
+
+class Scheduler:
+    def __init__(self, runs_dir: Path, jobs: int = 1, gpus: list[str] | None = None,
+                 only: set[str] | None = None):
+        self.runs_dir = check_runs_dir(runs_dir)
+        self.gpus = list(gpus or [])
+        self.jobs = max(1, jobs)
+        self.only = only
+        self.workers: dict[str, Worker] = {}
+        self._lock_fd: int | None = None
+        self.stopping = 0
+
+    # --- lock ------------------------------------------------------------------------
+    def acquire(self) -> bool:
+        fd = os.open(self.runs_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._lock_fd = fd
+        return True
+
+    def release(self) -> None:
+        if self._lock_fd is not None:
+            try:
+                (self.runs_dir / INFO).unlink()
+            except FileNotFoundError:
+                pass
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    # --- queue -----------------------------------------------------------------------
+    def queued(self) -> list[Path]:
+        out = []
+        for p in sorted(self.runs_dir.iterdir()):
+            if not p.is_dir() or p.name.startswith(".") or p.name in self.workers:
+                continue
+            if self.only is not None and p.name not in self.only:
+                continue
+            status, _ = read_json(p / "status.json")
+            if status and status.get("state") == "queued":
+                out.append((status.get("created", 0), p))
+        return [p for _, p in sorted(out)]
+
+    def free_gpu(self) -> str | None:
+        used = {w.gpu for w in self.workers.values()}
+        for g in self.gpus:
+            if g not in used:
+                return g
+        return None
+
+    def launch(self, path: Path) -> None:
+        gpu = self.free_gpu() if self.gpus else None
+        env = dict(os.environ)
+        if gpu is not None:
+            env["CUDA_VISIBLE_DEVICES"] = gpu
+        elif not self.gpus and "CUDA_VISIBLE_DEVICES" not in env:
+            pass
+        log = open(path / "worker.log", "ab")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ibtui.runs.worker", str(path)],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+            start_new_session=True,  # survives the terminal / SSH session going away
+        )
+        log.close()
+        self.workers[path.name] = Worker(path, proc, gpu)
+
+    def reap(self) -> list[str]:
+        """Finished workers; a worker that died without writing its outcome is marked crashed."""
+        done = []
+        for name, w in list(self.workers.items()):
+            code = w.proc.poll()
+            if code is None:
+                continue
+            del self.workers[name]
+            done.append(name)
+            status, _ = read_json(w.path / "status.json")
+            status = status or {}
+            if status.get("state") in ("running", "queued"):
+                how = (f"killed by {signal.Signals(-code).name}" if code < 0
+                       else f"exited with code {code}")
+                status.update(state="crashed", error=f"worker {how}; resume with `ibtui resume {name}`",
+                              ended=time.time())
+                atomic_write_json(w.path / "status.json", status)
+        return done
+
+    def publish(self) -> None:
+        atomic_write_json(self.runs_dir / INFO, {
+            "pid": os.getpid(), "host": socket.gethostname(), "jobs": self.jobs, "gpus": self.gpus,
+            "heartbeat": time.time(),
+            "workers": [{"run": n, "pid": w.proc.pid, "gpu": w.gpu, "since": w.since}
+                        for n, w in self.workers.items()],
+        })
+
+    def step(self) -> None:
+        self.reap()
+        if not self.stopping:
+            slots = self.jobs if not self.gpus else min(self.jobs, len(self.gpus))
+            for path in self.queued():
+                if len(self.workers) >= slots:
+                    break
+                self.launch(path)
+        self.publish()
+
+    def stop(self, hard: bool = False) -> None:
+        """First call: SIGTERM (workers stop at a safe point). Second: SIGKILL at once."""
+        self.stopping += 1
+        for w in self.workers.values():
+            try:
+                os.killpg(w.proc.pid, signal.SIGKILL if hard else signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        if hard:
+            for w in self.workers.values():
+                try:
+                    w.proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    pass
+                status, _ = read_json(w.path / "status.json")
+                status = status or {}
+                if status.get("state") in ("running", "queued"):
+                    status.update(state="interrupted", error="stopped at once (second Ctrl-C)",
+                                  ended=time.time())
+                    atomic_write_json(w.path / "status.json", status)
+
+    def loop(self, until: Callable[[], bool] | None = None, tick: Callable[[], None] | None = None,
+             poll: float = 0.5) -> None:
+        """Run until the queue is empty and no worker is alive (or `until()` is true)."""
+        while True:
+            self.step()
+            if tick is not None:
+                tick()
+            if not self.workers and (self.stopping or not self.queued()):
+                break
+            if until is not None and until():
+                break
+            time.sleep(poll)
+        self.publish()
+
+
+def scheduler_info(runs_dir: Path) -> dict | None:
+    """What the live scheduler of a runs directory is running, or None if none is alive."""
+    info, _ = read_json(Path(runs_dir) / INFO)
+    if not info:
+        return None
+    from ibtui.runs.store import pid_alive
+
+    if info.get("host") == socket.gethostname() and not pid_alive(info.get("pid")):
+        return None
+    return info
+
+
+def scheduler_alive(runs_dir: Path) -> bool:
+    path = Path(runs_dir) / LOCK
+    if not path.exists():
+        return False
+    fd = os.open(path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def ensure_scheduler(runs_dir: Path, jobs: int = 1, gpus: list[str] | None = None) -> int | None:
+    """Start a detached scheduler (own session) unless one is alive. Returns its pid or None."""
+    runs_dir = check_runs_dir(runs_dir)
+    if scheduler_alive(runs_dir):
+        return None
+    cmd = [sys.executable, "-m", "ibtui.runs.scheduler", str(runs_dir), "--jobs", str(jobs)]
+    if gpus:
+        cmd += ["--gpus", ",".join(gpus)]
+    log = open(runs_dir / ".scheduler.log", "ab")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            start_new_session=True)
+    log.close()
+    return proc.pid
+
+
+def detect_gpus() -> list[str]:
+    try:
+        import torch
+
+        return [str(i) for i in range(torch.cuda.device_count())]
+    except Exception:
+        return []
+
+
+def main(argv: list[str]) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m ibtui.runs.scheduler")
+    ap.add_argument("runs_dir")
+    ap.add_argument("--jobs", type=int, default=1)
+    ap.add_argument("--gpus", default="")
+    a = ap.parse_args(argv)
+    gpus = [g for g in a.gpus.split(",") if g] or detect_gpus()
+    s = Scheduler(Path(a.runs_dir), a.jobs, gpus)
+    if not s.acquire():
+        print("another scheduler is running on this directory", flush=True)
+        return 0
+    signal.signal(signal.SIGTERM, lambda *_: s.stop(hard=s.stopping > 0))
+    try:
+        s.loop()
+    finally:
+        s.release()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,154 @@
+"""Training on tensors held on the device (no DataLoader): batches are slices of a seeded
+permutation. The paper's recipe (METHOD.md §3): SGD momentum 0.9, weight decay 5e-4,
+ReduceLROnPlateau(factor 0.5, patience 5) on test loss, cross-entropy, no augmentation."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ibtui.models import create_model
+from ibtui.models.noisy import NoisyNet
+
+
+def pick_device(pref: str = "auto") -> torch.device:
+    if pref == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if pref.startswith("cuda") and not torch.cuda.is_available():
+        from ibtui.errors import SpecError
+
+        raise SpecError(f"device {pref!r} requested but CUDA is not available; allowed here: auto, cpu")
+    return torch.device(pref)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def autocast(device: torch.device):
+    """bf16 autocast on CUDA (tensor cores); plain fp32 on CPU."""
+    if device.type == "cuda" and os.environ.get("IBTUI_NO_BF16") != "1":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def to_device(x: np.ndarray, device: torch.device) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(x)).to(device)
+
+
+def make_optimizer(model: NoisyNet, lr: float, momentum: float = 0.9, weight_decay: float = 5e-4,
+                   factor: float = 0.5, patience: int = 5):
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=factor,
+                                                       patience=patience)
+    return opt, sched
+
+
+def prepare_model(model: NoisyNet, x_train: np.ndarray, device: torch.device) -> NoisyNet:
+    """Per-channel normalisation from the (poisoned) training images; channels_last on CUDA."""
+    xf = x_train.reshape(-1, 3).astype(np.float64) / 255.0
+    model.set_normalisation(xf.mean(0), xf.std(0) + 1e-8)
+    model.to(device)
+    if device.type == "cuda":
+        model.to(memory_format=torch.channels_last)
+    return model
+
+
+def train_epoch(model: NoisyNet, opt, x: torch.Tensor, y: torch.Tensor, batch_size: int,
+                gen: torch.Generator, num_classes: int,
+                on_batch: Callable[[int, int], None] | None = None) -> dict:
+    """One epoch over a permutation drawn from `gen` (CPU generator, saved in checkpoints)."""
+    model.train()
+    n = len(y)
+    perm = torch.randperm(n, generator=gen).to(x.device)
+    loss_sum = torch.zeros((), device=x.device, dtype=torch.float64)
+    correct = torch.zeros((), device=x.device, dtype=torch.int64)
+    class_loss = torch.zeros(num_classes, device=x.device, dtype=torch.float64)
+    class_n = torch.bincount(y, minlength=num_classes).double()
+    nb = (n + batch_size - 1) // batch_size
+    for b in range(nb):
+        idx = perm[b * batch_size:(b + 1) * batch_size]
+        xb, yb = x[idx], y[idx]
+        with autocast(x.device):
+            logits = model(xb)
+            losses = F.cross_entropy(logits.float(), yb, reduction="none")
+        loss = losses.mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            lossd = losses.detach().double()
+            loss_sum += lossd.sum()
+            correct += (logits.argmax(1) == yb).sum()
+            class_loss.index_add_(0, yb, lossd)
+        if on_batch is not None:
+            on_batch(b + 1, nb)
+    return {
+        "train_loss": float(loss_sum) / n,
+        "train_acc": float(correct) / n,
+        "class_loss": {str(c): float(v) for c, v in enumerate((class_loss / class_n.clamp(min=1)).tolist())},
+        "nonfinite": not torch.isfinite(loss_sum).item(),
+    }
+
+
+@torch.no_grad()
+def predict(model: NoisyNet, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+    """Logits (float32) in eval mode; the noise stays active."""
+    model.eval()
+    out = []
+    for i in range(0, len(x), batch_size):
+        with autocast(x.device):
+            out.append(model(x[i:i + batch_size]).float())
+    return torch.cat(out) if out else torch.zeros(0, 1, device=x.device)
+
+
+def evaluate(model: NoisyNet, x: torch.Tensor, y: torch.Tensor,
+             batch_size: int = 1024) -> tuple[float, float, torch.Tensor]:
+    logits = predict(model, x, batch_size)
+    loss = float(F.cross_entropy(logits, y)) if len(y) else float("nan")
+    pred = logits.argmax(1)
+    acc = float((pred == y).float().mean()) if len(y) else float("nan")
+    return loss, acc, pred
+
+
+def attack_metrics(pred_trigger: torch.Tensor, y_test: torch.Tensor, target: int) -> dict:
+    """ASR over non-target classes (paper), over all test images (authors' code), and RA."""
+    nt = y_test != target
+    hit = pred_trigger == target
+    return {
+        "asr": float(hit[nt].float().mean()) if nt.any() else float("nan"),
+        "asr_all": float(hit.float().mean()) if len(hit) else float("nan"),
+        "ra": float((pred_trigger == y_test)[nt].float().mean()) if nt.any() else float("nan"),
+    }
+
+
+def train_clean_model(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
+                      y_test: np.ndarray, *, arch: str, width: int, noise_xt: float,
+                      noise_ty: float, epochs: int, lr: float, batch_size: int, seed: int,
+                      device: str | torch.device = "cpu",
+                      progress: Callable[[float], None] | None = None) -> NoisyNet:
+    """A model trained with the same recipe on clean data (LC's adversarial source)."""
+    device = torch.device(device)
+    torch.manual_seed(seed)
+    num_classes = int(max(y_train.max(), y_test.max())) + 1
+    model = prepare_model(create_model(arch, num_classes, width, noise_xt, noise_ty), x_train, device)
+    opt, sched = make_optimizer(model, lr)
+    gen = torch.Generator().manual_seed(seed)
+    xt, yt = to_device(x_train, device), to_device(y_train.astype(np.int64), device)
+    xs, ys = to_device(x_test, device), to_device(y_test.astype(np.int64), device)
+    for epoch in range(epochs):
+        train_epoch(model, opt, xt, yt, batch_size, gen, num_classes)
+        test_loss, _, _ = evaluate(model, xs, ys)
+        sched.step(test_loss)
+        if progress is not None:
+            progress((epoch + 1) / epochs)
+    model.eval()
+    return model

@@ -1,0 +1,102 @@
+"""Poison index rule and class-wise subsets (METHOD.md §1, §4)."""
+
+import numpy as np
+import pytest
+
+from ibtui.data.attacks import create_attack
+from ibtui.data.datasets import load_dataset
+from ibtui.data.poison import build_subsets, poison_dataset, select_poison_indices
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits")
+
+
+def test_digits_is_32x32_rgb_uint8_stratified(digits):
+    assert digits.x_train.shape[1:] == (32, 32, 3) and digits.x_train.dtype == np.uint8
+    assert len(digits.x_train) + len(digits.x_test) == 1797
+    tr = np.bincount(digits.y_train, minlength=10) / len(digits.y_train)
+    te = np.bincount(digits.y_test, minlength=10) / len(digits.y_test)
+    assert np.abs(tr - te).max() < 0.01
+    assert np.array_equal(load_dataset("digits").x_train, digits.x_train)  # fixed split
+
+
+def test_dirty_label_takes_last_images_of_every_class():
+    y = np.repeat(np.arange(10), 100)
+    idx = select_poison_indices(y, 0.1, 0, "dirty", 10)
+    assert len(idx) == 100
+    for c in range(10):
+        assert list(idx[y[idx] == c]) == list(range(c * 100 + 90, c * 100 + 100))
+
+
+def test_clean_label_takes_share_of_target_class():
+    y = np.repeat(np.arange(10), 100)
+    idx = select_poison_indices(y, 0.25, 3, "clean", 10)
+    assert list(idx) == list(range(375, 400))
+
+
+def test_subsets_sizes_disjointness_and_sample_share(digits):
+    attack = create_attack("badnets", {}, target=0, seed=0)
+    p = poison_dataset(digits, attack, 0.1, 0, list(range(1, 10)), seed=0)
+    s = p.subsets
+    n = len(digits.y_train)
+    per_class = round(0.1 * n / 10)
+    assert len(p.poison_idx) == 10 * per_class
+    assert set(s["0_backdoor"]) == set(p.poison_idx)  # dirty-label: every poisoned image -> 0
+    assert set(s["0_backdoor"]).isdisjoint(s["0_clean"])
+    assert set(s["0_backdoor"]) | set(s["0_clean"]) == set(s["0"])
+    assert np.all(p.y_train[s["0"]] == 0)
+    for c in range(1, 10):
+        assert np.all(p.y_train[s[str(c)]] == c)
+        assert set(s[str(c)]).isdisjoint(p.poison_idx)
+    size = round(np.mean([len(s[str(c)]) for c in range(1, 10)]))
+    assert len(s["0_sample"]) == size
+    share = len(s["0_backdoor"]) / len(s["0"])
+    n_bd = len(set(s["0_sample"]) & set(s["0_backdoor"]))
+    assert n_bd == round(share * size)
+    assert set(s["0_sample"]) <= set(s["0"])
+    # triggered test set: every test image, the trigger applied
+    assert p.x_test_trigger.shape == digits.x_test.shape
+    assert np.all(p.x_test_trigger[:, :5, :5] == [255, 0, 0])
+
+
+def test_clean_label_subsets_keep_labels():
+    y = np.repeat(np.arange(3), 10)
+    trig = np.zeros(30, bool)
+    trig[[7, 8, 9]] = True
+    bd = trig & (y == 0)
+    s, roles = build_subsets(y, bd, trig, 0, [1, 2], seed=0)
+    assert list(s["0_backdoor"]) == [7, 8, 9]
+    assert list(s["0_clean"]) == list(range(7))
+    assert roles["0_sample"] == "sample" and roles["1"] == "class"
+    assert len(s["0_sample"]) == 10 and len(set(s["0_sample"]) & {7, 8, 9}) == 3
+
+
+def test_badnets_pixels_and_labels_exact():
+    x = np.full((2, 32, 32, 3), 17, np.uint8)
+    y = np.array([3, 5])
+    a = create_attack("badnets", {}, target=1, seed=0)
+    px, py = a.poison_train(x, y)
+    assert np.all(px[:, :5, :5] == [255, 0, 0])
+    mask = np.ones((32, 32), bool)
+    mask[:5, :5] = False
+    assert np.all(px[:, mask] == 17) and list(py) == [1, 1]
+    b = create_attack("badnets", {"variant": "backdoorbench"}, target=1, seed=0)
+    qx, _ = b.poison_train(x, y)
+    assert np.all(qx[:, -3:, -3:] == 255) and np.all(qx[:, :29, :] == 17)
+
+
+def test_blend_is_convex_combination():
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+    a = create_attack("blend", {}, target=0, seed=0)
+    px, py = a.poison_train(x, np.array([1, 2, 3]))
+    p = a.artifacts()["blend_pattern"].astype(np.float64)
+    # (1 - a) x + a p on the 0-255 scale, rounded half up
+    expect = np.floor(0.7 * x + 0.3 * p + 0.5 + 1e-6)
+    assert np.array_equal(px.astype(np.float64), expect)
+    assert list(py) == [0, 0, 0]
+    # the pattern is fixed in code: the same for every run seed
+    assert np.array_equal(create_attack("blend", {}, target=0, seed=9).artifacts()["blend_pattern"],
+                          a.artifacts()["blend_pattern"])
