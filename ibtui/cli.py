@@ -197,6 +197,10 @@ def _cell(v) -> str:
     return str(v)
 
 
+def _num(v) -> str:
+    return "-" if v is None else (f"{v:.3f}" if abs(v) < 10 else f"{v:.1f}")
+
+
 def _sort_rows(rows: list[dict], column: str) -> list[dict]:
     if column not in BOARD_COLUMNS:
         raise IbtuiError(f"--sort {column!r}: unknown column; allowed: {', '.join(BOARD_COLUMNS)}")
@@ -222,11 +226,17 @@ def _print_board(runs_dir: Path, ids: set[str] | None = None, sort: str = "score
         for r in rows:
             print("| " + " | ".join(_cell(r[c]) for c in BOARD_COLUMNS) + " |")
     else:
+        # attack, dataset, arch, rate and seed are spelled out in the run id: keep the table narrow
+        cols = ["run", "state", "score", "d_xt", "d_ty", "clean_acc", "asr", "ra", "psnr", "ssim"]
+        if console.width < 110:  # an 80-column terminal: the essentials (all columns: --format)
+            cols = cols[:7]
         t = Table(title="Stealth-score leaderboard (lower = stealthier)")
-        for c in BOARD_COLUMNS:
-            t.add_column(c, justify="right" if c not in ("run", "attack", "dataset", "arch", "state") else "left")
+        for c in cols:
+            t.add_column("acc" if c == "clean_acc" else c,
+                         justify="left" if c in ("run", "state") else "right",
+                         overflow="fold", no_wrap=c != "run", min_width=20 if c == "run" else None)
         for r in rows:
-            t.add_row(*[_cell(r[c]) for c in BOARD_COLUMNS])
+            t.add_row(*[_cell(r[c]) if c in ("run", "state") else _num(r[c]) for c in cols])
         console.print(t)
 
 

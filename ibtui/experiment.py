@@ -62,6 +62,10 @@ class Experiment:
         self.dir = Path(run_dir)
         self.w = RunWriter(self.dir)
         self.spec = read_spec_file(self.dir / "spec.toml")
+        from ibtui.mi import validate_mi_options
+
+        for m in self.spec["mi_method"]:  # refill option defaults that TOML could not store
+            self.spec["mi_options"] = validate_mi_options(m, self.spec["mi_options"])
         self.should_stop = should_stop
         self._last_beat = 0.0
 

@@ -286,8 +286,9 @@ def _toml_value(v: Any) -> str:
         return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
     if isinstance(v, list):
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    if isinstance(v, dict):
-        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(x)}" for k, x in v.items()) + " }"
+    if isinstance(v, dict):  # TOML has no null: an option left unset (None) is omitted
+        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(x)}" for k, x in v.items()
+                                if x is not None) + " }"
     raise TypeError(f"cannot write {type(v).__name__} to TOML")
 
 
@@ -298,12 +299,14 @@ def _toml_key(k: str) -> str:
 def experiment_to_toml(values: dict, header: str = "[[experiment]]") -> str:
     lines = [header]
     for k, v in values.items():
+        if v is None:
+            continue
         lines.append(f"{_toml_key(k)} = {_toml_value(v)}")
     return "\n".join(lines) + "\n"
 
 
 def read_spec_file(path: Path) -> dict:
-    """The resolved values of a run's spec.toml."""
+    """The resolved values of a run's spec.toml (options left unset are absent)."""
     data = read_toml(path)
     exp = data.get("experiment")
     if isinstance(exp, list):

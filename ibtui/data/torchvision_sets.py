@@ -38,7 +38,12 @@ SVHN_TRAIN_PER_CLASS = 4000
 USE_CACHE = True
 _CACHE_VERSION = 1
 
+# File names (torchvision's tables hold the same names with their md5; a test checks they
+# agree). Known here so that a cache hit or a missing file is answered without importing
+# torchvision, which costs seconds.
 _CIFAR_DIR = "cifar-10-batches-py"
+_CIFAR_FILES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch", "batches.meta"]
+_SVHN_FILES = {"train": "train_32x32.mat", "test": "test_32x32.mat"}
 _CIFAR_CACHE = "ibtui-cache.npz"
 _SVHN_CACHE = "svhn-ibtui-cache.npz"
 _ROOT_HELP = "(the data root is `data_root` in experiments.toml, else $IBTUI_DATA, else ./data)"
@@ -83,7 +88,7 @@ def _read_cache(path: Path, signature: str | None, name: str) -> Dataset | None:
                      arrays["y_test"], [str(c) for c in arrays["classes"]])
         _validate(ds, path)
         return ds
-    except Exception:  # a damaged or foreign cache is ignored and rebuilt
+    except Exception:  # noqa: BLE001 - a damaged or foreign cache is ignored and rebuilt
         return None
 
 
@@ -174,6 +179,9 @@ def _cifar_damaged(folder: Path, checks, exc: BaseException) -> DataError:
     bad = [n for n, md5 in checks if not tvu.check_integrity(str(folder / n), md5)]
     if bad:
         names = ", ".join(str(_abs(folder / n)) for n in bad)
+        if len(bad) > 1:
+            fix = fix.replace("Delete it", "Delete them").replace("replace it with the file",
+                                                                  "replace them with the files")
         return DataError(f"CIFAR-10 file(s) damaged or incomplete (md5 checksum differs from "
                          f"the published one): {names}. {fix}")
     for n, _ in checks:
@@ -187,7 +195,7 @@ def _cifar_damaged(folder: Path, checks, exc: BaseException) -> DataError:
                 data = np.asarray(entry["data"])
                 ok = (data.dtype == np.uint8 and data.ndim == 2 and data.shape[1] == 3072
                       and len(entry["labels"]) == len(data))
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - any decoding failure names the file
             return DataError(f"CIFAR-10 file {_abs(path)} cannot be read ({type(e).__name__}: "
                              f"{e}). {fix}")
         if not ok:
@@ -202,9 +210,8 @@ def _cifar_damaged(folder: Path, checks, exc: BaseException) -> DataError:
                       "files: cifar-10-batches-py/ (python version)")
 def load_cifar10(root: Path, download: bool) -> Dataset:
     root = Path(root)
-    CIFAR10, checks = _cifar_tables()
-    folder = root / CIFAR10.base_folder
-    files = [folder / n for n, _ in checks]
+    folder = root / _CIFAR_DIR
+    files = [folder / n for n in _CIFAR_FILES]
     cache = folder / _CIFAR_CACHE
     signature = _signature(files, {"dataset": "cifar10"})
     cached = _read_cache(cache, signature, "cifar10")
@@ -219,6 +226,7 @@ def load_cifar10(root: Path, download: bool) -> Dataset:
             f"{', '.join(f.name for f in missing)}. Expected cifar-10-batches-py/data_batch_1..5, "
             f"test_batch and batches.meta under the data root {_abs(root)}. "
             + _how_to_fetch("cifar10", _CIFAR_MANUAL.format(root=_abs(root))))
+    CIFAR10, checks = _cifar_tables()
     try:
         train = CIFAR10(str(root), train=True, download=False)
         test = CIFAR10(str(root), train=False, download=False)
@@ -298,8 +306,7 @@ def _svhn_split(SVHN, root: Path, split: str, filename: str, md5: str):
 def load_svhn(root: Path, download: bool) -> Dataset:
     root = Path(root)
     per_class = int(SVHN_TRAIN_PER_CLASS)
-    SVHN, tables = _svhn_tables()
-    files = [root / tables[s][1] for s in ("train", "test")]
+    files = [root / _SVHN_FILES[s] for s in ("train", "test")]
     cache = root / _SVHN_CACHE
     extra = {"dataset": "svhn", "per_class": per_class}
     cached = _read_cache(cache, _signature(files, extra), "svhn")
@@ -313,6 +320,7 @@ def load_svhn(root: Path, download: bool) -> Dataset:
             f"SVHN files are missing in {_abs(root)}: {', '.join(f.name for f in missing)}. "
             "Expected train_32x32.mat and test_32x32.mat directly in the data root. "
             + _how_to_fetch("svhn", _SVHN_MANUAL.format(root=_abs(root))))
+    SVHN, tables = _svhn_tables()
     x_tr, y_tr = _svhn_split(SVHN, root, "train", tables["train"][1], tables["train"][2])
     x_te, y_te = _svhn_split(SVHN, root, "test", tables["test"][1], tables["test"][2])
     keep = first_per_class(y_tr, per_class)

@@ -9,17 +9,24 @@ Public API:
 - METHODS, DEFAULT_METHOD, validate_mi_options(method, options)
 """
 
+from ibtui.mi._repro import MKL_REPRODUCIBLE  # first: before any MKL call
 from ibtui.mi.checkpoint import estimate_checkpoint
 from ibtui.mi.estimate import estimate
 from ibtui.mi.noise_aware import noisy_mi, noisy_mi_ty
 from ibtui.mi.options import DEFAULT_METHOD, METHODS, OPTIONS, validate_mi_options
 from ibtui.mi.result import MIEstimate
+from ibtui.mi.sanity import sanity_checks
 
-try:  # arrives later in this change
-    from ibtui.mi.sanity import sanity_checks
-except ImportError:  # pragma: no cover
-    pass
-
-__all__ = ["DEFAULT_METHOD", "METHODS", "OPTIONS", "MIEstimate", "estimate",
-           "estimate_checkpoint", "noisy_mi", "noisy_mi_ty", "sanity_checks",
-           "validate_mi_options"]
+__all__ = [
+           "DEFAULT_METHOD",
+           "METHODS",
+           "MKL_REPRODUCIBLE",
+           "OPTIONS",
+           "MIEstimate",
+           "estimate",
+           "estimate_checkpoint",
+           "noisy_mi",
+           "noisy_mi_ty",
+           "sanity_checks",
+           "validate_mi_options",
+]

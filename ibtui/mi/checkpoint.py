@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import time
 import zlib
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -131,14 +132,15 @@ def estimate_checkpoint(model, x: torch.Tensor, subsets: dict[str, np.ndarray], 
                 b = draws["t"][pos]
             else:
                 a, b = draws["t"][pos], draws["p"][pos]
-            kwargs = _sample_kwargs(opts, method, term)
-            est = estimate(a, b, method, seed=js,
-                           progress=lambda f, d: report(base + step * f, f"{label}: {d}"),
-                           **kwargs)
+            def inner(f: float, d: str, base=base, step=step, label=label) -> None:
+                report(base + step * f, f"{label}: {d}")
+
+            est = estimate(a, b, method, seed=js, progress=inner,
+                           **_sample_kwargs(opts, method, term))
         settings = {**est.settings, "k": k, "sigma_t": sigma_t, "sigma_ty": sigma_ty,
                     "forward_seconds_shared": fwd_seconds}
         records.append({"term": term, "subset": name, "method": method, "value": est.value,
                         "lower": est.lower, "upper": est.upper, "ceiling": est.ceiling,
-                        "n": int(len(idx)), "settings": settings, "seconds": est.seconds})
+                        "n": len(idx), "settings": settings, "seconds": est.seconds})
     report(1.0, "done")
     return records

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -71,6 +71,10 @@ def _loop(n: int, batch: int, stopper: _Stopper, gen: torch.Generator, device,
             return
 
 
+def _settings(**values) -> dict:
+    return values
+
+
 def _finish(method: str, stopper: _Stopper, last: int, ceiling: float | None,
             settings: dict, t0: float) -> MIEstimate:
     hist = stopper.history
@@ -98,11 +102,11 @@ def infonce_paper(a: torch.Tensor, b: torch.Tensor, *, batch_size: int = 128,
         lse = torch.logsumexp(torch.cat([pos[:, None], negs], 1), 1)
         est = (pos - lse).mean() + log_k1
         _step(opt, critic.parameters(), -est, grad_clip)
-        return float(est)
+        return est.item()
 
     stopper = _Stopper(max_epochs, early_stop_delta, early_stop_patience)
     _loop(len(a), batch_size, stopper, gen, a.device, batch_value, progress, "infonce-paper")
-    settings = dict(batch_size=batch_size, negatives=negatives, lr=lr, max_epochs=max_epochs,
+    settings = _settings(batch_size=batch_size, negatives=negatives, lr=lr, max_epochs=max_epochs,
                     hidden=hidden, weight_decay=weight_decay, grad_clip=grad_clip,
                     early_stop_delta=early_stop_delta, early_stop_patience=early_stop_patience,
                     last_epochs=last_epochs, seed=seed, n=len(a))
@@ -127,13 +131,13 @@ def infonce_separable(a: torch.Tensor, b: torch.Tensor, *, batch_size: int = 409
         scores = critic(a[idx], b[idx])
         est = (scores.diagonal() - torch.logsumexp(scores, 1)).mean() + math.log(len(idx))
         _step(opt, critic.parameters(), -est, grad_clip)
-        return float(est)
+        return est.item()
 
     stopper = _Stopper(max_epochs, early_stop_delta, early_stop_patience)
     # equal batches (each has ceiling log B): drop the remainder of each epoch's permutation
     _loop(len(a), batch_size, stopper, gen, a.device, batch_value, progress, "infonce-separable",
           drop_last=True)
-    settings = dict(batch_size=batch_size, lr=lr, max_epochs=max_epochs, hidden=hidden,
+    settings = _settings(batch_size=batch_size, lr=lr, max_epochs=max_epochs, hidden=hidden,
                     embed=embed, weight_decay=weight_decay, grad_clip=grad_clip,
                     early_stop_delta=early_stop_delta, early_stop_patience=early_stop_patience,
                     last_epochs=last_epochs, seed=seed, n=len(a))
@@ -161,11 +165,11 @@ def mine(a: torch.Tensor, b: torch.Tensor, *, batch_size: int = 256, max_epochs:
         # gradient of log E[e^f] with E[e^f] replaced by its moving average in the denominator
         surrogate = joint.mean() - (marg - lme.detach()).exp().mean() * (mean_exp / state["ma"])
         _step(opt, critic.parameters(), -surrogate, grad_clip)
-        return float(joint.mean() - lme)
+        return (joint.mean() - lme).item()
 
     stopper = _Stopper(max_epochs, early_stop_delta, early_stop_patience)
     _loop(len(a), batch_size, stopper, gen, a.device, batch_value, progress, "mine")
-    settings = dict(batch_size=batch_size, lr=lr, max_epochs=max_epochs, hidden=hidden, ema=ema,
+    settings = _settings(batch_size=batch_size, lr=lr, max_epochs=max_epochs, hidden=hidden, ema=ema,
                     weight_decay=weight_decay, grad_clip=grad_clip,
                     early_stop_delta=early_stop_delta, early_stop_patience=early_stop_patience,
                     last_epochs=last_epochs, seed=seed, n=len(a))

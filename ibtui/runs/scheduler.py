@@ -161,8 +161,9 @@ class Scheduler:
         env = dict(os.environ)
         if gpu is not None:
             env["CUDA_VISIBLE_DEVICES"] = gpu
-        elif not self.gpus and "CUDA_VISIBLE_DEVICES" not in env:
-            pass
+        if not self.gpus and "OMP_NUM_THREADS" not in env:
+            # CPU workers share the cores: oversubscribed OpenMP threads spin and run ~50x slower
+            env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // self.jobs))
         log = open(path / "worker.log", "ab")
         proc = subprocess.Popen(
             [sys.executable, "-m", "ibtui.runs.worker", str(path)],

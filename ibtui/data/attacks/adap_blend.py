@@ -81,7 +81,7 @@ class AdapBlend(Attack):
 
     def blend(self, x: np.ndarray, alpha_map: np.ndarray) -> np.ndarray:
         """x' = (1 - a) x + a p with a per-pixel alpha map (N or 1, H, W)."""
-        a = alpha_map[..., None].astype(np.float32)
+        a = alpha_map[..., None].astype(np.float64)
         return to_uint8((1.0 - a) * to_float(x) + a * to_float(self.pattern)[None])
 
     def poison_train(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -54,8 +54,8 @@ def corner_sign_map(size: int = 32, pattern: np.ndarray = PATTERN) -> np.ndarray
 
 def stamp_corners(x: np.ndarray, amplitude: float) -> np.ndarray:
     """Add the four-corner pattern with +-amplitude (fraction of 255) and clip."""
-    sign = corner_sign_map(x.shape[1]).astype(np.float32)[None, :, :, None]
-    return to_uint8(to_float(x) + np.float32(amplitude) * sign)
+    sign = corner_sign_map(x.shape[1]).astype(np.float64)[None, :, :, None]
+    return to_uint8(to_float(x) + amplitude * sign)
 
 
 def _fingerprint(*arrays: np.ndarray) -> str:
@@ -241,7 +241,7 @@ class LabelConsistent(Attack):
             gen = torch.Generator(device=dev).manual_seed(seed)
             for b in range(nb):
                 sl = slice(b * bs, (b + 1) * bs)
-                x0 = torch.from_numpy(to_float(x[sl])).permute(0, 3, 1, 2).contiguous().to(dev)
+                x0 = torch.from_numpy(to_float(x[sl])).float().permute(0, 3, 1, 2).contiguous().to(dev)
                 yb = torch.from_numpy(np.asarray(y[sl], dtype=np.int64)).to(dev)
                 delta = self._random_start(x0, gen) if o["random_start"] else torch.zeros_like(x0)
                 delta = (x0 + self._project(delta)).clamp(0, 1) - x0

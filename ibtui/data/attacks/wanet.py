@@ -52,12 +52,13 @@ def make_grid(k: int, s: float, grid_rescale: float = 1.0, seed: int = GRID_SEED
 
 
 def warp(x: np.ndarray, grid: np.ndarray, batch: int = 2048) -> np.ndarray:
-    """Resample uint8 NHWC images with a (H, W, 2) grid or per-image (N, H, W, 2) grids."""
+    """Resample uint8 NHWC images with a (H, W, 2) grid or per-image (N, H, W, 2) grids
+    (bilinear, align_corners=True, in float64)."""
     out = np.empty_like(x)
     for i in range(0, len(x), batch):
         xb = torch.from_numpy(to_float(x[i:i + batch])).permute(0, 3, 1, 2)
         g = grid if grid.ndim == 3 else grid[i:i + batch]
-        gb = torch.from_numpy(np.ascontiguousarray(g, dtype=np.float32))
+        gb = torch.from_numpy(np.ascontiguousarray(g, dtype=np.float64))
         if gb.ndim == 3:
             gb = gb[None].expand(len(xb), -1, -1, -1)
         yb = F.grid_sample(xb, gb, mode="bilinear", padding_mode="zeros", align_corners=True)

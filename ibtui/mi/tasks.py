@@ -1,0 +1,187 @@
+"""Ground-truth tasks for validating the MI estimators (METHOD.md §5).
+
+- paper_gaussian: X ~ N(0, I₅), Y = X[:, :3] + ε, ε ~ N(0, I₃/6). Each of the three used
+  coordinates is an AWGN channel with SNR 6, so I(X;Y) = 3 · ½ ln(1 + 6) = 1.5 ln 7 ≈ 2.919 nats
+  (equivalently, Y's coordinates have correlation ρ² = 6/7 with X's, and −½ Σ ln(1−ρ²) = 1.5 ln 7).
+  Dims 4–5 of X are independent distractors.
+- high_mi_gaussian: X ~ N(0, I_d), Y = ρX + √(1−ρ²) ε (d = 20), I = −(d/2) ln(1−ρ²).
+- surrogate: X = N real images (scikit-learn digits, upsampled to 32×32×3 uint8), a frozen random
+  conv net f (512-d out), T = f(X) + σZ; X uniform over the N images. I(X;T) and I(T;Ŷ) with
+  Ŷ = softmax(W(T + σ_ty Z') + b) have no closed form: the truth is a Monte Carlo reference
+  (`reference_xt`, `reference_ty`) written independently of the estimators (entropy form with
+  full-covariance log-densities), at many draws. With `internal_noise` > 0, f itself is noisy
+  (like the real network) and the reference uses many draws k per image.
+
+Every task also carries the noise model, so the noise-aware estimator can run on it: for the
+Gaussians S = (the clean part of Y) and σ = the noise std; their noise-aware value estimates the MI
+for X uniform over the N drawn points, which tends to the continuous truth while I ≪ log N.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+
+@dataclass
+class Task:
+    name: str
+    truth: float
+    a: torch.Tensor  # samples for the trained estimators
+    b: torch.Tensor
+    term: str  # which infonce-paper schedule fits ("xt": images -> T, "ty": else)
+    s: torch.Tensor  # noise model: draws of S (N, k, d)
+    sigma: float
+    ty: dict = field(default_factory=dict)  # weight, sigma_ty, sigma_t for I(T;Ŷ) tasks
+    detail: str = ""
+
+
+def paper_gaussian(n: int = 10_000, seed: int = 0) -> Task:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 5, generator=g)
+    sigma = math.sqrt(1 / 6)
+    y = x[:, :3] + sigma * torch.randn(n, 3, generator=g)
+    return Task("paper-gaussian", 1.5 * math.log(7), x, y, "ty", x[:, None, :3], sigma,
+                detail="5-d X, Y = X[:3] + N(0, I/6)")
+
+
+def high_mi_gaussian(mi: float, d: int = 20, n: int = 10_000, seed: int = 0) -> Task:
+    g = torch.Generator().manual_seed(seed + int(mi * 1000))
+    rho = math.sqrt(1 - math.exp(-2 * mi / d))
+    x = torch.randn(n, d, generator=g)
+    sigma = math.sqrt(1 - rho * rho)
+    y = rho * x + sigma * torch.randn(n, d, generator=g)
+    return Task(f"gauss{d}d-{mi:g}", -(d / 2) * math.log(1 - rho * rho), x, y, "ty",
+                (rho * x)[:, None, :], sigma, detail=f"{d}-d, rho={rho:.4f}")
+
+
+def gaussian_curve(mi: float, n: int, seed: int = 0) -> Task:
+    """The paper's construction with its SNR scaled so that I = mi (for the comparison curve)."""
+    g = torch.Generator().manual_seed(seed + int(mi * 1000))
+    snr = math.exp(2 * mi / 3) - 1
+    x = torch.randn(n, 5, generator=g)
+    sigma = 1 / math.sqrt(snr)
+    y = x[:, :3] + sigma * torch.randn(n, 3, generator=g)
+    return Task(f"curve-{mi:g}", mi, x, y, "ty", x[:, None, :3], sigma)
+
+
+def digit_images(n: int, seed: int = 0) -> torch.Tensor:
+    """n real images (scikit-learn digits 8×8 → 32×32×3 uint8, NHWC)."""
+    from sklearn.datasets import load_digits
+
+    imgs = load_digits().images  # (1797, 8, 8) in 0..16
+    idx = np.random.default_rng(seed).permutation(len(imgs))[:n]
+    x = torch.from_numpy(imgs[idx]).float()[:, None] / 16.0
+    x = nn.functional.interpolate(x, size=32, mode="bilinear", align_corners=False)
+    x = (x.clamp(0, 1) * 255).round().to(torch.uint8)
+    return x.permute(0, 2, 3, 1).repeat(1, 1, 1, 3).contiguous()
+
+
+class RandomConvNet(nn.Module):
+    """Frozen random f: 32×32×3 → 512-d (4 conv stages, ReLU, global pool, unit-scale output)."""
+
+    def __init__(self, seed: int = 0, internal_noise: float = 0.0, dim: int = 512):
+        super().__init__()
+        torch.manual_seed(seed)
+        chans = [3, 32, 64, 128, dim]
+        self.convs = nn.ModuleList(nn.Conv2d(ci, co, 3, 2, 1) for ci, co in zip(chans, chans[1:]))
+        self.internal_noise = internal_noise
+        self.requires_grad_(False)
+
+    def forward(self, x: torch.Tensor, gen: torch.Generator | None = None) -> torch.Tensor:
+        h = x.permute(0, 3, 1, 2).float() / 255.0 - 0.5
+        for i, conv in enumerate(self.convs):
+            h = torch.relu(conv(h))
+            h = h / h.pow(2).mean(dim=(1, 2, 3), keepdim=True).add(1e-6).sqrt()
+            if i == 0 and self.internal_noise > 0:
+                h = h + self.internal_noise * torch.randn(h.shape, generator=gen)
+        return h.mean(dim=(2, 3))
+
+
+def surrogate(n: int = 500, k: int = 1, internal_noise: float = 0.0, seed: int = 0,
+              spread: float = 0.3) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """(images, S draws (n, k, 512), σ_T) with σ_T = spread × the RMS distance of the noiseless
+    f(x_i) to their mean: what sets I(X;T) is ‖f(x_i) − f(x_j)‖²/σ², not the dimension."""
+    x = digit_images(n, seed)
+    f = RandomConvNet(seed, internal_noise)
+    gen = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        s = torch.stack([f(x, gen) for _ in range(k)], 1)
+        clean = RandomConvNet(seed, 0.0)(x)
+    centred = clean - clean.mean(0)
+    sigma = spread * float(centred.pow(2).sum(1).mean().sqrt())
+    return x, s, sigma
+
+
+def reference_xt(s: torch.Tensor, sigma: float, draws: int = 64, seed: int = 123) -> float:
+    """Independent reference for I(X;T): h(T) − h(T|X), T|X=i = (1/k) Σ_j N(s_ij, σ²I).
+
+    Both entropies by Monte Carlo with full Gaussian log-densities (float64, numpy/scipy), h(T|X)
+    analytic when k = 1. `draws` samples per component.
+    """
+    from scipy.special import logsumexp
+
+    s = s.double().numpy()
+    n, k, d = s.shape
+    flat = s.reshape(n * k, d)
+    rng = np.random.default_rng(seed)
+    const = -0.5 * d * math.log(2 * math.pi * sigma**2)
+    h_t, h_t_x = 0.0, 0.0
+    for rep in range(draws):
+        t = flat + sigma * rng.standard_normal(flat.shape)
+        for lo in range(0, n * k, 512):
+            tt = t[lo : lo + 512]
+            d2 = (tt**2).sum(1)[:, None] + (flat**2).sum(1)[None] - 2 * tt @ flat.T
+            logp = const + logsumexp(-np.maximum(d2, 0) / (2 * sigma**2), axis=1) - math.log(n * k)
+            h_t -= logp.sum()
+            rows = np.arange(lo, lo + len(tt)) // k
+            own = d2[np.arange(len(tt))[:, None], rows[:, None] * k + np.arange(k)[None]]
+            logc = const + logsumexp(-np.maximum(own, 0) / (2 * sigma**2), axis=1) - math.log(k)
+            h_t_x -= logc.sum()
+    m = draws * n * k
+    return h_t / m - h_t_x / m
+
+
+def reference_ty(s: torch.Tensor, weight: torch.Tensor, sigma_ty: float, sigma_t: float,
+                 draws: int = 32, seed: int = 321) -> float:
+    """Independent reference for I(T;Ŷ), Ŷ = probability vector: U = centred logits expressed
+    in C−1 coordinates (drop the last centred logit: an invertible linear map of the centred
+    logits, not orthonormal — entropies shift by a constant that cancels).
+    h(U|T) = ½ log det(2πe σ_ty² A Aᵀ); h(U) by Monte Carlo of the mixture with full covariance.
+    """
+    from scipy.special import logsumexp
+
+    w = weight.double().numpy()
+    c = w.shape[0]
+    centre = np.eye(c) - 1.0 / c
+    a = (centre @ w)[: c - 1]  # (C−1, d)
+    flat = s.double().numpy().reshape(-1, s.shape[-1])
+    mu = flat @ a.T
+    cov = (sigma_t**2 + sigma_ty**2) * a @ a.T
+    chol = np.linalg.cholesky(cov)
+    _, logdet = np.linalg.slogdet(cov)
+    r = c - 1
+    rng = np.random.default_rng(seed)
+    h_u = 0.0
+    for _ in range(draws):
+        u = mu + rng.standard_normal(mu.shape) @ chol.T
+        for lo in range(0, len(u), 512):
+            diff = u[lo : lo + 512, None, :] - mu[None]
+            sol = np.linalg.solve(chol, diff.reshape(-1, r).T).T.reshape(diff.shape)
+            logp = (-0.5 * (sol**2).sum(-1) - 0.5 * logdet - 0.5 * r * math.log(2 * math.pi))
+            h_u -= (logsumexp(logp, axis=1) - math.log(len(mu))).sum()
+    h_u /= draws * len(mu)
+    _, logdet_a = np.linalg.slogdet(a @ a.T)
+    h_cond = 0.5 * r * math.log(2 * math.pi * math.e * sigma_ty**2) + 0.5 * logdet_a
+    return h_u - h_cond
+
+
+def surrogate_ty_weight(dim: int = 512, classes: int = 10, seed: int = 0,
+                        scale: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed + 7)
+    w = scale * torch.randn(classes, dim, generator=g) / math.sqrt(dim)
+    return w, 0.1 * torch.randn(classes, generator=g)

@@ -1,0 +1,310 @@
+"""The ibtui Textual app: runs, run detail, compose, leaderboard and workers over one runs dir.
+
+Data flow: a thread worker polls the runs directory every `poll_interval` seconds
+(`RunsReader` re-reads only files whose mtime/size changed) and posts `RunsUpdated` /
+`RunDetailUpdated` messages, which coalesce in the app's queue. The app keeps the latest
+snapshot and publishes it on signals the screens subscribe to. The UI thread never reads run
+files or talks to the scheduler itself: cancel, resume, launch and save run in thread workers
+too, and their errors are reported in one place (`on_worker_state_changed`).
+
+Quitting never stops anything: workers run in their own sessions, and the scheduler keeps
+dispatching queued runs. Reopening the app on the same directory shows them again.
+"""
+
+from __future__ import annotations
+
+import time
+from functools import partial
+from pathlib import Path
+from typing import Callable, Iterable
+
+from textual import work
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.signal import Signal
+from textual.worker import Worker, WorkerState
+
+from ibtui.errors import IbtuiError
+from ibtui.runs.scheduler import ensure_scheduler, request_cancel, scheduler_info, set_queued
+from ibtui.tui.messages import RunDetailUpdated, RunsUpdated
+from ibtui.tui.model import RESUMABLE
+from ibtui.tui.poller import RunDetail, RunsReader, Snapshot
+from ibtui.tui.screens.compose import ComposeScreen
+from ibtui.tui.screens.dialogs import ConfirmScreen, HelpScreen
+from ibtui.tui.screens.leaderboard import LeaderboardScreen
+from ibtui.tui.screens.run import RunScreen
+from ibtui.tui.screens.runs import RunsScreen
+from ibtui.tui.screens.workers import WorkersScreen
+
+SchedulerStarter = Callable[..., "int | None"]
+
+
+def display_path(path: Path) -> str:
+    """A runs directory as the user would type it: relative to the cwd or to ~ when possible."""
+    path = Path(path).absolute()
+    for base, prefix in ((Path.cwd(), ""), (Path.home(), "~/")):
+        try:
+            rel = path.relative_to(base)
+        except ValueError:
+            continue
+        return (prefix + str(rel)) if str(rel) != "." else (prefix or ".")
+    return str(path)
+
+
+class IbtuiApp(App[None]):
+    """Keyboard-first manager of one runs directory."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "ibtui"
+    MODES = {"runs": RunsScreen, "leaderboard": LeaderboardScreen, "workers": WorkersScreen}
+    DEFAULT_MODE = "runs"
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (40, "-tall")]
+    BINDINGS = [
+        Binding("question_mark", "help", "Help", key_display="?", id="help",
+                tooltip="Keys of this screen and how filtering works"),
+        Binding("q", "quit_app", "Quit", id="quit",
+                tooltip="Quit the app; runs and the scheduler keep going"),
+    ]
+
+    def __init__(self, runs_dir: Path, poll_interval: float = 1.0, *,
+                 clock: Callable[[], float] = time.time,
+                 start_scheduler: SchedulerStarter | None = None, jobs: int = 1,
+                 gpus: list[str] | None = None, experiments_file: Path | None = None) -> None:
+        super().__init__()
+        self.runs_dir = Path(runs_dir)
+        self.poll_interval = poll_interval
+        self.clock = clock
+        self.start_scheduler = start_scheduler or ensure_scheduler
+        self.jobs = jobs
+        self.gpus = gpus
+        self.experiments_file = Path(experiments_file or "experiments.toml")
+        self.reader = RunsReader(self.runs_dir)
+        self.snapshot = Snapshot(now=clock())
+        self.loaded = False
+        self.details: dict[str, RunDetail] = {}
+        self.watched: dict[str, int] = {}
+        self.runs_signal: Signal[Snapshot] = Signal(self, "runs")
+        self.detail_signal: Signal[RunDetail] = Signal(self, "detail")
+        self._polling = False
+        self._poll_again = False
+        self._last_error = ""
+        self.sub_title = display_path(self.runs_dir)
+
+    # --- polling -----------------------------------------------------------------------
+    def on_mount(self) -> None:
+        self.install_screen(ComposeScreen(), name="compose")
+        self.poll_now()
+        if self.poll_interval > 0:
+            self.set_interval(self.poll_interval, self.poll_now)
+
+    def poll_now(self) -> None:
+        """Read the runs directory soon (in a thread); never blocks."""
+        if self._polling:
+            self._poll_again = True
+            return
+        self._polling = True
+        self._poll()
+
+    @work(thread=True, exit_on_error=False, group="poll", description="reading runs")
+    def _poll(self) -> None:
+        try:
+            while True:
+                self._poll_again = False
+                watched = list(self.watched)
+                rows, error = self.reader.rows()
+                snap = Snapshot(rows=rows, scheduler=scheduler_info(self.runs_dir),
+                                now=self.clock(), error=error)
+                self.post_message(RunsUpdated(snap))
+                for rid in watched:
+                    detail, changed = self.reader.detail(rid)
+                    if changed:
+                        self.post_message(RunDetailUpdated(rid, detail))
+                if not self._poll_again:
+                    break
+        finally:
+            self._polling = False
+
+    def on_runs_updated(self, message: RunsUpdated) -> None:
+        snap = message.snapshot
+        if snap.error and snap.error != self._last_error:
+            self.notify(snap.error, title="Cannot read the runs directory", severity="error")
+        self._last_error = snap.error
+        self.snapshot = snap
+        self.loaded = True
+        self.runs_signal.publish(snap)
+
+    def on_run_detail_updated(self, message: RunDetailUpdated) -> None:
+        if message.detail is None:
+            self.details.pop(message.run_id, None)
+        else:
+            self.details[message.run_id] = message.detail
+            self.detail_signal.publish(message.detail)
+
+    def watch_run(self, run_id: str) -> RunDetail | None:
+        """Ask the poller for a run's full files; returns what is known already."""
+        self.watched[run_id] = self.watched.get(run_id, 0) + 1
+        self.poll_now()
+        return self.details.get(run_id)
+
+    def unwatch_run(self, run_id: str) -> None:
+        n = self.watched.get(run_id, 0) - 1
+        if n <= 0:
+            self.watched.pop(run_id, None)
+        else:
+            self.watched[run_id] = n
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """The one place where background errors are reported."""
+        if event.state != WorkerState.ERROR:
+            return
+        error = event.worker.error
+        what = event.worker.description or event.worker.name
+        text = str(error) if isinstance(error, IbtuiError) else f"{type(error).__name__}: {error}"
+        if event.worker.group == "poll":
+            if text == self._last_error:
+                return
+            self._last_error = text
+        self.notify(text, title=f"Error while {what}", severity="error", timeout=8)
+
+    # --- actions every screen shares ---------------------------------------------------
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.screen))
+
+    def action_go(self, mode: str) -> None:
+        if mode == self.current_mode:
+            while len(self.screen_stack) > 1:
+                self.pop_screen()
+            return
+        self.switch_mode(mode)
+
+    def action_new_experiment(self) -> None:
+        if not isinstance(self.screen, ComposeScreen):
+            self.push_screen("compose")
+
+    def open_run(self, run_id: str) -> None:
+        if run_id in self.snapshot.by_id():
+            self.push_screen(RunScreen(run_id))
+
+    def action_quit_app(self) -> None:
+        rows = self.snapshot.rows
+        running = sum(r.state == "running" for r in rows)
+        queued = sum(r.state == "queued" for r in rows)
+        sched = self.snapshot.scheduler
+        if not (running or queued or sched):
+            self.exit()
+            return
+        parts = []
+        if running:
+            parts.append(f"{running} run{'s' * (running != 1)} running")
+        if queued:
+            parts.append(f"{queued} queued")
+        what = " and ".join(parts) or "the scheduler is alive"
+        self.push_screen(
+            ConfirmScreen(
+                "Quit ibtui?",
+                f"{what}. Quitting cancels nothing: workers and the scheduler keep running in "
+                "their own sessions, and reopening ibtui on this runs directory shows them.",
+                yes="Quit", no="Stay"),
+            lambda ok: self.exit() if ok else None)
+
+    def cancel_runs(self, ids: Iterable[str]) -> None:
+        rows = self.snapshot.by_id()
+        targets = [i for i in ids if i in rows and rows[i].state in ("running", "queued")]
+        if not targets:
+            self.notify("Only queued or running runs can be cancelled.", severity="warning")
+            return
+        names = ", ".join(targets[:3]) + (f" and {len(targets) - 3} more" if len(targets) > 3
+                                          else "")
+        running = sum(rows[i].state == "running" for i in targets)
+        self.push_screen(
+            ConfirmScreen(
+                f"Cancel {len(targets)} run{'s' * (len(targets) != 1)}?",
+                f"{names}.\nQueued runs never start; running workers stop at their next safe "
+                f"point ({running} running). Cancelled runs can be resumed later with r.",
+                yes="Cancel runs", no="Keep them", danger=True),
+            lambda ok: self._cancel(targets) if ok else None)
+
+    @work(thread=True, exit_on_error=False, group="actions", description="cancelling runs")
+    def _cancel(self, ids: list[str]) -> None:
+        errors = []
+        for i in ids:
+            try:
+                request_cancel(self.runs_dir / i)
+            except IbtuiError as e:
+                errors.append(str(e))
+        done = len(ids) - len(errors)
+        self.call_from_thread(self._report, f"Cancel requested for {done} run(s).", errors)
+
+    def resume_runs(self, ids: Iterable[str]) -> None:
+        rows = self.snapshot.by_id()
+        targets = [i for i in ids if i in rows and rows[i].state in RESUMABLE]
+        if not targets:
+            self.notify("Only crashed, failed, interrupted or cancelled runs can be resumed.",
+                        severity="warning")
+            return
+        self._resume(targets)
+
+    @work(thread=True, exit_on_error=False, group="actions", description="resuming runs")
+    def _resume(self, ids: list[str]) -> None:
+        errors = []
+        for i in ids:
+            try:
+                set_queued(self.runs_dir / i)
+            except IbtuiError as e:
+                errors.append(str(e))
+        pid = self.start_scheduler(self.runs_dir, jobs=self.jobs, gpus=self.gpus)
+        started = f"; scheduler started (pid {pid})" if pid else ""
+        self.call_from_thread(self._report,
+                              f"Re-queued {len(ids) - len(errors)} run(s){started}.", errors)
+
+    def ensure_scheduler(self) -> None:
+        self._start_scheduler()
+
+    @work(thread=True, exit_on_error=False, group="actions", description="starting the scheduler")
+    def _start_scheduler(self) -> None:
+        pid = self.start_scheduler(self.runs_dir, jobs=self.jobs, gpus=self.gpus)
+        msg = f"Scheduler started (pid {pid})." if pid else "A scheduler is already running."
+        self.call_from_thread(self._report, msg, [])
+
+    def _report(self, message: str, errors: list[str]) -> None:
+        if errors:
+            self.notify("\n".join(errors), title=message, severity="warning", timeout=8)
+        else:
+            self.notify(message)
+        self.poll_now()
+
+    # --- command palette: every key of the current screen, plus navigation ------------
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        seen: set[str] = set()
+        for key, active in screen.active_bindings.items():
+            b = active.binding
+            if not b.description or b.action in seen or not active.enabled:
+                continue
+            seen.add(b.action)
+            keys = b.key_display or self.get_key_display(b)
+            yield SystemCommand(b.description, f"[{keys}] {b.tooltip or b.description}",
+                                partial(self.run_action, b.action, active.node))
+        extra = getattr(screen, "palette_commands", None)
+        if callable(extra):
+            yield from extra()
+        for mode, title in (("runs", "Runs"), ("leaderboard", "Leaderboard"),
+                            ("workers", "Workers")):
+            yield SystemCommand(f"Go to {title}", f"Switch to the {title.lower()} screen",
+                                partial(self.action_go, mode))
+        yield SystemCommand("New experiment", "Compose experiments and launch or save them",
+                            self.action_new_experiment)
+        yield SystemCommand("Start scheduler", "Start a detached scheduler if none is running",
+                            self.ensure_scheduler)
+        for cmd in super().get_system_commands(screen):
+            if cmd.title == "Quit":
+                yield SystemCommand("Quit", "Quit ibtui (runs keep going)", self.action_quit_app)
+            else:
+                yield cmd
+
+
+def run_app(runs_dir: Path) -> None:
+    """Open the app on a runs directory (blocking until the user quits)."""
+    IbtuiApp(Path(runs_dir)).run()

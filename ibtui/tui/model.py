@@ -1,0 +1,324 @@
+"""What the screens show, computed from run directories: plain data, no widgets.
+
+`RunRow` is one immutable row of the runs table (built from `ibtui.runs.store.Run`); `COLUMNS`
+say how each column renders and sorts. `compile_filter` turns the `/` text into a predicate.
+Everything here is cheap and pure, so the poll thread builds rows and the UI only renders them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from rich.text import Text
+
+from ibtui.runs.store import Run
+
+STATE_STYLE = {
+    "queued": ("◌", "dim"),
+    "running": ("●", "bold green"),
+    "done": ("✔", "cyan"),
+    "failed": ("✖", "bold red"),
+    "crashed": ("✖", "bold magenta"),
+    "cancelled": ("■", "yellow"),
+    "interrupted": ("‖", "yellow"),
+    "damaged": ("?", "bold red"),
+}
+ACTIVE = ("queued", "running")
+RESUMABLE = ("crashed", "failed", "interrupted", "cancelled")
+
+
+def _num(x: Any) -> float | None:
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return None
+    return float(x)
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """One run, flattened for tables. Frozen: rows compare equal when nothing changed."""
+
+    id: str
+    name: str = ""
+    attack: str = ""
+    dataset: str = ""
+    arch: str = ""
+    width: int | None = None
+    rate: float | None = None
+    seed: int | None = None
+    state: str = "damaged"
+    phase: str = ""
+    detail: str = ""
+    epoch: int | None = None
+    epochs: int | None = None
+    progress: float | None = None
+    acc: float | None = None
+    asr: float | None = None
+    ra: float | None = None
+    score: float | None = None
+    d_xt: float | None = None
+    d_ty: float | None = None
+    psnr: float | None = None
+    ssim: float | None = None
+    sanity_ok: bool | None = None
+    created: float = 0.0
+    started: float | None = None
+    ended: float | None = None
+    heartbeat: float | None = None
+    pid: int | None = None
+    gpu: str | None = None
+    host: str | None = None
+    note: str = ""  # why a run failed, crashed or is damaged
+    has_summary: bool = False
+    order: int = 0  # creation order in the runs directory
+
+    def elapsed(self, now: float) -> float | None:
+        if not self.started:
+            return None
+        if self.state == "running":
+            end = now
+        else:
+            end = self.ended or self.heartbeat
+        return None if end is None else max(0.0, end - self.started)
+
+
+def _parse_run_id(run_id: str) -> dict:
+    """Best-effort fields from a run id, for runs whose spec.toml is unreadable."""
+    m = re.match(r"^(?P<name>.+?)-(?P<attack>[^-]+)-(?P<dataset>[^-]+)-(?P<arch>[^-]+)"
+                 r"-p(?P<rate>[0-9.e-]+)-s(?P<seed>\d+)(?:-\d+)?$", run_id)
+    if not m:
+        return {"name": run_id}
+    d = m.groupdict()
+    try:
+        d["rate"] = float(d["rate"])
+    except ValueError:
+        d["rate"] = None
+    d["seed"] = int(d["seed"])
+    return d
+
+
+def row_from_run(run: Run, order: int = 0) -> RunRow:
+    """Never raises: whatever is unreadable becomes a blank field and a note."""
+    spec, st, summ = run.spec or {}, run.status or {}, run.summary or {}
+    parsed = _parse_run_id(run.id) if not spec else {}
+
+    def pick(key: str, spec_key: str | None = None) -> Any:
+        v = spec.get(spec_key or key)
+        return parsed.get(key) if v is None else v
+
+    state = run.state
+    notes = []
+    for why in run.damaged:
+        notes.append(why.replace(f"{run.path}/spec.toml: ", "").replace(f"{run.path}/", ""))
+    if st.get("error") and state in ("failed", "crashed", "cancelled", "interrupted"):
+        notes.insert(0, str(st["error"]))
+    elif state == "crashed":
+        notes.insert(0, f"worker pid {st.get('pid')} is gone; r resumes from the checkpoint")
+    acc = _num(summ.get("clean_acc"))
+    asr = _num(summ.get("asr"))
+    if acc is None:
+        acc = _num(st.get("test_acc"))
+    if asr is None:
+        asr = _num(st.get("asr"))
+    rate = pick("rate", "poison_rate")
+    seed = pick("seed")
+    width = spec.get("width")
+    return RunRow(
+        id=run.id, name=str(pick("name") or ""), attack=str(pick("attack") or ""),
+        dataset=str(pick("dataset") or ""), arch=str(pick("arch") or ""),
+        width=width if isinstance(width, int) else None,
+        rate=_num(rate), seed=seed if isinstance(seed, int) else None,
+        state=state, phase=str(st.get("phase") or ""), detail=str(st.get("detail") or ""),
+        epoch=st.get("epoch") if isinstance(st.get("epoch"), int) else None,
+        epochs=(st.get("epochs") if isinstance(st.get("epochs"), int)
+                else spec.get("epochs") if isinstance(spec.get("epochs"), int) else None),
+        progress=_num(st.get("progress")), acc=acc, asr=asr, ra=_num(summ.get("ra")),
+        score=_num(summ.get("score")), d_xt=_num(summ.get("d_xt")), d_ty=_num(summ.get("d_ty")),
+        psnr=_num(summ.get("psnr")), ssim=_num(summ.get("ssim")),
+        sanity_ok=summ.get("sanity_ok") if isinstance(summ.get("sanity_ok"), bool) else None,
+        created=_num(st.get("created")) or 0.0, started=_num(st.get("started")),
+        ended=_num(st.get("ended")), heartbeat=_num(st.get("heartbeat")),
+        pid=st.get("pid") if isinstance(st.get("pid"), int) else None,
+        gpu=None if st.get("gpu") is None else str(st.get("gpu")),
+        host=st.get("host") if isinstance(st.get("host"), str) else None,
+        note="; ".join(notes), has_summary=run.summary is not None, order=order,
+    )
+
+
+# --- formatting ---------------------------------------------------------------------------
+
+def fmt_float(x: float | None, digits: int = 3) -> str:
+    return "–" if x is None else f"{x:.{digits}f}"
+
+
+def fmt_rate(x: float | None) -> str:
+    return "–" if x is None else f"{x:g}"
+
+
+def fmt_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    s = int(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
+
+
+PHASE_SHORT = {"training": "train", "poisoning": "poison", "scoring": "score", "mi": "MI"}
+
+
+def fmt_progress(row: RunRow) -> str:
+    """`6/10 train 40%`: epoch of total, the current stage, progress inside the stage."""
+    if row.state == "queued":
+        return "waiting"
+    if row.state == "damaged":
+        return "unreadable"
+    epoch = f"{row.epoch or 0}/{row.epochs}" if row.epochs else ""
+    if row.state == "running":
+        phase = PHASE_SHORT.get(row.phase, row.phase)
+        pct = f" {row.progress:.0%}" if row.progress is not None and 0 < row.progress < 1 else ""
+        return f"{epoch} {phase}{pct}".strip()
+    return epoch or row.state
+
+
+def state_text(state: str) -> Text:
+    sym, style = STATE_STYLE.get(state, ("?", ""))
+    return Text(f"{sym} {state}", style=style)
+
+
+# --- columns ------------------------------------------------------------------------------
+
+class Cell(Text):
+    """Formatted text that keeps a raw value for sorting (missing values sort last)."""
+
+    def __init__(self, text: str | Text, sort_value: Any, style: str = "",
+                 justify: str | None = None):
+        if isinstance(text, Text):
+            super().__init__(justify=justify)  # type: ignore[arg-type]
+            self.append_text(text)
+        else:
+            super().__init__(text, style=style, justify=justify)  # type: ignore[arg-type]
+        self.sort_value = sort_value
+
+    @property
+    def sort_key(self) -> tuple:
+        return (0, 0) if self.sort_value is None else (1, self.sort_value)
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    label: str
+    render: Callable[[RunRow, float], Cell]
+    numeric: bool = False
+    fixed: bool = False  # never hidden in narrow mode
+    help: str = ""
+
+
+def _num_cell(value: float | None, digits: int = 3, style: str = "") -> Cell:
+    return Cell(fmt_float(value, digits), value, style=style, justify="right")
+
+
+COLUMN_LIST: list[Column] = [
+    Column("name", "name", lambda r, now: Cell(r.name or r.id, r.name or r.id, "bold")),
+    Column("attack", "attack", lambda r, now: Cell(r.attack or "–", r.attack)),
+    Column("dataset", "dataset", lambda r, now: Cell(r.dataset or "–", r.dataset)),
+    Column("arch", "arch", lambda r, now: Cell(r.arch or "–", r.arch)),
+    Column("rate", "rate", lambda r, now: Cell(fmt_rate(r.rate), r.rate, justify="right"),
+           numeric=True, help="poison rate"),
+    Column("seed", "seed", lambda r, now: Cell("–" if r.seed is None else str(r.seed), r.seed,
+                                               justify="right"), numeric=True),
+    Column("state", "state", lambda r, now: Cell(state_text(r.state), r.state), fixed=True),
+    Column("progress", "progress",
+           lambda r, now: Cell(fmt_progress(r),
+                               (r.epoch or 0) + (r.progress or 0) if r.epochs else None,
+                               style="red" if r.state == "damaged" else ""), fixed=True),
+    Column("acc", "acc", lambda r, now: _num_cell(r.acc), numeric=True, fixed=True,
+           help="clean test accuracy"),
+    Column("asr", "ASR", lambda r, now: _num_cell(r.asr), numeric=True, fixed=True,
+           help="attack success rate"),
+    Column("score", "score", lambda r, now: _num_cell(r.score), numeric=True, fixed=True,
+           help="stealth score (lower = stealthier)"),
+    Column("elapsed", "elapsed",
+           lambda r, now: Cell(fmt_duration(r.elapsed(now)), r.elapsed(now), justify="right"),
+           numeric=True, fixed=True),
+]
+COLUMNS: dict[str, Column] = {c.key: c for c in COLUMN_LIST}
+# columns that may be folded into the header line when all rows agree and the screen is narrow
+FOLDABLE = ("dataset", "arch", "name", "attack", "rate", "seed")
+
+
+def plain_fields(row: RunRow, now: float) -> dict[str, str]:
+    """The text of every column, plus the run id, for filtering."""
+    out = {c.key: c.render(row, now).plain for c in COLUMN_LIST}
+    out["id"] = row.id
+    out["state"] = row.state
+    out["note"] = row.note
+    return out
+
+
+# --- filtering ----------------------------------------------------------------------------
+
+@dataclass
+class Filter:
+    text: str = ""
+    terms: list[tuple[str | None, re.Pattern]] = field(default_factory=list)
+    error: str = ""
+
+    def __call__(self, fields: dict[str, str]) -> bool:
+        for col, pat in self.terms:
+            if col is not None:
+                if not pat.search(fields.get(col, "")):
+                    return False
+            elif not any(pat.search(v) for v in fields.values()):
+                return False
+        return True
+
+
+def compile_filter(text: str, columns: list[str] | None = None) -> Filter:
+    """Whitespace-separated terms that must all match (case-insensitive).
+
+    A term is a regular expression (or, if it is not a valid one, a plain substring) searched
+    in every column; `column:term` (e.g. `state:run`, `attack:^b`) searches one column only.
+    """
+    known = set(columns or [*COLUMNS, "id", "note"])
+    f = Filter(text=text)
+    errors = []
+    for term in text.split():
+        col = None
+        if ":" in term:
+            head, rest = term.split(":", 1)
+            if head.lower() in known and rest:
+                col, term = head.lower(), rest
+        try:
+            pat = re.compile(term, re.IGNORECASE)
+        except re.error as e:
+            errors.append(f"{term!r}: {e.msg}; matched as plain text")
+            pat = re.compile(re.escape(term), re.IGNORECASE)
+        f.terms.append((col, pat))
+    f.error = "; ".join(errors)
+    return f
+
+
+LEADERBOARD_COLUMN_LIST: list[Column] = [
+    COLUMNS["name"], COLUMNS["attack"], COLUMNS["dataset"], COLUMNS["arch"], COLUMNS["rate"],
+    COLUMNS["seed"],
+    COLUMNS["score"],
+    Column("d_xt", "D_XT", lambda r, now: _num_cell(r.d_xt), numeric=True, fixed=True,
+           help="stealth distance in I(X;T)"),
+    Column("d_ty", "D_TY", lambda r, now: _num_cell(r.d_ty), numeric=True, fixed=True,
+           help="stealth distance in I(T;Ŷ)"),
+    COLUMNS["acc"], COLUMNS["asr"],
+    Column("ra", "RA", lambda r, now: _num_cell(r.ra), numeric=True, help="robust accuracy"),
+    Column("psnr", "PSNR", lambda r, now: _num_cell(r.psnr, 2), numeric=True),
+    Column("ssim", "SSIM", lambda r, now: _num_cell(r.ssim), numeric=True),
+    Column("sanity", "ok", lambda r, now: Cell(
+        "–" if r.sanity_ok is None else ("✔" if r.sanity_ok else "✖"), r.sanity_ok,
+        style="" if r.sanity_ok is None else ("green" if r.sanity_ok else "bold red")),
+        help="MI sanity checks passed"),
+]

@@ -1,0 +1,304 @@
+"""Compose screen: a form for one experiment (a grid of runs); launch it or save it to TOML."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import (Button, Collapsible, Footer, Input, Label, Select, SelectionList,
+                             Static)
+from textual.worker import get_current_worker
+
+from ibtui.errors import IbtuiError
+from ibtui.runs.scheduler import create_runs
+from ibtui.spec import FIELDS, RunSpec
+from ibtui.tui.form import FORM, build_raw, default_text, save_experiment, validate
+
+FALLBACK_CHOICES = {"dataset": ["digits"], "arch": ["resnet18"], "attack": ["badnets"],
+                    "mi_method": ["noise-aware"]}
+SHOW_RUNS = 4
+
+
+def load_choices() -> tuple[dict[str, list[str]], dict[str, str]]:
+    """Registry names for the choice widgets, and option help per attack. A registry that
+    cannot be imported yet falls back to the default value (validation still uses the real
+    registries and reports what is wrong)."""
+    out: dict[str, list[str]] = {}
+    attack_help: dict[str, str] = {}
+    try:
+        from ibtui.data.datasets import DATASETS
+
+        out["dataset"] = sorted(DATASETS)
+    except Exception:
+        pass
+    try:
+        from ibtui.models import MODELS
+
+        out["arch"] = sorted(MODELS)
+    except Exception:
+        pass
+    try:
+        from ibtui.data.attacks import ATTACKS
+
+        out["attack"] = sorted(ATTACKS)
+        for name, cls in ATTACKS.items():
+            opts = ", ".join(f"{k}={o.default!r}" for k, o in cls.options.items())
+            variants = ", ".join(cls.variants)
+            attack_help[name] = opts + (f"; variant: {variants}" if variants else "")
+    except Exception:
+        pass
+    try:
+        from ibtui.mi import METHODS
+
+        out["mi_method"] = list(METHODS)
+    except Exception:
+        pass
+    return {**FALLBACK_CHOICES, **out}, attack_help
+
+
+def _default_list(key: str) -> list[str]:
+    d = FIELDS[key].default
+    return list(d) if isinstance(d, list) else [d]
+
+
+class ComposeScreen(Screen):
+    TITLE = "New experiment"
+    BINDINGS = [
+        Binding("escape", "back", "Back", id="compose.back",
+                tooltip="Back to the runs (the form keeps its values)"),
+        Binding("ctrl+r,f5", "launch", "Launch", key_display="^r", id="compose.launch",
+                tooltip="Queue the runs and make sure a scheduler is running"),
+        Binding("ctrl+o,f2", "save", "Save", key_display="^o", id="compose.save",
+                tooltip="Append the experiment to the TOML file below (validated first)"),
+        Binding("ctrl+t", "reset", "Reset", show=False, id="compose.reset",
+                tooltip="Reset every field to its default"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.choices = dict(FALLBACK_CHOICES)
+        self.attack_help: dict[str, str] = {}
+        self.specs: list[RunSpec] = []
+        self.error = ""
+        self.busy = False
+
+    # --- layout ------------------------------------------------------------------------
+    def _row(self, f) -> ComposeResult:
+        with Horizontal(classes="form-row", id=f"row-{f.key}"):
+            yield Label(f.label, classes="form-label")
+            with Vertical(classes="form-field"):
+                if f.kind == "select":
+                    opts = [(c, c) for c in self.choices[f.key]]
+                    yield Select(opts, value=FIELDS[f.key].default, allow_blank=False,
+                                 id=f"f-{f.key}", compact=True)
+                elif f.kind == "multi":
+                    on = _default_list(f.key)
+                    yield SelectionList[str](*[(c, c, c in on) for c in self.choices[f.key]],
+                                             id=f"f-{f.key}", classes="multi")
+                else:
+                    yield Input(default_text(f.key), placeholder=f.help, id=f"f-{f.key}",
+                                compact=True)
+                if f.help and f.kind in ("multi", "table", "select"):
+                    yield Static(f.help, classes="form-help", id=f"help-{f.key}")
+
+    def compose(self) -> ComposeResult:
+        yield Static(Text.assemble(("ibtui ", "bold"), ("new experiment", "underline"),
+                                   ("  comma-separated values make a grid · same rules as "
+                                    "experiments.toml", "dim")), classes="topbar")
+        with VerticalScroll(id="form"):
+            for f in FORM:
+                if not f.advanced:
+                    yield from self._row(f)
+            with Collapsible(title="More settings", collapsed=True, id="advanced"):
+                for f in FORM:
+                    if f.advanced:
+                        yield from self._row(f)
+        with Vertical(id="compose-bottom"):
+            yield Static(id="compose-result")
+            with Horizontal(id="compose-actions"):
+                yield Button("Launch ^r", id="launch", variant="primary", compact=True)
+                yield Button("Save ^o", id="save", compact=True)
+                yield Label(" to ", classes="form-label-inline")
+                yield Input(str(self.app.experiments_file), id="save-path", compact=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._load_choices()
+        self.revalidate()
+
+    # --- choices -----------------------------------------------------------------------
+    @work(thread=True, exit_on_error=False, group="compose-choices",
+          description="loading the registries")
+    def _load_choices(self) -> None:
+        choices, attack_help = load_choices()
+        self.app.call_from_thread(self._set_choices, choices, attack_help)
+
+    def _set_choices(self, choices: dict[str, list[str]], attack_help: dict[str, str]) -> None:
+        self.choices, self.attack_help = choices, attack_help
+        for key in ("dataset", "arch"):
+            sel = self.query_one(f"#f-{key}", Select)
+            value = sel.value
+            sel.set_options([(c, c) for c in choices[key]])
+            if value in choices[key]:
+                sel.value = value
+        for key in ("attack", "mi_method"):
+            sl = self.query_one(f"#f-{key}", SelectionList)
+            picked = set(sl.selected) or set(_default_list(key))
+            sl.clear_options()
+            sl.add_options([(c, c, c in picked) for c in choices[key]])
+        self.update_attack_help()
+        self.revalidate()
+
+    def update_attack_help(self) -> None:
+        picked = self.query_one("#f-attack", SelectionList).selected
+        lines = [f"{a}: {self.attack_help[a]}" for a in picked if a in self.attack_help]
+        self.query_one("#help-attack_options", Static).update(
+            "\n".join(lines) or FORM[[f.key for f in FORM].index("attack_options")].help)
+
+    # --- the experiment ----------------------------------------------------------------
+    def values(self) -> tuple[dict[str, str], dict[str, list[str]]]:
+        texts: dict[str, str] = {}
+        multi: dict[str, list[str]] = {}
+        for f in FORM:
+            w = self.query_one(f"#f-{f.key}")
+            if isinstance(w, SelectionList):
+                order = self.choices[f.key]
+                multi[f.key] = sorted(w.selected, key=lambda c: order.index(c)
+                                      if c in order else len(order))
+            elif isinstance(w, Select):
+                texts[f.key] = "" if w.value is Select.BLANK else str(w.value)
+            else:
+                texts[f.key] = w.value
+        return texts, multi
+
+    def raw(self) -> dict:
+        texts, multi = self.values()
+        return build_raw(texts, multi)
+
+    @on(Input.Changed)
+    @on(Select.Changed)
+    @on(SelectionList.SelectedChanged)
+    def _changed(self, event) -> None:
+        if getattr(event, "input", None) is not None and event.input.id == "save-path":
+            return
+        if isinstance(event, SelectionList.SelectedChanged):
+            self.update_attack_help()
+        self.revalidate()
+
+    def revalidate(self) -> None:
+        if self.is_mounted:
+            self.set_timer(0.15, self._validate_now, name="validate")
+
+    def _validate_now(self) -> None:
+        try:
+            raw = self.raw()
+        except IbtuiError as e:
+            self.show_result([], str(e))
+            return
+        self._validate(raw)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="compose-validate",
+          description="validating the experiment")
+    def _validate(self, raw: dict) -> None:
+        try:
+            specs, error = validate(raw), ""
+        except IbtuiError as e:
+            specs, error = [], str(e)
+        if not get_current_worker().is_cancelled:
+            self.app.call_from_thread(self.show_result, specs, error)
+
+    def show_result(self, specs: list[RunSpec], error: str) -> None:
+        self.specs, self.error = specs, error
+        out = self.query_one("#compose-result", Static)
+        if error:
+            out.update(Text.assemble(("✖ ", "bold red"), (error, "red")))
+            return
+        n = len(specs)
+        t = Text.assemble(("✔ ", "bold green"), (f"{n} run{'s' * (n != 1)}", "bold"), ": ")
+        t.append(", ".join(s.run_id for s in specs[:SHOW_RUNS]))
+        if n > SHOW_RUNS:
+            t.append(f" … and {n - SHOW_RUNS} more", style="dim")
+        out.update(t)
+
+    # --- launch and save ---------------------------------------------------------------
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        if event.button.id == "launch":
+            self.action_launch()
+        elif event.button.id == "save":
+            self.action_save()
+
+    def action_back(self) -> None:
+        self.dismiss()
+
+    def action_reset(self) -> None:
+        for f in FORM:
+            w = self.query_one(f"#f-{f.key}")
+            if isinstance(w, Input):
+                w.value = default_text(f.key)
+            elif isinstance(w, Select):
+                w.value = FIELDS[f.key].default
+            elif isinstance(w, SelectionList):
+                w.deselect_all()
+                for v in _default_list(f.key):
+                    if v in self.choices[f.key]:
+                        w.select(v)
+
+    def action_launch(self) -> None:
+        try:
+            raw = self.raw()
+        except IbtuiError as e:
+            self.show_result([], str(e))
+            self.notify(str(e), title="Not launched", severity="error")
+            return
+        self._launch(raw)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="compose-launch",
+          description="launching the experiment")
+    def _launch(self, raw: dict) -> None:
+        app = self.app
+        try:
+            specs = validate(raw)
+        except IbtuiError as e:
+            app.call_from_thread(self.show_result, [], str(e))
+            app.call_from_thread(app.notify, str(e), title="Not launched", severity="error")
+            return
+        paths = create_runs(specs, app.runs_dir)
+        pid = app.start_scheduler(app.runs_dir, jobs=app.jobs, gpus=app.gpus)
+        app.call_from_thread(self._launched, [p.name for p in paths], pid)
+
+    def _launched(self, ids: list[str], pid: int | None) -> None:
+        sched = f"scheduler started (pid {pid})" if pid else "the running scheduler picks them up"
+        self.app.notify(f"Queued {len(ids)} run{'s' * (len(ids) != 1)}; {sched}.",
+                        title="Launched")
+        self.app.poll_now()
+        if self.app.screen is self:
+            self.dismiss()
+
+    def action_save(self) -> None:
+        try:
+            raw = self.raw()
+        except IbtuiError as e:
+            self.show_result([], str(e))
+            self.notify(str(e), title="Not saved", severity="error")
+            return
+        path = Path(self.query_one("#save-path", Input).value.strip() or "experiments.toml")
+        self._save(raw, path)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="compose-save",
+          description="saving the experiment")
+    def _save(self, raw: dict, path: Path) -> None:
+        app = self.app
+        try:
+            runs = save_experiment(raw, path, when=app.clock())
+        except IbtuiError as e:
+            app.call_from_thread(self.show_result, [], str(e))
+            app.call_from_thread(app.notify, str(e), title="Not saved", severity="error")
+            return
+        app.call_from_thread(app.notify, f"{path}: appended; the file now holds {len(runs)} "
+                             f"run{'s' * (len(runs) != 1)} and loads cleanly.", title="Saved")

@@ -1,0 +1,171 @@
+"""Leaderboard: finished runs by stealth score; selected runs' MI curves overlaid in one plot."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Container
+from textual.widgets import DataTable, Footer, Static
+
+from ibtui.tui.model import FOLDABLE, LEADERBOARD_COLUMN_LIST, fmt_rate
+from ibtui.tui.poller import RunDetail, Snapshot
+from ibtui.tui.screens.runs import TableScreen, view_text
+from ibtui.tui.widgets.bars import FilterBar, RunLine
+from ibtui.tui.widgets.plots import TERM_LABEL, Chart, compare_series
+from ibtui.tui.widgets.tables import LeaderboardTable, RunTableBase
+
+ROLES = ("backdoor", "clean", "all", "sample")
+MAX_COMPARE = 12
+
+
+class LeaderboardScreen(TableScreen):
+    TITLE = "Leaderboard"
+    BINDINGS = [
+        Binding("escape", "back", "Runs", id="board.back", tooltip="Back to the runs screen"),
+        Binding("slash", "filter", "Filter", key_display="/", id="board.filter",
+                tooltip="Filter rows: regex or text, column:term (dataset:digits arch:vgg)"),
+        Binding("s", "sort", "Sort", id="board.sort", tooltip="Sort by the next column"),
+        Binding("S", "reverse_sort", "Reverse sort", show=False, id="board.reverse"),
+        Binding("g", "group", "Group", id="board.group",
+                tooltip="Group rows by attack, dataset, arch or poison rate"),
+        Binding("t", "term", "I(X;T)/I(T;Ŷ)", id="board.term",
+                tooltip="Compare I(X;T) or I(T;Ŷ)"),
+        Binding("b", "role", "Subset", id="board.role",
+                tooltip="Compare the backdoor, clean, all or sample subset of the target"),
+        Binding("x", "clear", "Unselect", show=False, id="board.clear"),
+        Binding("w", "app.go('workers')", "Workers", show=False, id="board.workers"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.term = "xt"
+        self.role = "backdoor"
+        self.compared: list[str] = []
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="topbar", classes="topbar")
+        yield Static(id="viewbar", classes="viewbar")
+        with Container(id="board-body"):
+            table = LeaderboardTable(LEADERBOARD_COLUMN_LIST, FOLDABLE,
+                                     ("ssim", "psnr", "ra", "sanity"), id="board-table")
+            table.sort_column, table.sort_reverse = "score", False
+            yield table
+            yield Chart("compare", id="compare")
+        yield RunLine(id="run-line", classes="runline")
+        yield FilterBar(id="filter")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.table = self.query_one(LeaderboardTable)
+        self.table.focus()
+        self.app.runs_signal.subscribe(self, self.show_snapshot)
+        self.app.detail_signal.subscribe(self, self.show_detail)
+        self.show_snapshot(self.app.snapshot)
+
+    def on_unmount(self) -> None:
+        for rid in self.compared:
+            self.app.unwatch_run(rid)
+
+    def on_screen_resume(self) -> None:
+        self.show_snapshot(self.app.snapshot)
+
+    def show_snapshot(self, snap: Snapshot) -> None:
+        rows = [r for r in snap.rows if r.has_summary]
+        self.table.set_rows(rows, snap.now)
+        self.refresh_bars()
+
+    def refresh_bars(self) -> None:
+        snap: Snapshot = self.app.snapshot
+        n = len(self.table.rows_by_id)
+        top = Text.assemble(("ibtui ", "bold"), ("leaderboard", "underline"),
+                            f"  {n} finished run{'s' * (n != 1)} with a summary")
+        if self.table.group:
+            top.append(f" · grouped by {self.table.group}", style="yellow")
+        if n == 0 and self.app.loaded:
+            top.append(" · runs appear here when they finish", style="dim")
+        self.query_one("#topbar", Static).update(top)
+        view = view_text(self.table, n)
+        bar = self.query_one("#viewbar", Static)
+        bar.update(view)
+        bar.display = bool(view.plain)
+        cid = self.table.cursor_id
+        self.query_one(RunLine).show(self.table.rows_by_id.get(cid) if cid else None, snap.now)
+        self.update_compare()
+
+    # --- comparison plot ---------------------------------------------------------------
+    def compare_ids(self) -> list[str]:
+        ids = self.table.target_ids()
+        return ids[:MAX_COMPARE]
+
+    def update_compare(self) -> None:
+        ids = self.compare_ids()
+        if ids != self.compared:
+            for rid in ids:
+                if rid not in self.compared:
+                    self.app.watch_run(rid)
+            for rid in self.compared:
+                if rid not in ids:
+                    self.app.unwatch_run(rid)
+            self.compared = ids
+        self.draw_compare()
+
+    def _label(self, rid: str) -> str:
+        r = self.table.rows_by_id.get(rid)
+        if r is None:
+            return rid
+        return f"{r.attack} {r.arch} p{fmt_rate(r.rate)} s{r.seed}"
+
+    def draw_compare(self) -> None:
+        curves = []
+        for rid in self.compared:
+            d = self.app.details.get(rid)
+            curves.append((self._label(rid), d.mi if d else []))
+        n = len(curves)
+        what = "selected" if self.table.selected else "highlighted"
+        title = f"{TERM_LABEL[self.term]} · {self.role} subset · {n} {what} run{'s' * (n != 1)}"
+        self.query_one("#compare", Chart).draw(
+            compare_series(curves, self.term, self.role), title,
+            empty="select runs with space")
+
+    def show_detail(self, d: RunDetail) -> None:
+        if d.run_id in self.compared:
+            self.draw_compare()
+
+    @on(DataTable.RowHighlighted)
+    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self.refresh_bars()
+
+    @on(RunTableBase.SelectionChanged)
+    def _selection_changed(self, event: RunTableBase.SelectionChanged) -> None:
+        self.refresh_bars()
+
+    @on(DataTable.RowSelected)
+    def _open(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        key = event.row_key.value
+        if key and not key.startswith("group:"):
+            self.app.open_run(key)
+
+    # --- actions -----------------------------------------------------------------------
+    def action_back(self) -> None:
+        if self.table.filter.text or self.table.selected:
+            self.action_clear()
+        else:
+            self.app.action_go("runs")
+
+    def action_group(self) -> None:
+        self.table.cycle_group()
+        self.refresh_bars()
+
+    def action_term(self) -> None:
+        self.term = "ty" if self.term == "xt" else "xt"
+        self.draw_compare()
+
+    def action_role(self) -> None:
+        self.role = ROLES[(ROLES.index(self.role) + 1) % len(ROLES)]
+        self.draw_compare()
+
+    def on_filter_bar_closed(self, event: FilterBar.Closed) -> None:
+        super().on_filter_bar_closed(event)

@@ -1,0 +1,207 @@
+"""Run screen: MI curves, accuracy/ASR and class loss over epochs, summary and worker log."""
+
+from __future__ import annotations
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Log, Static, TabbedContent, TabPane
+
+from ibtui.tui.model import fmt_duration, fmt_float, fmt_rate
+from ibtui.tui.poller import RunDetail, Snapshot
+from ibtui.tui.widgets.bars import run_line
+from ibtui.tui.widgets.plots import (TERM_LABEL, Chart, acc_series, class_loss_series,
+                                     mi_methods, mi_series)
+
+
+def summary_renderable(d: RunDetail) -> Group:
+    s = d.summary or {}
+    parts: list = []
+    if not s:
+        why = ("written when the run finishes" if d.row.state in ("queued", "running")
+               else "no summary.json")
+        parts.append(Text(f"No summary yet ({why}).", style="dim"))
+    else:
+        t = Table(box=None, show_header=False, padding=(0, 2, 0, 0))
+        t.add_column(style="bold")
+        t.add_column(justify="right")
+        t.add_column(style="bold")
+        t.add_column(justify="right")
+        method = (s.get("stealth") or {}).get("method") or s.get("mi_method") or ""
+        pairs = [
+            ("stealth score", fmt_float(s.get("score")), "clean acc", fmt_float(s.get("clean_acc"))),
+            ("D_XT", fmt_float(s.get("d_xt")), "ASR", fmt_float(s.get("asr"))),
+            ("D_TY", fmt_float(s.get("d_ty")), "ASR (all)", fmt_float(s.get("asr_all"))),
+            ("MI method", str(method), "RA", fmt_float(s.get("ra"))),
+            ("poisoned", str(s.get("n_poison", "–")), "PSNR", fmt_float(s.get("psnr"), 2)),
+            ("backdoor subset", str(s.get("n_backdoor", "–")), "SSIM", fmt_float(s.get("ssim"))),
+            ("wall time", fmt_duration(s.get("wall_seconds")), "LPIPS",
+             fmt_float(s.get("lpips"))),
+        ]
+        for row in pairs:
+            t.add_row(*row)
+        parts.append(t)
+        by_method = s.get("stealth_by_method") or {}
+        if len(by_method) > 1:
+            m = Table("method", "score", "D_XT", "D_TY", box=None, padding=(0, 2, 0, 0),
+                      header_style="bold")
+            for name, v in by_method.items():
+                v = v or {}
+                m.add_row(name, fmt_float(v.get("score")), fmt_float(v.get("d_xt")),
+                          fmt_float(v.get("d_ty")))
+            parts += [Text(""), m]
+        sanity = s.get("sanity") or []
+        if sanity:
+            ok = sum(bool(c.get("ok")) for c in sanity if isinstance(c, dict))
+            parts.append(Text(f"\nSanity checks: {ok}/{len(sanity)} passed", style="bold"))
+            for c in sanity:
+                if not isinstance(c, dict):
+                    continue
+                mark = Text("✔ ", style="green") if c.get("ok") else Text("✖ ", style="bold red")
+                line = Text.assemble(mark, f"{c.get('check')} · {c.get('subset')} · "
+                                           f"epoch {c.get('epoch')}: {fmt_float(c.get('value'))}"
+                                           f" vs {fmt_float(c.get('bound'))}")
+                if c.get("detail"):
+                    line.append(f" ({c['detail']})", style="dim")
+                parts.append(line)
+        if s.get("phases"):
+            parts.append(Text(f"\nPhases: {s['phases']}", style="dim"))
+    if d.damaged:
+        parts.append(Text("\nDamaged: " + "; ".join(d.damaged), style="red"))
+    spec = d.spec or {}
+    if spec:
+        keys = ("dataset", "arch", "width", "attack", "attack_options", "poison_rate", "target",
+                "epochs", "noise_xt", "noise_ty", "mi_epochs", "mi_method", "observe_classes",
+                "seed", "device")
+        st = Table(box=None, show_header=False, padding=(0, 2, 0, 0))
+        st.add_column(style="bold")
+        st.add_column()
+        for k in keys:
+            if k in spec:
+                v = spec[k]
+                if k == "attack_options" and isinstance(v, dict):
+                    v = ", ".join(f"{a}={b}" for a, b in v.items()) or "defaults"
+                st.add_row(k, str(v))
+        parts += [Text("\nSpec", style="bold"), st]
+    return Group(*parts)
+
+
+class RunScreen(Screen):
+    TITLE = "Run"
+    BINDINGS = [
+        Binding("escape", "back", "Back", id="run.back"),
+        Binding("1", "view('mi')", "MI", id="run.mi", tooltip="MI curves per subset"),
+        Binding("2", "view('training')", "Train", id="run.training",
+                tooltip="Clean accuracy, ASR and per-class train loss"),
+        Binding("3", "view('summary')", "Summary", id="run.summary",
+                tooltip="Stealth score, D_XT, D_TY, sanity flags, spec"),
+        Binding("4", "view('log')", "Log", id="run.log", tooltip="Worker log tail"),
+        Binding("m", "next_method", "Method", id="run.method",
+                tooltip="Show the next MI estimator recorded for this run"),
+        Binding("c", "cancel", "Cancel", id="run.cancel", tooltip="Cancel this run"),
+        Binding("r", "resume", "Resume", id="run.resume", tooltip="Re-queue this run"),
+    ]
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__()
+        self.run_id = run_id
+        self.method: str | None = None
+        self.detail: RunDetail | None = None
+        self._log: tuple = ()
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="run-info", classes="runline")
+        with TabbedContent(initial="mi"):
+            with TabPane("MI", id="mi"):
+                with Horizontal(classes="charts"):
+                    yield Chart(TERM_LABEL["xt"], id="chart-xt")
+                    yield Chart(TERM_LABEL["ty"], id="chart-ty")
+            with TabPane("Training", id="training"):
+                with Horizontal(classes="charts"):
+                    yield Chart("clean acc · ASR", id="chart-acc")
+                    yield Chart("train loss per class", id="chart-loss")
+            with TabPane("Summary", id="summary"):
+                with VerticalScroll():
+                    yield Static(id="summary-body")
+            with TabPane("Log", id="log"):
+                yield Log(id="log-view", highlight=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = self.run_id
+        self.app.runs_signal.subscribe(self, self.show_snapshot)
+        self.app.detail_signal.subscribe(self, self.show_detail)
+        self.show_snapshot(self.app.snapshot)
+        known = self.app.watch_run(self.run_id)
+        if known is not None:
+            self.show_detail(known)
+
+    def on_unmount(self) -> None:
+        self.app.unwatch_run(self.run_id)
+
+    def show_snapshot(self, snap: Snapshot) -> None:
+        row = snap.by_id().get(self.run_id)
+        if row is None and self.app.loaded:
+            self.query_one("#run-info", Static).update(
+                Text(f"{self.run_id}: the run directory is gone", style="red"))
+            return
+        head = Text()
+        if row is not None:
+            head.append(f"{row.attack} on {row.dataset} · {row.arch}"
+                        f"{'×' + str(row.width) if row.width else ''} · rate {fmt_rate(row.rate)}"
+                        f" · seed {row.seed}\n", style="dim")
+        self.query_one("#run-info", Static).update(head + run_line(row, snap.now))
+
+    def show_detail(self, d: RunDetail) -> None:
+        if d.run_id != self.run_id:
+            return
+        self.detail = d
+        methods = mi_methods(d.mi)
+        if self.method not in methods:
+            self.method = methods[0] if methods else None
+        suffix = f" · {self.method}" if self.method and len(methods) > 1 else ""
+        for term in ("xt", "ty"):
+            self.query_one(f"#chart-{term}", Chart).draw(
+                mi_series(d.mi, term, self.method), f"{TERM_LABEL[term]} (nats){suffix}",
+                empty="no MI checkpoint yet")
+        self.query_one("#chart-acc", Chart).draw(acc_series(d.metrics), "clean acc · ASR",
+                                                 ylim=(0.0, 1.0), empty="no epoch yet")
+        target = d.spec.get("target") if isinstance(d.spec.get("target"), int) else None
+        self.query_one("#chart-loss", Chart).draw(class_loss_series(d.metrics, target),
+                                                  "train loss per class", empty="no epoch yet")
+        self.query_one("#summary-body", Static).update(summary_renderable(d))
+        log = tuple(d.log)
+        if log != self._log:
+            view = self.query_one(Log)
+            if self._log and log[:len(self._log)] == self._log:
+                view.write_lines(log[len(self._log):])
+            else:
+                view.clear()
+                view.write_lines(log or ["(no worker.log yet)"])
+            self._log = log
+
+    def action_back(self) -> None:
+        self.dismiss()
+
+    def action_view(self, tab: str) -> None:
+        self.query_one(TabbedContent).active = tab
+
+    def action_next_method(self) -> None:
+        if self.detail is None:
+            return
+        methods = mi_methods(self.detail.mi)
+        if len(methods) < 2:
+            self.notify("Only one MI estimator was recorded for this run.")
+            return
+        self.method = methods[(methods.index(self.method) + 1) % len(methods)]
+        self.show_detail(self.detail)
+
+    def action_cancel(self) -> None:
+        self.app.cancel_runs([self.run_id])
+
+    def action_resume(self) -> None:
+        self.app.resume_runs([self.run_id])

@@ -1,0 +1,139 @@
+"""Workers: what the scheduler runs now (run, pid, GPU, since) and what waits or needs help."""
+
+from __future__ import annotations
+
+import socket
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+
+from ibtui.tui.model import RESUMABLE, Cell, fmt_duration, fmt_progress, state_text
+from ibtui.tui.poller import Snapshot
+from ibtui.tui.widgets.bars import RunLine
+from ibtui.tui.widgets.tables import sync_table
+
+WORKER_COLUMNS = [("run", "run"), ("state", "state"), ("progress", "progress"), ("pid", "pid"),
+                  ("gpu", "GPU"), ("since", "since")]
+QUEUE_COLUMNS = [("run", "run"), ("state", "state"), ("progress", "progress"), ("why", "why")]
+
+
+def scheduler_lines(snap: Snapshot) -> Text:
+    s = snap.scheduler
+    if not s:
+        queued = sum(r.state == "queued" for r in snap.rows)
+        t = Text("No scheduler is running", style="bold yellow")
+        if queued:
+            t.append(f": {queued} queued run{'s' * (queued != 1)} wait. Press s to start one.",
+                     style="yellow")
+        else:
+            t.append(". Launching experiments (n) starts one.", style="dim")
+        return t
+    host = s.get("host")
+    where = "this host" if host in (None, socket.gethostname()) else f"host {host}"
+    gpus = ",".join(str(g) for g in s.get("gpus") or []) or "none (CPU)"
+    beat = s.get("heartbeat")
+    age = fmt_duration(snap.now - beat) + " ago" if isinstance(beat, (int, float)) else "–"
+    t = Text("Scheduler ", style="bold")
+    t.append("● alive", style="bold green")
+    t.append(f"  pid {s.get('pid')} on {where} · jobs {s.get('jobs')} · GPUs {gpus} · "
+             f"heartbeat {age}")
+    return t
+
+
+class WorkersScreen(Screen):
+    TITLE = "Workers"
+    BINDINGS = [
+        Binding("escape", "app.go('runs')", "Runs", id="workers.back",
+                tooltip="Back to the runs screen"),
+        Binding("c", "cancel", "Cancel", id="workers.cancel",
+                tooltip="Cancel the highlighted run, after confirmation"),
+        Binding("r", "resume", "Resume", id="workers.resume",
+                tooltip="Re-queue the highlighted crashed/failed/interrupted run"),
+        Binding("s", "app.ensure_scheduler", "Start scheduler", id="workers.scheduler",
+                tooltip="Start a detached scheduler if none is alive"),
+        Binding("l", "app.go('leaderboard')", "Board", show=False, id="workers.leaderboard"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="topbar", classes="topbar")
+        yield Static("Running now", classes="section")
+        yield DataTable(id="workers", cursor_type="row", zebra_stripes=True)
+        yield Static("Waiting or needing attention", classes="section")
+        yield DataTable(id="queue", cursor_type="row", zebra_stripes=True)
+        yield RunLine(id="run-line", classes="runline")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#workers", DataTable).focus()
+        self.app.runs_signal.subscribe(self, self.show_snapshot)
+        self.show_snapshot(self.app.snapshot)
+
+    def on_screen_resume(self) -> None:
+        self.show_snapshot(self.app.snapshot)
+
+    def show_snapshot(self, snap: Snapshot) -> None:
+        rows = snap.by_id()
+        self.query_one("#topbar", Static).update(scheduler_lines(snap))
+        workers = []
+        for w in (snap.scheduler or {}).get("workers") or []:
+            rid = str(w.get("run"))
+            r = rows.get(rid)
+            since = w.get("since")
+            age = snap.now - since if isinstance(since, (int, float)) else None
+            workers.append((rid, [
+                Text(rid, style="bold"), state_text(r.state if r else "running"),
+                Text(fmt_progress(r) if r else "–"), Cell(str(w.get("pid")), w.get("pid")),
+                Text("–" if w.get("gpu") is None else str(w.get("gpu"))),
+                Cell(fmt_duration(age), age, justify="right"),
+            ]))
+        sync_table(self.query_one("#workers", DataTable), WORKER_COLUMNS, workers)
+        running = {rid for rid, _ in workers}
+        waiting = [r for r in snap.rows
+                   if r.id not in running and (r.state in ("queued", "running", "damaged")
+                                               or r.state in RESUMABLE)]
+        waiting.sort(key=lambda r: (r.state != "queued", r.order))
+        queue = [(r.id, [Text(r.id, style="bold"), state_text(r.state), Text(fmt_progress(r)),
+                         Text(r.note or ("next in line" if r.state == "queued" else ""),
+                              style="dim")])
+                 for r in waiting]
+        sync_table(self.query_one("#queue", DataTable), QUEUE_COLUMNS, queue)
+        self.update_run_line()
+
+    def focused_run(self) -> str | None:
+        table = self.focused if isinstance(self.focused, DataTable) else \
+            self.query_one("#workers", DataTable)
+        if not table.row_count:
+            return None
+        return str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
+
+    def update_run_line(self) -> None:
+        rid = self.focused_run()
+        self.query_one(RunLine).show(self.app.snapshot.by_id().get(rid) if rid else None,
+                                     self.app.snapshot.now)
+
+    @on(DataTable.RowHighlighted)
+    def _highlighted(self) -> None:
+        self.update_run_line()
+
+    def on_descendant_focus(self) -> None:
+        self.update_run_line()
+
+    @on(DataTable.RowSelected)
+    def _open(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        if event.row_key.value:
+            self.app.open_run(event.row_key.value)
+
+    def action_cancel(self) -> None:
+        rid = self.focused_run()
+        if rid:
+            self.app.cancel_runs([rid])
+
+    def action_resume(self) -> None:
+        rid = self.focused_run()
+        if rid:
+            self.app.resume_runs([rid])

@@ -1,0 +1,74 @@
+"""Small bars: the filter input behind `/` and the one-line run summary under a table."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.binding import Binding
+from textual.message import Message
+from textual.widgets import Input, Static
+
+from ibtui.tui.model import RunRow, fmt_duration, fmt_float, fmt_progress, state_text
+
+FILTER_HELP = ("regex or text, all terms must match; column:term for one column "
+               "(state:run attack:^b rate:0.1) · enter keep · esc clear")
+
+
+class FilterBar(Input):
+    """The `/` filter: live as you type; enter keeps it, escape clears it."""
+
+    BINDINGS = [Binding("escape", "clear_filter", "Clear filter")]
+
+    class Closed(Message):
+        def __init__(self, bar: FilterBar, keep: bool) -> None:
+            super().__init__()
+            self.bar = bar
+            self.keep = keep
+
+        @property
+        def control(self) -> FilterBar:
+            return self.bar
+
+    def __init__(self, **kw) -> None:
+        super().__init__(placeholder=FILTER_HELP, **kw)
+
+    def action_clear_filter(self) -> None:
+        self.value = ""
+        self.post_message(self.Closed(self, keep=False))
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.post_message(self.Closed(self, keep=True))
+
+
+def run_line(row: RunRow | None, now: float) -> Text:
+    """`id · state progress · acc ASR score · elapsed` and, on a second line, why it failed."""
+    if row is None:
+        return Text("no run highlighted", style="dim")
+    t = Text()
+    t.append(row.id, style="bold")
+    t.append("  ")
+    t.append_text(state_text(row.state))
+    prog = fmt_progress(row)
+    if prog and prog != row.state:
+        t.append(f" {prog}")
+    if row.detail and row.state == "running":
+        t.append(f" ({row.detail})", style="dim")
+    t.append(f"  acc {fmt_float(row.acc)} ASR {fmt_float(row.asr)}")
+    if row.score is not None:
+        t.append(f" score {fmt_float(row.score)}")
+    t.append(f"  {fmt_duration(row.elapsed(now))}", style="dim")
+    if row.note:
+        t.append("\n")
+        t.append(row.note, style="red" if row.state in ("failed", "crashed", "damaged")
+                 else "yellow")
+    return t
+
+
+class RunLine(Static):
+    """The highlighted run, in full, under a table."""
+
+    def show(self, row: RunRow | None, now: float, extra: Text | None = None) -> None:
+        t = run_line(row, now)
+        if extra is not None:
+            t = Text.assemble(extra, "\n", t)
+        self.update(t)

@@ -1,0 +1,163 @@
+"""Terminal plots of a run (textual-plotext): MI over epochs per subset, accuracy/ASR, class loss.
+
+Each chart is a `PlotextPlot` drawn through its `.plt`: on new data `clear_data()`, plot,
+`refresh()`; never `show()`. The series builders are plain functions of the run's records.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual_plotext import PlotextPlot
+
+TERM_LABEL = {"xt": "I(X;T)", "ty": "I(T;Ŷ)"}
+ROLE_STYLE = {  # role: (color, marker, legend label)
+    "backdoor": ("red+", "hd", "backdoor"),
+    "all": ("blue+", "braille", "target all"),
+    "clean": ("green+", "braille", "target clean"),
+    "sample": ("yellow", "braille", "target sample"),
+    "class": ("gray", "braille", "clean classes"),
+}
+ROLE_ORDER = ("class", "sample", "clean", "all", "backdoor")  # drawn last = on top
+COMPARE_COLORS = ("red+", "cyan+", "yellow+", "green+", "magenta+", "blue+", "orange",
+                  "white", "red", "cyan", "yellow", "green")
+
+
+@dataclass
+class Series:
+    label: str  # "" = no legend entry
+    x: list[float]
+    y: list[float]
+    color: str = "default"
+    marker: str = "braille"
+    points: bool = False  # also mark each data point
+
+
+class Chart(PlotextPlot):
+    """A titled line chart that redraws only when its series change."""
+
+    DEFAULT_CSS = """
+    Chart { width: 1fr; height: 1fr; min-height: 6; }
+    """
+
+    def __init__(self, title: str = "", *, id: str | None = None,
+                 classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self.chart_title = title
+        self._drawn: tuple | None = None
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.draw([], self.chart_title)
+
+    def draw(self, series: list[Series], title: str | None = None, *, xlabel: str = "epoch",
+             ylim: tuple[float, float] | None = None, empty: str = "no data yet") -> None:
+        if title is not None:
+            self.chart_title = title
+        key = (self.chart_title, xlabel, ylim, empty,
+               tuple((s.label, tuple(s.x), tuple(s.y), s.color, s.marker, s.points)
+                     for s in series))
+        if key == self._drawn:
+            return
+        self._drawn = key
+        plt = self.plt
+        plt.clear_data()
+        has_data = any(s.x for s in series)
+        plt.title(self.chart_title if has_data else f"{self.chart_title} · {empty}")
+        plt.xlabel(xlabel if has_data else "")
+        xs = sorted({x for s in series for x in s.x})
+        for s in series:
+            if not s.x:
+                continue
+            plt.plot(s.x, s.y, label=s.label or None, color=s.color, marker=s.marker)
+            if s.points:
+                plt.scatter(s.x, s.y, color=s.color, marker="●")
+        if xs:
+            step = max(1, len(xs) // 8)
+            ticks = xs[::step]
+            plt.xticks(ticks, [f"{x:g}" for x in ticks])
+        if ylim is not None and has_data:
+            plt.ylim(*ylim)
+        self.refresh()
+
+
+def mi_methods(mi: list[dict]) -> list[str]:
+    return list(dict.fromkeys(str(r.get("method")) for r in mi if r.get("method")))
+
+
+def mi_series(mi: list[dict], term: str, method: str | None = None) -> list[Series]:
+    """One line per subset; the backdoor subset drawn last, in red, with its points marked."""
+    method = method or (mi_methods(mi) or [None])[0]
+    by_subset: dict[str, tuple[str, dict[float, float]]] = {}
+    for r in mi:
+        if r.get("term") != term or (method and r.get("method") != method):
+            continue
+        v, e = r.get("value"), r.get("epoch")
+        if not isinstance(v, (int, float)) or not isinstance(e, (int, float)):
+            continue
+        subset = str(r.get("subset"))
+        role = str(r.get("role") or "class")
+        by_subset.setdefault(subset, (role, {}))[1][float(e)] = float(v)
+    out: list[Series] = []
+    labelled: set[str] = set()
+    for role in ROLE_ORDER:
+        for subset, (r_role, pts) in sorted(by_subset.items()):
+            if r_role != role and not (role == "class" and r_role not in ROLE_STYLE):
+                continue
+            color, marker, label = ROLE_STYLE.get(role, ROLE_STYLE["class"])
+            xs = sorted(pts)
+            out.append(Series(label if role not in labelled else "", xs, [pts[x] for x in xs],
+                              color, marker, points=role == "backdoor"))
+            labelled.add(role)
+    return out
+
+
+def acc_series(metrics: list[dict]) -> list[Series]:
+    out = []
+    for key, label, color, marker in (("test_acc", "clean acc", "cyan+", "hd"),
+                                      ("asr", "ASR", "red+", "hd"),
+                                      ("ra", "RA", "yellow", "braille")):
+        pts = [(float(m["epoch"]), float(m[key])) for m in metrics
+               if isinstance(m.get(key), (int, float)) and isinstance(m.get("epoch"), (int, float))]
+        if pts:
+            out.append(Series(label, [p[0] for p in pts], [p[1] for p in pts], color, marker))
+    return out
+
+
+def class_loss_series(metrics: list[dict], target: int | None) -> list[Series]:
+    classes: dict[str, list[tuple[float, float]]] = {}
+    for m in metrics:
+        cl = m.get("class_loss")
+        if not isinstance(cl, dict) or not isinstance(m.get("epoch"), (int, float)):
+            continue
+        for c, v in cl.items():
+            if isinstance(v, (int, float)):
+                classes.setdefault(str(c), []).append((float(m["epoch"]), float(v)))
+    out = []
+    labelled = False
+    for c in sorted(classes, key=lambda c: (str(target) == c, c)):
+        pts = classes[c]
+        is_target = str(target) == c
+        label = f"target {c}" if is_target else ("other classes" if not labelled else "")
+        labelled = labelled or not is_target
+        out.append(Series(label, [p[0] for p in pts], [p[1] for p in pts],
+                          "red+" if is_target else "gray", "hd" if is_target else "braille",
+                          points=is_target))
+    return out
+
+
+def compare_series(curves: list[tuple[str, list[dict]]], term: str, role: str,
+                   method: str | None = None) -> list[Series]:
+    """One line per run: the MI of the subset with `role` (the target class's)."""
+    out = []
+    for i, (label, mi) in enumerate(curves):
+        m = method or (mi_methods(mi) or [None])[0]
+        pts = {}
+        for r in mi:
+            if r.get("term") == term and r.get("role") == role and (not m or r.get("method") == m) \
+                    and isinstance(r.get("value"), (int, float)):
+                pts[float(r["epoch"])] = float(r["value"])
+        xs = sorted(pts)
+        out.append(Series(label, xs, [pts[x] for x in xs], COMPARE_COLORS[i % len(COMPARE_COLORS)],
+                          "hd", points=len(curves) <= 3))
+    return out

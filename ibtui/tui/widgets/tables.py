@@ -1,0 +1,433 @@
+"""Run tables: sortable, filterable, multi-select DataTables keyed by run id.
+
+`RunsTable` is live: each snapshot updates only the cells that changed (`update_cell`), adds
+and removes rows by key, and re-sorts with `DataTable.sort` on the cells' raw values.
+`LeaderboardTable` changes rarely (when a run finishes) and is rebuilt in its own order, so it
+can show group header rows. Both fold columns whose value is the same in every row into the
+header line when the terminal is too narrow for all of them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from rich.cells import cell_len
+from rich.text import Text
+from textual.binding import Binding
+from textual.message import Message
+from textual.widgets import DataTable
+from textual.widgets.data_table import RowDoesNotExist
+
+from ibtui.tui.model import (Cell, Column, Filter, RunRow, compile_filter, fmt_float, fmt_rate,
+                             plain_fields)
+
+MARK = "mark"
+
+
+def _sort_part(v: Any) -> tuple:
+    return (1, "") if v is None else (0, v)
+
+
+def merged_column(parts: list[Column]) -> Column:
+    """One `run` column showing the parts that differ between rows: `badnets vgg16 p0.1 s1`."""
+    prefix = {"rate": "p", "seed": "s"}
+
+    def render(r: RunRow, now: float) -> Cell:
+        texts, keys = [], []
+        for c in parts:
+            cell = c.render(r, now)
+            keys.append(_sort_part(cell.sort_value))
+            if cell.plain != "–":
+                texts.append(prefix.get(c.key, "") + cell.plain)
+        return Cell(" ".join(texts) or r.id, tuple(keys), style="bold")
+
+    return Column("run", "run", render, help=" · ".join(c.label for c in parts))
+
+
+def fold_columns(columns: list[Column], rows: Iterable[RunRow], now: float, width: int,
+                 foldable: tuple[str, ...], droppable: tuple[str, ...] = ()
+                 ) -> tuple[list[Column], dict[str, str]]:
+    """(columns to show, {folded column: its one value}) for a table `width` cells wide.
+
+    Too wide? 1. columns in `foldable` whose value is the same in every row fold into the
+    header line; 2. the remaining foldable columns merge into one `run` column; 3. columns in
+    `droppable` are left out, in that order (the line under the table still shows them)."""
+    rows = list(rows)
+    if not rows or width <= 0:
+        return columns, {}
+
+    def need(c: Column) -> int:
+        return max(cell_len(c.label) + 2, *(cell_len(c.render(r, now).plain) for r in rows)) + 2
+
+    widths = {c.key: need(c) for c in columns}
+    budget = width - 5  # mark column and scrollbar
+    shown = list(columns)
+    if sum(widths.values()) <= budget:
+        return shown, {}
+    folded: dict[str, str] = {}
+    for key in foldable:
+        # a damaged row (its spec unreadable) does not count
+        values = {c.render(r, now).plain for c in shown if c.key == key for r in rows
+                  if r.state != "damaged"} - {"–"}
+        if key in widths and len(values) == 1:
+            folded[key] = values.pop()
+            shown = [c for c in shown if c.key != key]
+    if sum(need(c) for c in shown) > budget:
+        parts = [c for c in shown if c.key in foldable]
+        if len(parts) > 1:
+            run = merged_column(parts)
+            first = shown.index(parts[0])
+            shown = [c for c in shown if c.key not in foldable]
+            shown.insert(first, run)
+    for key in droppable:
+        if sum(need(c) for c in shown) <= budget:
+            break
+        shown = [c for c in shown if c.key != key]
+    return shown, folded
+
+
+class RunTableBase(DataTable):
+    """Shared state: rows, filter, sort, selection, folded columns."""
+
+    BINDINGS = [
+        Binding("enter", "select_cursor", "Open", tooltip="Open the highlighted run"),
+        Binding("space", "toggle_select", "Select", tooltip="Select or unselect the run"),
+    ]
+
+    class SelectionChanged(Message):
+        def __init__(self, table: RunTableBase) -> None:
+            super().__init__()
+            self.table = table
+            self.selected = set(table.selected)
+
+        @property
+        def control(self) -> RunTableBase:
+            return self.table
+
+    def __init__(self, columns: list[Column], foldable: tuple[str, ...] = (),
+                 droppable: tuple[str, ...] = (), **kw) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=True, **kw)
+        self.all_columns = columns
+        self.foldable = foldable
+        self.droppable = droppable
+        self.shown: list[Column] = list(columns)
+        self.rows_by_id: dict[str, RunRow] = {}
+        self.now = 0.0
+        self.filter: Filter = compile_filter("")
+        self.sort_column: str | None = None
+        self.sort_reverse = False
+        self.selected: set[str] = set()
+        self.folded: dict[str, str] = {}
+        self.visible_ids: list[str] = []
+
+    # --- what the screens call ---------------------------------------------------------
+    def set_rows(self, rows: Iterable[RunRow], now: float) -> None:
+        self.rows_by_id = {r.id: r for r in rows}
+        self.now = now
+        self.selected &= set(self.rows_by_id)
+        self.sync()
+
+    def set_filter(self, text: str) -> Filter:
+        self.filter = compile_filter(text, [c.key for c in self.all_columns] + ["id", "note"])
+        self.sync()
+        return self.filter
+
+    def sort_by(self, column: str | None, reverse: bool | None = None) -> None:
+        if reverse is None:
+            reverse = (not self.sort_reverse) if column == self.sort_column else \
+                (self._column(column).numeric if column else False)
+        self.sort_column, self.sort_reverse = column, reverse
+        self.sync()
+
+    def cycle_sort(self) -> None:
+        keys = [c.key for c in self.shown_columns()]
+        if self.sort_column not in keys:
+            nxt = keys[0]
+        else:
+            i = keys.index(self.sort_column) + 1
+            nxt = keys[i] if i < len(keys) else None
+        self.sort_by(nxt, self._column(nxt).numeric if nxt else False)
+
+    @property
+    def cursor_id(self) -> str | None:
+        if not self.row_count:
+            return None
+        try:
+            key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
+        except Exception:
+            return None
+        return key if key in self.rows_by_id else None
+
+    def target_ids(self) -> list[str]:
+        """The selected runs, or else the highlighted one."""
+        if self.selected:
+            return [i for i in self.rows_by_id if i in self.selected]
+        cid = self.cursor_id
+        return [cid] if cid else []
+
+    def select_ids(self, ids: Iterable[str], on: bool = True) -> None:
+        for i in ids:
+            if i in self.rows_by_id:
+                (self.selected.add if on else self.selected.discard)(i)
+        self.sync()
+        self.post_message(self.SelectionChanged(self))
+
+    def clear_selection(self) -> None:
+        self.selected.clear()
+        self.sync()
+        self.post_message(self.SelectionChanged(self))
+
+    def action_toggle_select(self) -> None:
+        cid = self.cursor_id
+        if cid is None:
+            return
+        self.select_ids([cid], on=cid not in self.selected)
+        self.action_cursor_down()
+
+    # --- internals ---------------------------------------------------------------------
+    def _column(self, key: str | None) -> Column:
+        for c in (*self.shown, *self.all_columns):
+            if c.key == key:
+                return c
+        raise KeyError(key)
+
+    def row_sort_key(self, row: RunRow) -> tuple:
+        """Missing values last in either direction; ties keep creation order."""
+        if self.sort_column is None:
+            return (row.order,)
+        try:
+            v = self._column(self.sort_column).render(row, self.now).sort_value
+        except KeyError:
+            return (row.order,)
+        if self.sort_reverse:
+            return (v is not None, 0 if v is None else v, -row.order)
+        return (v is None, 0 if v is None else v, row.order)
+
+    def shown_columns(self) -> list[Column]:
+        width = self.size.width or self.app.size.width
+        self.shown, self.folded = fold_columns(self.all_columns, self.rows_by_id.values(),
+                                               self.now, width, self.foldable, self.droppable)
+        return self.shown
+
+    def matching(self) -> list[RunRow]:
+        return [r for r in self.rows_by_id.values() if self.filter(plain_fields(r, self.now))]
+
+    def _label(self, c: Column) -> Text:
+        label = Text(c.label, justify="right" if c.numeric else "left")
+        if c.key == self.sort_column:
+            label.append(" ▼" if self.sort_reverse else " ▲", style="bold")
+        return label
+
+    def _mark(self, row: RunRow) -> Cell:
+        cell = Cell("●" if row.id in self.selected else " ", row.order, style="bold yellow")
+        cell.run_id = row.id
+        return cell
+
+    def on_resize(self) -> None:
+        self.sync()
+
+    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+        event.stop()
+        key = event.column_key.value
+        if key and key != MARK:
+            self.sort_by(key)
+
+    def sync(self) -> None:  # pragma: no cover - implemented by subclasses
+        raise NotImplementedError
+
+    def _restore_cursor(self, key: str | None) -> None:
+        if key is None or not self.row_count:
+            return
+        try:
+            index = self.get_row_index(key)
+        except RowDoesNotExist:
+            return
+        if index != self.cursor_row:
+            self.move_cursor(row=index, animate=False)
+
+
+def _sig(cell: Text) -> tuple:
+    return (cell.plain, str(cell.style), tuple((s.start, s.end, str(s.style)) for s in cell.spans))
+
+
+class RunsTable(RunTableBase):
+    """The live runs table of the home screen."""
+
+    def __init__(self, *args, **kw) -> None:
+        super().__init__(*args, **kw)
+        self._layout: tuple = ()
+        self._rendered: dict[str, list[tuple]] = {}
+        self._sort_keys: dict[str, tuple] = {}
+
+    def sync(self) -> None:
+        if not self.is_mounted:
+            return
+        cursor = self.cursor_id
+        shown = self.shown_columns()
+        layout = (tuple(c.key for c in shown), self.sort_column, self.sort_reverse)
+        if layout != self._layout:
+            self.clear(columns=True)
+            self._rendered.clear()
+            self._sort_keys.clear()
+            self.add_column(Text(" "), key=MARK, width=1)
+            for c in shown:
+                self.add_column(self._label(c), key=c.key)
+            self._layout = layout
+        keys = [MARK, *(c.key for c in shown)]
+        wanted = self.matching()
+        wanted_ids = {r.id for r in wanted}
+        structural = False
+        for rid in list(self._rendered):
+            if rid not in wanted_ids:
+                self.remove_row(rid)
+                del self._rendered[rid]
+                self._sort_keys.pop(rid, None)
+                structural = True
+        resort = structural
+        for row in wanted:
+            cells = [self._mark(row), *(c.render(row, self.now) for c in shown)]
+            sigs = [_sig(c) for c in cells]
+            old = self._rendered.get(row.id)
+            if old is None:
+                self.add_row(*cells, key=row.id)
+                resort = True
+            elif old != sigs:
+                for key, cell, new, prev in zip(keys, cells, sigs, old):
+                    if new != prev:
+                        self.update_cell(row.id, key, cell, update_width=True)
+            self._rendered[row.id] = sigs
+            sort_key = self.row_sort_key(row)
+            if self._sort_keys.get(row.id) != sort_key:
+                self._sort_keys[row.id] = sort_key
+                resort = True
+        if resort:
+            self._sort()
+            self._restore_cursor(cursor)
+        self.visible_ids = [str(r.key.value) for r in self.ordered_rows]
+
+    def _sort(self) -> None:
+        rows = self.rows_by_id
+        self.sort(MARK, key=lambda mark: self.row_sort_key(rows[mark.run_id]),
+                  reverse=self.sort_reverse and self.sort_column is not None)
+
+
+class LeaderboardTable(RunTableBase):
+    """Finished runs, optionally grouped under header rows (`group:<value>` keys)."""
+
+    GROUPS = (None, "attack", "dataset", "arch", "rate")
+
+    def __init__(self, *args, **kw) -> None:
+        super().__init__(*args, **kw)
+        self.group: str | None = None
+        self._built: tuple = ()
+
+    def cycle_group(self) -> None:
+        i = self.GROUPS.index(self.group)
+        self.group = self.GROUPS[(i + 1) % len(self.GROUPS)]
+        self.sync()
+
+    def group_value(self, row: RunRow) -> str:
+        if self.group == "rate":
+            return fmt_rate(row.rate)
+        return str(getattr(row, self.group or "id") or "–")
+
+    def ordered(self) -> list[RunRow]:
+        rows = sorted(self.matching(), key=self.row_sort_key,
+                      reverse=self.sort_reverse and self.sort_column is not None)
+        if self.group is not None:
+            firsts: dict[str, int] = {}
+            for i, r in enumerate(rows):
+                firsts.setdefault(self.group_value(r), i)
+            rows.sort(key=lambda r: firsts[self.group_value(r)])
+        return rows
+
+    def group_members(self, key: str) -> list[str]:
+        value = key.removeprefix("group:")
+        return [r.id for r in self.matching() if self.group_value(r) == value]
+
+    def action_toggle_select(self) -> None:
+        try:
+            key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
+        except Exception:
+            return
+        if key and key.startswith("group:"):
+            members = self.group_members(key)
+            on = not all(m in self.selected for m in members)
+            self.select_ids(members, on=on)
+            self.action_cursor_down()
+            return
+        super().action_toggle_select()
+
+    def _group_row(self, value: str, members: list[RunRow], shown: list[Column]) -> list[Text]:
+        cells: list[Text] = [Text("▾", style="bold")]
+        for c in shown:
+            if c.key == "name":
+                cells.append(Text(f"{self.group}={value} ({len(members)})", style="bold underline"))
+            elif c.numeric and c.key not in ("seed", "rate"):
+                vals = [c.render(r, self.now).sort_value for r in members]
+                vals = [v for v in vals if v is not None]
+                mean = sum(vals) / len(vals) if vals else None
+                cells.append(Text(fmt_float(mean), style="italic dim", justify="right"))
+            else:
+                cells.append(Text(""))
+        return cells
+
+    def sync(self) -> None:
+        if not self.is_mounted:
+            return
+        try:
+            cursor = self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value \
+                if self.row_count else None
+        except Exception:
+            cursor = None
+        shown = self.shown_columns()
+        rows = self.ordered()
+        body = []
+        if self.group is None:
+            body = [(r.id, [self._mark(r), *(c.render(r, self.now) for c in shown)]) for r in rows]
+        else:
+            groups: dict[str, list[RunRow]] = {}
+            for r in rows:
+                groups.setdefault(self.group_value(r), []).append(r)
+            for value, members in groups.items():
+                body.append((f"group:{value}", self._group_row(value, members, shown)))
+                body += [(r.id, [self._mark(r), *(c.render(r, self.now) for c in shown)])
+                         for r in members]
+        built = (tuple(c.key for c in shown), self.sort_column, self.sort_reverse,
+                 tuple((k, tuple(_sig(x) for x in cells)) for k, cells in body))
+        if built == self._built:
+            return
+        self._built = built
+        self.clear(columns=True)
+        self.add_column(Text(" "), key=MARK, width=1)
+        for c in shown:
+            self.add_column(self._label(c), key=c.key)
+        for key, cells in body:
+            self.add_row(*cells, key=key)
+        self.visible_ids = [k for k, _ in body if not k.startswith("group:")]
+        self._restore_cursor(cursor)
+
+
+def sync_table(table: DataTable, columns: list[tuple[str, str]],
+               rows: list[tuple[str, list[Text]]]) -> None:
+    """Show `rows` (key, cells) in a small table: update cells in place when the keys and their
+    order are unchanged, otherwise rebuild; the cursor stays on its row key."""
+    col_keys = [k for k, _ in columns]
+    if [c.value for c in table.columns] != col_keys:
+        table.clear(columns=True)
+        for key, label in columns:
+            table.add_column(Text(label), key=key)
+    current = [str(r.key.value) for r in table.ordered_rows]
+    if current == [k for k, _ in rows]:
+        for key, cells in rows:
+            old = table.get_row(key)
+            for ck, new, prev in zip(col_keys, cells, old):
+                if _sig(new) != _sig(prev if isinstance(prev, Text) else Text(str(prev))):
+                    table.update_cell(key, ck, new, update_width=True)
+        return
+    cursor = current[table.cursor_row] if current and table.cursor_row < len(current) else None
+    table.clear()
+    for key, cells in rows:
+        table.add_row(*cells, key=key)
+    if cursor is not None and cursor in [k for k, _ in rows]:
+        table.move_cursor(row=table.get_row_index(cursor), animate=False)
