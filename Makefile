@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/ibtui run experiments.toml
+	$(BIN)/ibtui run experiments.toml --jobs 2
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -73,8 +73,9 @@ def run(
             specs = [s for s in specs if s.values["name"] in only]
         if dry_run:
             t = Table(title=f"{len(specs)} runs from {file}")
-            for col in ("run", "attack", "rate", "dataset", "arch", "width", "epochs", "MI epochs", "method"):
-                t.add_column(col)
+            t.add_column("run", overflow="fold", min_width=20)
+            for col in ("attack", "rate", "dataset", "arch", "width", "epochs", "MI epochs", "method"):
+                t.add_column(col, overflow="fold")
             for s in specs:
                 v = s.values
                 t.add_row(s.run_id, v["attack"], f"{v['poison_rate']:g}", v["dataset"], v["arch"],
@@ -88,8 +89,7 @@ def run(
     except IbtuiError as e:
         fail(e)
     ids = {p.name for p in paths}
-    sched.only = ids
-    owner = sched.acquire()
+    owner = sched.acquire()  # the owner also runs what a second `ibtui run` queues meanwhile
     if not owner:
         console.print(f"[yellow]another scheduler runs {runs_dir}; {len(ids)} runs joined its queue. "
                       "Watching (Ctrl-C stops watching; the runs go on).[/]")
@@ -353,7 +353,6 @@ def resume(runs: list[str] = typer.Argument(..., metavar="RUN..."), runs_dir: Pa
         console.print(f"queued {len(paths)} runs")
         return
     sched = Scheduler(runs_dir, jobs, None)
-    sched.only = {p.name for p in paths}
     owner = sched.acquire()
     _run_with_progress(sched, paths, owner)
     _print_board(runs_dir, {p.name for p in paths})
@@ -369,6 +368,155 @@ def cancel(runs: list[str] = typer.Argument(..., metavar="RUN..."), runs_dir: Pa
         for k in runs:
             request_cancel(find_run(runs_dir, k))
             console.print(f"cancel requested: {k}")
+    except IbtuiError as e:
+        fail(e)
+
+
+@app.command("validate-mi")
+def validate_mi(
+    quick: bool = typer.Option(False, "--quick", help="smaller tasks and shorter schedules"),
+    out: Path = typer.Option(Path("validate-mi.png"), "--out", help="PNG of estimates vs truth"),
+    method: Optional[list[str]] = typer.Option(None, "--method", help="only these estimators"),
+) -> None:
+    """Check every MI estimator against tasks with exact ground truth; print and plot."""
+    from ibtui.mi.validate import run_validation
+
+    try:
+        run_validation(quick=quick, out_png=out, methods=method or None)
+    except IbtuiError as e:
+        fail(e)
+
+
+@attacks_app.command("list")
+def attacks_list() -> None:
+    """Every attack with its options, defaults and variants."""
+    from ibtui.data.attacks import ATTACKS
+
+    t = Table(title="attacks")
+    for c in ("attack", "labels", "options (default)", "variants", "description"):
+        t.add_column(c, overflow="fold")
+    for name, cls in sorted(ATTACKS.items()):
+        opts = ", ".join(f"{k}={o.default}" for k, o in cls.options.items())
+        t.add_row(name, cls.label_mode, opts, ", ".join(cls.variants) or "-", cls.description)
+    console.print(t)
+
+
+@attacks_app.command("gallery")
+def attacks_gallery(
+    dataset: str = typer.Option("digits", "--dataset"),
+    out: Path = typer.Option(Path("attack-gallery.png"), "--out"),
+    attack: Optional[list[str]] = typer.Option(None, "--attack", help="only these attacks"),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Original, poisoned and amplified difference per attack, with PSNR/SSIM, as one PNG."""
+    from ibtui.data.gallery import make_gallery
+
+    try:
+        path = make_gallery(dataset=dataset, out=out, attacks=attack or None, seed=seed)
+    except IbtuiError as e:
+        fail(e)
+    console.print(f"wrote {path}")
+
+
+@data_app.command("list")
+def data_list() -> None:
+    """Registered datasets."""
+    from ibtui.data.datasets import DATASETS
+
+    t = Table(title="datasets")
+    for c in ("dataset", "classes", "files needed", "description"):
+        t.add_column(c)
+    for name, info in sorted(DATASETS.items()):
+        t.add_row(name, str(info.num_classes), "yes" if info.needs_files else "no (embedded)",
+                  info.description)
+    console.print(t)
+
+
+@data_app.command("fetch")
+def data_fetch(name: str = typer.Argument(...),
+               root: Optional[Path] = typer.Option(None, "--root", help="data directory (default $IBTUI_DATA or ./data)")) -> None:
+    """Download a dataset into the data directory (checked against its published md5)."""
+    from ibtui.data.datasets import DATASETS
+
+    if name in DATASETS and not DATASETS[name].needs_files:
+        console.print(f"{name} is embedded; nothing to fetch")
+        return
+    try:
+        from ibtui.data.torchvision_sets import fetch_dataset
+
+        if name not in DATASETS:
+            raise IbtuiError(f"unknown dataset {name!r}; allowed: {', '.join(sorted(DATASETS))}")
+        path = fetch_dataset(name, root)
+    except IbtuiError as e:
+        fail(e)
+    console.print(f"{name} ready in {path}")
+
+
+@app.command()
+def presets() -> None:
+    """The paper's experiments as named presets (`ibtui run --preset NAME`)."""
+    from ibtui.presets import list_presets
+
+    t = Table(title="presets")
+    t.add_column("preset")
+    t.add_column("description", overflow="fold")
+    for name, desc in list_presets():
+        t.add_row(name, desc)
+    console.print(t)
+
+
+@app.command()
+def plot(runs: list[str] = typer.Argument(..., metavar="RUN..."), runs_dir: Path = RunsDir,
+         out: Path = typer.Option(Path("figures"), "--out"),
+         fmt: str = typer.Option("png", "--format", help="png | pdf | svg")) -> None:
+    """MI curves, information plane, accuracy/ASR and class-loss figures (+ CSV of each)."""
+    from ibtui.analysis.figures import plot_runs
+    from ibtui.runs.store import find_run
+
+    try:
+        paths = plot_runs([find_run(runs_dir, k) for k in runs], out, fmt)
+    except IbtuiError as e:
+        fail(e)
+    for p in paths:
+        console.print(f"wrote {p}")
+
+
+@app.command()
+def tsne(run_key: str = typer.Argument(..., metavar="RUN"), runs_dir: Path = RunsDir,
+         epochs: Optional[str] = typer.Option(None, "--epochs", help="e.g. 1,6,12 (default: one per phase)"),
+         out: Optional[Path] = typer.Option(None, "--out", help="output directory"),
+         fmt: str = typer.Option("png", "--format")) -> None:
+    """t-SNE maps of T with backdoor, target-clean and other samples distinguished."""
+    from ibtui.analysis.tsne import tsne_figures
+    from ibtui.runs.store import find_run
+
+    try:
+        ep = [int(e) for e in epochs.split(",") if e.strip()] if epochs else None
+    except ValueError:
+        fail(IbtuiError(f"--epochs {epochs!r}: expected comma-separated epoch numbers"))
+    try:
+        paths = tsne_figures(find_run(runs_dir, run_key), ep, out, fmt)
+    except IbtuiError as e:
+        fail(e)
+    for p in paths:
+        console.print(f"wrote {p}")
+
+
+@app.command()
+def report(runs_dir: Path = RunsDir,
+           group_by: str = typer.Option("dataset,poison_rate", "--group-by"),
+           fmt: str = typer.Option("md", "--format", help="md | latex | csv"),
+           scatter: Optional[Path] = typer.Option(None, "--scatter", help="also save the perceptibility-vs-stealth scatter here")) -> None:
+    """The paper's Table I from the runs directory (mean ± std over seeds)."""
+    from ibtui.analysis.report import perceptibility_scatter
+    from ibtui.analysis.report import report as make_report
+
+    try:
+        print(make_report(runs_dir, [g for g in group_by.split(",") if g], fmt))
+        if scatter:
+            path = perceptibility_scatter(runs_dir, scatter)
+            console.print(f"wrote {path}" if path else "no run has perceptibility figures yet",
+                          highlight=False)
     except IbtuiError as e:
         fail(e)
 

@@ -168,12 +168,16 @@ class Experiment:
 
         def on_batch(b: int, nb: int) -> None:
             self.beat(progress=round(b / nb, 4))
+            if b == (nb + 1) // 2:
+                pause_point(f"mid-epoch-{epoch}", self.dir)
 
         rec = train_epoch(model, opt, xt, yt, s["batch_size"], gen, self.num_classes, on_batch)
         test_loss, test_acc, _ = evaluate(model, xs, ys)
         _, _, pred_trig = evaluate(model, xtrig, ys)
         am = attack_metrics(pred_trig, ys, s["target"])
         lr = opt.param_groups[0]["lr"]
+        if os.environ.get("IBTUI_INJECT_NAN") == f"loss-{epoch}":  # fault-injection hook for tests
+            rec["nonfinite"], rec["train_loss"] = True, float("nan")
         if rec.pop("nonfinite") or not math.isfinite(test_loss):
             raise RunFailed(f"epoch {epoch}: training loss is not finite (train {rec['train_loss']}, "
                             f"test {test_loss}); try a lower lr")
@@ -199,7 +203,7 @@ class Experiment:
         if not methods:
             return
         records = estimate_checkpoint(
-            model, xt, data.subsets, methods=methods, options=s["mi_options"],
+            model, xt, self.mi_subsets(data), methods=methods, options=s["mi_options"],
             seed=s["seed"] * 1000 + epoch, device=self.device,
             progress=lambda frac, detail="": self.beat(progress=round(frac, 4), detail=detail),
         )
@@ -216,6 +220,17 @@ class Experiment:
                                                              if k not in ("term", "subset")}})
         self.w.log_mi(out)
         self.representation_stats(epoch, model, xt, data)
+
+    def mi_subsets(self, data: PoisonedData) -> dict[str, np.ndarray]:
+        """The images MI is estimated on. With mi_equal_n, every subset is subsampled (the same
+        images at every checkpoint) to the smallest subset's size: estimators whose ceiling is
+        log N would otherwise rank subsets by size, not by what the network does with them."""
+        if not self.spec.get("mi_equal_n", True):
+            return data.subsets
+        n = min(len(v) for v in data.subsets.values() if len(v) >= 2)
+        rng = np.random.default_rng([self.spec["seed"], 0xE9])
+        return {k: np.sort(rng.choice(v, n, replace=False)) if len(v) > n else v
+                for k, v in data.subsets.items()}
 
     def representation_stats(self, epoch: int, model, xt: torch.Tensor, data: PoisonedData) -> None:
         """T of the target class and a sample of the others, kept for t-SNE and cluster metrics."""

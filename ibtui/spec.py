@@ -56,6 +56,7 @@ FIELDS: dict[str, Field] = {
     "mi_epochs": Field(PAPER_MI_EPOCHS, (int,), "epochs at which MI is estimated", listy=True),
     "mi_method": Field(["noise-aware"], (str,), "MI estimator(s); several are recorded side by side", listy=True),
     "mi_options": Field({}, (dict,), "estimator options table (see README)"),
+    "mi_equal_n": Field(True, (bool,), "estimate every subset on the same number of images (the smallest subset's), so that log N ceilings agree"),
     "observe_classes": Field("all", (int, str), "clean classes whose MI is estimated: \"all\" or a list", listy=True),
     "stealth_epochs": Field("all", (str,), "representative epochs for the stealth score"),
     "seed": Field(0, (int,), "random seed"),
@@ -167,8 +168,12 @@ def validate_experiment(raw: dict, *, file: str, exp: str, defaults: dict | None
                                     f"{' or a list of them' if not f.types == (dict,) else ''}, got {item!r}")
             if isinstance(value, list) and f.types == (dict,):
                 raise SpecError(f"{where}: expected a table, got a list")
-            if key == "observe_classes" and isinstance(value, str) and value != "all":
-                raise SpecError(f"{where}: expected \"all\" or a list of class numbers, got {value!r}")
+            if key == "observe_classes" and value != "all":
+                if isinstance(value, int) and not isinstance(value, bool):
+                    value = [value]
+                if not isinstance(value, list) or not all(
+                        isinstance(c, int) and not isinstance(c, bool) for c in value):
+                    raise SpecError(f"{where}: expected \"all\" or a list of class numbers, got {value!r}")
             if key == "mi_epochs":
                 explicit_mi_epochs = True
             if f.listy and not isinstance(value, list) and key != "observe_classes":

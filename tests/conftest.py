@@ -37,4 +37,5 @@ def ibtui_cmd() -> list[str]:
 def cli_env():
     env = dict(os.environ)
     env.setdefault("OMP_NUM_THREADS", "1")
+    env["COLUMNS"] = "200"  # Rich tables: no folding of run ids in captured output
     return env

@@ -213,6 +213,10 @@ class Scheduler:
     def stop(self, hard: bool = False) -> None:
         """First call: SIGTERM (workers stop at a safe point). Second: SIGKILL at once."""
         self.stopping += 1
+        for path in self.queued():  # never started: resumable, not silently left in the queue
+            status, _ = read_json(path / "status.json")
+            atomic_write_json(path / "status.json", dict(status or {}, state="interrupted",
+                              error="stopped before it started", ended=time.time()))
         for w in self.workers.values():
             try:
                 os.killpg(w.proc.pid, signal.SIGKILL if hard else signal.SIGTERM)
