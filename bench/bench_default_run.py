@@ -14,7 +14,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import defaultdict
 from pathlib import Path
 
 import torch
@@ -43,10 +42,7 @@ def main() -> None:
         for r in runs:
             s = r.summary or {}
             epochs = [m["seconds"] for m in r.metrics()]
-            mi_by_epoch: dict[int, float] = defaultdict(float)
-            for m in r.mi():
-                mi_by_epoch[m["epoch"]] += m.get("seconds", 0.0)
-            mi_s = list(mi_by_epoch.values())
+            mi_s = [m["mi_seconds"] for m in r.metrics() if "mi_seconds" in m]
             print(f"{r.id}: state {r.state}, wall {s.get('wall_seconds', 0):.1f} s = poison "
                   f"{s.get('poison_seconds', 0):.1f} s + {len(epochs)} epochs x "
                   f"{sum(epochs) / max(1, len(epochs)):.2f} s + {len(mi_s)} MI checkpoints x "

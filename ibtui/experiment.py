@@ -94,22 +94,27 @@ class Experiment:
         pause_point("poisoning", self.dir)
         data, poison_s, quality = self.poison()
         self.beat(force=True, phase="training")
+        # training randomness (init, noise, batch order) must not depend on how much poisoning
+        # consumed; a resumed run restores every RNG state from its checkpoint below
+        seed_everything(s["seed"] + 1)
         model = create_model(s["arch"], self.num_classes, s["width"], s["noise_xt"], s["noise_ty"])
         model = prepare_model(model, data.x_train, self.device)
         opt, sched = make_optimizer(model, s["lr"], s["momentum"], s["weight_decay"],
                                     s["plateau_factor"], s["plateau_patience"])
         gen = torch.Generator().manual_seed(s["seed"])
         start = self.resume(model, opt, sched, gen) + 1
-        if start == 1:  # training randomness must not depend on how much poisoning consumed
-            seed_everything(s["seed"] + 1)
         dev = self.device
         xt, yt = to_device(data.x_train, dev), to_device(data.y_train, dev)
         xs, ys = to_device(data.x_test, dev), to_device(data.y_test, dev)
         xtrig = to_device(data.x_test_trigger, dev)
         for epoch in range(start, s["epochs"] + 1):
-            self.train_one(epoch, model, opt, sched, gen, xt, yt, xs, ys, xtrig)
+            record = self.train_one(epoch, model, opt, sched, gen, xt, yt, xs, ys, xtrig)
             if epoch in s["mi_epochs"]:
+                t_mi = time.time()
                 self.mi_checkpoint(epoch, model, xt, data)
+                record["mi_seconds"] = round(time.time() - t_mi, 4)
+            # the epoch's line is written once its MI is done too, just before its checkpoint
+            self.w.log_metrics(record)
             self.save_checkpoint(epoch, model, opt, sched, gen)
             pause_point(f"after-epoch-{epoch}", self.dir)
         self.beat(force=True, phase="scoring")
@@ -161,7 +166,7 @@ class Experiment:
             return {}
         return perceptibility(clean, poisoned)
 
-    def train_one(self, epoch, model, opt, sched, gen, xt, yt, xs, ys, xtrig) -> None:
+    def train_one(self, epoch, model, opt, sched, gen, xt, yt, xs, ys, xtrig) -> dict:
         s = self.spec
         t = time.time()
         self.beat(force=True, phase="training", epoch=epoch, progress=0.0)
@@ -186,8 +191,8 @@ class Experiment:
                   "test_loss": test_loss, "test_acc": test_acc, **am,
                   "class_loss": rec["class_loss"], "seconds": round(time.time() - t, 4),
                   "time": time.time()}
-        self.w.log_metrics(record)
         self.beat(force=True, test_acc=test_acc, asr=am["asr"])
+        return record
 
     def mi_checkpoint(self, epoch: int, model, xt: torch.Tensor, data: PoisonedData) -> None:
         from ibtui.mi import estimate_checkpoint
@@ -347,7 +352,7 @@ class Experiment:
         except Exception as e:  # a failing check never crashes the run
             sanity = [{"check": "sanity", "ok": False, "detail": f"checks could not run: {e}"}]
         train_s = sum(m.get("seconds", 0) for m in metrics)
-        mi_s = sum(r.get("seconds", 0) for r in mi)
+        mi_s = sum(m.get("mi_seconds", 0) for m in metrics)  # whole checkpoints, forward passes included
         return {
             "run_id": self.dir.name, "name": s["name"], "attack": s["attack"],
             "dataset": s["dataset"], "arch": s["arch"], "width": s["width"],

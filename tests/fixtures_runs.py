@@ -152,8 +152,9 @@ def make_fixture_runs(root: Path) -> Path:
 
     def finished(i: int, state: str, epochs: int, minutes: float, **kw) -> dict:
         start = t0 + 60 * i + 30
-        fields = dict(started=start, ended=start + 60 * minutes, heartbeat=start + 60 * minutes,
-                      epoch=epochs, epochs=10, progress=1.0)
+        fields = {"started": start, "ended": start + 60 * minutes,
+                  "heartbeat": start + 60 * minutes, "epoch": epochs, "epochs": 10,
+                  "progress": 1.0}
         return status(i, state, **{**fields, **kw})
 
     def log(run_id: str, lines: int, end: str) -> list[str]:

@@ -59,8 +59,8 @@ def test_phases_long_compression_and_backdoor_ignored():
     bd = [9.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 20.0]
     ph = detect_phases(curve_records(PAPER_EPOCHS, clean, backdoor=bd), None)  # roles from records
     assert ph["peak_epoch"] == 10
-    assert ph["checkpoints"] == {"early": [1, 5], "transition": [10], "compression": [20, 40, 60, 80],
-                                 "convergence": [100, 120]}
+    assert ph["checkpoints"] == {"early": [1, 5], "transition": [10],
+                                 "compression": [20, 40, 60, 80], "convergence": [100, 120]}
     assert ph["representative"]["compression"] == 40  # lower median of the phase
 
 

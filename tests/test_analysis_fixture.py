@@ -58,7 +58,8 @@ def metrics(epochs: int) -> list[dict]:
     for e in range(1, epochs + 1):
         f = e / epochs
         loss = round(2.0 * math.exp(-3 * f) + 0.05, 4)
-        out.append({"epoch": e, "lr": 0.05, "train_loss": loss, "train_acc": round(0.5 + 0.45 * f, 4),
+        out.append({"epoch": e, "lr": 0.05, "train_loss": loss,
+                    "train_acc": round(0.5 + 0.45 * f, 4),
                     "test_loss": loss * 1.1, "test_acc": round(0.45 + 0.45 * f, 4),
                     "asr": round(0.1 + 0.85 * f, 4), "asr_all": round(0.15 + 0.8 * f, 4),
                     "ra": round(0.8 * (1 - f), 4),

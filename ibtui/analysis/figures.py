@@ -226,29 +226,40 @@ def subset_style(role: str | None, class_pos: int, many_classes: bool) -> dict:
             "zorder": 3}
 
 
-def draw_phases(ax, phases: dict | None, labels: bool) -> None:
-    """Dotted lines between phases (midway between their checkpoints), names at the top."""
+PHASE_NUMERALS = {"early": "I", "transition": "II", "compression": "III", "convergence": "IV"}
+PHASE_KEY = "phases: I early, II transition, III compression, IV convergence"
+
+
+def draw_phases(ax, phases: dict | None, labels: bool = True) -> bool:
+    """Dotted lines between phases (midway between their checkpoints) and the phase numerals
+    I-IV above the axes, centred on each phase. Phases that borrow a checkpoint are not
+    labelled. Returns whether anything was drawn."""
     if not phases or not isinstance(phases.get("checkpoints"), dict):
-        return
+        return False
     cps = phases["checkpoints"]
-    order = [p for p in ("early", "transition", "compression", "convergence") if cps.get(p)]
+    shared = set(phases.get("shared") or [])
+    order = [p for p in PHASE_NUMERALS if cps.get(p) and p not in shared]
+    if len(order) < 2:
+        return False
+    bounds = []
     for a, b in itertools.pairwise(order):
         last, first = max(cps[a]), min(cps[b])
-        if first <= last:
-            continue  # shared checkpoints: no boundary to draw
-        x = (last + first) / 2
-        ax.axvline(x, color="#555555", ls=":", lw=0.8, zorder=1)
+        x = (last + first) / 2 if first > last else None
+        bounds.append(x)
+        if x is not None:
+            ax.axvline(x, color="#555555", ls=":", lw=0.8, zorder=1)
     if labels:
-        names = {"early": "early", "transition": "transition", "compression": "compression",
-                 "convergence": "convergence"}
-        seen_x: set[float] = set()
-        for p in order:
-            x = min(cps[p])
-            if x in seen_x:
-                continue
-            seen_x.add(x)
-            ax.text(x, 0.98, f" {names[p]}", transform=ax.get_xaxis_transform(), rotation=90,
-                    va="top", ha="left", fontsize=6.5, color="#555555", zorder=1)
+        lo, hi = ax.get_xlim()
+        for i, p in enumerate(order):
+            left = bounds[i - 1] if i > 0 and bounds[i - 1] is not None else min(cps[p])
+            right = bounds[i] if i < len(bounds) and bounds[i] is not None else max(cps[p])
+            if i == 0:
+                left = max(lo, min(left, min(cps[p])))
+            if i == len(order) - 1:
+                right = min(hi, max(right, max(cps[p])))
+            ax.text((left + right) / 2, 1.01, PHASE_NUMERALS[p], transform=ax.get_xaxis_transform(),
+                    ha="center", va="bottom", fontsize=7, color="#555555")
+    return True
 
 
 def run_label(runs: list[RunData]) -> list[str]:
@@ -345,11 +356,12 @@ def fig_mi_curves(run: RunData, method: str):
         if many:
             es, vs = _series(run.clean_mean(term, method))
             ax.plot(es, vs, color="black", lw=1.6, ls="--", label="clean-class mean", zorder=7)
-        draw_phases(ax, phases, labels=term == "xt")
-        ax.set_title(TERM_TITLE[term])
+        has_phases = draw_phases(ax, phases)
+        ax.set_title(TERM_TITLE[term], pad=12 if has_phases else 6)
         ax.set_xlabel("epoch")
         ax.set_ylabel(TERM_LABEL[term])
-    fig.suptitle(f"{run.id}  ({method})", fontsize=8, fontweight="normal", y=1.0)
+    key = f"\n{PHASE_KEY}" if has_phases else ""
+    fig.suptitle(f"{run.id}  ({method}){key}", fontsize=8, fontweight="normal", y=1.02)
     fig.tight_layout()
     _bottom_legend(fig, axes, ncol=4)
     fig.subplots_adjust(bottom=0.32)
@@ -364,7 +376,7 @@ def fig_info_plane(run: RunData, method: str):
     table = run.table(method)
     classes = run.clean_classes(method)
     many = len(classes) > 3
-    fig, ax = plt.subplots(figsize=(4.6, 3.8))
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
     rows: list[dict] = []
     drawn_grey = False
     for s in run.subsets(method):
@@ -424,7 +436,7 @@ ACC_STYLE = {
 
 def fig_accuracy(run: RunData):
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(4.6, 3.0))
+    fig, ax = plt.subplots(figsize=(6.4, 3.2))
     rows = [{"run": run.id, "epoch": m.get("epoch"), **{k: num(m.get(k)) for k in ACC_STYLE}}
             for m in run.metrics if isinstance(m.get("epoch"), (int, float))]
     for key, st in ACC_STYLE.items():
@@ -434,7 +446,8 @@ def fig_accuracy(run: RunData):
     ax.set_ylim(-2, 102)
     ax.set_xlabel("epoch")
     ax.set_ylabel("%")
-    ax.set_title(f"Accuracy and attack success — {attack_name(run.get('attack'))}")
+    pad = 12 if draw_phases(ax, run.phases()) else 6
+    ax.set_title(f"Accuracy and attack success — {attack_name(run.get('attack'))}", pad=pad)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     return fig, ACC_COLUMNS, rows
@@ -445,7 +458,7 @@ LOSS_COLUMNS = ["run", "epoch", "class", "loss", "is_target"]
 
 def fig_class_loss(run: RunData):
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(4.6, 3.0))
+    fig, ax = plt.subplots(figsize=(6.4, 3.2))
     per: dict[str, dict[int, float]] = {}
     for m in run.metrics:
         cl = m.get("class_loss")
@@ -482,7 +495,7 @@ def fig_class_loss(run: RunData):
         ax.set_yscale("log")
     ax.set_xlabel("epoch")
     ax.set_ylabel("training loss (cross-entropy)")
-    ax.set_title("Training loss by class")
+    ax.set_title("Training loss by class", pad=12 if draw_phases(ax, run.phases()) else 6)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     return fig, LOSS_COLUMNS, rows
@@ -542,7 +555,7 @@ CMP_PLANE_COLUMNS = ["run", "label", "method", "series", "epoch", "i_xt", "i_ty"
 
 def fig_compare_plane(runs: list[RunData], labels: list[str]):
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(5.6, 4.0))
+    fig, ax = plt.subplots(figsize=(6.8, 4.2))
     rows: list[dict] = []
     for i, (run, label) in enumerate(zip(runs, labels)):
         colour = RUN_COLOURS[i % len(RUN_COLOURS)]
@@ -600,7 +613,7 @@ CMP_LOSS_COLUMNS = ["run", "label", "epoch", "target_loss", "other_loss_mean"]
 
 def fig_compare_loss(runs: list[RunData], labels: list[str]):
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(5.6, 3.2))
+    fig, ax = plt.subplots(figsize=(6.8, 3.4))
     rows: list[dict] = []
     for i, (run, label) in enumerate(zip(runs, labels)):
         colour = RUN_COLOURS[i % len(RUN_COLOURS)]

@@ -155,7 +155,7 @@ def aggregate(runs: list[dict], group_by: list[str],
             row = {"group": gvals, "group_label": group_label(group_by, gvals),
                    "attack": s0.get("attack"), "poison_rate": s0.get("poison_rate"),
                    "label": label, "n": len(ms), "runs": sorted(m["id"] for m in ms),
-                   "_sort": (_attack_rank(s0.get("attack")), _rate_sort(s0.get("poison_rate")),
+                   "_sort": (_attack_rank(s0.get("attack")), -_rate_sort(s0.get("poison_rate")),
                              label)}
             for v in values:
                 mean, std = _mean_std([x for x in (num(m["summary"].get(v)) for m in ms)
@@ -288,7 +288,8 @@ def perceptibility_scatter(runs_dir: Path, out: Path) -> Path | None:
     (mean ± std over seeds), with a CSV of the points. `out`: a file (.png/.pdf/.svg) or a
     directory (then out/perceptibility.png). None when no finished run has a perceptual
     metric."""
-    runs = finished_runs(runs_dir)
+    runs = [r for r in finished_runs(runs_dir)
+            if any(num(r["summary"].get(p)) is not None for p in PERCEPTUAL)]
     rows = aggregate(runs, [], values=("score", *PERCEPTUAL))
     for r in rows:
         ds = {_canon(m["settings"].get("dataset")) for m in runs if m["id"] in r["runs"]}
@@ -323,6 +324,7 @@ def perceptibility_scatter(runs_dir: Path, out: Path) -> Path | None:
                 ax.annotate(r["label"], (r[metric], r["score"]), textcoords="offset points",
                             xytext=(4, 3), fontsize=6.5, color="#333333")
             ax.set_xlabel(titles[metric])
+            ax.margins(x=0.15, y=0.1)
         axes[0].set_ylabel("stealth score (lower = stealthier)")
         if len(datasets) > 1:
             for i, d in enumerate(datasets):

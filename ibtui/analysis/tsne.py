@@ -157,8 +157,7 @@ def tsne_figures(run_dir: Path, epochs: list[int] | None = None, out: Path | Non
                 ax.spines[side].set_color("#BBBBBB")
             note = clusters.get(e)
             if note:
-                ax.text(0.02, 0.02, note, transform=ax.transAxes, fontsize=6.5, va="bottom",
-                        color="#333333")
+                ax.set_xlabel(note, fontsize=6.5, color="#333333")
         handles, labels = axes[0][0].get_legend_handles_labels()
         fig.legend(handles, labels, loc="lower center", ncol=3, markerscale=2.5,
                    bbox_to_anchor=(0.5, -0.02))
@@ -178,9 +177,9 @@ def _cluster_notes(run_dir: Path) -> dict[int, str]:
         if isinstance(r.get("silhouette"), (int, float)):
             parts.append(f"silhouette {r['silhouette']:.2f}")
         if isinstance(r.get("knn_backdoor_share"), (int, float)):
-            parts.append(f"kNN backdoor {r['knn_backdoor_share']:.2f}")
+            parts.append(f"kNN bd share {r['knn_backdoor_share']:.2f}")
         if isinstance(r.get("subclusters"), int):
-            parts.append(f"sub-clusters {r['subclusters']}")
+            parts.append(f"{r['subclusters']} sub-cl.")
         if parts and isinstance(r.get("epoch"), int):
             out[r["epoch"]] = ", ".join(parts)
     return out

@@ -40,6 +40,7 @@ import torch
 from ibtui.mi.result import MIEstimate
 
 _DTYPES = {"float64": torch.float64, "float32": torch.float32}
+_BLOCK = 4096  # Monte Carlo queries per noise draw
 
 
 def _sqdist(q: torch.Tensor, c: torch.Tensor, c_sq: torch.Tensor) -> torch.Tensor:
@@ -77,16 +78,18 @@ def mixture_mi(centers: torch.Tensor, sigma: float, *, mc_samples: int = 1,
     n_mc = m * mc_samples
     total = torch.zeros((), dtype=torch.float64, device=c.device)
     total_sq = torch.zeros((), dtype=torch.float64, device=c.device)
-    for start in range(0, n_mc, rows):
-        idx = torch.arange(start, min(start + rows, n_mc), device=c.device) % m
-        z = torch.randn(len(idx), d, generator=gen, dtype=dt, device=c.device)
-        t = c[idx] + sigma * z
-        logits = _sqdist(t, c, c_sq).mul_(-0.5 / s2)
-        marg = torch.logsumexp(logits, 1) - log_m
-        cond = torch.logsumexp(logits.gather(1, own[idx]), 1) - log_k
-        contrib = (cond - marg).double()
-        total += contrib.sum()
-        total_sq += (contrib * contrib).sum()
+    for block in range(0, n_mc, _BLOCK):  # noise drawn per fixed block: chunking-independent
+        z_block = torch.randn(min(_BLOCK, n_mc - block), d, generator=gen, dtype=dt,
+                              device=c.device)
+        for start in range(0, len(z_block), rows):
+            z = z_block[start : start + rows]
+            idx = torch.arange(block + start, block + start + len(z), device=c.device) % m
+            logits = _sqdist(c[idx] + sigma * z, c, c_sq).mul_(-0.5 / s2)
+            marg = torch.logsumexp(logits, 1) - log_m
+            cond = torch.logsumexp(logits.gather(1, own[idx]), 1) - log_k
+            contrib = (cond - marg).double()
+            total += contrib.sum()
+            total_sq += (contrib * contrib).sum()
     mean = float(total) / n_mc
     var = max(float(total_sq) / n_mc - mean * mean, 0.0)
     out = {"value": mean, "stderr": math.sqrt(var / n_mc), "lower": None, "upper": None,

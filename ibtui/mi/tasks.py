@@ -19,6 +19,7 @@ for X uniform over the N drawn points, which tends to the continuous truth while
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 
@@ -86,9 +87,11 @@ class RandomConvNet(nn.Module):
 
     def __init__(self, seed: int = 0, internal_noise: float = 0.0, dim: int = 512):
         super().__init__()
-        torch.manual_seed(seed)
         chans = [3, 32, 64, 128, dim]
-        self.convs = nn.ModuleList(nn.Conv2d(ci, co, 3, 2, 1) for ci, co in zip(chans, chans[1:]))
+        with torch.random.fork_rng(devices=[]):  # seeded init, global RNG left as found
+            torch.manual_seed(seed)
+            self.convs = nn.ModuleList(nn.Conv2d(ci, co, 3, 2, 1)
+                                       for ci, co in itertools.pairwise(chans))
         self.internal_noise = internal_noise
         self.requires_grad_(False)
 

@@ -14,13 +14,14 @@ dispatching queued runs. Reopening the app on the same directory shows them agai
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import ClassVar
 
 from textual import work
 from textual.app import App, SystemCommand
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.signal import Signal
 from textual.worker import Worker, WorkerState
@@ -57,11 +58,12 @@ class IbtuiApp(App[None]):
 
     CSS_PATH = "app.tcss"
     TITLE = "ibtui"
-    MODES = {"runs": RunsScreen, "leaderboard": LeaderboardScreen, "workers": WorkersScreen}
+    MODES: ClassVar[dict[str, Callable[[], Screen]]] = {
+        "runs": RunsScreen, "leaderboard": LeaderboardScreen, "workers": WorkersScreen}
     DEFAULT_MODE = "runs"
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
-    VERTICAL_BREAKPOINTS = [(0, "-short"), (40, "-tall")]
-    BINDINGS = [
+    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (120, "-wide")]
+    VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-short"), (40, "-tall")]
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("question_mark", "help", "Help", key_display="?", id="help",
                 tooltip="Keys of this screen and how filtering works"),
         Binding("q", "quit_app", "Quit", id="quit",
@@ -260,7 +262,7 @@ class IbtuiApp(App[None]):
         self.call_from_thread(self._report,
                               f"Re-queued {len(ids) - len(errors)} run(s){started}.", errors)
 
-    def ensure_scheduler(self) -> None:
+    def action_start_scheduler(self) -> None:
         self._start_scheduler()
 
     @work(thread=True, exit_on_error=False, group="actions", description="starting the scheduler")
@@ -279,7 +281,7 @@ class IbtuiApp(App[None]):
     # --- command palette: every key of the current screen, plus navigation ------------
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         seen: set[str] = set()
-        for key, active in screen.active_bindings.items():
+        for active in screen.active_bindings.values():
             b = active.binding
             if not b.description or b.action in seen or not active.enabled:
                 continue
@@ -297,7 +299,7 @@ class IbtuiApp(App[None]):
         yield SystemCommand("New experiment", "Compose experiments and launch or save them",
                             self.action_new_experiment)
         yield SystemCommand("Start scheduler", "Start a detached scheduler if none is running",
-                            self.ensure_scheduler)
+                            self.action_start_scheduler)
         for cmd in super().get_system_commands(screen):
             if cmd.title == "Quit":
                 yield SystemCommand("Quit", "Quit ibtui (runs keep going)", self.action_quit_app)

@@ -8,8 +8,9 @@ Everything here is cheap and pure, so the poll thread builds rows and the UI onl
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from rich.text import Text
 
@@ -322,3 +323,18 @@ LEADERBOARD_COLUMN_LIST: list[Column] = [
         style="" if r.sanity_ok is None else ("green" if r.sanity_ok else "bold red")),
         help="MI sanity checks passed"),
 ]
+
+
+def short_labels(rows: list[RunRow]) -> dict[str, str]:
+    """Run labels without the parts every run shares: `ftrojan vgg16 p0.1 s1`."""
+    parts = (("name", ""), ("attack", ""), ("dataset", ""), ("arch", ""), ("rate", "p"),
+             ("seed", "s"))
+    values = {k: {COLUMNS[k].render(r, 0).plain for r in rows if r.state != "damaged"}
+              for k, _ in parts}
+    varying = [(k, p) for k, p in parts if len(values[k]) > 1]
+    out = {}
+    for r in rows:
+        texts = [p + COLUMNS[k].render(r, 0).plain for k, p in varying
+                 if COLUMNS[k].render(r, 0).plain != "–"]
+        out[r.id] = " ".join(texts) if texts and r.state != "damaged" else r.id
+    return out

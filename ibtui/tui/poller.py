@@ -94,11 +94,11 @@ class RunsReader:
             if cached is None or cached[0] != sig:
                 run = load_run(p)
                 self._rows[p.name] = (sig, run, row_from_run(run))
-            elif cached[1].status.get("state") == "running":
+            elif (cached[1].status.get("state") == "running"
+                  and effective_state(cached[1].status) != cached[2].state):
                 # liveness changes without any file changing: a worker can die
-                if effective_state(cached[1].status) != cached[2].state:
-                    run = cached[1]
-                    self._rows[p.name] = (sig, run, row_from_run(run))
+                run = cached[1]
+                self._rows[p.name] = (sig, run, row_from_run(run))
         for gone in set(self._rows) - seen:
             del self._rows[gone]
             self._details.pop(gone, None)

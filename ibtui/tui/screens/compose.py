@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import (Button, Collapsible, Footer, Input, Label, Select, SelectionList,
-                             Static)
+from textual.widgets import Button, Collapsible, Footer, Input, Label, Select, SelectionList, Static
 from textual.worker import get_current_worker
 
 from ibtui.errors import IbtuiError
@@ -24,41 +24,49 @@ FALLBACK_CHOICES = {"dataset": ["digits"], "arch": ["resnet18"], "attack": ["bad
 SHOW_RUNS = 4
 
 
-def load_choices() -> tuple[dict[str, list[str]], dict[str, str]]:
-    """Registry names for the choice widgets, and option help per attack. A registry that
-    cannot be imported yet falls back to the default value (validation still uses the real
-    registries and reports what is wrong)."""
+def load_choices() -> tuple[dict[str, list[str]], dict[str, str], list[str]]:
+    """Registry names for the choice widgets, option help per attack, and what failed to load.
+
+    A registry that cannot be imported yet falls back to the default value for its choice
+    list only; validation still uses the real registries and reports what is wrong."""
     out: dict[str, list[str]] = {}
     attack_help: dict[str, str] = {}
-    try:
+    problems: list[str] = []
+
+    def attempt(key: str, load) -> None:
+        try:
+            out[key] = load()
+        except Exception as e:  # noqa: BLE001 - a half-written registry must not break the form
+            problems.append(f"{key} choices unavailable ({type(e).__name__}: {e})")
+
+    def datasets() -> list[str]:
         from ibtui.data.datasets import DATASETS
 
-        out["dataset"] = sorted(DATASETS)
-    except Exception:
-        pass
-    try:
+        return sorted(DATASETS)
+
+    def models() -> list[str]:
         from ibtui.models import MODELS
 
-        out["arch"] = sorted(MODELS)
-    except Exception:
-        pass
-    try:
+        return sorted(MODELS)
+
+    def attacks() -> list[str]:
         from ibtui.data.attacks import ATTACKS
 
-        out["attack"] = sorted(ATTACKS)
         for name, cls in ATTACKS.items():
             opts = ", ".join(f"{k}={o.default!r}" for k, o in cls.options.items())
             variants = ", ".join(cls.variants)
             attack_help[name] = opts + (f"; variant: {variants}" if variants else "")
-    except Exception:
-        pass
-    try:
+        return sorted(ATTACKS)
+
+    def methods() -> list[str]:
         from ibtui.mi import METHODS
 
-        out["mi_method"] = list(METHODS)
-    except Exception:
-        pass
-    return {**FALLBACK_CHOICES, **out}, attack_help
+        return list(METHODS)
+
+    for key, load in (("dataset", datasets), ("arch", models), ("attack", attacks),
+                      ("mi_method", methods)):
+        attempt(key, load)
+    return {**FALLBACK_CHOICES, **out}, attack_help, problems
 
 
 def _default_list(key: str) -> list[str]:
@@ -68,7 +76,7 @@ def _default_list(key: str) -> list[str]:
 
 class ComposeScreen(Screen):
     TITLE = "New experiment"
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back", id="compose.back",
                 tooltip="Back to the runs (the form keeps its values)"),
         Binding("ctrl+r,f5", "launch", "Launch", key_display="^r", id="compose.launch",
@@ -103,13 +111,13 @@ class ComposeScreen(Screen):
                 else:
                     yield Input(default_text(f.key), placeholder=f.help, id=f"f-{f.key}",
                                 compact=True)
-                if f.help and f.kind in ("multi", "table", "select"):
+                if f.help and (f.kind == "multi" or f.key == "attack_options"):
                     yield Static(f.help, classes="form-help", id=f"help-{f.key}")
 
     def compose(self) -> ComposeResult:
+        hint = "  comma-separated values make a grid · same rules as experiments.toml"
         yield Static(Text.assemble(("ibtui ", "bold"), ("new experiment", "underline"),
-                                   ("  comma-separated values make a grid · same rules as "
-                                    "experiments.toml", "dim")), classes="topbar")
+                                   (hint, "dim")), classes="topbar")
         with VerticalScroll(id="form"):
             for f in FORM:
                 if not f.advanced:
@@ -135,8 +143,12 @@ class ComposeScreen(Screen):
     @work(thread=True, exit_on_error=False, group="compose-choices",
           description="loading the registries")
     def _load_choices(self) -> None:
-        choices, attack_help = load_choices()
+        choices, attack_help, problems = load_choices()
         self.app.call_from_thread(self._set_choices, choices, attack_help)
+        if problems:
+            self.app.call_from_thread(self.app.notify, "\n".join(problems),
+                                      title="Some choices fall back to defaults",
+                                      severity="warning")
 
     def _set_choices(self, choices: dict[str, list[str]], attack_help: dict[str, str]) -> None:
         self.choices, self.attack_help = choices, attack_help

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Static
@@ -16,7 +18,7 @@ from ibtui.tui.widgets.bars import FILTER_HELP
 class ConfirmScreen(ModalScreen[bool]):
     """Ask before doing something: `y`/enter confirms, `n`/escape declines."""
 
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("y", "answer(True)", "Yes"),
         Binding("n,escape", "answer(False)", "No"),
     ]
@@ -69,7 +71,7 @@ SCREEN_HELP = {
 class HelpScreen(ModalScreen[None]):
     """The keys of the screen below (generated from its bindings) and general help."""
 
-    BINDINGS = [Binding("escape,question_mark,q", "dismiss", "Close")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,question_mark,q", "dismiss", "Close")]
 
     def __init__(self, below: Screen) -> None:
         super().__init__()
@@ -80,9 +82,12 @@ class HelpScreen(ModalScreen[None]):
         t.add_column("key", style="bold cyan", no_wrap=True)
         t.add_column("what")
         seen = set()
-        for key, active in self.below.active_bindings.items():
+        t.add_row("↑ ↓ pgup pgdn", "Move")
+        for active in self.below.active_bindings.values():
             b = active.binding
             if not b.description or (b.action, b.description) in seen:
+                continue
+            if not (b.show or b.id):  # widget internals such as cursor keys
                 continue
             seen.add((b.action, b.description))
             keys = b.key_display or self.app.get_key_display(b)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Container
 from textual.widgets import DataTable, Footer, Static
 
@@ -22,7 +24,7 @@ MAX_COMPARE = 12
 
 class LeaderboardScreen(TableScreen):
     TITLE = "Leaderboard"
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Runs", id="board.back", tooltip="Back to the runs screen"),
         Binding("slash", "filter", "Filter", key_display="/", id="board.filter",
                 tooltip="Filter rows: regex or text, column:term (dataset:digits arch:vgg)"),

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Log, Static, TabbedContent, TabPane
@@ -14,8 +16,14 @@ from textual.widgets import Footer, Log, Static, TabbedContent, TabPane
 from ibtui.tui.model import fmt_duration, fmt_float, fmt_rate
 from ibtui.tui.poller import RunDetail, Snapshot
 from ibtui.tui.widgets.bars import run_line
-from ibtui.tui.widgets.plots import (TERM_LABEL, Chart, acc_series, class_loss_series,
-                                     mi_methods, mi_series)
+from ibtui.tui.widgets.plots import (
+    TERM_LABEL,
+    Chart,
+    acc_series,
+    class_loss_series,
+    mi_methods,
+    mi_series,
+)
 
 
 def summary_renderable(d: RunDetail) -> Group:
@@ -33,7 +41,8 @@ def summary_renderable(d: RunDetail) -> Group:
         t.add_column(justify="right")
         method = (s.get("stealth") or {}).get("method") or s.get("mi_method") or ""
         pairs = [
-            ("stealth score", fmt_float(s.get("score")), "clean acc", fmt_float(s.get("clean_acc"))),
+            ("stealth score", fmt_float(s.get("score")), "clean acc",
+             fmt_float(s.get("clean_acc"))),
             ("D_XT", fmt_float(s.get("d_xt")), "ASR", fmt_float(s.get("asr"))),
             ("D_TY", fmt_float(s.get("d_ty")), "ASR (all)", fmt_float(s.get("asr_all"))),
             ("MI method", str(method), "RA", fmt_float(s.get("ra"))),
@@ -61,7 +70,8 @@ def summary_renderable(d: RunDetail) -> Group:
             for c in sanity:
                 if not isinstance(c, dict):
                     continue
-                mark = Text("✔ ", style="green") if c.get("ok") else Text("✖ ", style="bold red")
+                ok_mark = c.get("ok")
+                mark = Text("✔ ", style="green") if ok_mark else Text("✖ ", style="bold red")
                 line = Text.assemble(mark, f"{c.get('check')} · {c.get('subset')} · "
                                            f"epoch {c.get('epoch')}: {fmt_float(c.get('value'))}"
                                            f" vs {fmt_float(c.get('bound'))}")
@@ -92,7 +102,7 @@ def summary_renderable(d: RunDetail) -> Group:
 
 class RunScreen(Screen):
     TITLE = "Run"
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back", id="run.back"),
         Binding("1", "view('mi')", "MI", id="run.mi", tooltip="MI curves per subset"),
         Binding("2", "view('training')", "Train", id="run.training",
@@ -116,17 +126,14 @@ class RunScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Static(id="run-info", classes="runline")
         with TabbedContent(initial="mi"):
-            with TabPane("MI", id="mi"):
-                with Horizontal(classes="charts"):
-                    yield Chart(TERM_LABEL["xt"], id="chart-xt")
-                    yield Chart(TERM_LABEL["ty"], id="chart-ty")
-            with TabPane("Training", id="training"):
-                with Horizontal(classes="charts"):
-                    yield Chart("clean acc · ASR", id="chart-acc")
-                    yield Chart("train loss per class", id="chart-loss")
-            with TabPane("Summary", id="summary"):
-                with VerticalScroll():
-                    yield Static(id="summary-body")
+            with TabPane("MI", id="mi"), Horizontal(classes="charts"):
+                yield Chart(TERM_LABEL["xt"], id="chart-xt")
+                yield Chart(TERM_LABEL["ty"], id="chart-ty")
+            with TabPane("Training", id="training"), Horizontal(classes="charts"):
+                yield Chart("clean acc · ASR", id="chart-acc")
+                yield Chart("train loss per class", id="chart-loss")
+            with TabPane("Summary", id="summary"), VerticalScroll():
+                yield Static(id="summary-body")
             with TabPane("Log", id="log"):
                 yield Log(id="log-view", highlight=False)
         yield Footer()
@@ -164,15 +171,18 @@ class RunScreen(Screen):
         if self.method not in methods:
             self.method = methods[0] if methods else None
         suffix = f" · {self.method}" if self.method and len(methods) > 1 else ""
+        epochs = d.spec.get("epochs") or d.row.epochs
+        xlim = (1, epochs) if isinstance(epochs, int) and epochs > 1 else None
         for term in ("xt", "ty"):
             self.query_one(f"#chart-{term}", Chart).draw(
                 mi_series(d.mi, term, self.method), f"{TERM_LABEL[term]} (nats){suffix}",
-                empty="no MI checkpoint yet")
+                xlim=xlim, empty="no MI checkpoint yet")
         self.query_one("#chart-acc", Chart).draw(acc_series(d.metrics), "clean acc · ASR",
-                                                 ylim=(0.0, 1.0), empty="no epoch yet")
+                                                 ylim=(0.0, 1.0), xlim=xlim, empty="no epoch yet")
         target = d.spec.get("target") if isinstance(d.spec.get("target"), int) else None
         self.query_one("#chart-loss", Chart).draw(class_loss_series(d.metrics, target),
-                                                  "train loss per class", empty="no epoch yet")
+                                                  "train loss per class", xlim=xlim,
+                                                  empty="no epoch yet")
         self.query_one("#summary-body", Static).update(summary_renderable(d))
         log = tuple(d.log)
         if log != self._log:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import partial
-from typing import Iterable
+from typing import ClassVar
 
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult, SystemCommand
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
@@ -128,7 +129,7 @@ class TableScreen(Screen):
 
 class RunsScreen(TableScreen):
     TITLE = "Runs"
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "filter", "Filter", key_display="/", id="runs.filter",
                 tooltip="Filter rows: regex or text, column:term for one column"),
         Binding("s", "sort", "Sort", id="runs.sort",

@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import socket
+from typing import ClassVar
 
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from ibtui.tui.model import RESUMABLE, Cell, fmt_duration, fmt_progress, state_text
+from ibtui.tui.model import RESUMABLE, Cell, fmt_duration, fmt_progress, short_labels, state_text
 from ibtui.tui.poller import Snapshot
 from ibtui.tui.widgets.bars import RunLine
 from ibtui.tui.widgets.tables import sync_table
 
-WORKER_COLUMNS = [("run", "run"), ("state", "state"), ("progress", "progress"), ("pid", "pid"),
-                  ("gpu", "GPU"), ("since", "since")]
+WORKER_COLUMNS = [("run", "run"), ("progress", "progress"), ("pid", "pid"), ("gpu", "GPU"),
+                  ("since", "since")]
 QUEUE_COLUMNS = [("run", "run"), ("state", "state"), ("progress", "progress"), ("why", "why")]
 
 
@@ -46,14 +47,14 @@ def scheduler_lines(snap: Snapshot) -> Text:
 
 class WorkersScreen(Screen):
     TITLE = "Workers"
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "app.go('runs')", "Runs", id="workers.back",
                 tooltip="Back to the runs screen"),
         Binding("c", "cancel", "Cancel", id="workers.cancel",
                 tooltip="Cancel the highlighted run, after confirmation"),
         Binding("r", "resume", "Resume", id="workers.resume",
                 tooltip="Re-queue the highlighted crashed/failed/interrupted run"),
-        Binding("s", "app.ensure_scheduler", "Start scheduler", id="workers.scheduler",
+        Binding("s", "app.start_scheduler", "Start scheduler", id="workers.scheduler",
                 tooltip="Start a detached scheduler if none is alive"),
         Binding("l", "app.go('leaderboard')", "Board", show=False, id="workers.leaderboard"),
     ]
@@ -67,6 +68,9 @@ class WorkersScreen(Screen):
         yield RunLine(id="run-line", classes="runline")
         yield Footer()
 
+    def on_resize(self) -> None:
+        self.show_snapshot(self.app.snapshot)
+
     def on_mount(self) -> None:
         self.query_one("#workers", DataTable).focus()
         self.app.runs_signal.subscribe(self, self.show_snapshot)
@@ -77,6 +81,7 @@ class WorkersScreen(Screen):
 
     def show_snapshot(self, snap: Snapshot) -> None:
         rows = snap.by_id()
+        labels = short_labels(list(snap.rows)) if self.size.width < 120 else {}
         self.query_one("#topbar", Static).update(scheduler_lines(snap))
         workers = []
         for w in (snap.scheduler or {}).get("workers") or []:
@@ -84,9 +89,13 @@ class WorkersScreen(Screen):
             r = rows.get(rid)
             since = w.get("since")
             age = snap.now - since if isinstance(since, (int, float)) else None
+            progress = Text("–")
+            if r is not None:
+                progress = Text(fmt_progress(r), style="green") if r.state == "running" \
+                    else state_text(r.state)
             workers.append((rid, [
-                Text(rid, style="bold"), state_text(r.state if r else "running"),
-                Text(fmt_progress(r) if r else "–"), Cell(str(w.get("pid")), w.get("pid")),
+                Text(labels.get(rid, rid), style="bold"), progress,
+                Cell(str(w.get("pid")), w.get("pid")),
                 Text("–" if w.get("gpu") is None else str(w.get("gpu"))),
                 Cell(fmt_duration(age), age, justify="right"),
             ]))
@@ -96,7 +105,8 @@ class WorkersScreen(Screen):
                    if r.id not in running and (r.state in ("queued", "running", "damaged")
                                                or r.state in RESUMABLE)]
         waiting.sort(key=lambda r: (r.state != "queued", r.order))
-        queue = [(r.id, [Text(r.id, style="bold"), state_text(r.state), Text(fmt_progress(r)),
+        queue = [(r.id, [Text(labels.get(r.id, r.id), style="bold"), state_text(r.state),
+                         Text(fmt_progress(r)),
                          Text(r.note or ("next in line" if r.state == "queued" else ""),
                               style="dim")])
                  for r in waiting]

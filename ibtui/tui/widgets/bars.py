@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from rich.text import Text
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.widgets import Input, Static
 
@@ -16,7 +18,7 @@ FILTER_HELP = ("regex or text, all terms must match; column:term for one column 
 class FilterBar(Input):
     """The `/` filter: live as you type; enter keeps it, escape clears it."""
 
-    BINDINGS = [Binding("escape", "clear_filter", "Clear filter")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "clear_filter", "Clear filter")]
 
     class Closed(Message):
         def __init__(self, bar: FilterBar, keep: bool) -> None:

@@ -51,10 +51,11 @@ class Chart(PlotextPlot):
         self.draw([], self.chart_title)
 
     def draw(self, series: list[Series], title: str | None = None, *, xlabel: str = "epoch",
-             ylim: tuple[float, float] | None = None, empty: str = "no data yet") -> None:
+             ylim: tuple[float, float] | None = None, xlim: tuple[float, float] | None = None,
+             empty: str = "no data yet") -> None:
         if title is not None:
             self.chart_title = title
-        key = (self.chart_title, xlabel, ylim, empty,
+        key = (self.chart_title, xlabel, ylim, xlim, empty,
                tuple((s.label, tuple(s.x), tuple(s.y), s.color, s.marker, s.points)
                      for s in series))
         if key == self._drawn:
@@ -78,6 +79,8 @@ class Chart(PlotextPlot):
             plt.xticks(ticks, [f"{x:g}" for x in ticks])
         if ylim is not None and has_data:
             plt.ylim(*ylim)
+        if xlim is not None and has_data:
+            plt.xlim(*xlim)
         self.refresh()
 
 

@@ -9,17 +9,26 @@ header line when the terminal is too narrow for all of them.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any, ClassVar
 
 from rich.cells import cell_len
 from rich.text import Text
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.widgets import DataTable
-from textual.widgets.data_table import RowDoesNotExist
+from textual.widgets.data_table import CellDoesNotExist, RowDoesNotExist
 
-from ibtui.tui.model import (Cell, Column, Filter, RunRow, compile_filter, fmt_float, fmt_rate,
-                             plain_fields)
+from ibtui.tui.model import (
+    Cell,
+    Column,
+    Filter,
+    RunRow,
+    compile_filter,
+    fmt_float,
+    fmt_rate,
+    plain_fields,
+)
 
 MARK = "mark"
 
@@ -89,9 +98,11 @@ def fold_columns(columns: list[Column], rows: Iterable[RunRow], now: float, widt
 class RunTableBase(DataTable):
     """Shared state: rows, filter, sort, selection, folded columns."""
 
-    BINDINGS = [
-        Binding("enter", "select_cursor", "Open", tooltip="Open the highlighted run"),
-        Binding("space", "toggle_select", "Select", tooltip="Select or unselect the run"),
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "select_cursor", "Open", id="table.open",
+                tooltip="Open the highlighted run"),
+        Binding("space", "toggle_select", "Select", id="table.select",
+                tooltip="Select or unselect the run (on a group row: the whole group)"),
     ]
 
     class SelectionChanged(Message):
@@ -154,7 +165,7 @@ class RunTableBase(DataTable):
             return None
         try:
             key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
-        except Exception:
+        except CellDoesNotExist:
             return None
         return key if key in self.rows_by_id else None
 
@@ -348,7 +359,7 @@ class LeaderboardTable(RunTableBase):
     def action_toggle_select(self) -> None:
         try:
             key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
-        except Exception:
+        except CellDoesNotExist:
             return
         if key and key.startswith("group:"):
             members = self.group_members(key)
@@ -378,7 +389,7 @@ class LeaderboardTable(RunTableBase):
         try:
             cursor = self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value \
                 if self.row_count else None
-        except Exception:
+        except CellDoesNotExist:
             cursor = None
         shown = self.shown_columns()
         rows = self.ordered()

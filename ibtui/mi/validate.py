@@ -1,0 +1,193 @@
+"""`ibtui validate-mi [--quick]`: every estimator against ground truth (ibtui.mi.tasks).
+
+`run_validation(quick, out_png, methods, progress)` returns one row per (task, method):
+{task, truth, method, estimate, lower, upper, ceiling, error, rel_error, seconds, n, detail}
+and, when out_png is given, saves a two-panel figure: estimate vs truth for every task, and the
+paper's InfoNCE-vs-MINE comparison (estimate vs true MI as the Gaussian's MI grows).
+Rows of the comparison curve have task "curve-<mi>".
+`python -m ibtui.mi.validate [--quick] [--out FILE.png]` prints the rows as a Rich table.
+Quick mode: fewer samples for the trained estimators (2,000) and the "quick" schedule with
+shorter caps; the noise-aware estimator always sees every sample.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from ibtui.mi import tasks as T
+from ibtui.mi.estimate import estimate
+from ibtui.mi.noise_aware import noisy_mi, noisy_mi_ty
+from ibtui.mi.options import METHODS
+from ibtui.mi.result import MIEstimate
+
+Progress = Callable[[float, str], None] | None
+CURVE_METHODS = ("infonce-paper", "mine", "noise-aware")
+
+
+def _build_tasks(quick: bool) -> list[T.Task]:
+    out = [T.paper_gaussian(10_000)]
+    out += [T.high_mi_gaussian(mi) for mi in ((2, 6, 10) if quick else (2, 4, 6, 8, 10))]
+    # noisy-network surrogate, deterministic f: truth = independent MC reference (64 draws each)
+    x, s, sigma = T.surrogate(500, 1, 0.0)
+    t = s[:, 0] + sigma * torch.randn(s[:, 0].shape, generator=torch.Generator().manual_seed(1))
+    a = x.reshape(len(x), -1).float() / 255.0
+    out.append(T.Task("surrogate-xt", T.reference_xt(s, sigma, draws=16 if quick else 64), a, t,
+                      "xt", s, sigma, detail="500 digits, random conv f, T 512-d"))
+    # I(T;Ŷ) on the same surrogate
+    w, b = T.surrogate_ty_weight()
+    sigma_ty = 0.4
+    g = torch.Generator().manual_seed(2)
+    probs = torch.softmax((t + sigma_ty * torch.randn(t.shape, generator=g)) @ w.T + b, 1)
+    ty_truth = T.reference_ty(s, w, sigma_ty, sigma, draws=8 if quick else 32)
+    out.append(T.Task("surrogate-ty", ty_truth, t, probs, "ty", s, sigma,
+                      {"weight": w, "sigma_ty": sigma_ty, "sigma_t": sigma},
+                      detail="Ŷ = softmax(W(T + 0.4 Z) + b)"))
+    # noisy f (internal noise like the real network): truth at k = 64, estimators at k = 8
+    x, s, sigma = T.surrogate(128, 64, 0.05)
+    truth = T.reference_xt(s, sigma, draws=1 if quick else 4)
+    t = s[:, 0] + sigma * torch.randn(s[:, 0].shape, generator=torch.Generator().manual_seed(3))
+    out.append(T.Task("surrogate-xt-noisy-f", truth, x.reshape(len(x), -1).float() / 255.0, t,
+                      "xt", s[:, :8], sigma, detail="128 digits, noisy f, k=8 vs truth at k=64"))
+    return out
+
+
+def _run(task: T.Task, method: str, quick: bool, seed: int = 0,
+         progress: Progress = None) -> MIEstimate:
+    if method == "noise-aware":
+        if task.ty:
+            return noisy_mi_ty(task.s, task.ty["weight"], task.ty["sigma_ty"],
+                               sigma_t=task.ty["sigma_t"], mc_samples=4, seed=seed)
+        return noisy_mi(task.s, task.sigma, mc_samples=4 if len(task.s) < 2000 else 1,
+                        seed=seed)
+    n = min(len(task.a), 2000 if quick else len(task.a))
+    opts: dict = {"seed": seed, "progress": progress}
+    if quick:
+        opts["schedule"] = "quick"
+        if method != "infonce-paper":
+            opts["max_epochs"] = 60 if method == "infonce-separable" else 30
+    if method == "infonce-paper":
+        opts["term"] = task.term
+        if quick:
+            opts["max_epochs"] = 20
+    return estimate(task.a[:n], task.b[:n], method, **opts)
+
+
+def _row(task: str, truth: float, est: MIEstimate, n: int, detail: str = "") -> dict:
+    err = est.value - truth
+    return {"task": task, "truth": truth, "method": est.method, "estimate": est.value,
+            "lower": est.lower, "upper": est.upper, "ceiling": est.ceiling, "error": err,
+            "rel_error": err / truth if truth else None, "seconds": est.seconds, "n": n,
+            "detail": detail}
+
+
+def run_validation(quick: bool, out_png: Path | None, methods: list[str] | None,
+                   progress: Progress = None) -> list[dict]:
+    """Run every method on every task (and the comparison curve); see the module doc."""
+    methods = [m for m in (methods or list(METHODS)) if m in METHODS]
+    report = progress or (lambda f, d: None)
+    report(0.0, "building tasks")
+    task_list = _build_tasks(quick)
+    curve_mi = (0.5, 1, 2, 4, 6) if quick else (0.5, 1, 2, 3, 4, 5, 6, 8)
+    curve_methods = [m for m in CURVE_METHODS if m in methods]
+    jobs = [(t, m) for t in task_list for m in methods]
+    jobs += [(T.gaussian_curve(mi, 2000 if quick else 10_000), m)
+             for mi in curve_mi for m in curve_methods]
+    rows = []
+    for i, (task, method) in enumerate(jobs):
+        label = f"{task.name} {method}"
+        report(0.05 + 0.95 * i / len(jobs), label)
+        est = _run(task, method, quick)
+        n = est.settings.get("n", len(task.a))
+        rows.append(_row(task.name, task.truth, est, n, task.detail))
+    report(1.0, "done")
+    if out_png is not None:
+        plot(rows, Path(out_png))
+    return rows
+
+
+def plot(rows: list[dict], out_png: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 5))
+    main = [r for r in rows if not r["task"].startswith("curve-")]
+    names = list(dict.fromkeys(r["task"] for r in main))
+    meths = list(dict.fromkeys(r["method"] for r in main))
+    width = 0.8 / max(len(meths), 1)
+    for j, m in enumerate(meths):
+        xs, ys = [], []
+        for i, name in enumerate(names):
+            for r in main:
+                if r["task"] == name and r["method"] == m:
+                    xs.append(i + (j - (len(meths) - 1) / 2) * width)
+                    ys.append(r["estimate"] - r["truth"])
+        ax1.bar(xs, ys, width, label=m)
+    ax1.axhline(0, color="k", lw=0.8)
+    ax1.set_xticks(range(len(names)), names, rotation=35, ha="right", fontsize=8)
+    ax1.set_ylabel("estimate − truth (nats)")
+    ax1.set_title("Error against ground truth")
+    ax1.legend(fontsize=8)
+    curve = [r for r in rows if r["task"].startswith("curve-")]
+    for m in dict.fromkeys(r["method"] for r in curve):
+        pts = sorted((r["truth"], r["estimate"]) for r in curve if r["method"] == m)
+        ax2.plot(*zip(*pts), "o-", label=m)
+    if curve:
+        top = max(r["truth"] for r in curve)
+        ax2.plot([0, top], [0, top], "k--", lw=0.8, label="truth")
+        for r in curve:
+            if r["method"] == "infonce-paper" and r["ceiling"]:
+                ax2.axhline(r["ceiling"], color="grey", ls=":", lw=0.8)
+                break
+    ax2.set_xlabel("true I(X;Y) (nats)")
+    ax2.set_ylabel("estimate (nats)")
+    ax2.set_title("Paper's Gaussian task, MI scaled: InfoNCE vs MINE")
+    ax2.legend(fontsize=8)
+    fig.tight_layout()
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_png, dpi=120)
+    plt.close(fig)
+
+
+def _fmt(v: float | None, nd: int = 3) -> str:
+    return "—" if v is None or not math.isfinite(v) else f"{v:.{nd}f}"
+
+
+def print_table(rows: list[dict]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="MI estimators vs ground truth (nats)")
+    for col in ("task", "method", "truth", "estimate", "error", "bracket", "ceiling", "n", "s"):
+        table.add_column(col, justify="left" if col in ("task", "method") else "right")
+    for r in rows:
+        bracket = (f"[{_fmt(r['lower'], 2)}, {_fmt(r['upper'], 2)}]"
+                   if r["lower"] is not None else "—")
+        table.add_row(r["task"], r["method"], _fmt(r["truth"]), _fmt(r["estimate"]),
+                      f"{r['error']:+.3f}", bracket, _fmt(r["ceiling"], 2), str(r["n"]),
+                      f"{r['seconds']:.1f}")
+    Console().print(table)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m ibtui.mi.validate", description=__doc__)
+    p.add_argument("--quick", action="store_true", help="fewer samples and epochs")
+    p.add_argument("--out", type=Path, default=None, help="save the figure to this PNG")
+    p.add_argument("--methods", default=None, help="comma-separated subset of methods")
+    args = p.parse_args(argv)
+    methods = args.methods.split(",") if args.methods else None
+    t0 = time.perf_counter()
+    rows = run_validation(args.quick, args.out, methods)
+    print_table(rows)
+    print(f"total {time.perf_counter() - t0:.0f} s" + (f"; figure: {args.out}" if args.out else ""))
+
+
+if __name__ == "__main__":
+    main()

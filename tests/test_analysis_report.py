@@ -1,0 +1,142 @@
+"""`ibtui report` tables on a fixture runs directory, checked cell by cell, and the
+perceptibility-vs-stealth scatter."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import pytest
+from test_analysis_fixture import write_run
+
+from ibtui.analysis.report import perceptibility_scatter, report
+from ibtui.errors import RunStoreError, SpecError
+
+
+def make_runs(root: Path) -> Path:
+    runs = root / "runs"
+    common = {"with_features": False}
+    write_run(runs, attack="badnets", seed=0, score=(0.3, 0.2),
+              extra={"psnr": 20.0, "ssim": 0.80, "lpips": 0.10}, **common)
+    write_run(runs, attack="badnets", seed=1, score=(0.5, 0.4),
+              extra={"psnr": 22.0, "ssim": 0.90, "lpips": 0.20}, **common)
+    write_run(runs, attack="blend", score=(0.6, 0.2), extra={"psnr": 30.0, "ssim": 0.95},
+              **common)
+    write_run(runs, attack="lc", poison_rate=0.25, score=(0.2, 0.4), **common)
+    write_run(runs, attack="badnets", poison_rate=0.01, score=(0.7, 0.1), **common)
+    write_run(runs, attack="wanet", dataset="svhn", score=(0.5, 0.5), **common)
+    # never counted: not done, or done without a summary
+    write_run(runs, attack="blend", dataset="svhn", state="failed", score=(9.0, 9.0), **common)
+    write_run(runs, attack="ftrojan", state="queued", with_summary=False, **common)
+    write_run(runs, attack="ftrojan", dataset="svhn", state="done", with_summary=False, **common)
+    return runs
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> Path:
+    return make_runs(tmp_path_factory.mktemp("report"))
+
+
+def test_markdown_table_i_layout(runs):
+    text = report(runs, ["dataset", "poison_rate"], "md")
+    assert text.splitlines() == [
+        "| Attack | D_XT | D_TY | Score | Runs |",
+        "|---|---:|---:|---:|---:|",
+        "| **CIFAR-10 (25% poison)** | | | | |",
+        "| LC | 0.2000 | 0.4000 | 0.3000 | 1 |",
+        "| **CIFAR-10 (10% poison)** | | | | |",
+        "| BadNets | 0.4000 ± 0.1414 | 0.3000 ± 0.1414 | 0.3500 ± 0.1414 | 2 |",
+        "| Blend | 0.6000 | 0.2000 | 0.4000 | 1 |",
+        "| **CIFAR-10 (1% poison)** | | | | |",
+        "| BadNets | 0.7000 | 0.1000 | 0.4000 | 1 |",
+        "| **SVHN (10% poison)** | | | | |",
+        "| WaNet | 0.5000 | 0.5000 | 0.5000 | 1 |",
+    ]
+
+
+def test_markdown_grouped_by_dataset_names_the_rate(runs):
+    lines = report(runs, ["dataset"], "md").splitlines()
+    assert lines[2] == "| **CIFAR-10** | | | | |"
+    assert lines[3:8] == [
+        "| BadNets-10% | 0.4000 ± 0.1414 | 0.3000 ± 0.1414 | 0.3500 ± 0.1414 | 2 |",
+        "| BadNets-1% | 0.7000 | 0.1000 | 0.4000 | 1 |",
+        "| Blend-10% | 0.6000 | 0.2000 | 0.4000 | 1 |",
+        "| LC-25% | 0.2000 | 0.4000 | 0.3000 | 1 |",
+        "| **SVHN** | | | | |",
+    ]
+
+
+def test_ungrouped_table_has_no_sections(runs):
+    lines = report(runs, [], "md").splitlines()
+    assert len(lines) == 2 + 5 and not any("**" in ln for ln in lines)
+    assert lines[2].startswith("| BadNets-10% (dataset=cifar10) |")
+
+
+def test_latex_table(runs):
+    lines = report(runs, ["dataset", "poison_rate"], "latex").splitlines()
+    assert lines[:4] == [r"\begin{tabular}{lrrrr}", r"\toprule",
+                         r"Attack & $D_{XT}$ & $D_{TY}$ & Score & Runs \\", r"\midrule"]
+    assert lines[4] == r"\multicolumn{5}{l}{\textit{CIFAR-10 (25\% poison)}} \\"
+    assert lines[5] == r"LC & 0.2000 & 0.4000 & 0.3000 & 1 \\"
+    assert lines[6] == r"\midrule"
+    assert lines[8] == (r"BadNets & $0.4000 \pm 0.1414$ & $0.3000 \pm 0.1414$ & "
+                        r"$0.3500 \pm 0.1414$ & 2 \\")
+    assert lines[-2:] == [r"\bottomrule", r"\end{tabular}"]
+
+
+def test_csv_table(runs):
+    rows = list(csv.DictReader(io.StringIO(report(runs, ["dataset", "poison_rate"], "csv"))))
+    assert list(rows[0]) == ["dataset", "poison_rate", "attack", "label", "n", "d_xt", "d_xt_std",
+                             "d_ty", "d_ty_std", "score", "score_std"]
+    assert [(r["dataset"], r["poison_rate"], r["attack"]) for r in rows] == [
+        ("cifar10", "0.25", "lc"), ("cifar10", "0.1", "badnets"), ("cifar10", "0.1", "blend"),
+        ("cifar10", "0.01", "badnets"), ("svhn", "0.1", "wanet")]
+    bad = rows[1]
+    assert bad["n"] == "2"
+    assert float(bad["d_xt"]) == pytest.approx(0.4)
+    assert float(bad["d_xt_std"]) == pytest.approx(0.1414, abs=1e-4)
+    assert float(bad["score"]) == pytest.approx(0.35)
+    assert rows[2]["score_std"] == ""
+
+
+def test_rows_split_by_a_setting_that_differs(tmp_path):
+    runs = tmp_path / "runs"
+    write_run(runs, attack="badnets", with_features=False, score=(0.1, 0.1))
+    write_run(runs, attack="badnets", arch="vgg16", with_features=False, score=(0.3, 0.3),
+              spec_extra={"lr": 0.001})
+    lines = report(runs, ["dataset", "poison_rate"], "md").splitlines()
+    assert lines[3] == "| BadNets (arch=resnet18, lr=0.01) | 0.1000 | 0.1000 | 0.1000 | 1 |"
+    assert lines[4] == "| BadNets (arch=vgg16, lr=0.001) | 0.3000 | 0.3000 | 0.3000 | 1 |"
+
+
+def test_report_errors(runs, tmp_path):
+    with pytest.raises(SpecError, match="allowed: .*poison_rate"):
+        report(runs, ["colour"], "md")
+    with pytest.raises(SpecError, match="allowed: md, latex, csv"):
+        report(runs, [], "html")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(RunStoreError, match="no finished runs"):
+        report(tmp_path / "empty", [], "md")
+
+
+def test_perceptibility_scatter(runs, tmp_path):
+    path = perceptibility_scatter(runs, tmp_path / "fig")
+    assert path == tmp_path / "fig" / "perceptibility.png" and path.stat().st_size > 1000
+    with open(path.with_suffix(".csv"), newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["label", "attack", "dataset", "poison_rate", "n", "score",
+                             "score_std", "psnr", "psnr_std", "ssim", "ssim_std", "lpips",
+                             "lpips_std"]
+    assert [r["label"] for r in rows] == ["BadNets-10%", "Blend-10%"]
+    assert float(rows[0]["psnr"]) == pytest.approx(21.0)
+    assert float(rows[0]["ssim_std"]) == pytest.approx(0.0707, abs=1e-4)
+    assert rows[1]["lpips"] == ""
+    pdf = perceptibility_scatter(runs, tmp_path / "p.pdf")
+    assert pdf == tmp_path / "p.pdf" and pdf.read_bytes()[:4] == b"%PDF"
+
+
+def test_perceptibility_scatter_without_metrics(tmp_path):
+    runs = tmp_path / "runs"
+    write_run(runs, with_features=False)
+    assert perceptibility_scatter(runs, tmp_path / "out") is None

@@ -1,0 +1,121 @@
+"""Noise-aware estimators against exact / independent ground truth."""
+
+import math
+
+import pytest
+import torch
+
+from ibtui.mi import noisy_mi, noisy_mi_ty
+from ibtui.mi import tasks as T
+
+
+@pytest.fixture(scope="module")
+def surrogate():
+    x, s, sigma = T.surrogate(200, 1, 0.0, spread=0.3)
+    return s, sigma, T.reference_xt(s, sigma, draws=16)
+
+
+def test_surrogate_within_5_percent_and_bracket(surrogate):
+    s, sigma, truth = surrogate
+    assert 1.0 < truth < math.log(200) - 0.5  # mid-range: not saturated, not trivial
+    est = noisy_mi(s, sigma, mc_samples=8, seed=1)
+    assert abs(est.value - truth) < 0.05 * truth
+    assert est.lower <= truth <= est.upper
+    assert est.ceiling == pytest.approx(math.log(200))
+
+
+def test_wrong_sigma_is_caught(surrogate):
+    s, sigma, truth = surrogate
+    assert abs(noisy_mi(s, sigma * 1.2, mc_samples=8).value - truth) > 0.05 * truth
+
+
+def test_paper_gaussian_closed_form():
+    task = T.paper_gaussian(3000)
+    est = noisy_mi(task.s, task.sigma, seed=0)
+    assert est.value == pytest.approx(1.5 * math.log(7), rel=0.04)
+    assert est.lower <= est.value <= est.upper
+
+
+def test_never_above_log_n():
+    s = torch.randn(50, 3, 16) * 100  # far apart: saturates
+    est = noisy_mi(s, 0.1)
+    assert est.value <= math.log(50) + 1e-9
+    assert est.value == pytest.approx(math.log(50), abs=1e-3)
+
+
+def test_independence_gives_zero():
+    s = torch.randn(1, 4, 8).repeat(40, 1, 1)  # every input has the same S draws
+    est = noisy_mi(s, 0.5)
+    assert abs(est.value) < 1e-9 and est.lower == 0.0
+    assert 0.0 <= est.upper < 0.1  # the chain-rule bracket is valid but loose for k > 1
+    one = noisy_mi(torch.ones(40, 8), 0.5)  # k = 1: the bracket is exact
+    assert abs(one.value) < 1e-9 and one.lower == 0.0 and one.upper < 1e-9
+
+
+def test_invariance_xt():
+    g = torch.Generator().manual_seed(0)
+    s = torch.randn(120, 3, 6, generator=g)
+    q, _ = torch.linalg.qr(torch.randn(6, 6, generator=g))
+    base = noisy_mi(s, 0.7, seed=3)
+    rotated = noisy_mi(s @ q.T + 5.0, 0.7, seed=3)  # invertible map of T (rotation + shift)
+    scaled = noisy_mi(3.0 * s, 2.1, seed=3)  # T -> 3T
+    for other in (rotated, scaled):
+        assert other.value == pytest.approx(base.value, abs=0.05)
+        assert other.lower == pytest.approx(base.lower, abs=1e-6)
+        assert other.upper == pytest.approx(base.upper, abs=1e-6)
+
+
+def test_chunked_equals_unchunked():
+    s = torch.randn(300, 2, 5, generator=torch.Generator().manual_seed(1))
+    small = noisy_mi(s, 0.8, chunk_mb=1, seed=4)  # many chunks
+    big = noisy_mi(s, 0.8, chunk_mb=4096, seed=4)
+    assert small.value == pytest.approx(big.value, abs=1e-10)
+    assert small.lower == pytest.approx(big.lower, abs=1e-10)
+    assert small.upper == pytest.approx(big.upper, abs=1e-10)
+    w = torch.randn(10, 5)
+    a = noisy_mi_ty(s, w, 0.4, sigma_t=0.1, chunk_mb=1, seed=2)
+    b = noisy_mi_ty(s, w, 0.4, sigma_t=0.1, chunk_mb=4096, seed=2)
+    assert a.value == pytest.approx(b.value, abs=1e-10)
+
+
+def test_ty_against_independent_reference():
+    x, s, sigma = T.surrogate(150, 1, 0.0, spread=0.3)
+    w, b = T.surrogate_ty_weight()
+    truth = T.reference_ty(s, w, 0.4, sigma, draws=16)
+    est = noisy_mi_ty(s, w, 0.4, sigma_t=sigma, bias=b, mc_samples=16, seed=0)
+    assert truth > 0.3
+    assert est.value == pytest.approx(truth, rel=0.05)
+    assert est.lower <= truth <= est.upper
+    assert est.settings["rank"] == 9
+
+
+def test_ty_invariances_and_zero():
+    g = torch.Generator().manual_seed(5)
+    s = torch.randn(100, 2, 12, generator=g)
+    w = torch.randn(10, 12, generator=g)
+    base = noisy_mi_ty(s, w, 0.5, sigma_t=0.2, seed=1).value
+    assert noisy_mi_ty(s, 7.0 * w, 0.5, sigma_t=0.2, seed=1).value == pytest.approx(base, abs=1e-9)
+    # adding the same row to every logit changes no probability
+    w_shift = w + torch.randn(1, 12, generator=g)
+    assert noisy_mi_ty(s, w_shift, 0.5, sigma_t=0.2, seed=1).value == pytest.approx(base, abs=1e-9)
+    q, _ = torch.linalg.qr(torch.randn(12, 12, generator=g))  # rotate T, and W with it
+    assert noisy_mi_ty(s @ q.T, w @ q.T, 0.5, sigma_t=0.2, seed=1).value == pytest.approx(
+        base, abs=1e-9)
+    assert noisy_mi_ty(s, torch.zeros(10, 12), 0.5).value == 0.0
+    # logits version carries more information than the probability vector
+    assert noisy_mi_ty(s, w, 0.5, sigma_t=0.2, target="logits", seed=1).value > base
+
+
+def test_ty_single_point_closed_form():
+    # one centre: T ~ N(s, σ_t² I), logits Gaussian: I = (r/2) log(1 + σ_t²/σ_ty²)
+    s = torch.zeros(1, 1, 12)
+    w = torch.randn(10, 12, generator=torch.Generator().manual_seed(0))
+    est = noisy_mi_ty(s, w, 0.4, sigma_t=0.3)
+    assert est.value == pytest.approx(4.5 * math.log(1 + 0.09 / 0.16), abs=1e-9)
+
+
+def test_more_draws_lower_the_estimate():
+    x, s, sigma = T.surrogate(64, 16, 0.3, spread=0.3)
+    k1 = noisy_mi(s[:, :1], sigma, mc_samples=8, bracket=False).value
+    k16 = noisy_mi(s, sigma, bracket=False).value
+    assert k16 < k1  # finite k biases upward
