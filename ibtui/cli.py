@@ -7,7 +7,6 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -48,12 +47,12 @@ def _fmt(v, spec: str = ".3f") -> str:
 @app.command()
 def run(
     file: Path = typer.Argument(Path("experiments.toml"), help="experiments file"),
-    only: Optional[list[str]] = typer.Option(None, "--only", help="only experiments with this name"),
+    only: list[str] | None = typer.Option(None, "--only", help="only experiments with this name"),
     jobs: int = typer.Option(0, "--jobs", "-j", help="workers at once (default: 1, or one per GPU)"),
-    gpus: Optional[str] = typer.Option(None, "--gpus", help="GPU ids, e.g. 0,1 (default: all visible)"),
+    gpus: str | None = typer.Option(None, "--gpus", help="GPU ids, e.g. 0,1 (default: all visible)"),
     runs_dir: Path = RunsDir,
     dry_run: bool = typer.Option(False, "--dry-run", help="list the expanded runs and stop"),
-    preset: Optional[str] = typer.Option(None, "--preset", help="run a named preset (see `ibtui presets`)"),
+    preset: str | None = typer.Option(None, "--preset", help="run a named preset (see `ibtui presets`)"),
 ) -> None:
     """Run every experiment of FILE: one worker per run, live progress, then the leaderboard."""
     from ibtui.runs.scheduler import Scheduler, create_runs, detect_gpus
@@ -131,10 +130,12 @@ def _run_with_progress(sched, paths: list[Path], owner: bool) -> None:
             frac = min(1.0, (max(epoch - 1, 0) + (st.get("progress") or 0) if phase == "training"
                              else epoch) / epochs) if state == "running" else (1.0 if state == "done" else 0)
             if state == "running":
-                info = f"{phase} e{epoch}/{epochs} acc {_fmt(st.get('test_acc'), '.2f')} asr {_fmt(st.get('asr'), '.2f')}"
+                info = (f"{phase} e{epoch}/{epochs} acc {_fmt(st.get('test_acc'), '.2f')} "
+                        f"asr {_fmt(st.get('asr'), '.2f')}")
             elif state == "done":
                 s = r.summary or {}
-                info = f"done  acc {_fmt(s.get('clean_acc'), '.2f')} asr {_fmt(s.get('asr'), '.2f')} score {_fmt(s.get('score'))}"
+                info = (f"done  acc {_fmt(s.get('clean_acc'), '.2f')} asr {_fmt(s.get('asr'), '.2f')} "
+                        f"score {_fmt(s.get('score'))}")
             else:
                 info = state + (f": {st.get('error')}" if st.get("error") else "")
             progress.update(tasks[p.name], completed=frac, info=info[:90])
@@ -337,7 +338,8 @@ def show(run_key: str = typer.Argument(..., metavar="RUN"), runs_dir: Path = Run
 @app.command()
 def resume(runs: list[str] = typer.Argument(..., metavar="RUN..."), runs_dir: Path = RunsDir,
            jobs: int = typer.Option(1, "--jobs", "-j"),
-           detach: bool = typer.Option(False, "--detach", help="queue and return; a background scheduler runs them")) -> None:
+           detach: bool = typer.Option(False, "--detach",
+                                       help="queue and return; a background scheduler runs them")) -> None:
     """Continue crashed, failed or interrupted runs from their last checkpoint."""
     from ibtui.runs.scheduler import Scheduler, ensure_scheduler, set_queued
     from ibtui.runs.store import find_run
@@ -376,7 +378,7 @@ def cancel(runs: list[str] = typer.Argument(..., metavar="RUN..."), runs_dir: Pa
 def validate_mi(
     quick: bool = typer.Option(False, "--quick", help="smaller tasks and shorter schedules"),
     out: Path = typer.Option(Path("validate-mi.png"), "--out", help="PNG of estimates vs truth"),
-    method: Optional[list[str]] = typer.Option(None, "--method", help="only these estimators"),
+    method: list[str] | None = typer.Option(None, "--method", help="only these estimators"),
 ) -> None:
     """Check every MI estimator against tasks with exact ground truth; print and plot."""
     from ibtui.mi.validate import run_validation
@@ -405,7 +407,7 @@ def attacks_list() -> None:
 def attacks_gallery(
     dataset: str = typer.Option("digits", "--dataset"),
     out: Path = typer.Option(Path("attack-gallery.png"), "--out"),
-    attack: Optional[list[str]] = typer.Option(None, "--attack", help="only these attacks"),
+    attack: list[str] | None = typer.Option(None, "--attack", help="only these attacks"),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """Original, poisoned and amplified difference per attack, with PSNR/SSIM, as one PNG."""
@@ -434,7 +436,8 @@ def data_list() -> None:
 
 @data_app.command("fetch")
 def data_fetch(name: str = typer.Argument(...),
-               root: Optional[Path] = typer.Option(None, "--root", help="data directory (default $IBTUI_DATA or ./data)")) -> None:
+               root: Path | None = typer.Option(None, "--root",
+                                                help="data directory (default $IBTUI_DATA or ./data)")) -> None:
     """Download a dataset into the data directory (checked against its published md5)."""
     from ibtui.data.datasets import DATASETS
 
@@ -483,8 +486,8 @@ def plot(runs: list[str] = typer.Argument(..., metavar="RUN..."), runs_dir: Path
 
 @app.command()
 def tsne(run_key: str = typer.Argument(..., metavar="RUN"), runs_dir: Path = RunsDir,
-         epochs: Optional[str] = typer.Option(None, "--epochs", help="e.g. 1,6,12 (default: one per phase)"),
-         out: Optional[Path] = typer.Option(None, "--out", help="output directory"),
+         epochs: str | None = typer.Option(None, "--epochs", help="e.g. 1,6,12 (default: one per phase)"),
+         out: Path | None = typer.Option(None, "--out", help="output directory"),
          fmt: str = typer.Option("png", "--format")) -> None:
     """t-SNE maps of T with backdoor, target-clean and other samples distinguished."""
     from ibtui.analysis.tsne import tsne_figures
@@ -506,7 +509,8 @@ def tsne(run_key: str = typer.Argument(..., metavar="RUN"), runs_dir: Path = Run
 def report(runs_dir: Path = RunsDir,
            group_by: str = typer.Option("dataset,poison_rate", "--group-by"),
            fmt: str = typer.Option("md", "--format", help="md | latex | csv"),
-           scatter: Optional[Path] = typer.Option(None, "--scatter", help="also save the perceptibility-vs-stealth scatter here")) -> None:
+           scatter: Path | None = typer.Option(None, "--scatter",
+                                               help="also save the perceptibility-vs-stealth scatter here")) -> None:
     """The paper's Table I from the runs directory (mean ± std over seeds)."""
     from ibtui.analysis.report import perceptibility_scatter
     from ibtui.analysis.report import report as make_report

@@ -15,8 +15,8 @@ import pickle
 import random
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -29,8 +29,16 @@ from ibtui.data.poison import PoisonedData, poison_dataset
 from ibtui.models import create_model
 from ibtui.runs.store import RunWriter, atomic_write_bytes, atomic_write_json, read_jsonl
 from ibtui.spec import read_spec_file
-from ibtui.train import (attack_metrics, evaluate, make_optimizer, pick_device, prepare_model,
-                         seed_everything, to_device, train_epoch)
+from ibtui.train import (
+    attack_metrics,
+    evaluate,
+    make_optimizer,
+    pick_device,
+    prepare_model,
+    seed_everything,
+    to_device,
+    train_epoch,
+)
 
 CHECKPOINT_VERSION = 1
 
@@ -289,7 +297,7 @@ class Experiment:
             try:
                 state = torch.load(path, map_location=self.device, weights_only=False)
             except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as e:
-                raise RunFailed(f"checkpoint.pt unreadable ({e}); delete it to restart the run")
+                raise RunFailed(f"checkpoint.pt unreadable ({e}); delete it to restart the run") from None
             if not isinstance(state, dict) or state.get("version") != CHECKPOINT_VERSION:
                 raise RunFailed(f"checkpoint.pt is from an incompatible version "
                                 f"({state.get('version') if isinstance(state, dict) else '?'}, "

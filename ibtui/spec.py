@@ -42,7 +42,8 @@ FIELDS: dict[str, Field] = {
     "width": Field(64, (int,), "base channel width (64 = paper)"),
     "attack": Field("badnets", (str,), "attack name"),
     "attack_options": Field({}, (dict,), "attack options table (see README)"),
-    "poison_rate": Field(0.1, (float,), "dirty-label: share of the training set; clean-label: share of the target class"),
+    "poison_rate": Field(0.1, (float,), "dirty-label: share of the training set; "
+                                        "clean-label: share of the target class"),
     "target": Field(0, (int,), "target class"),
     "epochs": Field(120, (int,), "training epochs"),
     "lr": Field(0.01, (float,), "SGD learning rate (paper 0.01, authors' code 0.1)"),
@@ -56,7 +57,8 @@ FIELDS: dict[str, Field] = {
     "mi_epochs": Field(PAPER_MI_EPOCHS, (int,), "epochs at which MI is estimated", listy=True),
     "mi_method": Field(["noise-aware"], (str,), "MI estimator(s); several are recorded side by side", listy=True),
     "mi_options": Field({}, (dict,), "estimator options table (see README)"),
-    "mi_equal_n": Field(True, (bool,), "estimate every subset on the same number of images (the smallest subset's), so that log N ceilings agree"),
+    "mi_equal_n": Field(True, (bool,), "estimate every subset on the same number of images "
+                        "(the smallest subset's), so that log N ceilings agree"),
     "observe_classes": Field("all", (int, str), "clean classes whose MI is estimated: \"all\" or a list", listy=True),
     "stealth_epochs": Field("all", (str,), "representative epochs for the stealth score"),
     "seed": Field(0, (int,), "random seed"),
@@ -165,7 +167,7 @@ def validate_experiment(raw: dict, *, file: str, exp: str, defaults: dict | None
             for item in items:
                 if not _check_type(item, f):
                     raise SpecError(f"{where}: expected {_type_name(f.types)}"
-                                    f"{' or a list of them' if not f.types == (dict,) else ''}, got {item!r}")
+                                    f"{' or a list of them' if f.types != (dict,) else ''}, got {item!r}")
             if isinstance(value, list) and f.types == (dict,):
                 raise SpecError(f"{where}: expected a table, got a list")
             if key == "observe_classes" and value != "all":
@@ -186,7 +188,7 @@ def validate_experiment(raw: dict, *, file: str, exp: str, defaults: dict | None
     out = []
     for combo in combos:
         v = dict(merged)
-        v.update(zip(grid_keys, combo))
+        v.update(zip(grid_keys, combo, strict=True))
         if not explicit_mi_epochs:
             # the paper's checkpoints, scaled to the run's length
             v["mi_epochs"] = sorted({max(1, min(v["epochs"], round(e * v["epochs"] / 120)))
@@ -235,7 +237,8 @@ def _check_values(v: dict, *, file: str, exp: str, regs: dict[str, list[str]]) -
     else:
         bad = [c for c in obs if not 0 <= c < ncls or c == v["target"]]
         if bad:
-            raise err("observe_classes", f"{bad} not allowed; allowed: classes 0..{ncls - 1} except the target {v['target']}")
+            raise err("observe_classes",
+                      f"{bad} not allowed; allowed: classes 0..{ncls - 1} except the target {v['target']}")
         v["observe_classes"] = sorted(set(obs))
     v["mi_method"] = list(dict.fromkeys(v["mi_method"]))
     try:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch

@@ -4,8 +4,8 @@ import json
 import subprocess
 
 import pytest
-
 from conftest import ibtui_cmd, tiny_spec
+
 from ibtui.runs.store import list_runs, read_jsonl
 
 pytestmark = pytest.mark.slow

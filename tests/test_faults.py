@@ -8,8 +8,8 @@ import subprocess
 import time
 
 import pytest
-
 from conftest import ibtui_cmd, tiny_spec
+
 from ibtui.runs.store import list_runs, load_run
 
 pytestmark = pytest.mark.slow

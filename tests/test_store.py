@@ -3,8 +3,16 @@
 import json
 import os
 
-from ibtui.runs.store import (RunWriter, append_jsonl, atomic_write_json, effective_state,
-                              list_runs, load_run, read_json, read_jsonl)
+from ibtui.runs.store import (
+    RunWriter,
+    append_jsonl,
+    atomic_write_json,
+    effective_state,
+    list_runs,
+    load_run,
+    read_json,
+    read_jsonl,
+)
 
 
 def test_jsonl_round_trip_and_torn_tail(tmp_path):

@@ -52,10 +52,9 @@ def stealth_score(records: list[dict], roles: dict[str, str], epochs: list[int] 
     for m in ("xt", "ty"):
         # normalise over every checkpoint and subset of the run, not only the chosen epochs
         vals = np.array([v for per_e in table[m].values() for v in per_e.values()])
-        lo, hi = float(vals.min()), float(vals.max())
-        span = hi - lo
+        lo, span = float(vals.min()), float(vals.max() - vals.min())
 
-        def norm(v: float) -> float:
+        def norm(v: float, lo: float = lo, span: float = span) -> float:
             return (v - lo) / span if span > 0 else 0.0
 
         ds = []

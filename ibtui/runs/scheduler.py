@@ -15,13 +15,18 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from ibtui.errors import RunStoreError
-from ibtui.runs.store import (FINISHED, atomic_write_json, atomic_write_text, effective_state,
-                              read_json)
+from ibtui.runs.store import (
+    FINISHED,
+    atomic_write_json,
+    atomic_write_text,
+    effective_state,
+    read_json,
+)
 from ibtui.spec import RunSpec, experiment_to_toml
 
 LOCK = ".scheduler.lock"

@@ -13,9 +13,10 @@ import os
 import socket
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 STATES = ("queued", "running", "done", "failed", "crashed", "cancelled", "interrupted")
 FINISHED = ("done", "failed", "cancelled")

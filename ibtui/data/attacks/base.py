@@ -7,9 +7,10 @@ reproducible and its trigger artefacts can be regenerated.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -85,9 +86,9 @@ class Attack:
             if o.choices is not None and value not in o.choices:
                 raise SpecError(f"attack_options.{key}: {value!r} not allowed; allowed: "
                                 f"{', '.join(map(str, o.choices))}")
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                if (o.lo is not None and value < o.lo) or (o.hi is not None and value > o.hi):
-                    raise SpecError(f"attack_options.{key}: {value!r} out of range [{o.lo}, {o.hi}]")
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and (
+                    (o.lo is not None and value < o.lo) or (o.hi is not None and value > o.hi)):
+                raise SpecError(f"attack_options.{key}: {value!r} out of range [{o.lo}, {o.hi}]")
             out[key] = value
         out["variant"] = variant
         return out
