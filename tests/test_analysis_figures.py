@@ -16,7 +16,7 @@ from ibtui.errors import RunStoreError, SpecError
 def read_csv(path: Path) -> tuple[list[str], list[dict]]:
     with open(path, newline="") as f:
         rows = list(csv.reader(f))
-    return rows[0], [dict(zip(rows[0], r)) for r in rows[1:]]
+    return rows[0], [dict(zip(rows[0], r, strict=False)) for r in rows[1:]]
 
 
 def check_pair(files: list[Path], stem: str, fmt: str, columns: list[str]) -> list[dict]:

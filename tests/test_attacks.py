@@ -80,7 +80,7 @@ def test_contract_uint8_shapes_inputs_untouched_reproducible(name):
             assert isinstance(v, np.ndarray), k
     np.testing.assert_array_equal(x, x0)
     np.testing.assert_array_equal(y, y0)
-    for u, v in zip(outs[0], outs[1]):
+    for u, v in zip(outs[0], outs[1], strict=True):
         np.testing.assert_array_equal(u, v)
 
 
@@ -374,7 +374,8 @@ def test_lc_prepare_trains_caches_and_reuses(tmp_path, monkeypatch):
     b = create_attack("lc", {"steps": 2, "pgd_batch": 2}, target=TARGET, seed=0)
     b.prepare(ctx)
     assert b.checkpoint_path == a.checkpoint_path
-    for (k, v), (k2, v2) in zip(a.model.state_dict().items(), b.model.state_dict().items()):
+    for (k, v), (k2, v2) in zip(a.model.state_dict().items(), b.model.state_dict().items(),
+                                    strict=True):
         assert k == k2 and torch.equal(v.cpu(), v2.cpu())
     # another recipe is another cache entry (and would train)
     ctx2 = AttackContext(dataset=ds, width=2, cache_dir=tmp_path, recipe={"epochs": 2})

@@ -236,7 +236,7 @@ async def test_open_run_shows_plots_summary_and_log(runs):
         assert isinstance(screen, RunScreen) and screen.run_id == DONE
         xt = screen.query_one("#chart-xt", Chart)
         labels = [s[0] for s in xt._drawn[-1]]
-        assert "backdoor" in labels and "clean classes" in labels and "target clean" in labels
+        assert "backdoor" in labels and "other classes" in labels and "target clean" in labels
         assert len(xt._drawn[-1]) == 13  # one line per subset
         assert screen.query_one("#chart-acc", Chart)._drawn[-1]  # acc and ASR lines
         await pilot.press("3")
@@ -382,8 +382,8 @@ async def test_help_and_command_palette_list_every_action(runs):
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
         titles = [c.title for c in app.get_system_commands(app.screen)]
-        for title in ("Open", "Select", "Filter", "Sort", "Reverse sort", "New", "Cancel",
-                      "Resume", "Board", "Workers", "Select all", "Help", "Quit",
+        for title in ("Open", "Mark", "Filter", "Sort", "Reverse sort", "New", "Cancel",
+                      "Resume", "Leaderboard", "Workers", "Select all", "Help", "Quit",
                       "Sort by acc", "Go to Leaderboard", "Start scheduler"):
             assert title in titles, title
         await pilot.press("question_mark")

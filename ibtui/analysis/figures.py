@@ -291,14 +291,14 @@ def run_label(runs: list[RunData]) -> list[str]:
         label = " ".join(parts) if parts else r.id
         out.append(label)
     if len(set(out)) < len(out):
-        out = [f"{lab} [{r.id}]" for lab, r in zip(out, runs)]
+        out = [f"{lab} [{r.id}]" for lab, r in zip(out, runs, strict=False)]
     return out
 
 
 def _bottom_legend(fig, axes, ncol: int = 4) -> None:
     handles, labels = [], []
     for ax in axes:
-        for h, lab in zip(*ax.get_legend_handles_labels()):
+        for h, lab in zip(*ax.get_legend_handles_labels(), strict=False):
             if lab not in labels and not lab.startswith("_"):
                 handles.append(h)
                 labels.append(lab)
@@ -327,7 +327,7 @@ def fig_mi_curves(run: RunData, method: str):
     fig, axes = plt.subplots(1, 2, figsize=(7.2, 3.0), sharex=True)
     rows: list[dict] = []
     phases = run.phases()
-    for ax, term in zip(axes, ("xt", "ty")):
+    for ax, term in zip(axes, ("xt", "ty"), strict=False):
         drawn_grey = False
         for s in subsets:
             pts = table[term].get(s, {})
@@ -395,11 +395,11 @@ def fig_info_plane(run: RunData, method: str):
         ax.plot(x, y, label=label, **st)
         _mark_ends(ax, x, y, st.get("color", "black"), st.get("zorder", 3))
         if role == "backdoor":
-            for e, xi, yi in zip(es, x, y):
+            for e, xi, yi in zip(es, x, y, strict=False):
                 ax.annotate(str(e), (xi, yi), textcoords="offset points", xytext=(3, 3),
                             fontsize=6.5, color=BACKDOOR, zorder=11)
         rows += [{"run": run.id, "method": method, "subset": s, "role": role, "epoch": e,
-                  "i_xt": a, "i_ty": b} for e, a, b in zip(es, x, y)]
+                  "i_xt": a, "i_ty": b} for e, a, b in zip(es, x, y, strict=False)]
     if many:
         mx, my = run.clean_mean("xt", method), run.clean_mean("ty", method)
         es = sorted(set(mx) & set(my))
@@ -408,7 +408,7 @@ def fig_info_plane(run: RunData, method: str):
             ax.plot(x, y, color="black", lw=1.6, ls="--", label="clean-class mean", zorder=7)
             _mark_ends(ax, x, y, "black", 7)
             rows += [{"run": run.id, "method": method, "subset": "clean_mean", "role": "mean",
-                      "epoch": e, "i_xt": a, "i_ty": b} for e, a, b in zip(es, x, y)]
+                      "epoch": e, "i_xt": a, "i_ty": b} for e, a, b in zip(es, x, y, strict=False)]
     ax.set_xlabel(TERM_LABEL["xt"])
     ax.set_ylabel(TERM_LABEL["ty"])
     ax.set_title(f"Information plane ({method})")
@@ -442,7 +442,7 @@ def fig_accuracy(run: RunData):
     for key, st in ACC_STYLE.items():
         pts = [(r["epoch"], r[key] * 100) for r in rows if r[key] is not None]
         if pts:
-            ax.plot(*zip(*pts), **st)
+            ax.plot(*zip(*pts, strict=False), **st)
     ax.set_ylim(-2, 102)
     ax.set_xlabel("epoch")
     ax.set_ylabel("%")
@@ -520,7 +520,7 @@ def fig_compare_mi(runs: list[RunData], labels: list[str]):
     plt = pyplot()
     fig, axes = plt.subplots(2, 3, figsize=(9.0, 5.2), sharex=True)
     rows: list[dict] = []
-    for i, (run, label) in enumerate(zip(runs, labels)):
+    for i, (run, label) in enumerate(zip(runs, labels, strict=False)):
         colour, ls = RUN_COLOURS[i % len(RUN_COLOURS)], RUN_STYLES[(i // len(RUN_COLOURS)) % 4]
         for r_i, term in enumerate(("xt", "ty")):
             for c_i, (series, _) in enumerate(CMP_SERIES):
@@ -531,7 +531,7 @@ def fig_compare_mi(runs: list[RunData], labels: list[str]):
                 lw = 2.2 if series == "backdoor" else 1.5
                 axes[r_i, c_i].plot(es, vs, color=colour, ls=ls, lw=lw, marker=".", label=label)
                 rows += [{"run": run.id, "label": label, "method": run.method, "term": term,
-                          "series": series, "epoch": e, "value": v} for e, v in zip(es, vs)]
+                          "series": series, "epoch": e, "value": v} for e, v in zip(es, vs, strict=False)]
     for c_i, (_, title) in enumerate(CMP_SERIES):
         axes[0, c_i].set_title(title)
         axes[1, c_i].set_xlabel("epoch")
@@ -557,7 +557,7 @@ def fig_compare_plane(runs: list[RunData], labels: list[str]):
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.8, 4.2))
     rows: list[dict] = []
-    for i, (run, label) in enumerate(zip(runs, labels)):
+    for i, (run, label) in enumerate(zip(runs, labels, strict=False)):
         colour = RUN_COLOURS[i % len(RUN_COLOURS)]
         for series, lw, ls in (("backdoor", 2.2, "-"), ("clean_mean", 1.1, "--")):
             px, py = _run_series(run, "xt", series), _run_series(run, "ty", series)
@@ -569,7 +569,7 @@ def fig_compare_plane(runs: list[RunData], labels: list[str]):
                     label=label if series == "backdoor" else "_")
             _mark_ends(ax, x, y, colour, 5)
             rows += [{"run": run.id, "label": label, "method": run.method, "series": series,
-                      "epoch": e, "i_xt": a, "i_ty": b} for e, a, b in zip(es, x, y)]
+                      "epoch": e, "i_xt": a, "i_ty": b} for e, a, b in zip(es, x, y, strict=False)]
     ax.plot([], [], color="black", lw=2.2, label="backdoor samples")
     ax.plot([], [], color="black", lw=1.1, ls="--", label="clean-class mean")
     ax.set_xlabel(TERM_LABEL["xt"])
@@ -587,17 +587,17 @@ def fig_compare_accuracy(runs: list[RunData], labels: list[str]):
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(7.2, 3.0), sharex=True)
     rows: list[dict] = []
-    for i, (run, label) in enumerate(zip(runs, labels)):
+    for i, (run, label) in enumerate(zip(runs, labels, strict=False)):
         colour = RUN_COLOURS[i % len(RUN_COLOURS)]
         pts = [(m["epoch"], num(m.get("test_acc")), num(m.get("asr"))) for m in run.metrics
                if isinstance(m.get("epoch"), (int, float))]
-        for ax, k in zip(axes, (1, 2)):
+        for ax, k in zip(axes, (1, 2), strict=False):
             xy = [(p[0], p[k] * 100) for p in pts if p[k] is not None]
             if xy:
-                ax.plot(*zip(*xy), color=colour, lw=1.8 if k == 2 else 1.4, label=label)
+                ax.plot(*zip(*xy, strict=False), color=colour, lw=1.8 if k == 2 else 1.4, label=label)
         rows += [{"run": run.id, "label": label, "epoch": e, "test_acc": a, "asr": s}
                  for e, a, s in pts]
-    for ax, title in zip(axes, ("Clean test accuracy", "Attack success rate")):
+    for ax, title in zip(axes, ("Clean test accuracy", "Attack success rate"), strict=False):
         ax.set_title(title)
         ax.set_xlabel("epoch")
         ax.set_ylabel("%")
@@ -615,7 +615,7 @@ def fig_compare_loss(runs: list[RunData], labels: list[str]):
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.8, 3.4))
     rows: list[dict] = []
-    for i, (run, label) in enumerate(zip(runs, labels)):
+    for i, (run, label) in enumerate(zip(runs, labels, strict=False)):
         colour = RUN_COLOURS[i % len(RUN_COLOURS)]
         target = str(run.target)
         tl, ol = {}, {}

@@ -310,7 +310,7 @@ def perceptibility_scatter(runs_dir: Path, out: Path) -> Path | None:
               "lpips": "LPIPS (lower = less visible)"}
     with style_context():
         fig, axes = plt.subplots(1, 3, figsize=(9.0, 3.1), sharey=True)
-        for ax, metric in zip(axes, PERCEPTUAL):
+        for ax, metric in zip(axes, PERCEPTUAL, strict=False):
             pts = [r for r in rows if r[metric] is not None]
             if not pts:
                 ax.text(0.5, 0.5, f"{metric.upper()} not recorded", transform=ax.transAxes,

@@ -135,13 +135,13 @@ def tsne_figures(run_dir: Path, epochs: list[int] | None = None, out: Path | Non
         panels.append((e, phase, xy, group))
         rows += [{"epoch": e, "phase": phase, "index": int(i), "label": int(lab),
                   "true_label": int(tl), "group": g, "x": float(p[0]), "y": float(p[1])}
-                 for i, lab, tl, g, p in zip(index, label, true_label, group, xy)]
+                 for i, lab, tl, g, p in zip(index, label, true_label, group, xy, strict=False)]
     clusters = _cluster_notes(run_dir)
     plt = pyplot()
     with style_context():
         n = len(panels)
         fig, axes = plt.subplots(1, n, figsize=(2.7 * n + 0.4, 3.1), squeeze=False)
-        for k, (ax, (e, phase, xy, group)) in enumerate(zip(axes[0], panels)):
+        for k, (ax, (e, phase, xy, group)) in enumerate(zip(axes[0], panels, strict=False)):
             for key, name, colour, size, alpha, z in GROUPS:
                 m = group == key
                 ax.scatter(xy[m, 0], xy[m, 1], s=size, c=colour, alpha=alpha, lw=0, zorder=z,

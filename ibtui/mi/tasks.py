@@ -151,36 +151,38 @@ def reference_xt(s: torch.Tensor, sigma: float, draws: int = 64, seed: int = 123
 
 def reference_ty(s: torch.Tensor, weight: torch.Tensor, sigma_ty: float, sigma_t: float,
                  draws: int = 32, seed: int = 321) -> float:
-    """Independent reference for I(T;Ŷ), Ŷ = probability vector: U = centred logits expressed
-    in C−1 coordinates (drop the last centred logit: an invertible linear map of the centred
-    logits, not orthonormal — entropies shift by a constant that cancels).
-    h(U|T) = ½ log det(2πe σ_ty² A Aᵀ); h(U) by Monte Carlo of the mixture with full covariance.
+    """Independent reference for I(T;Ŷ), Ŷ = probability vector.
+
+    U = the centred logits expressed in C−1 coordinates (drop the last centred logit: an
+    invertible linear map of the centred logits, not orthonormal; Jacobians cancel in the MI).
+    Samples T = s_m + σ_t ξ explicitly, then U = A(T + σ_ty η), and averages
+    log p(u|t) − log p(u) with full-covariance Gaussian densities: p(u|t) = N(At, σ_ty² AAᵀ),
+    p(u) = (1/M) Σ_m N(A s_m, (σ_t² + σ_ty²) AAᵀ).
     """
     from scipy.special import logsumexp
 
     w = weight.double().numpy()
     c = w.shape[0]
-    centre = np.eye(c) - 1.0 / c
-    a = (centre @ w)[: c - 1]  # (C−1, d)
+    a = ((np.eye(c) - 1.0 / c) @ w)[: c - 1]  # (C−1, d)
     flat = s.double().numpy().reshape(-1, s.shape[-1])
     mu = flat @ a.T
-    cov = (sigma_t**2 + sigma_ty**2) * a @ a.T
-    chol = np.linalg.cholesky(cov)
-    _, logdet = np.linalg.slogdet(cov)
-    r = c - 1
+    gram = a @ a.T
+    chol_c = np.linalg.cholesky(sigma_ty**2 * gram)
+    chol_m = np.linalg.cholesky((sigma_t**2 + sigma_ty**2) * gram)
+    ld_c, ld_m = 2 * np.log(np.diag(chol_c)).sum(), 2 * np.log(np.diag(chol_m)).sum()
     rng = np.random.default_rng(seed)
-    h_u = 0.0
+    total = 0.0
     for _ in range(draws):
-        u = mu + rng.standard_normal(mu.shape) @ chol.T
+        t = flat + sigma_t * rng.standard_normal(flat.shape)
+        u = (t + sigma_ty * rng.standard_normal(flat.shape)) @ a.T
+        e_c = np.linalg.solve(chol_c, (u - t @ a.T).T).T
+        log_cond = -0.5 * (e_c**2).sum(1) - 0.5 * ld_c
         for lo in range(0, len(u), 512):
             diff = u[lo : lo + 512, None, :] - mu[None]
-            sol = np.linalg.solve(chol, diff.reshape(-1, r).T).T.reshape(diff.shape)
-            logp = (-0.5 * (sol**2).sum(-1) - 0.5 * logdet - 0.5 * r * math.log(2 * math.pi))
-            h_u -= (logsumexp(logp, axis=1) - math.log(len(mu))).sum()
-    h_u /= draws * len(mu)
-    _, logdet_a = np.linalg.slogdet(a @ a.T)
-    h_cond = 0.5 * r * math.log(2 * math.pi * math.e * sigma_ty**2) + 0.5 * logdet_a
-    return h_u - h_cond
+            sol = np.linalg.solve(chol_m, diff.reshape(-1, c - 1).T).T.reshape(diff.shape)
+            log_marg = logsumexp(-0.5 * (sol**2).sum(-1), axis=1) - 0.5 * ld_m - math.log(len(mu))
+            total += (log_cond[lo : lo + 512] - log_marg).sum()
+    return total / (draws * len(mu))
 
 
 def surrogate_ty_weight(dim: int = 512, classes: int = 10, seed: int = 0,

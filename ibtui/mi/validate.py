@@ -41,13 +41,13 @@ def _build_tasks(quick: bool) -> list[T.Task]:
                       "xt", s, sigma, detail="500 digits, random conv f, T 512-d"))
     # I(T;Ŷ) on the same surrogate
     w, b = T.surrogate_ty_weight()
-    sigma_ty = 0.4
+    sigma_ty = 4 * sigma  # the paper's ratio σ_ty / σ_T = 0.4 / 0.1
     g = torch.Generator().manual_seed(2)
     probs = torch.softmax((t + sigma_ty * torch.randn(t.shape, generator=g)) @ w.T + b, 1)
-    ty_truth = T.reference_ty(s, w, sigma_ty, sigma, draws=8 if quick else 32)
+    ty_truth = T.reference_ty(s, w, sigma_ty, sigma, draws=32 if quick else 128)
     out.append(T.Task("surrogate-ty", ty_truth, t, probs, "ty", s, sigma,
                       {"weight": w, "sigma_ty": sigma_ty, "sigma_t": sigma},
-                      detail="Ŷ = softmax(W(T + 0.4 Z) + b)"))
+                      detail="Ŷ = softmax(W(T + 4σ_T Z) + b)"))
     # noisy f (internal noise like the real network): truth at k = 64, estimators at k = 8
     x, s, sigma = T.surrogate(128, 64, 0.05)
     truth = T.reference_xt(s, sigma, draws=1 if quick else 4)

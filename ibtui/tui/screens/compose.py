@@ -133,7 +133,7 @@ class ComposeScreen(Screen):
                 yield Button("Save ^o", id="save", compact=True)
                 yield Label(" to ", classes="form-label-inline")
                 yield Input(str(self.app.experiments_file), id="save-path", compact=True)
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         self._load_choices()

@@ -8,14 +8,14 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Container
+from textual.containers import Container, Vertical
 from textual.widgets import DataTable, Footer, Static
 
 from ibtui.tui.model import FOLDABLE, LEADERBOARD_COLUMN_LIST, fmt_rate
 from ibtui.tui.poller import RunDetail, Snapshot
 from ibtui.tui.screens.runs import TableScreen, view_text
 from ibtui.tui.widgets.bars import FilterBar, RunLine
-from ibtui.tui.widgets.plots import TERM_LABEL, Chart, compare_series
+from ibtui.tui.widgets.plots import TERM_LABEL, Chart, compare_color, compare_series, legend, rich_color
 from ibtui.tui.widgets.tables import LeaderboardTable, RunTableBase
 
 ROLES = ("backdoor", "clean", "all", "sample")
@@ -32,7 +32,7 @@ class LeaderboardScreen(TableScreen):
         Binding("S", "reverse_sort", "Reverse sort", show=False, id="board.reverse"),
         Binding("g", "group", "Group", id="board.group",
                 tooltip="Group rows by attack, dataset, arch or poison rate"),
-        Binding("t", "term", "I(X;T)/I(T;Ŷ)", id="board.term",
+        Binding("t", "term", "Term", id="board.term",
                 tooltip="Compare I(X;T) or I(T;Ŷ)"),
         Binding("b", "role", "Subset", id="board.role",
                 tooltip="Compare the backdoor, clean, all or sample subset of the target"),
@@ -54,10 +54,12 @@ class LeaderboardScreen(TableScreen):
                                      ("ssim", "psnr", "ra", "sanity"), id="board-table")
             table.sort_column, table.sort_reverse = "score", False
             yield table
-            yield Chart("compare", id="compare")
+            with Vertical(id="compare-box"):
+                yield Chart("compare", id="compare", inside_legend=False)
+                yield Static(id="compare-legend", classes="legend")
         yield RunLine(id="run-line", classes="runline")
         yield FilterBar(id="filter")
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         self.table = self.query_one(LeaderboardTable)
@@ -111,6 +113,10 @@ class LeaderboardScreen(TableScreen):
                 if rid not in ids:
                     self.app.unwatch_run(rid)
             self.compared = ids
+            colors = {rid: rich_color(compare_color(i)) for i, rid in enumerate(ids)}
+            if colors != self.table.mark_colors:
+                self.table.mark_colors = colors
+                self.table.sync()
         self.draw_compare()
 
     def _label(self, rid: str) -> str:
@@ -127,9 +133,9 @@ class LeaderboardScreen(TableScreen):
         n = len(curves)
         what = "selected" if self.table.selected else "highlighted"
         title = f"{TERM_LABEL[self.term]} · {self.role} subset · {n} {what} run{'s' * (n != 1)}"
-        self.query_one("#compare", Chart).draw(
-            compare_series(curves, self.term, self.role), title,
-            empty="select runs with space")
+        series = compare_series(curves, self.term, self.role)
+        self.query_one("#compare", Chart).draw(series, title, empty="select runs with space")
+        self.query_one("#compare-legend", Static).update(legend(series))
 
     def show_detail(self, d: RunDetail) -> None:
         if d.run_id in self.compared:

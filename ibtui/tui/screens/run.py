@@ -21,6 +21,7 @@ from ibtui.tui.widgets.plots import (
     Chart,
     acc_series,
     class_loss_series,
+    legend,
     mi_methods,
     mi_series,
 )
@@ -126,17 +127,23 @@ class RunScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Static(id="run-info", classes="runline")
         with TabbedContent(initial="mi"):
-            with TabPane("MI", id="mi"), Horizontal(classes="charts"):
-                yield Chart(TERM_LABEL["xt"], id="chart-xt")
-                yield Chart(TERM_LABEL["ty"], id="chart-ty")
-            with TabPane("Training", id="training"), Horizontal(classes="charts"):
-                yield Chart("clean acc · ASR", id="chart-acc")
-                yield Chart("train loss per class", id="chart-loss")
+            with TabPane("MI", id="mi"):
+                with Horizontal(classes="charts"):
+                    yield Chart(TERM_LABEL["xt"], id="chart-xt", inside_legend=False)
+                    yield Chart(TERM_LABEL["ty"], id="chart-ty", inside_legend=False)
+                yield Static(id="legend-mi", classes="legend")
+            with TabPane("Training", id="training"):
+                with Horizontal(classes="charts"):
+                    yield Chart("clean acc · ASR", id="chart-acc", inside_legend=False)
+                    yield Chart("train loss per class", id="chart-loss", inside_legend=False)
+                with Horizontal(classes="legend-row"):
+                    yield Static(id="legend-acc", classes="legend")
+                    yield Static(id="legend-loss", classes="legend")
             with TabPane("Summary", id="summary"), VerticalScroll():
                 yield Static(id="summary-body")
             with TabPane("Log", id="log"):
                 yield Log(id="log-view", highlight=False)
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         self.sub_title = self.run_id
@@ -173,16 +180,23 @@ class RunScreen(Screen):
         suffix = f" · {self.method}" if self.method and len(methods) > 1 else ""
         epochs = d.spec.get("epochs") or d.row.epochs
         xlim = (1, epochs) if isinstance(epochs, int) and epochs > 1 else None
+        labelled = []
         for term in ("xt", "ty"):
+            series = mi_series(d.mi, term, self.method)
+            labelled = labelled or series
             self.query_one(f"#chart-{term}", Chart).draw(
-                mi_series(d.mi, term, self.method), f"{TERM_LABEL[term]} (nats){suffix}",
-                xlim=xlim, empty="no MI checkpoint yet")
-        self.query_one("#chart-acc", Chart).draw(acc_series(d.metrics), "clean acc · ASR",
-                                                 ylim=(0.0, 1.0), xlim=xlim, empty="no epoch yet")
+                series, f"{TERM_LABEL[term]} (nats){suffix}", xlim=xlim,
+                empty="no MI checkpoint yet")
+        self.query_one("#legend-mi", Static).update(legend(labelled))
+        acc = acc_series(d.metrics)
+        self.query_one("#chart-acc", Chart).draw(acc, "clean acc · ASR", ylim=(0.0, 1.0),
+                                                 xlim=xlim, empty="no epoch yet")
+        self.query_one("#legend-acc", Static).update(legend(acc))
         target = d.spec.get("target") if isinstance(d.spec.get("target"), int) else None
-        self.query_one("#chart-loss", Chart).draw(class_loss_series(d.metrics, target),
-                                                  "train loss per class", xlim=xlim,
+        loss = class_loss_series(d.metrics, target)
+        self.query_one("#chart-loss", Chart).draw(loss, "train loss per class", xlim=xlim,
                                                   empty="no epoch yet")
+        self.query_one("#legend-loss", Static).update(legend(loss))
         self.query_one("#summary-body", Static).update(summary_renderable(d))
         log = tuple(d.log)
         if log != self._log:

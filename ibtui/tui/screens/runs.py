@@ -141,9 +141,9 @@ class RunsScreen(TableScreen):
                 tooltip="Cancel the selected (or highlighted) runs, after confirmation"),
         Binding("r", "resume", "Resume", id="runs.resume",
                 tooltip="Re-queue crashed/failed/interrupted/cancelled runs"),
-        Binding("l", "app.go('leaderboard')", "Board", id="runs.leaderboard",
+        Binding("l", "app.go('leaderboard')", "Leaderboard", show=False, id="runs.leaderboard",
                 tooltip="Leaderboard of finished runs"),
-        Binding("w", "app.go('workers')", "Workers", id="runs.workers",
+        Binding("w", "app.go('workers')", "Workers", show=False, id="runs.workers",
                 tooltip="What the scheduler is running"),
         Binding("a", "select_all", "Select all", show=False, id="runs.select_all"),
         Binding("escape", "clear", "Clear filter/selection", show=False, id="runs.clear"),
@@ -155,7 +155,7 @@ class RunsScreen(TableScreen):
         yield RunsTable(COLUMN_LIST, FOLDABLE, ("elapsed", "score"), id="runs-table")
         yield RunLine(id="run-line", classes="runline")
         yield FilterBar(id="filter")
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         self.table = self.query_one(RunsTable)
@@ -182,6 +182,7 @@ class RunsScreen(TableScreen):
         top.append_text(state_counts(snap.rows, compact=compact))
         top.append("  ")
         top.append_text(scheduler_text(snap, compact=compact))
+        top.append("  l board · w workers", style="dim")
         self.query_one("#topbar", Static).update(top)
         view = view_text(self.table, len(snap.rows))
         bar = self.query_one("#viewbar", Static)

@@ -66,7 +66,7 @@ class WorkersScreen(Screen):
         yield Static("Waiting or needing attention", classes="section")
         yield DataTable(id="queue", cursor_type="row", zebra_stripes=True)
         yield RunLine(id="run-line", classes="runline")
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_resize(self) -> None:
         self.show_snapshot(self.app.snapshot)

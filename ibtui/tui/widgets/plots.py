@@ -8,19 +8,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rich.text import Text
 from textual_plotext import PlotextPlot
 
 TERM_LABEL = {"xt": "I(X;T)", "ty": "I(T;Ŷ)"}
 ROLE_STYLE = {  # role: (color, marker, legend label)
     "backdoor": ("red+", "hd", "backdoor"),
-    "all": ("blue+", "braille", "target all"),
+    "all": ("blue+", "braille", "target"),
     "clean": ("green+", "braille", "target clean"),
     "sample": ("yellow", "braille", "target sample"),
-    "class": ("gray", "braille", "clean classes"),
+    "class": ("gray", "braille", "other classes"),
 }
 ROLE_ORDER = ("class", "sample", "clean", "all", "backdoor")  # drawn last = on top
 COMPARE_COLORS = ("red+", "cyan+", "yellow+", "green+", "magenta+", "blue+", "orange",
                   "white", "red", "cyan", "yellow", "green")
+
+
+def compare_color(i: int) -> str:
+    return COMPARE_COLORS[i % len(COMPARE_COLORS)]
 
 
 @dataclass
@@ -33,17 +38,39 @@ class Series:
     points: bool = False  # also mark each data point
 
 
+def rich_color(color: str) -> str:
+    """A plotext colour name as a Rich colour (`red+` is the bright variant)."""
+    if color.endswith("+"):
+        return f"bright_{color[:-1]}"
+    return {"gray": "grey50", "orange": "dark_orange"}.get(color, color)
+
+
+def legend(series: list[Series]) -> Text:
+    """One line naming the labelled series in their colours, for under a chart."""
+    t = Text()
+    for s in sorted(series, key=lambda s: s.marker != "hd"):  # the highlighted lines first
+        if not s.label:
+            continue
+        if t:
+            t.append("  ")
+        t.append("━━ " if s.marker == "hd" else "┈┈ ", style=rich_color(s.color))
+        t.append(s.label)
+    return t
+
+
 class Chart(PlotextPlot):
-    """A titled line chart that redraws only when its series change."""
+    """A titled line chart that redraws only when its series change. With `inside_legend`
+    off the labels are left to a legend line outside the plot (small terminals)."""
 
     DEFAULT_CSS = """
     Chart { width: 1fr; height: 1fr; min-height: 6; }
     """
 
-    def __init__(self, title: str = "", *, id: str | None = None,
+    def __init__(self, title: str = "", *, inside_legend: bool = True, id: str | None = None,
                  classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self.chart_title = title
+        self.inside_legend = inside_legend
         self._drawn: tuple | None = None
 
     def on_mount(self) -> None:
@@ -70,7 +97,8 @@ class Chart(PlotextPlot):
         for s in series:
             if not s.x:
                 continue
-            plt.plot(s.x, s.y, label=s.label or None, color=s.color, marker=s.marker)
+            label = s.label if self.inside_legend and s.label else None
+            plt.plot(s.x, s.y, label=label, color=s.color, marker=s.marker)
             if s.points:
                 plt.scatter(s.x, s.y, color=s.color, marker="●")
         if xs:
@@ -104,7 +132,7 @@ def mi_series(mi: list[dict], term: str, method: str | None = None) -> list[Seri
     out: list[Series] = []
     labelled: set[str] = set()
     for role in ROLE_ORDER:
-        for subset, (r_role, pts) in sorted(by_subset.items()):
+        for _subset, (r_role, pts) in sorted(by_subset.items()):
             if r_role != role and not (role == "class" and r_role not in ROLE_STYLE):
                 continue
             color, marker, label = ROLE_STYLE.get(role, ROLE_STYLE["class"])
@@ -161,6 +189,5 @@ def compare_series(curves: list[tuple[str, list[dict]]], term: str, role: str,
                     and isinstance(r.get("value"), (int, float)):
                 pts[float(r["epoch"])] = float(r["value"])
         xs = sorted(pts)
-        out.append(Series(label, xs, [pts[x] for x in xs], COMPARE_COLORS[i % len(COMPARE_COLORS)],
-                          "hd", points=len(curves) <= 3))
+        out.append(Series(label, xs, [pts[x] for x in xs], compare_color(i), "hd"))
     return out

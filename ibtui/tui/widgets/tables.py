@@ -101,7 +101,7 @@ class RunTableBase(DataTable):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "select_cursor", "Open", id="table.open",
                 tooltip="Open the highlighted run"),
-        Binding("space", "toggle_select", "Select", id="table.select",
+        Binding("space", "toggle_select", "Mark", id="table.select",
                 tooltip="Select or unselect the run (on a group row: the whole group)"),
     ]
 
@@ -130,6 +130,7 @@ class RunTableBase(DataTable):
         self.selected: set[str] = set()
         self.folded: dict[str, str] = {}
         self.visible_ids: list[str] = []
+        self.mark_colors: dict[str, str] = {}  # run id -> colour of its selection mark
 
     # --- what the screens call ---------------------------------------------------------
     def set_rows(self, rows: Iterable[RunRow], now: float) -> None:
@@ -230,7 +231,8 @@ class RunTableBase(DataTable):
         return label
 
     def _mark(self, row: RunRow) -> Cell:
-        cell = Cell("●" if row.id in self.selected else " ", row.order, style="bold yellow")
+        cell = Cell("●" if row.id in self.selected else " ", row.order,
+                    style=f"bold {self.mark_colors.get(row.id, 'yellow')}")
         cell.run_id = row.id
         return cell
 
@@ -303,7 +305,7 @@ class RunsTable(RunTableBase):
                 self.add_row(*cells, key=row.id)
                 resort = True
             elif old != sigs:
-                for key, cell, new, prev in zip(keys, cells, sigs, old):
+                for key, cell, new, prev in zip(keys, cells, sigs, old, strict=True):
                     if new != prev:
                         self.update_cell(row.id, key, cell, update_width=True)
             self._rendered[row.id] = sigs
@@ -432,7 +434,7 @@ def sync_table(table: DataTable, columns: list[tuple[str, str]],
     if current == [k for k, _ in rows]:
         for key, cells in rows:
             old = table.get_row(key)
-            for ck, new, prev in zip(col_keys, cells, old):
+            for ck, new, prev in zip(col_keys, cells, old, strict=False):
                 if _sig(new) != _sig(prev if isinstance(prev, Text) else Text(str(prev))):
                     table.update_cell(key, ck, new, update_width=True)
         return

@@ -1,0 +1,82 @@
+"""SVG snapshots of every screen at 80x24 and 160x48 over the fixture runs directory.
+
+Deterministic: fixed fixture timestamps, an injected clock, no polling during the shot, no
+blinking cursors. Regenerate with `pytest tests/test_tui_snapshots.py --snapshot-update`.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("pytest_textual_snapshot")
+
+from test_tui import DONE, RUNNING, TINY, Starter, fill, make_app, move_to, pick, settle, table  # noqa: E402
+from textual.widgets import Input  # noqa: E402
+
+SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((160, 48), id="160x48")]
+
+
+async def _steady(pilot) -> None:
+    await settle(pilot)
+    for widget in pilot.app.screen.query(Input):
+        widget.cursor_blink = False
+    await pilot.pause()
+
+
+def shot(*steps):
+    """A run_before that waits for the data, runs `steps` (keys or callables), then settles."""
+
+    async def run_before(pilot) -> None:
+        await settle(pilot)
+        for step in steps:
+            if callable(step):
+                step(pilot.app)
+            else:
+                await pilot.press(step)
+            await settle(pilot)
+        await pilot.pause(0.3)  # the compose form's validation debounce
+        await _steady(pilot)
+
+    return run_before
+
+
+@pytest.fixture
+def runs(tmp_path, monkeypatch):
+    from fixtures_runs import make_fixture_runs
+
+    monkeypatch.chdir(tmp_path)  # the header shows the runs dir as `runs`
+    return make_fixture_runs(tmp_path)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_runs_screen(snap_compare, runs, size):
+    select = lambda app: move_to(table(app), RUNNING)  # noqa: E731
+    assert snap_compare(make_app(runs), terminal_size=size, run_before=shot(select))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_run_screen(snap_compare, runs, size):
+    select = lambda app: move_to(table(app), DONE)  # noqa: E731
+    assert snap_compare(make_app(runs), terminal_size=size,
+                        run_before=shot(select, "enter"))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_compose_screen(snap_compare, runs, size):
+    def form(app):
+        fill(app.screen, **TINY)
+        pick(app.screen, "attack", "badnets", "blend")
+
+    assert snap_compare(make_app(runs, Starter()), terminal_size=size,
+                        run_before=shot("n", form))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_leaderboard_screen(snap_compare, runs, size):
+    assert snap_compare(make_app(runs), terminal_size=size,
+                        run_before=shot("l", "space", "space"))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_workers_screen(snap_compare, runs, size):
+    assert snap_compare(make_app(runs), terminal_size=size, run_before=shot("w"))

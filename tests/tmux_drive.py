@@ -1,0 +1,229 @@
+#!/usr/bin/env python3
+"""Drive the real app in tmux the way a user does, saving every captured screen as text.
+
+    python tests/tmux_drive.py [--out DIR] [--size 80x24] [--no-live] [--timeout 900]
+
+Phase 1 (fixture): a copy of the fixture runs directory (every state, damaged runs); the app
+is opened with `ibtui tui --runs-dir`, and keys are sent with `tmux send-keys`: the runs
+table, a `/` filter, a run's MI and training plots, the leaderboard with two runs compared,
+the workers, help, the quit confirmation.
+Phase 2 (live, unless --no-live): an empty runs directory; `n` opens the form, a tiny
+experiment is typed in and launched with ctrl+r; a real detached scheduler runs it while the
+runs table is captured; the finished run is opened and its MI plots captured.
+
+Screens land in DIR (default $TMPDIR/ibtui-tmux-screens/) as NN-name.txt (plain) and NN-name.ansi
+(with colours: `cat` them in a terminal). Needs tmux. Uses its own tmux server socket, so it
+never touches the user's sessions. Not collected by pytest (no test_ prefix).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SOCKET = f"ibtui-drive-{os.getpid()}"
+SESSION = "ibtui"
+
+
+def tmux(*args: str, check: bool = True) -> str:
+    out = subprocess.run(["tmux", "-L", SOCKET, *args], capture_output=True, text=True,
+                         check=False)
+    if check and out.returncode != 0:
+        raise RuntimeError(f"tmux {' '.join(args)}: {out.stderr.strip()}")
+    return out.stdout
+
+
+class Driver:
+    def __init__(self, out: Path, width: int, height: int):
+        self.out = out
+        self.width, self.height = width, height
+        self.n = 0
+
+    def start(self, command: str, cwd: Path) -> None:
+        tmux("new-session", "-d", "-s", SESSION, "-x", str(self.width), "-y", str(self.height),
+             "-c", str(cwd), command)
+        tmux("set-option", "-t", SESSION, "remain-on-exit", "on")
+
+    def stop(self) -> None:
+        tmux("kill-server", check=False)
+
+    def screen(self, colours: bool = False) -> str:
+        return tmux("capture-pane", "-p", *(["-e"] if colours else []), "-t", SESSION)
+
+    def keys(self, *keys: str, pause: float = 0.4) -> None:
+        for k in keys:
+            tmux("send-keys", "-t", SESSION, k)
+            time.sleep(0.08)
+        time.sleep(pause)
+
+    def type(self, text: str, pause: float = 0.4) -> None:
+        tmux("send-keys", "-t", SESSION, "-l", text)
+        time.sleep(pause)
+
+    def wait_for(self, pattern: str, timeout: float = 30.0) -> str:
+        """The screen once `pattern` (a regex) appears on it; raises after `timeout`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.screen()
+            if re.search(pattern, text):
+                time.sleep(0.3)  # let the frame finish drawing
+                return self.screen()
+            if time.monotonic() > deadline:
+                self.capture("timeout")
+                raise TimeoutError(f"{pattern!r} did not appear within {timeout:.0f}s")
+            time.sleep(0.25)
+
+    def capture(self, name: str) -> Path:
+        self.n += 1
+        stem = self.out / f"{self.n:02d}-{name}"
+        stem.with_suffix(".txt").write_text(self.screen())
+        stem.with_suffix(".ansi").write_text(self.screen(colours=True))
+        print(f"  captured {stem.name}", flush=True)
+        return stem.with_suffix(".txt")
+
+
+def app_command(runs_dir: Path) -> str:
+    ibtui = Path(sys.executable).with_name("ibtui")
+    exe = [str(ibtui)] if ibtui.exists() else [sys.executable, "-m", "ibtui.cli"]
+    return shlex.join([*exe, "tui", "--runs-dir", str(runs_dir)])
+
+
+def phase_fixture(d: Driver, work: Path) -> None:
+    sys.path.insert(0, str(ROOT / "tests"))
+    from fixtures_runs import make_fixture_runs
+
+    runs = make_fixture_runs(work / "fixture")
+    d.start(app_command(runs), runs.parent)
+    d.wait_for(r"13 runs")
+    d.wait_for(r"running")
+    d.capture("runs")
+    d.keys("/")
+    d.type("wanet")
+    d.keys("Enter")
+    d.wait_for(r"filter .wanet.")
+    d.capture("runs-filtered")
+    d.keys("Escape")
+    d.keys("s", "s", "s", "s", "s", "s")  # sort by a later column
+    d.capture("runs-sorted")
+    d.keys("Escape")
+    d.keys("/")
+    d.type("state:done")
+    d.keys("Enter", "Down", "Enter")
+    d.wait_for(r"I\(X;T\)")
+    d.capture("run-mi")
+    d.keys("2")
+    d.wait_for(r"clean acc")
+    d.capture("run-training")
+    d.keys("3")
+    d.wait_for(r"stealth score")
+    d.capture("run-summary")
+    d.keys("Escape", "Escape", "l")
+    d.wait_for(r"leaderboard")
+    d.keys("Space", "Space")
+    d.wait_for(r"2 selected")
+    d.capture("leaderboard-compare")
+    d.keys("Escape", "Escape", "Escape", "w")
+    d.wait_for(r"Running now")
+    d.capture("workers")
+    d.keys("?")
+    d.wait_for(r"Keys ·")
+    d.capture("help")
+    d.keys("Escape", "q")
+    d.wait_for(r"cancels nothing")
+    d.capture("quit-confirm")
+    d.keys("y", pause=1.0)
+    d.stop()
+
+
+def phase_live(d: Driver, work: Path, timeout: float) -> None:
+    runs = work / "live" / "runs"
+    runs.parent.mkdir(parents=True)
+    d.start(app_command(runs), runs.parent)
+    d.wait_for(r"no runs yet")
+    d.capture("empty")
+    d.keys("n")
+    d.wait_for(r"new experiment")
+    d.wait_for(r"✔ 1 run", timeout=120)  # the registries load in the background
+    # the name field has focus; tab walks the form in order
+    fields = [("name", "tiny"), ("dataset", None), ("arch", None), ("width", "4"),
+              ("attack", None), ("attack_options", None), ("poison_rate", None),
+              ("target", None), ("noise_xt", None), ("noise_ty", None), ("epochs", "1"),
+              ("mi_epochs", "1"), ("mi_method", None), ("mi_options", "k = 2, max_samples = 64")]
+    for i, (_, value) in enumerate(fields):
+        if value is not None:
+            d.keys("C-u", pause=0.1)
+            d.type(value, pause=0.2)
+        if i < len(fields) - 1:
+            d.keys("Tab", pause=0.2)
+    d.wait_for(r"✔ 1 run: tiny-badnets-digits-resnet18-p0.1-s0")
+    d.capture("compose-tiny")
+    d.keys("C-r")
+    d.wait_for(r"tiny|badnets")
+    d.capture("launched")
+    deadline = time.monotonic() + timeout
+    seen_running = False
+    while time.monotonic() < deadline:
+        text = d.screen()
+        if not seen_running and re.search(r"● running|● \d", text):
+            d.capture("live-running")
+            seen_running = True
+        if re.search(r"✔ done|✔ 1|✖ failed|✖ crashed", text):
+            break
+        time.sleep(2.0)
+    else:
+        d.capture("live-timeout")
+        raise TimeoutError("the tiny run did not finish")
+    d.capture("live-finished")
+    d.keys("Enter")
+    d.wait_for(r"I\(X;T\)")
+    time.sleep(1.0)
+    d.capture("live-run-mi")
+    d.keys("4")
+    d.capture("live-run-log")
+    d.keys("Escape", "q", pause=1.0)
+    if "Quit ibtui?" in d.screen():
+        d.keys("y", pause=1.0)
+    d.stop()
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path,
+                    default=Path(tempfile.gettempdir()) / "ibtui-tmux-screens")
+    ap.add_argument("--size", default="80x24")
+    ap.add_argument("--no-live", action="store_true", help="skip the real tiny experiment")
+    ap.add_argument("--timeout", type=float, default=900, help="seconds for the live run")
+    a = ap.parse_args(argv)
+    if shutil.which("tmux") is None:
+        print("tmux is not installed (apt-get install -y tmux)", file=sys.stderr)
+        return 2
+    width, height = (int(x) for x in a.size.split("x"))
+    a.out.mkdir(parents=True, exist_ok=True)
+    for old in a.out.glob("[0-9][0-9]-*"):
+        old.unlink()
+    d = Driver(a.out, width, height)
+    with tempfile.TemporaryDirectory(prefix="ibtui-drive-") as tmp:
+        work = Path(tmp)
+        try:
+            print(f"fixture runs, {a.size}:", flush=True)
+            phase_fixture(d, work)
+            if not a.no_live:
+                print("live tiny experiment:", flush=True)
+                phase_live(d, work, a.timeout)
+        finally:
+            d.stop()
+    print(f"screens in {a.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
