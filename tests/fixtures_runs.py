@@ -1,7 +1,9 @@
 """A deterministic runs directory with a run in every state (and damaged ones), for tests.
 
 `make_fixture_runs(root)` writes `<root>/runs` and returns its path. Every timestamp is fixed
-relative to `FIXTURE_NOW`; render elapsed times with a clock that returns `FIXTURE_NOW`.
+relative to `now` (default `FIXTURE_NOW`); render elapsed times with a clock that returns the
+same value (tests), or pass `now=time.time()` for a directory that looks live to the real clock
+(tests/tmux_drive.py).
 
 Live runs must look alive to `ibtui.runs.store.effective_state` (same host, pid alive): they
 claim pid 1 (init, always alive) on this host. A crashed run claims a pid that cannot exist.
@@ -135,12 +137,12 @@ def _write_run(runs: Path, run_id: str, spec: dict | None, status: dict | None,
     return path
 
 
-def make_fixture_runs(root: Path) -> Path:
-    """Write `<root>/runs` with 12 runs covering every state; return the runs directory."""
+def make_fixture_runs(root: Path, now: float = FIXTURE_NOW) -> Path:
+    """Write `<root>/runs` with 13 runs covering every state; return the runs directory."""
     runs = Path(root) / "runs"
     runs.mkdir(parents=True, exist_ok=True)
     host = socket.gethostname()
-    t0 = FIXTURE_NOW - 7200  # created two hours ago, one run a minute
+    t0 = now - 7200  # created two hours ago, one run a minute
 
     def status(i: int, state: str, **kw) -> dict:
         s = {"state": state, "created": t0 + 60 * i, "phase": state, "pid": None, "host": host,
@@ -185,7 +187,7 @@ def make_fixture_runs(root: Path) -> Path:
     m = _metrics(5, 10, 0.5)
     _write_run(runs, rid, spec,
                status(3, "running", pid=LIVE_PID, gpu="0", started=t0 + 210,
-                      heartbeat=FIXTURE_NOW - 2, phase="training", epoch=6, progress=0.4,
+                      heartbeat=now - 2, phase="training", epoch=6, progress=0.4,
                       test_acc=m[-1]["test_acc"], asr=m[-1]["asr"]),
                m, _mi([1, 2, 4], 10, 0.5), None, log(rid, 5, ""))
 
@@ -195,7 +197,7 @@ def make_fixture_runs(root: Path) -> Path:
     m = _metrics(4, 10, 0.8)
     _write_run(runs, rid, spec,
                status(4, "running", pid=LIVE_PID, gpu="1", started=t0 + 270,
-                      heartbeat=FIXTURE_NOW - 1, phase="mi", epoch=4, progress=0.25,
+                      heartbeat=now - 1, phase="mi", epoch=4, progress=0.25,
                       detail="I(X;T) 0_backdoor", test_acc=m[-1]["test_acc"], asr=m[-1]["asr"]),
                m, _mi([1, 2], 10, 0.8), None, log(rid, 4, "[mi] epoch 4: 13 subsets"))
 
@@ -248,7 +250,7 @@ def make_fixture_runs(root: Path) -> Path:
 
     atomic_write_json(runs / ".scheduler.json", {
         "pid": LIVE_PID, "host": host, "jobs": 2, "gpus": ["0", "1"],
-        "heartbeat": FIXTURE_NOW - 1,
+        "heartbeat": now - 1,
         "workers": [
             {"run": "paper-ftrojan-digits-resnet18-p0.1-s0", "pid": 4101, "gpu": "0",
              "since": t0 + 210},

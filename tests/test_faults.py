@@ -29,7 +29,7 @@ def wait_for(path, timeout=300):
 
 
 def results(run):
-    metrics = [{k: v for k, v in m.items() if k not in ("seconds", "time")} for m in run.metrics()]
+    metrics = [{k: v for k, v in m.items() if not k.endswith("seconds") and k != "time"} for m in run.metrics()]
     mi = sorted((m["epoch"], m["term"], m["subset"], m["method"], m["value"]) for m in run.mi())
     return metrics, mi, run.summary["score"]
 
@@ -37,7 +37,7 @@ def results(run):
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ref")
-    spec = tiny_spec(tmp / "e.toml", epochs=3, mi_epochs="[1, 2, 3]")
+    spec = tiny_spec(tmp / "e.toml", epochs=2, mi_epochs="[1, 2]")
     env = dict(os.environ, OMP_NUM_THREADS="1")
     p = start(["run", str(spec), "--runs-dir", str(tmp / "runs")], env)
     out, err = p.communicate(timeout=900)
@@ -47,7 +47,7 @@ def reference(tmp_path_factory):
     return spec, results(run)
 
 
-@pytest.mark.parametrize("point", ["poisoning", "mid-epoch-2", "mi-2", "after-epoch-2"])
+@pytest.mark.parametrize("point", ["poisoning", "mid-epoch-2", "mi-2"])
 def test_sigkill_then_resume_matches_uninterrupted(tmp_path, reference, point):
     spec, expected = reference
     runs = tmp_path / "runs"

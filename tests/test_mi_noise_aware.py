@@ -9,6 +9,15 @@ from ibtui.mi import noisy_mi, noisy_mi_ty
 from ibtui.mi import tasks as T
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny problems: one thread is faster and immune to oversubscribed CPUs."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="module")
 def surrogate():
     x, s, sigma = T.surrogate(200, 1, 0.0, spread=0.3)

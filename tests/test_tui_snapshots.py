@@ -61,8 +61,22 @@ def test_run_screen(snap_compare, runs, size):
                         run_before=shot(select, "enter"))
 
 
+FIXED_CHOICES = (
+    {"dataset": ["cifar10", "digits", "svhn"], "arch": ["resnet18", "vgg16"],
+     "attack": ["badnets", "blend", "ftrojan", "wanet"],
+     "mi_method": ["noise-aware", "infonce-paper", "mine"]},
+    {"badnets": "size=5, colour='red', corner='top-left'",
+     "blend": "alpha=0.3, test_alpha=0.3, pattern='noise'"},
+    [],
+)
+
+
 @pytest.mark.parametrize("size", SIZES)
-def test_compose_screen(snap_compare, runs, size):
+def test_compose_screen(snap_compare, runs, size, monkeypatch):
+    # the choice lists are fixed so that a new attack or option does not change the picture;
+    # validation still runs against the real registries
+    monkeypatch.setattr("ibtui.tui.screens.compose.load_choices", lambda: FIXED_CHOICES)
+
     def form(app):
         fill(app.screen, **TINY)
         pick(app.screen, "attack", "badnets", "blend")

@@ -49,12 +49,23 @@ class Driver:
         self.n = 0
 
     def start(self, command: str, cwd: Path) -> None:
-        tmux("new-session", "-d", "-s", SESSION, "-x", str(self.width), "-y", str(self.height),
-             "-c", str(cwd), command)
+        for attempt in range(5):  # a server that was just killed may still be going away
+            try:
+                tmux("new-session", "-d", "-s", SESSION, "-x", str(self.width), "-y",
+                     str(self.height), "-c", str(cwd), command)
+                break
+            except RuntimeError:
+                if attempt == 4:
+                    raise
+                time.sleep(1.0)
         tmux("set-option", "-t", SESSION, "remain-on-exit", "on")
+        # tmux holds a lone ESC for 500 ms by default to tell it from alt+key; a user in tmux
+        # sets this low too (see the README), so Escape then a letter stays two keys
+        tmux("set-option", "-s", "escape-time", "10")
 
     def stop(self) -> None:
         tmux("kill-server", check=False)
+        time.sleep(0.5)
 
     def screen(self, colours: bool = False) -> str:
         return tmux("capture-pane", "-p", *(["-e"] if colours else []), "-t", SESSION)
@@ -62,7 +73,7 @@ class Driver:
     def keys(self, *keys: str, pause: float = 0.4) -> None:
         for k in keys:
             tmux("send-keys", "-t", SESSION, k)
-            time.sleep(0.08)
+            time.sleep(0.3 if k == "Escape" else 0.08)  # a lone ESC must not merge into alt+
         time.sleep(pause)
 
     def type(self, text: str, pause: float = 0.4) -> None:
@@ -101,7 +112,7 @@ def phase_fixture(d: Driver, work: Path) -> None:
     sys.path.insert(0, str(ROOT / "tests"))
     from fixtures_runs import make_fixture_runs
 
-    runs = make_fixture_runs(work / "fixture")
+    runs = make_fixture_runs(work / "fixture", now=time.time())  # live to the real clock
     d.start(app_command(runs), runs.parent)
     d.wait_for(r"13 runs")
     d.wait_for(r"running")
@@ -112,9 +123,10 @@ def phase_fixture(d: Driver, work: Path) -> None:
     d.wait_for(r"filter .wanet.")
     d.capture("runs-filtered")
     d.keys("Escape")
-    d.keys("s", "s", "s", "s", "s", "s")  # sort by a later column
+    d.keys("s", "s", "s", "s")  # s walks the sort through the shown columns: run, state, …
     d.capture("runs-sorted")
-    d.keys("Escape")
+    d.keys("S")  # reverse it
+    d.capture("runs-sorted-reversed")
     d.keys("/")
     d.type("state:done")
     d.keys("Enter", "Down", "Enter")

@@ -27,7 +27,7 @@ CANONICAL = ["badnets", "blend", "wanet", "lc", "adap-blend", "ftrojan"]
 AMPLIFY = 10
 DIRTY_RATE, CLEAN_RATE = 0.1, 0.25
 LC_QUICK = {"width": 16, "epochs": 2, "lr": 0.05, "batch_size": 64}
-LC_QUICK_IMAGES = 8
+LC_QUICK_IMAGES = 6
 
 
 def attack_order(attacks: list[str] | None = None) -> list[str]:
@@ -87,7 +87,7 @@ def make_gallery(dataset: str = "digits", out: Path | str | None = None,
             for n in names]
 
     cols = ["clean", "poisoned (train)", f"|difference| x{AMPLIFY}", "test trigger"]
-    fig, axes = plt.subplots(len(rows), 4, figsize=(6.4, 1.55 * len(rows) + 0.5), squeeze=False)
+    fig, axes = plt.subplots(len(rows), 4, figsize=(6.4, 1.22 * len(rows) + 0.6), squeeze=False)
     for r, row in enumerate(rows):
         i = row["show"]
         x, p = row["clean"][i], row["poisoned"][i]

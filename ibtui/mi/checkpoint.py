@@ -65,7 +65,8 @@ def _sample_kwargs(opts: dict, method: str, term: str) -> dict[str, Any]:
                 "max_epochs": opts[f"max_epochs_{term}"]}
     if method == "infonce-separable":
         return {**common, "batch_size": opts["separable_batch"], "lr": opts["separable_lr"],
-                "embed": opts["separable_dim"], "max_epochs": opts["separable_epochs"]}
+                "embed": opts["separable_dim"], "max_epochs": opts["separable_epochs"],
+                "holdout": opts["separable_holdout"]}
     return {**common, "batch_size": opts["mine_batch"], "lr": opts["mine_lr"],
             "hidden": opts["mine_hidden"], "ema": opts["mine_ema"],
             "max_epochs": opts["mine_epochs"]}
@@ -121,7 +122,8 @@ def estimate_checkpoint(model, x: torch.Tensor, subsets: dict[str, np.ndarray], 
         if method == "noise-aware":
             na = {key: opts[key] for key in ("mc_samples", "bracket", "chunk_mb", "precision")}
             if term == "xt":
-                est = noisy_mi(draws["s"][pos], sigma_t, seed=js, **na)
+                est = noisy_mi(draws["s"][pos], sigma_t, seed=js,
+                               conditional=opts["xt_conditional"], **na)
             else:
                 est = noisy_mi_ty(draws["s"][pos], weight, sigma_ty, sigma_t=sigma_t,
                                   target=opts["ty_target"], seed=js, **na)

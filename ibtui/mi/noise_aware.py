@@ -122,21 +122,40 @@ def _as_draws(s: torch.Tensor) -> torch.Tensor:
 
 
 def noisy_mi(s: torch.Tensor, sigma: float, *, mc_samples: int = 1, bracket: bool = True,
-             seed: int = 0, chunk_mb: int = 256, precision: str = "float64") -> MIEstimate:
+             seed: int = 0, chunk_mb: int = 256, precision: str = "float64",
+             conditional: str = "draws") -> MIEstimate:
     """I(X;T) in nats for T = S + N(0, σ²I), X uniform over the N inputs (module doc).
 
     s: (N, k, d) noiseless draws of S (k per input), or (N, d) when S is deterministic.
+    conditional="draws" (default): T|X=i is the mixture of the k draws, as in the module doc.
+    conditional="gaussian": an approximation for when the k draws of one input lie far apart
+    compared with σ (then "draws" returns ≈ log N for any affordable k): T|X=i ≈
+    N(mean_i, diag(v) + σ²I), v = the within-input variance per coordinate pooled over the
+    subset (N(k−1) degrees of freedom). Exact if S|X is Gaussian with a shared diagonal
+    covariance; no k bias, but a model bias otherwise (and the means' sampling noise, v/k,
+    inflates I slightly). Needs k ≥ 2 to differ from "draws".
     value: Monte Carlo estimate (N·k·mc_samples draws; its standard error is in
-    settings["mc_stderr"]). lower/upper: Kolchinsky–Tracey bracket. ceiling: log N.
+    settings["mc_stderr"]). lower/upper: Kolchinsky–Tracey bracket of the same mixture.
+    ceiling: log N.
     """
     t0 = time.perf_counter()
     s = _as_draws(s)
     n, k, d = s.shape
-    r = mixture_mi(s, float(sigma), mc_samples=mc_samples, bracket=bracket, seed=seed,
-                   chunk_mb=chunk_mb, precision=precision)
+    if conditional == "gaussian" and k > 1:
+        dt = _DTYPES[precision]
+        mean = s.to(dt).mean(1)
+        within = (s.to(dt) - mean[:, None]).pow(2).sum((0, 1)) / (n * (k - 1))
+        scale = (within + float(sigma) ** 2).sqrt()
+        r = mixture_mi((mean / scale)[:, None, :], 1.0, mc_samples=mc_samples * k,
+                       bracket=bracket, seed=seed, chunk_mb=chunk_mb, precision=precision)
+    elif conditional in ("draws", "gaussian"):
+        r = mixture_mi(s, float(sigma), mc_samples=mc_samples, bracket=bracket, seed=seed,
+                       chunk_mb=chunk_mb, precision=precision)
+    else:
+        raise ValueError("conditional must be 'draws' or 'gaussian'")
     settings = {"term": "xt", "n": n, "k": k, "dim": d, "sigma": float(sigma),
-                "mc_samples": mc_samples, "mc_stderr": r["stderr"], "precision": precision,
-                "seed": seed}
+                "conditional": conditional, "mc_samples": mc_samples,
+                "mc_stderr": r["stderr"], "precision": precision, "seed": seed}
     return MIEstimate(value=r["value"], method="noise-aware", lower=r["lower"],
                       upper=r["upper"], ceiling=math.log(n), settings=settings,
                       seconds=time.perf_counter() - t0)

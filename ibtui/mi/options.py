@@ -49,6 +49,9 @@ OPTIONS: dict[str, Opt] = {
     "k": Opt(int, 8, 1, 1024, help="noisy forward draws of S per image"),
     "mc_samples": Opt(int, 1, 1, 256, help="Monte Carlo noise draws per mixture component"),
     "bracket": Opt(bool, True, help="also compute the Kolchinsky-Tracey bracket"),
+    "xt_conditional": Opt(str, "draws", choices=("draws", "gaussian"),
+                          help="T|X: mixture of the k draws (exact as k grows) or a fitted "
+                               "Gaussian (no k bias, model bias)"),
     "ty_target": Opt(str, "probs", choices=("probs", "logits"),
                      help="I(T;Y^) with Y^ = probability vector (9-d) or the 10 logits"),
     "precision": Opt(str, "float64", choices=("float64", "float32"),
@@ -80,6 +83,8 @@ OPTIONS: dict[str, Opt] = {
     "separable_epochs": Opt(int, None, 1, 100000, nullable=True),
     "separable_lr": Opt(float, 1e-3, 1e-8, 1.0),
     "separable_dim": Opt(int, 64, 1, 4096),
+    "separable_holdout": Opt(float, 0.5, 0.05, 0.95, help="share of pairs held out for "
+                             "evaluating the bound"),
     # mine
     "mine_batch": Opt(int, 256, 2, 1 << 20),
     "mine_epochs": Opt(int, None, 1, 100000, nullable=True),

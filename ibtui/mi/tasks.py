@@ -134,7 +134,7 @@ def reference_xt(s: torch.Tensor, sigma: float, draws: int = 64, seed: int = 123
     rng = np.random.default_rng(seed)
     const = -0.5 * d * math.log(2 * math.pi * sigma**2)
     h_t, h_t_x = 0.0, 0.0
-    for rep in range(draws):
+    for _ in range(draws):
         t = flat + sigma * rng.standard_normal(flat.shape)
         for lo in range(0, n * k, 512):
             tt = t[lo : lo + 512]

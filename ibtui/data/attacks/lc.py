@@ -29,14 +29,16 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from ibtui.data.attacks import register
 from ibtui.data.attacks.base import Attack, AttackContext, Option, to_float, to_uint8
 from ibtui.errors import SpecError
+
+if TYPE_CHECKING:
+    import torch
 
 PATTERN = np.array([[0, 1, 0], [1, 0, 1], [0, 1, 0]], dtype=np.uint8)
 
@@ -68,6 +70,8 @@ def _fingerprint(*arrays: np.ndarray) -> str:
 
 
 def atomic_torch_save(obj, path: Path) -> None:
+    import torch
+
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -75,6 +79,7 @@ def atomic_torch_save(obj, path: Path) -> None:
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -108,7 +113,7 @@ class LabelConsistent(Attack):
         super().__init__(options, **kw)
         self.model: torch.nn.Module | None = None
         self.ctx: AttackContext | None = None
-        self.device = torch.device("cpu")
+        self.device = "cpu"
         self.checkpoint_path: Path | None = None
         self.last_adv = np.zeros((0, 32, 32, 3), dtype=np.uint8)  # PGD output, before the mark
         self.adv_delta = np.zeros((0, 32, 32, 3), dtype=np.int16)
@@ -138,6 +143,8 @@ class LabelConsistent(Attack):
                             float(meta.get("noise_ty", ctx.noise_ty)))
 
     def _load(self, path: Path, ctx: AttackContext, field: str | None) -> torch.nn.Module:
+        import torch
+
         try:
             obj = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:  # noqa: BLE001 - reported with the option's name
@@ -164,6 +171,8 @@ class LabelConsistent(Attack):
         return model
 
     def prepare(self, ctx: AttackContext) -> None:
+        import torch
+
         self.ctx = ctx
         self.device = torch.device(ctx.device)
         user = self.opts["clean_checkpoint"]
@@ -199,8 +208,9 @@ class LabelConsistent(Attack):
 
     def set_model(self, model: torch.nn.Module, device: str | torch.device | None = None) -> None:
         """Use `model` (a NoisyNet) as PGD's source model; `prepare` calls this."""
-        if device is not None:
-            self.device = torch.device(device)
+        import torch
+
+        self.device = torch.device(device if device is not None else self.device)
         model = model.to(self.device).eval()
         for p in model.parameters():
             p.requires_grad_(False)
@@ -208,6 +218,8 @@ class LabelConsistent(Attack):
 
     # --- PGD ------------------------------------------------------------------------------
     def _project(self, delta: torch.Tensor) -> torch.Tensor:
+        import torch
+
         eps = self.opts["eps"]
         if self.opts["norm"] == "linf":
             return delta.clamp(-eps, eps)
@@ -215,6 +227,8 @@ class LabelConsistent(Attack):
         return delta * torch.clamp(eps / norms, max=1.0)
 
     def _random_start(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        import torch
+
         eps = self.opts["eps"]
         if self.opts["norm"] == "linf":
             u = torch.rand(x.shape, generator=gen, device=x.device)
@@ -227,6 +241,9 @@ class LabelConsistent(Attack):
 
     def pgd(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Untargeted PGD on uint8 NHWC images; returns float32 NHWC adversarial images in [0, 1]."""
+        import torch
+        import torch.nn.functional as F
+
         if self.model is None:
             raise RuntimeError("lc: prepare(ctx) (or set_model) must run before poison_train")
         o = self.opts

@@ -19,8 +19,6 @@ Test trigger: the exact grid, no noise. With s = 0 and no noise the warp is the 
 from __future__ import annotations
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from ibtui.data.attacks import register
 from ibtui.data.attacks.base import Attack, Option, to_float, to_uint8
@@ -44,6 +42,9 @@ def identity_grid(size: int = 32) -> np.ndarray:
 def make_grid(k: int, s: float, grid_rescale: float = 1.0, seed: int = GRID_SEED,
               size: int = 32) -> np.ndarray:
     """The fixed WaNet sampling grid (size, size, 2), float32 in [-1, 1]."""
+    import torch
+    import torch.nn.functional as F
+
     field = torch.as_tensor(warping_field(k, seed))[None]  # (1, 2, k, k)
     up = F.interpolate(field, size=(size, size), mode="bicubic", align_corners=True)
     up = up[0].permute(1, 2, 0).numpy()  # (size, size, 2)
@@ -54,6 +55,9 @@ def make_grid(k: int, s: float, grid_rescale: float = 1.0, seed: int = GRID_SEED
 def warp(x: np.ndarray, grid: np.ndarray, batch: int = 2048) -> np.ndarray:
     """Resample uint8 NHWC images with a (H, W, 2) grid or per-image (N, H, W, 2) grids
     (bilinear, align_corners=True, in float64)."""
+    import torch
+    import torch.nn.functional as F
+
     out = np.empty_like(x)
     for i in range(0, len(x), batch):
         xb = torch.from_numpy(to_float(x[i:i + batch])).permute(0, 3, 1, 2)

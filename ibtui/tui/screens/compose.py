@@ -118,7 +118,7 @@ class ComposeScreen(Screen):
         hint = "  comma-separated values make a grid · same rules as experiments.toml"
         yield Static(Text.assemble(("ibtui ", "bold"), ("new experiment", "underline"),
                                    (hint, "dim")), classes="topbar")
-        with VerticalScroll(id="form"):
+        with VerticalScroll(id="form", can_focus=False):
             for f in FORM:
                 if not f.advanced:
                     yield from self._row(f)
@@ -136,6 +136,7 @@ class ComposeScreen(Screen):
         yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
+        self.query_one("#f-name", Input).focus()  # tab then walks the fields in order
         self._load_choices()
         self.revalidate()
 

@@ -174,7 +174,7 @@ class RunsScreen(TableScreen):
         snap: Snapshot = self.app.snapshot
         compact = self.size.width < 120
         top = Text.assemble(("ibtui ", "bold"), (self.app.sub_title, "underline"),
-                            f"  {len(snap.rows)} runs ")
+                            f"  {len(snap.rows)} run{'s' * (len(snap.rows) != 1)} ")
         if not self.app.loaded:
             top.append(" reading…", style="dim")
         elif not snap.rows:

@@ -15,7 +15,7 @@ from textual.widgets import DataTable, Footer, Static
 from ibtui.tui.model import RESUMABLE, Cell, fmt_duration, fmt_progress, short_labels, state_text
 from ibtui.tui.poller import Snapshot
 from ibtui.tui.widgets.bars import RunLine
-from ibtui.tui.widgets.tables import sync_table
+from ibtui.tui.widgets.tables import Table, sync_table
 
 WORKER_COLUMNS = [("run", "run"), ("progress", "progress"), ("pid", "pid"), ("gpu", "GPU"),
                   ("since", "since")]
@@ -62,9 +62,9 @@ class WorkersScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Static(id="topbar", classes="topbar")
         yield Static("Running now", classes="section")
-        yield DataTable(id="workers", cursor_type="row", zebra_stripes=True)
+        yield Table(id="workers", cursor_type="row", zebra_stripes=True)
         yield Static("Waiting or needing attention", classes="section")
-        yield DataTable(id="queue", cursor_type="row", zebra_stripes=True)
+        yield Table(id="queue", cursor_type="row", zebra_stripes=True)
         yield RunLine(id="run-line", classes="runline")
         yield Footer(compact=True, show_command_palette=False)
 

@@ -98,6 +98,9 @@ class Chart(PlotextPlot):
             if not s.x:
                 continue
             label = s.label if self.inside_legend and s.label else None
+            if len(s.x) == 1:  # a single checkpoint: a dot, not an invisible line
+                plt.scatter(s.x, s.y, label=label, color=s.color, marker="●")
+                continue
             plt.plot(s.x, s.y, label=label, color=s.color, marker=s.marker)
             if s.points:
                 plt.scatter(s.x, s.y, color=s.color, marker="●")

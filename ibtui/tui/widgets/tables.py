@@ -74,13 +74,15 @@ def fold_columns(columns: list[Column], rows: Iterable[RunRow], now: float, widt
     if sum(widths.values()) <= budget:
         return shown, {}
     folded: dict[str, str] = {}
-    for key in foldable:
-        # a damaged row (its spec unreadable) does not count
-        values = {c.render(r, now).plain for c in shown if c.key == key for r in rows
-                  if r.state != "damaged"} - {"–"}
-        if key in widths and len(values) == 1:
-            folded[key] = values.pop()
-            shown = [c for c in shown if c.key != key]
+    live = [r for r in rows if r.state != "damaged"]  # a damaged row's blanks do not count
+    prefix = {"rate": "p", "seed": "s"}
+    if len(live) >= 2:
+        for key in foldable:
+            values = {c.render(r, now).plain for c in shown if c.key == key for r in live} - {"–"}
+            left = [c for c in shown if c.key in foldable and c.key != key]
+            if key in widths and len(values) == 1 and left:  # one identity column stays
+                folded[key] = prefix.get(key, "") + values.pop()
+                shown = [c for c in shown if c.key != key]
     if sum(need(c) for c in shown) > budget:
         parts = [c for c in shown if c.key in foldable]
         if len(parts) > 1:
@@ -95,7 +97,24 @@ def fold_columns(columns: list[Column], rows: Iterable[RunRow], now: float, widt
     return shown, folded
 
 
-class RunTableBase(DataTable):
+class Table(DataTable):
+    """A DataTable whose cells re-render when a column widens.
+
+    DataTable measures new cells when idle, but its cell render cache is not keyed by the
+    column width, so a cell drawn before that measurement stays truncated. Bumping the
+    update count when any width changed invalidates those cached renders."""
+
+    _widths: tuple = ()
+
+    def on_idle(self) -> None:
+        widths = tuple(c.content_width for c in self.columns.values())
+        if widths != self._widths:
+            self._widths = widths
+            self._update_count += 1
+            self.refresh()
+
+
+class RunTableBase(Table):
     """Shared state: rows, filter, sort, selection, folded columns."""
 
     BINDINGS: ClassVar[list[BindingType]] = [

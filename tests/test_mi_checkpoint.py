@@ -1,0 +1,125 @@
+"""estimate_checkpoint on a tiny noisy ResNet, and sanity_checks."""
+
+import itertools
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from ibtui.mi import estimate_checkpoint, noisy_mi, sanity_checks, validate_mi_options
+from ibtui.models import create_model
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def setup():
+    torch.manual_seed(0)
+    model = create_model("resnet18", num_classes=10, width=4)
+    x = torch.randint(0, 256, (60, 32, 32, 3), dtype=torch.uint8)
+    subsets = {"0": np.arange(0, 30), "0_backdoor": np.arange(0, 6), "1": np.arange(30, 60),
+               "empty": np.arange(0)}
+    return model, x, subsets
+
+
+def _run(setup, methods, **opts):
+    model, x, subsets = setup
+    options = validate_mi_options(methods, {"k": 2, "max_epochs_xt": 2, "max_epochs_ty": 2,
+                                            "hidden": 16, **opts})
+    seen = []
+    recs = estimate_checkpoint(model, x, subsets, methods=methods, options=options, seed=3,
+                               device="cpu", progress=lambda f, d: seen.append(f))
+    return recs, seen
+
+
+def test_records_shape_and_determinism(setup):
+    model = setup[0]
+    model.train()
+    state = torch.random.get_rng_state()
+    recs, seen = _run(setup, ["noise-aware", "infonce-paper"])
+    assert model.training  # mode restored
+    assert torch.equal(state, torch.random.get_rng_state())  # global RNG untouched
+    assert len(recs) == 3 * 2 * 2  # 3 non-empty subsets x 2 terms x 2 methods
+    keys = {"term", "subset", "method", "value", "lower", "upper", "ceiling", "n", "settings",
+            "seconds"}
+    for r in recs:
+        assert set(r) == keys
+        assert r["term"] in ("xt", "ty") and math.isfinite(r["value"])
+        json.dumps(r, allow_nan=False)
+        if r["method"] == "infonce-paper":
+            assert r["ceiling"] == pytest.approx(math.log(513 if r["term"] == "xt" else 257))
+            assert r["lower"] is None
+        elif r["term"] == "xt":
+            assert r["ceiling"] == pytest.approx(math.log(r["n"]))
+            assert r["lower"] <= r["value"] + 0.1 and r["value"] <= r["upper"] + 1e-9
+    assert {r["n"] for r in recs if r["subset"] == "0_backdoor"} == {6}
+    assert all(b >= a - 1e-9 for a, b in itertools.pairwise(seen))
+    assert seen[0] >= 0.0 and seen[-1] == 1.0
+    again, _ = _run(setup, ["noise-aware", "infonce-paper"])
+    assert [r["value"] for r in recs] == [r["value"] for r in again]
+
+
+def test_noise_aware_matches_manual_draws(setup):
+    model, x, subsets = setup
+    recs, _ = _run(setup, ["noise-aware"])
+    rec = next(r for r in recs if r["subset"] == "1" and r["term"] == "xt")
+    assert rec["settings"]["sigma_t"] == pytest.approx(0.1)  # 0.4 / sqrt(16)
+    assert rec["settings"]["k"] == 2
+    # same union order and seed => same draws; recompute for subset "1" by hand
+    model.eval()
+    union = np.unique(np.concatenate([subsets[k] for k in ("0", "0_backdoor", "1")]))
+    with torch.no_grad(), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(3)
+        s = torch.stack([model.forward_mi(x[torch.as_tensor(union)])[0] for _ in range(2)], 1)
+    est = noisy_mi(s[np.searchsorted(union, subsets["1"])], 0.1, seed=rec["settings"]["seed"])
+    assert rec["value"] == pytest.approx(est.value, abs=1e-9)
+
+
+def test_max_samples(setup):
+    recs, _ = _run(setup, ["noise-aware"], max_samples=10, bracket=False)
+    assert {r["n"] for r in recs} == {10, 6}
+    assert all(r["lower"] is None for r in recs)
+
+
+def test_sanity_checks_flags():
+    recs = [
+        {"term": "xt", "subset": "0", "method": "m", "value": 4.5, "ceiling": 4.2, "epoch": 1},
+        {"term": "ty", "subset": "0", "method": "m", "value": 1.0, "ceiling": None, "epoch": 1},
+        {"term": "xy", "subset": "0", "method": "m", "value": 2.0, "ceiling": None, "epoch": 1},
+        {"term": "xb", "subset": "all", "method": "m", "value": 0.5, "ceiling": None,
+         "epoch": 1},
+        {"term": "xt", "subset": "all", "method": "m", "value": 0.5, "ceiling": None,
+         "epoch": 1},
+        {"term": "xt", "subset": "1", "method": "m", "value": float("nan"), "epoch": 1},
+        "garbage",
+    ]
+    flags = sanity_checks(recs, subset_sizes={"0": 100, "all": 1000}, backdoor_share=0.1,
+                          num_classes=10, error_rates={"all": 0.2, "0": 0.1})
+    by = {(f["check"], f["subset"]): f for f in flags}
+    assert not by[("ceiling", "0")]["ok"] and not by[("saturation", "0")]["ok"]
+    assert by[("log_n", "0")]["ok"] and by[("log_n", "0")]["bound"] == pytest.approx(
+        math.log(100))
+    assert not by[("dpi", "0")]["ok"] and by[("dpi", "0")]["bound"] == 1.0
+    assert not by[("backdoor_entropy", "all")]["ok"]
+    assert by[("backdoor_entropy", "all")]["bound"] == pytest.approx(0.325, abs=1e-3)
+    fano = by[("fano", "all")]
+    expected = math.log(10) + 0.2 * math.log(0.2) + 0.8 * math.log(0.8) - 0.2 * math.log(9)
+    assert fano["bound"] == pytest.approx(expected) and not fano["ok"]
+    assert by[("fano", "0")]["ok"] and by[("fano", "0")]["bound"] == 0.0
+    assert not by[("value", "1")]["ok"]
+    assert any(f["check"] == "record" and not f["ok"] for f in flags)
+    for f in flags:
+        assert set(f) == {"check", "subset", "epoch", "ok", "value", "bound", "detail"}
+
+
+def test_sanity_never_raises():
+    assert sanity_checks(None, subset_sizes=None, backdoor_share="x", num_classes=0,
+                         error_rates=None)[0]["ok"] is False
