@@ -101,6 +101,9 @@ class Experiment:
         seed_everything(s["seed"])
         pause_point("poisoning", self.dir)
         data, poison_s, quality = self.poison()
+        print(f"[poison] {s['attack']} on {s['dataset']}: {len(data.poison_idx)} triggered, "
+              f"{len(data.backdoor_idx)} backdoor samples; subsets "
+              f"{ {k: len(v) for k, v in data.subsets.items()} }", flush=True)
         self.beat(force=True, phase="training")
         # training randomness (init, noise, batch order) must not depend on how much poisoning
         # consumed; a resumed run restores every RNG state from its checkpoint below
@@ -123,6 +126,10 @@ class Experiment:
                 record["mi_seconds"] = round(time.time() - t_mi, 4)
             # the epoch's line is written once its MI is done too, just before its checkpoint
             self.w.log_metrics(record)
+            print(f"[epoch {epoch}/{s['epochs']}] loss {record['train_loss']:.4f} "
+                  f"acc {record['test_acc']:.4f} asr {record['asr']:.4f} ra {record['ra']:.4f} "
+                  f"{record['seconds']:.1f}s" + (f" + MI {record['mi_seconds']:.1f}s"
+                                                 if "mi_seconds" in record else ""), flush=True)
             self.save_checkpoint(epoch, model, opt, sched, gen)
             pause_point(f"after-epoch-{epoch}", self.dir)
         self.beat(force=True, phase="scoring")
