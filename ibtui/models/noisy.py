@@ -42,7 +42,10 @@ class NoisyNet(nn.Module):
     mean: torch.Tensor
     std: torch.Tensor
 
-    def _init_norm(self) -> None:
+    def __init__(self, noise_xt: float, noise_ty: float):
+        super().__init__()
+        self.noise_xt = float(noise_xt)
+        self.noise_ty = float(noise_ty)
         self.register_buffer("mean", torch.zeros(1, 3, 1, 1))
         self.register_buffer("std", torch.ones(1, 3, 1, 1))
 

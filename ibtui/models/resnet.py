@@ -45,10 +45,7 @@ class NoisyBasicBlock(nn.Module):
 class NoisyResNet18(NoisyNet):
     def __init__(self, num_classes: int = 10, width: int = 64, noise_xt: float = 0.4,
                  noise_ty: float = 0.4):
-        super().__init__()
-        self._init_norm()
-        self.noise_xt = float(noise_xt)
-        self.noise_ty = float(noise_ty)
+        super().__init__(noise_xt, noise_ty)
         w = int(width)
         self.conv1 = nn.Conv2d(3, w, 3, 1, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(w)

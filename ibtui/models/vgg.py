@@ -33,10 +33,7 @@ VGG16_CFG: list[int | str] = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M",
 class NoisyVGG16(NoisyNet):
     def __init__(self, num_classes: int = 10, width: int = 64, noise_xt: float = 0.4,
                  noise_ty: float = 0.4):
-        super().__init__()
-        self._init_norm()
-        self.noise_xt = float(noise_xt)
-        self.noise_ty = float(noise_ty)
+        super().__init__(noise_xt, noise_ty)
         w = int(width)
         if w < 1:
             raise ValueError(f"width must be >= 1, got {width}")
