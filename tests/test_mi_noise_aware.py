@@ -129,3 +129,15 @@ def test_more_draws_lower_the_estimate():
     k1 = noisy_mi(s[:, :1], sigma, mc_samples=8, bracket=False).value
     k16 = noisy_mi(s, sigma, bracket=False).value
     assert k16 < k1  # finite k biases upward
+
+
+def test_gaussian_conditional():
+    x, s, sigma = T.surrogate(64, 32, 0.05, spread=0.3)
+    truth = noisy_mi(s, sigma, bracket=False).value  # k = 32 draws: converged at this noise
+    est = noisy_mi(s[:, :8], sigma, conditional="gaussian", bracket=False)
+    assert est.settings["conditional"] == "gaussian"
+    assert est.value == pytest.approx(truth, rel=0.05)
+    one = torch.randn(30, 1, 4)  # k = 1: nothing to fit, same as "draws"
+    assert noisy_mi(one, 0.5, conditional="gaussian").value == noisy_mi(one, 0.5).value
+    with pytest.raises(ValueError):
+        noisy_mi(one, 0.5, conditional="nope")

@@ -100,3 +100,18 @@ def test_blend_is_convex_combination():
     # the pattern is fixed in code: the same for every run seed
     assert np.array_equal(create_attack("blend", {}, target=0, seed=9).artifacts()["blend_pattern"],
                           a.artifacts()["blend_pattern"])
+
+
+def test_label_keeping_samples_are_not_backdoor(digits):
+    """WaNet's backdoorbench noise samples carry a warp but keep their label: never t_backdoor,
+    never a clean class, and the payload keeps its full rate."""
+    attack = create_attack("wanet", {"variant": "backdoorbench"}, target=0, seed=0)
+    p = poison_dataset(digits, attack, 0.1, 0, list(range(1, 10)), seed=0)
+    n = len(digits.y_train)
+    assert len(p.poison_idx) == 10 * round(0.3 * n / 10)
+    kept = p.poison_idx[attack.kept]
+    assert len(kept) > 0 and np.all(p.y_train[kept] == p.y_true[kept])
+    assert set(kept).isdisjoint(p.subsets["0_backdoor"])
+    assert np.all(p.y_train[p.subsets["0_backdoor"]] == 0)
+    for c in range(1, 10):
+        assert set(kept).isdisjoint(p.subsets[str(c)])

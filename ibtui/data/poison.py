@@ -77,7 +77,9 @@ def build_subsets(y: np.ndarray, is_backdoor: np.ndarray, is_triggered: np.ndarr
 def poison_dataset(ds: Dataset, attack: Attack, rate: float, target: int,
                    observe_classes: list[int], seed: int) -> PoisonedData:
     """Apply `attack` (already prepared) to `ds` with the authors' index rule."""
-    idx = select_poison_indices(ds.y_train, rate, target, attack.label_mode, ds.num_classes)
+    # some variants draw extra label-keeping samples on top of the payload (WaNet noise, cover)
+    idx = select_poison_indices(ds.y_train, attack.selection_rate(rate), target, attack.label_mode,
+                                ds.num_classes)
     x = ds.x_train.copy()
     y = ds.y_train.copy()
     if len(idx):
@@ -87,6 +89,9 @@ def poison_dataset(ds: Dataset, attack: Attack, rate: float, target: int,
     is_triggered = np.zeros(len(y), dtype=bool)
     is_triggered[idx] = True
     is_backdoor = is_triggered & (y == target)
+    kept = getattr(attack, "kept", None)  # triggered images that kept their label on purpose
+    if attack.label_mode == "dirty" and kept is not None and len(kept) == len(idx):
+        is_backdoor[idx[np.asarray(kept, dtype=bool)]] = False
     subsets, roles = build_subsets(y, is_backdoor, is_triggered, target, observe_classes, seed)
     return PoisonedData(
         x_train=x, y_train=y, y_true=ds.y_train.copy(), poison_idx=idx,

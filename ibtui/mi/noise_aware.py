@@ -132,8 +132,9 @@ def noisy_mi(s: torch.Tensor, sigma: float, *, mc_samples: int = 1, bracket: boo
     compared with σ (then "draws" returns ≈ log N for any affordable k): T|X=i ≈
     N(mean_i, diag(v) + σ²I), v = the within-input variance per coordinate pooled over the
     subset (N(k−1) degrees of freedom). Exact if S|X is Gaussian with a shared diagonal
-    covariance; no k bias, but a model bias otherwise (and the means' sampling noise, v/k,
-    inflates I slightly). Needs k ≥ 2 to differ from "draws".
+    covariance; a model bias otherwise. The means' sampling noise (variance v/k) is removed
+    by shrinking them per coordinate towards the grand mean (James–Stein), so the estimate
+    depends much less on k. Needs k ≥ 2 to differ from "draws".
     value: Monte Carlo estimate (N·k·mc_samples draws; its standard error is in
     settings["mc_stderr"]). lower/upper: Kolchinsky–Tracey bracket of the same mixture.
     ceiling: log N.
@@ -145,8 +146,13 @@ def noisy_mi(s: torch.Tensor, sigma: float, *, mc_samples: int = 1, bracket: boo
         dt = _DTYPES[precision]
         mean = s.to(dt).mean(1)
         within = (s.to(dt) - mean[:, None]).pow(2).sum((0, 1)) / (n * (k - 1))
+        # the means carry sampling noise of variance within/k that would inflate their spread:
+        # shrink them per coordinate towards the grand mean (empirical Bayes / James–Stein)
+        centred = mean - mean.mean(0)
+        spread = centred.pow(2).mean(0).clamp_min(1e-300)
+        shrink = (1 - within / k / spread).clamp_min(0.0)
         scale = (within + float(sigma) ** 2).sqrt()
-        r = mixture_mi((mean / scale)[:, None, :], 1.0, mc_samples=mc_samples * k,
+        r = mixture_mi((centred * shrink / scale)[:, None, :], 1.0, mc_samples=mc_samples * k,
                        bracket=bracket, seed=seed, chunk_mb=chunk_mb, precision=precision)
     elif conditional in ("draws", "gaussian"):
         r = mixture_mi(s, float(sigma), mc_samples=mc_samples, bracket=bracket, seed=seed,
