@@ -11,6 +11,8 @@ MI estimators need:
 
 from __future__ import annotations
 
+from abc import ABCMeta, abstractmethod
+
 import torch
 from torch import nn
 
@@ -31,7 +33,7 @@ class GaussianNoise(nn.Module):
         return f"sigma={self.sigma}"
 
 
-class NoisyNet(nn.Module):
+class NoisyNet(nn.Module, metaclass=ABCMeta):
     """Base: subclasses implement `hidden(x) -> (S, sigma_t-noise applied later)` via `_s(x)`."""
 
     classifier: nn.Linear
@@ -60,12 +62,13 @@ class NoisyNet(nn.Module):
         return (x - self.mean) / self.std
 
     @property
-    def sigma_t(self) -> float:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def sigma_t(self) -> float:
+        """Std of the Gaussian noise that separates T from S."""
 
+    @abstractmethod
     def pooled(self, x: torch.Tensor) -> torch.Tensor:
-        """S: pooled last hidden representation before the last noise. Subclasses implement."""
-        raise NotImplementedError  # pragma: no cover - abstract
+        """S: pooled last hidden representation before the last noise."""
 
     def forward_mi(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         s = self.pooled(self.preprocess(x))

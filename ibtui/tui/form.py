@@ -8,10 +8,8 @@ re-loads the whole file with `load_spec` and only then replaces it atomically.
 
 from __future__ import annotations
 
-import os
 import re
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +21,8 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from ibtui.errors import SpecError
-from ibtui.spec import FIELDS, RunSpec, experiment_to_toml, load_spec, validate_experiment
+from ibtui.runs.store import atomic_write_text
+from ibtui.spec import FIELDS, RunSpec, experiment_to_toml, load_spec_text, validate_experiment
 
 SOURCE_FILE = "compose"
 SOURCE_EXP = "experiment"
@@ -179,26 +178,15 @@ def save_experiment(raw: dict, path: Path, when: float | None = None) -> list[Ru
                                                            time.time()))
     block = f"# composed in ibtui on {stamp}\n" + experiment_to_toml(raw)
     text = (old.rstrip() + "\n\n" if old.strip() else "") + block
-    directory = path.parent if str(path.parent) else Path(".")
+    # the whole new file must load (with its [defaults]) before it replaces the old one
     try:
-        directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".toml", dir=directory)
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise SpecError(f"{path}: malformed TOML: {e}") from None
+    runs = load_spec_text(data, str(path))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, text)
     except OSError as e:
         raise SpecError(f"{path}: cannot write: {e.strerror}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        try:
-            runs = load_spec(Path(tmp))
-        except SpecError as e:
-            raise SpecError(str(e).replace(tmp, str(path))) from None
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
     return runs

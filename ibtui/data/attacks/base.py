@@ -7,6 +7,7 @@ reproducible and its trigger artefacts can be regenerated.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +44,7 @@ class AttackContext:
     progress: Callable[[str, float], None] = lambda phase, frac: None
 
 
-class Attack:
+class Attack(ABC):
     name: ClassVar[str]
     label_mode: ClassVar[str] = "dirty"  # "dirty": poisoned samples relabelled; "clean": labels kept
     options: ClassVar[dict[str, Option]] = {}
@@ -103,14 +104,15 @@ class Attack:
 
     def prepare(self, ctx: AttackContext) -> None:
         """Heavy one-off work before poisoning (LC: the clean model and PGD). Default: none."""
+        return None
 
+    @abstractmethod
     def poison_train(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Poison the selected training images; returns (new images, new labels)."""
-        raise NotImplementedError  # pragma: no cover - abstract
 
+    @abstractmethod
     def trigger_test(self, x: np.ndarray) -> np.ndarray:
         """The test-time trigger applied to any images."""
-        raise NotImplementedError  # pragma: no cover - abstract
 
     def artifacts(self) -> dict[str, np.ndarray]:
         """Trigger patterns, grids, masks... saved into the run's artifacts/ as .npy."""
