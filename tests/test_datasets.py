@@ -129,9 +129,9 @@ def test_registry_entries():
 def test_file_names_agree_with_torchvision():
     from torchvision.datasets import CIFAR10, SVHN
 
-    assert tvs._CIFAR_DIR == CIFAR10.base_folder
-    assert tvs._CIFAR_FILES == [n for n, _ in CIFAR10.train_list + CIFAR10.test_list] + [
-        CIFAR10.meta["filename"]]
+    assert CIFAR10.base_folder == tvs._CIFAR_DIR
+    assert [n for n, _ in CIFAR10.train_list + CIFAR10.test_list] + [
+        CIFAR10.meta["filename"]] == tvs._CIFAR_FILES
     assert all(tvs._SVHN_FILES[s] == SVHN.split_list[s][1] for s in ("train", "test"))
 
 

@@ -76,7 +76,7 @@ def test_noise_active_in_eval_and_absent_at_zero(arch):
     quiet = _model(arch, noise_xt=0.0, noise_ty=0.0).eval()
     with torch.no_grad():
         a, b = quiet.forward_mi(x), quiet.forward_mi(x)
-    for u, v in zip(a, b):
+    for u, v in zip(a, b, strict=True):
         assert torch.equal(u, v)
     assert torch.equal(a[0], a[1])  # T == S without noise
     # only noise_xt: logits are a deterministic function of T
