@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install clean
+.PHONY: run test install clean lint
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -23,3 +23,6 @@ test: $(STAMP)
 
 clean:
 	rm -rf $(VENV)
+
+lint: $(STAMP)
+	$(BIN)/ruff check ibtui tests bench
