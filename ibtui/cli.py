@@ -381,12 +381,16 @@ def validate_mi(
     method: list[str] | None = typer.Option(None, "--method", help="only these estimators"),
 ) -> None:
     """Check every MI estimator against tasks with exact ground truth; print and plot."""
-    from ibtui.mi.validate import run_validation
+    from ibtui.mi.validate import print_table, run_validation
 
     try:
-        run_validation(quick=quick, out_png=out, methods=method or None)
+        rows = run_validation(quick=quick, out_png=out, methods=method or None,
+                              progress=lambda frac, detail="": err.print(f"[{frac:4.0%}] {detail}",
+                                                                         highlight=False))
     except IbtuiError as e:
         fail(e)
+    print_table(rows)
+    console.print(f"wrote {out}")
 
 
 @attacks_app.command("list")

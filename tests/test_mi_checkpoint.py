@@ -32,8 +32,9 @@ def setup():
 
 def _run(setup, methods, **opts):
     model, x, subsets = setup
+    # the mixture-of-draws conditional: what these tests compare against noisy_mi by hand
     options = validate_mi_options(methods, {"k": 2, "max_epochs_xt": 2, "max_epochs_ty": 2,
-                                            "hidden": 16, **opts})
+                                            "hidden": 16, "xt_conditional": "draws", **opts})
     seen = []
     recs = estimate_checkpoint(model, x, subsets, methods=methods, options=options, seed=3,
                                device="cpu", progress=lambda f, d: seen.append(f))

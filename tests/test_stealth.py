@@ -55,3 +55,12 @@ def test_paper_table_arithmetic():
     # Table I rows: score = (D_XT + D_TY) / 2
     for dxt, dty, score in [(0.3903, 0.1736, 0.2820), (0.3920, 0.4956, 0.4438), (0.4163, 0.6833, 0.5498)]:
         assert (dxt + dty) / 2 == pytest.approx(score, abs=1e-4)
+
+
+def test_constant_values_give_zero_not_amplified_rounding_noise():
+    eps = 1e-9
+    r = recs(1, "xt", {"0": 4.77, "0_backdoor": 4.77 + eps, "0_clean": 4.77, "1": 4.77 - eps, "2": 4.77})
+    r += recs(1, "ty", {"0": 1, "0_backdoor": 1, "0_clean": 3, "1": 3, "2": 1})
+    out = stealth_score(r, ROLES)
+    assert out["d_xt"] == 0.0
+    assert out["d_ty"] == pytest.approx(0.5)

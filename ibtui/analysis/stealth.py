@@ -53,6 +53,8 @@ def stealth_score(records: list[dict], roles: dict[str, str], epochs: list[int] 
         # normalise over every checkpoint and subset of the run, not only the chosen epochs
         vals = np.array([v for per_e in table[m].values() for v in per_e.values()])
         lo, span = float(vals.min()), float(vals.max() - vals.min())
+        if span < 1e-6:  # a constant curve (e.g. every estimate at its log N ceiling): min-max
+            span = 0.0   # would only blow rounding noise up to [0, 1]
 
         def norm(v: float, lo: float = lo, span: float = span) -> float:
             return (v - lo) / span if span > 0 else 0.0

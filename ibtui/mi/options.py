@@ -49,7 +49,7 @@ OPTIONS: dict[str, Opt] = {
     "k": Opt(int, 8, 1, 1024, help="noisy forward draws of S per image"),
     "mc_samples": Opt(int, 1, 1, 256, help="Monte Carlo noise draws per mixture component"),
     "bracket": Opt(bool, True, help="also compute the Kolchinsky-Tracey bracket"),
-    "xt_conditional": Opt(str, "draws", choices=("draws", "gaussian"),
+    "xt_conditional": Opt(str, "gaussian", choices=("draws", "gaussian"),
                           help="T|X: mixture of the k draws (exact as k grows) or a fitted "
                                "Gaussian (no k bias, model bias)"),
     "ty_target": Opt(str, "probs", choices=("probs", "logits"),
