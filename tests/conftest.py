@@ -39,3 +39,14 @@ def cli_env():
     env.setdefault("OMP_NUM_THREADS", "1")
     env["COLUMNS"] = "200"  # Rich tables: no folding of run ids in captured output
     return env
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny problems: one thread is faster and immune to oversubscribed CPUs."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -11,13 +11,7 @@ import torch
 from ibtui.mi import estimate_checkpoint, noisy_mi, sanity_checks, validate_mi_options
 from ibtui.models import create_model
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -8,14 +8,7 @@ import torch
 from ibtui.mi import noisy_mi, noisy_mi_ty
 from ibtui.mi import tasks as T
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny problems: one thread is faster and immune to oversubscribed CPUs."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -9,14 +9,7 @@ from ibtui.mi import estimate
 from ibtui.mi import tasks as T
 from ibtui.mi.critics import ConcatCritic
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny problems: one thread is faster and immune to oversubscribed CPUs."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_factorised_equals_concat():
