@@ -23,12 +23,6 @@ def create_model(arch: str, num_classes: int = 10, width: int = 64, noise_xt: fl
 
     if arch not in MODELS:
         raise SpecError(f"unknown arch {arch!r}; allowed: {', '.join(sorted(MODELS))}")
-    if int(width) % 8:
-        # oneDNN (mkldnn) CPU convolutions with channel counts not divisible by 8 corrupt the
-        # heap in the torch 2.14 CPU path (double free / hang in backward): use the native path.
-        import torch
-
-        torch.backends.mkldnn.enabled = False
     return MODELS[arch](num_classes=num_classes, width=width, noise_xt=noise_xt, noise_ty=noise_ty)
 
 

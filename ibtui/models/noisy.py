@@ -59,7 +59,13 @@ class NoisyNet(nn.Module, metaclass=ABCMeta):
         """uint8 NHWC (or float NCHW in [0,1]) -> normalised float NCHW."""
         if x.dtype == torch.uint8:
             x = x.permute(0, 3, 1, 2).float().div_(255.0)
-        return (x - self.mean) / self.std
+        # The NHWC->NCHW permute leaves channels_last strides. On CUDA that is the fast layout
+        # (prepare_model converts the weights to match). On CPU, torch 2.14's oneDNN backward of
+        # a strided 1x1 conv with channels_last input, < 16 input channels, an odd batch >= 3
+        # and >= 2 threads corrupts the heap (bench/onednn_crash.py reproduces it), so CPU
+        # activations are kept in plain NCHW, where that kernel is never chosen.
+        fmt = torch.channels_last if x.is_cuda else torch.contiguous_format
+        return ((x - self.mean) / self.std).contiguous(memory_format=fmt)
 
     @property
     @abstractmethod
