@@ -63,6 +63,8 @@ FIELDS: dict[str, Field] = {
     "stealth_epochs": Field("all", (str,), "representative epochs for the stealth score"),
     "seed": Field(0, (int,), "random seed"),
     "device": Field("auto", (str,), "auto | cpu | cuda | cuda:N"),
+    "threads": Field(0, (int,), "CPU threads of the worker (torch and OpenMP); "
+                     "0 = the launcher's choice: the machine's cores shared among the jobs"),
 }
 
 RANGES: dict[str, tuple[float, float, bool, bool]] = {
@@ -79,6 +81,7 @@ RANGES: dict[str, tuple[float, float, bool, bool]] = {
     "noise_xt": (0.0, 100.0, True, True),
     "noise_ty": (0.0, 100.0, True, True),
     "seed": (0, 2**31 - 1, True, True),
+    "threads": (0, 1024, True, True),
 }
 
 CHOICES: dict[str, tuple[str, ...]] = {
