@@ -375,3 +375,58 @@ def test_fetch_failure_is_data_error(tmp_path, monkeypatch, name):
     with pytest.raises(DataError, match="downloading .* failed.*no network") as e:
         tvs.fetch_dataset(name, tmp_path)
     assert str(tmp_path) in str(e.value)
+
+
+# --------------------------------------------------------------------- registry
+
+
+def _imports(module_file) -> set[str]:
+    """Every module a file imports, at any level (function-level imports included)."""
+    import ast
+
+    names = set()
+    for node in ast.walk(ast.parse(module_file.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+            names.update(f"{node.module}.{a.name}" for a in node.names)
+    return names
+
+
+def test_registry_and_torchvision_sets_do_not_import_each_other():
+    from pathlib import Path
+
+    import ibtui.data.datasets as datasets_mod
+
+    here = Path(datasets_mod.__file__).parent
+    assert not any("torchvision_sets" in n for n in _imports(here / "datasets.py"))
+    assert "ibtui.data.datasets" in _imports(here / "torchvision_sets.py")
+    # importing the registry alone lists every dataset without the torchvision readers
+    code = ("import sys; from ibtui.data.datasets import DATASETS; "
+            "assert sorted(DATASETS) == ['cifar10', 'digits', 'svhn'], sorted(DATASETS); "
+            "assert 'ibtui.data.torchvision_sets' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_registered_train_class_counts_match_the_loaded_data():
+    ds = load_dataset("digits")
+    assert tuple(np.bincount(ds.y_train).tolist()) == DATASETS["digits"].train_class_counts
+    assert DATASETS["svhn"].train_class_counts == (tvs.SVHN_TRAIN_PER_CLASS,) * 10
+    assert DATASETS["cifar10"].train_size == 50_000
+
+
+@pytest.mark.parametrize("name", ["cifar10", "svhn"])
+def test_check_files_raises_what_the_loader_raises(tmp_path, name):
+    with pytest.raises(DataError) as loaded:
+        load_dataset(name, tmp_path)
+    with pytest.raises(DataError) as checked:
+        DATASETS[name].check_files(tmp_path)
+    assert str(checked.value) == str(loaded.value)
+    DATASETS[name].check_files(tmp_path, download=True)  # a download would fetch them
+    DATASETS["digits"].check_files(tmp_path)  # embedded: nothing to check
+
+
+def test_check_files_passes_when_present(tmp_path, tables):
+    write_cifar(tmp_path, n_per_batch=1)
+    DATASETS["cifar10"].check_files(tmp_path)

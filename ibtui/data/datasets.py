@@ -1,10 +1,16 @@
 """Dataset registry. Every dataset is held as uint8 NHWC arrays (32x32 RGB) plus int64 labels.
 
 `digits` is embedded (scikit-learn ships it), so it needs no download: the default for quick runs.
+
+This module owns the registry: every dataset, including the file-backed CIFAR-10 and SVHN, is
+declared here. Their loaders live in `ibtui.data.torchvision_sets` and are referenced by dotted
+name, imported on first use; that module imports this one and never the reverse (no import
+cycle, and listing or validating datasets does not import the torchvision readers).
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,21 +35,51 @@ class Dataset:
         return len(self.classes)
 
 
+def _resolve(ref: str | Callable | None) -> Callable | None:
+    """A callable, or "module:function" imported now."""
+    if ref is None or callable(ref):
+        return ref
+    module, _, attr = ref.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
 @dataclass
 class DatasetInfo:
     name: str
     num_classes: int
-    loader: Callable[..., Dataset]  # loader(root: Path | None, download: bool) -> Dataset
+    loader_ref: str | Callable[..., Dataset]  # loader(root: Path, download: bool) -> Dataset
     needs_files: bool
     description: str
+    # training images per class after loading (the split and caps ibtui applies), for checks
+    # that must not load the data, e.g. the smallest poison rate that poisons anything
+    train_class_counts: tuple[int, ...] = ()
+    # files_check(root: Path) raises the DataError the loader raises when a file is missing
+    files_check_ref: str | Callable[[Path], None] | None = None
+
+    @property
+    def loader(self) -> Callable[..., Dataset]:
+        return _resolve(self.loader_ref)
+
+    @property
+    def train_size(self) -> int:
+        return sum(self.train_class_counts)
+
+    def check_files(self, root: str | os.PathLike | None = None, download: bool = False) -> None:
+        """Raise the loader's DataError if a needed file is missing under the data root (what
+        the worker's load would raise); nothing to check when downloading or embedded."""
+        check = _resolve(self.files_check_ref)
+        if self.needs_files and not download and check is not None:
+            check(data_root(root))
 
 
 DATASETS: dict[str, DatasetInfo] = {}
 
 
-def register(name: str, num_classes: int, needs_files: bool, description: str):
+def register(name: str, num_classes: int, needs_files: bool, description: str,
+             train_class_counts: tuple[int, ...] = (), files_check: str | Callable | None = None):
     def deco(fn):
-        DATASETS[name] = DatasetInfo(name, num_classes, fn, needs_files, description)
+        DATASETS[name] = DatasetInfo(name, num_classes, fn, needs_files, description,
+                                     tuple(train_class_counts), files_check)
         return fn
 
     return deco
@@ -72,7 +108,8 @@ def upscale_to_rgb32(images: np.ndarray) -> np.ndarray:
 
 
 @register("digits", 10, needs_files=False,
-          description="scikit-learn 8x8 digits (1,797 images) upscaled to 32x32 RGB; embedded")
+          description="scikit-learn 8x8 digits (1,797 images) upscaled to 32x32 RGB; embedded",
+          train_class_counts=(133, 136, 133, 137, 136, 136, 136, 134, 131, 135))
 def _load_digits(root: Path, download: bool) -> Dataset:
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
@@ -88,8 +125,14 @@ def _load_digits(root: Path, download: bool) -> Dataset:
     return Dataset("digits", x[tr], y[tr], x[te], y[te], [str(i) for i in range(10)])
 
 
-# CIFAR-10 and SVHN arrive with their own module
-try:
-    from ibtui.data import torchvision_sets  # noqa: F401,E402
-except ImportError:
-    pass
+_TV = "ibtui.data.torchvision_sets"
+DATASETS["cifar10"] = DatasetInfo(
+    "cifar10", 10, f"{_TV}:load_cifar10", needs_files=True,
+    description="CIFAR-10: 50,000 train / 10,000 test 32x32 colour images, 10 classes; "
+                "files: cifar-10-batches-py/ (python version)",
+    train_class_counts=(5000,) * 10, files_check_ref=f"{_TV}:check_cifar10_files")
+DATASETS["svhn"] = DatasetInfo(
+    "svhn", 10, f"{_TV}:load_svhn", needs_files=True,
+    description="SVHN cropped digits: first 4,000 train images per class (40,000) / "
+                "26,032 test, 32x32 colour; files: train_32x32.mat, test_32x32.mat",
+    train_class_counts=(4000,) * 10, files_check_ref=f"{_TV}:check_svhn_files")

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ibtui.data.datasets import DATASETS, Dataset, data_root, register
+from ibtui.data.datasets import DATASETS, Dataset, data_root
 from ibtui.errors import DataError
 
 SVHN_TRAIN_PER_CLASS = 4000
@@ -205,10 +205,22 @@ def _cifar_damaged(folder: Path, checks, exc: BaseException) -> DataError:
                      f"{fix}")
 
 
-@register("cifar10", 10, needs_files=True,
-          description="CIFAR-10: 50,000 train / 10,000 test 32x32 colour images, 10 classes; "
-                      "files: cifar-10-batches-py/ (python version)")
+def check_cifar10_files(root: Path) -> None:
+    """DataError naming the missing CIFAR-10 files and how to get them (registered in
+    ibtui.data.datasets; the loader and spec validation both call it)."""
+    root = Path(root)
+    folder = root / _CIFAR_DIR
+    missing = _missing([folder / n for n in _CIFAR_FILES])
+    if missing:
+        raise DataError(
+            f"CIFAR-10 files are missing in {_abs(folder)}: "
+            f"{', '.join(f.name for f in missing)}. Expected cifar-10-batches-py/data_batch_1..5, "
+            f"test_batch and batches.meta under the data root {_abs(root)}. "
+            + _how_to_fetch("cifar10", _CIFAR_MANUAL.format(root=_abs(root))))
+
+
 def load_cifar10(root: Path, download: bool) -> Dataset:
+    """Registered as `cifar10` in ibtui.data.datasets."""
     root = Path(root)
     folder = root / _CIFAR_DIR
     files = [folder / n for n in _CIFAR_FILES]
@@ -219,13 +231,7 @@ def load_cifar10(root: Path, download: bool) -> Dataset:
         return cached
     if download:
         _cifar_download(root)
-    missing = _missing(files)
-    if missing:
-        raise DataError(
-            f"CIFAR-10 files are missing in {_abs(folder)}: "
-            f"{', '.join(f.name for f in missing)}. Expected cifar-10-batches-py/data_batch_1..5, "
-            f"test_batch and batches.meta under the data root {_abs(root)}. "
-            + _how_to_fetch("cifar10", _CIFAR_MANUAL.format(root=_abs(root))))
+    check_cifar10_files(root)
     CIFAR10, checks = _cifar_tables()
     try:
         train = CIFAR10(str(root), train=True, download=False)
@@ -300,10 +306,20 @@ def _svhn_split(SVHN, root: Path, split: str, filename: str, md5: str):
     return np.ascontiguousarray(x.transpose(0, 2, 3, 1)), np.asarray(d.labels, np.int64).ravel()
 
 
-@register("svhn", 10, needs_files=True,
-          description="SVHN cropped digits: first 4,000 train images per class (40,000) / "
-                      "26,032 test, 32x32 colour; files: train_32x32.mat, test_32x32.mat")
+def check_svhn_files(root: Path) -> None:
+    """DataError naming the missing SVHN files and how to get them (registered in
+    ibtui.data.datasets; the loader and spec validation both call it)."""
+    root = Path(root)
+    missing = _missing([root / _SVHN_FILES[s] for s in ("train", "test")])
+    if missing:
+        raise DataError(
+            f"SVHN files are missing in {_abs(root)}: {', '.join(f.name for f in missing)}. "
+            "Expected train_32x32.mat and test_32x32.mat directly in the data root. "
+            + _how_to_fetch("svhn", _SVHN_MANUAL.format(root=_abs(root))))
+
+
 def load_svhn(root: Path, download: bool) -> Dataset:
+    """Registered as `svhn` in ibtui.data.datasets."""
     root = Path(root)
     per_class = int(SVHN_TRAIN_PER_CLASS)
     files = [root / _SVHN_FILES[s] for s in ("train", "test")]
@@ -314,12 +330,7 @@ def load_svhn(root: Path, download: bool) -> Dataset:
         return cached
     if download:
         _svhn_download(root)
-    missing = _missing(files)
-    if missing:
-        raise DataError(
-            f"SVHN files are missing in {_abs(root)}: {', '.join(f.name for f in missing)}. "
-            "Expected train_32x32.mat and test_32x32.mat directly in the data root. "
-            + _how_to_fetch("svhn", _SVHN_MANUAL.format(root=_abs(root))))
+    check_svhn_files(root)
     SVHN, tables = _svhn_tables()
     x_tr, y_tr = _svhn_split(SVHN, root, "train", tables["train"][1], tables["train"][2])
     x_te, y_te = _svhn_split(SVHN, root, "test", tables["test"][1], tables["test"][2])
