@@ -4,23 +4,48 @@ A file has an optional `[defaults]` table and one or more `[[experiment]]` table
 of an experiment falls back to `[defaults]`, then to the built-in defaults below. A scalar field
 given as a list expands as a grid (attack x poison_rate x seed x ...); fields that are lists by
 nature (mi_epochs, observe_classes, mi_method) do not.
+
+Run ids: `<name>-<attack>-<dataset>-<arch>-p<rate>-s<seed>`, followed, only where runs would
+otherwise share that id (a swept `lr`, two experiments of one name that differ in `epochs`...),
+by the fields that tell them apart: `-lr0.1` for numbers, `-device=cpu` / `-download=true` for
+strings and booleans, `-attack_options.<hash>` for tables and lists. An id is one path component
+of at most MAX_RUN_ID_BYTES bytes (longer ones end in a hash of the whole id).
+
+A file may expand to at most `max_runs` runs (DEFAULT_MAX_RUNS, or $IBTUI_MAX_RUNS), counted
+from the grid sizes before anything is expanded.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
 import math
+import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import tomli_w
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
-from ibtui.errors import SpecError
+from ibtui.errors import DataError, SpecError
+
+DEFAULT_MAX_RUNS = 10_000
+MAX_RUNS_ENV = "IBTUI_MAX_RUNS"
+MAX_SPEC_BYTES = 16 * 2**20  # a file this large is not an experiments.toml
+MAX_NAME_CHARS = 64
+# a run directory is `<id>` or `<id>-N`, created through `.creating-<id>-N-<pid>`: all < 255 bytes
+MAX_RUN_ID_BYTES = 200
+NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
+NAME_RULE = (f"1-{MAX_NAME_CHARS} characters from A-Z a-z 0-9 . _ -, not starting with '.' or '-'")
+DEVICE_RE = re.compile(r"auto|cpu|cuda(?::(\d{1,6}))?")
 
 PAPER_MI_EPOCHS = [1, 5, 10, 20, 40, 60, 80, 100, 120]
 
@@ -99,12 +124,44 @@ def _registries() -> dict[str, list[str]]:
             "mi_method": list(METHODS)}
 
 
+ID_BASE_KEYS = ("name", "attack", "dataset", "arch", "poison_rate", "seed")
+# fields that can tell runs with one base id apart: scalars first (readable), then the rest
+ID_SCALAR_KEYS = tuple(k for k, f in FIELDS.items()
+                       if k not in ID_BASE_KEYS and not f.listy and f.types != (dict,))
+ID_OTHER_KEYS = tuple(k for k in FIELDS if k not in ID_BASE_KEYS and k not in ID_SCALAR_KEYS)
+
+
+def _short_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+
+
+def _num(x: int | float) -> str:
+    """A number as short as `:g` where that is exact, else repr (distinct numbers, distinct text)."""
+    if isinstance(x, int):
+        return str(x)
+    text = f"{x:g}"
+    return text if float(text) == x else repr(float(x))
+
+
+def id_part(key: str, value: Any) -> str:
+    """How one field shows in a run id: `lr0.1`, `device=cpu`, `attack_options.1a2b3c4d`."""
+    if isinstance(value, bool):
+        return f"{key}={'true' if value else 'false'}"
+    if isinstance(value, (int, float)):
+        return f"{key}{_num(value)}"
+    if isinstance(value, str):
+        safe = re.sub(r"[^A-Za-z0-9._+-]", "_", value)[:24]
+        return f"{key}={safe}" + ("" if safe == value else f".{_short_hash(value)}")
+    return f"{key}.{_short_hash(json.dumps(value, sort_keys=True, default=repr))}"
+
+
 @dataclass
 class RunSpec:
     """One fully resolved run (one point of a grid)."""
 
     values: dict[str, Any]
     source: str = ""  # "file:experiment[i]" for messages
+    id_keys: tuple[str, ...] = ()  # fields shown after the base id (see assign_run_ids)
 
     def __getattr__(self, key: str) -> Any:
         try:
@@ -113,10 +170,88 @@ class RunSpec:
             raise AttributeError(key) from None
 
     @property
-    def run_id(self) -> str:
+    def base_id(self) -> str:
         v = self.values
-        rate = f"{v['poison_rate']:g}"
-        return f"{v['name']}-{v['attack']}-{v['dataset']}-{v['arch']}-p{rate}-s{v['seed']}"
+        return f"{v['name']}-{v['attack']}-{v['dataset']}-{v['arch']}-p{_num(v['poison_rate'])}-s{v['seed']}"
+
+    @property
+    def run_id(self) -> str:
+        rid = "-".join([self.base_id, *(id_part(k, self.values[k]) for k in self.id_keys)])
+        if len(rid.encode("utf-8", "surrogatepass")) > MAX_RUN_ID_BYTES:
+            rid = rid.encode("utf-8", "surrogatepass")[:MAX_RUN_ID_BYTES - 9].decode(
+                "utf-8", "ignore") + "-" + _short_hash(rid)
+        return rid
+
+
+def assign_run_ids(runs: list[RunSpec]) -> None:
+    """Give runs that share a base id the fields that differ among them (scalars first, tables
+    and lists only where scalars do not tell them apart). Runs alone keep the base id; runs
+    identical in every field keep one id (reported as a duplicate by load_spec_text)."""
+    def differing(group: list[RunSpec], keys: tuple[str, ...]) -> list[str]:
+        return [k for k in keys if len({id_part(k, r.values[k]) for r in group}) > 1]
+
+    groups: dict[str, list[RunSpec]] = {}
+    for r in runs:
+        r.id_keys = ()
+        groups.setdefault(r.base_id, []).append(r)
+    for group in groups.values():
+        if len(group) < 2:
+            continue
+        scalar = differing(group, ID_SCALAR_KEYS)
+        for r in group:
+            r.id_keys = tuple(scalar)
+        same: dict[str, list[RunSpec]] = {}
+        for r in group:
+            same.setdefault(r.run_id, []).append(r)
+        for sub in same.values():
+            if len(sub) > 1:
+                keys = set(scalar) | set(differing(sub, ID_OTHER_KEYS))
+                for r in sub:
+                    r.id_keys = tuple(k for k in FIELDS if k in keys)
+
+
+def check_run_id(run_id: str) -> str | None:
+    """Why `run_id` cannot be a run directory name, or None."""
+    if not run_id or run_id in (".", "..") or run_id[0] in ".-":
+        return "must not be empty or start with '.' or '-'"
+    if "/" in run_id or "\\" in run_id or not run_id.isprintable():
+        return "must be one path component without control characters"
+    if len(run_id.encode("utf-8", "surrogatepass")) > MAX_RUN_ID_BYTES:
+        return f"longer than {MAX_RUN_ID_BYTES} bytes"
+    return None
+
+
+def max_runs_limit(max_runs: int | None = None) -> int:
+    """The cap on runs per file: `max_runs` if given, else $IBTUI_MAX_RUNS, else DEFAULT_MAX_RUNS."""
+    if max_runs is not None:
+        return int(max_runs)
+    env = os.environ.get(MAX_RUNS_ENV, "").strip()
+    if not env:
+        return DEFAULT_MAX_RUNS
+    try:
+        value = int(env.replace("_", ""))
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise SpecError(f"{MAX_RUNS_ENV}={env!r}: not allowed; allowed: a positive integer "
+                        f"(the most runs one file may expand to; default {DEFAULT_MAX_RUNS:,})")
+    return value
+
+
+def _grid(raw: Any, defaults: Any) -> tuple[int, list[tuple[str, int]]]:
+    """Runs an experiment table expands to and the swept fields with their sizes (no checks)."""
+    merged: dict[str, Any] = {}
+    for layer in (defaults, raw):
+        if isinstance(layer, dict):
+            merged.update({k: v for k, v in layer.items() if k in FIELDS and not FIELDS[k].listy})
+    sizes = [(k, len(v)) for k, v in merged.items() if isinstance(v, list) and FIELDS[k].types != (dict,)]
+    return math.prod(n for _, n in sizes), sizes
+
+
+def _too_many(file: str, where: str, n: int, sizes: list[tuple[str, int]], cap: int) -> SpecError:
+    grid = " x ".join(f"{k} {m:,}" for k, m in sizes if m > 1) or "one run each"
+    return SpecError(f"{file}: {where}: expands to {n:,} runs ({grid}); allowed: at most {cap:,} "
+                     f"runs per file (raise the cap with ${MAX_RUNS_ENV})")
 
 
 def _type_name(types: tuple[type, ...]) -> str:
@@ -139,10 +274,14 @@ def _where(file: str, exp: str, key: str) -> str:
 def read_toml(path: Path) -> dict:
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        size = path.stat().st_size if path.is_file() else 0
+        if size > MAX_SPEC_BYTES:
+            raise SpecError(f"{path}: {size:,} bytes; allowed: at most {MAX_SPEC_BYTES:,} bytes "
+                            "for an experiments file (sweep with short lists)")
+        text = path.read_text(encoding="utf-8-sig")  # a leading UTF-8 BOM is dropped
     except FileNotFoundError:
         raise SpecError(f"{path}: file not found") from None
-    except (OSError, UnicodeDecodeError) as e:
+    except (OSError, UnicodeDecodeError, ValueError) as e:
         raise SpecError(f"{path}: cannot read: {e}") from None
     try:
         return tomllib.loads(text)
@@ -150,8 +289,17 @@ def read_toml(path: Path) -> dict:
         raise SpecError(f"{path}: malformed TOML: {e}") from None
 
 
-def validate_experiment(raw: dict, *, file: str, exp: str, defaults: dict | None = None) -> list[RunSpec]:
-    """Merge, type-check, expand the grid and range-check one experiment table."""
+def validate_experiment(raw: dict, *, file: str, exp: str, defaults: dict | None = None,
+                        max_runs: int | None = None, _memo: dict | None = None) -> list[RunSpec]:
+    """Merge, type-check, expand the grid and range-check one experiment table.
+
+    Raises SpecError (one line: file, experiment, field, what is allowed), also when the table
+    expands to more than `max_runs` runs (default: $IBTUI_MAX_RUNS or DEFAULT_MAX_RUNS)."""
+    cap = max_runs_limit(max_runs)
+    n, sizes = _grid(raw, defaults)
+    if n > cap:
+        raise _too_many(file, exp, n, sizes, cap)
+    memo = {} if _memo is None else _memo
     merged: dict[str, Any] = {k: f.default for k, f in FIELDS.items()}
     explicit_mi_epochs = False
     for layer_name, layer in (("defaults", defaults or {}), (exp, raw)):
@@ -196,18 +344,81 @@ def validate_experiment(raw: dict, *, file: str, exp: str, defaults: dict | None
             # the paper's checkpoints, scaled to the run's length
             v["mi_epochs"] = sorted({max(1, min(v["epochs"], round(e * v["epochs"] / 120)))
                                      for e in PAPER_MI_EPOCHS})
-        _check_values(v, file=file, exp=exp, regs=regs)
+        _check_values(v, file=file, exp=exp, regs=regs, memo=memo)
         out.append(RunSpec(v, source=f"{file}:{exp}"))
+    assign_run_ids(out)
+    for r in out:
+        why = check_run_id(r.run_id)
+        if why:
+            raise SpecError(f"{file}: {exp}: run id {r.run_id!r} {why}; allowed: a name of {NAME_RULE}")
     return out
 
 
-def _check_values(v: dict, *, file: str, exp: str, regs: dict[str, list[str]]) -> None:
+def gpu_count() -> int:
+    """CUDA devices torch sees here (0 without CUDA)."""
+    import torch
+
+    try:
+        return int(torch.cuda.device_count())
+    except Exception:  # noqa: BLE001 - a broken driver means no usable GPU
+        return 0
+
+
+def _device_error(device: str) -> str | None:
+    m = DEVICE_RE.fullmatch(device)
+    if not m:
+        return f"{device!r} not allowed; allowed: auto, cpu, cuda, cuda:N"
+    if device.startswith("cuda"):
+        n = gpu_count()
+        if n == 0:
+            return f"{device!r} but CUDA is not available here; allowed here: auto, cpu"
+        if m.group(1) is not None and int(m.group(1)) >= n:
+            return (f"{device!r} but this machine has {n} GPU{'s' if n > 1 else ''}; allowed: auto, cpu, "
+                    f"cuda, {', '.join(f'cuda:{i}' for i in range(n))}")
+    return None
+
+
+def poisoned_count(dataset: str, rate: float, target: int, label_mode: str) -> int:
+    """Training images the index rule of ibtui.data.poison selects for `rate` on `dataset`,
+    from the registered per-class training counts (no data is loaded)."""
+    import numpy as np
+
+    from ibtui.data.datasets import DATASETS
+    from ibtui.data.poison import select_poison_indices
+
+    info = DATASETS[dataset]
+    counts = info.train_class_counts
+    if not counts:
+        return -1  # unknown: not checked
+    y = np.repeat(np.arange(len(counts)), counts)
+    return len(select_poison_indices(y, rate, target, label_mode, info.num_classes))
+
+
+def min_poison_rate(dataset: str, target: int, label_mode: str) -> float:
+    """The smallest rate (3 significant digits) that poisons at least one image."""
+    from ibtui.data.datasets import DATASETS
+
+    info = DATASETS[dataset]
+    pool = info.train_class_counts[target] if label_mode == "clean" else info.train_size / info.num_classes
+    rate = float(f"{0.5 / pool:.3g}")
+    while poisoned_count(dataset, rate, target, label_mode) == 0:
+        rate = float(f"{rate + 10 ** (math.floor(math.log10(rate)) - 2):.3g}")
+    return rate
+
+
+def _check_values(v: dict, *, file: str, exp: str, regs: dict[str, list[str]], memo: dict) -> None:
     from ibtui.data.attacks import ATTACKS
     from ibtui.data.datasets import DATASETS
     from ibtui.mi import validate_mi_options
 
     def err(key: str, msg: str) -> SpecError:
         return SpecError(f"{_where(file, exp, key)}: {msg}")
+
+    name = v["name"]
+    if len(name) > MAX_NAME_CHARS:
+        raise err("name", f"{name[:MAX_NAME_CHARS]!r}... has {len(name)} characters; allowed: {NAME_RULE}")
+    if not NAME_RE.fullmatch(name):
+        raise err("name", f"{name!r} not allowed; allowed: {NAME_RULE}")
 
     for key, allowed in regs.items():
         values = v[key] if isinstance(v[key], list) else [v[key]]
@@ -225,11 +436,41 @@ def _check_values(v: dict, *, file: str, exp: str, regs: dict[str, list[str]]) -
     for key, allowed in CHOICES.items():
         if v[key] not in allowed:
             raise err(key, f"{v[key]!r} not allowed; allowed: {', '.join(allowed)}")
-    if not v["name"] or any(c in v["name"] for c in "/\\ \t\n"):
-        raise err("name", f"{v['name']!r}: must be non-empty, without spaces or slashes")
+    key = ("device", v["device"])
+    if key not in memo:
+        memo[key] = _device_error(v["device"])
+    if memo[key]:
+        raise err("device", memo[key])
+    if "\0" in v["data_root"] or not v["data_root"].isprintable():
+        raise err("data_root", f"{v['data_root']!r} not allowed; allowed: a directory path without "
+                               "control characters")
+    key = ("files", v["dataset"], v["data_root"], v["download"])
+    if key not in memo:
+        try:
+            DATASETS[v["dataset"]].check_files(v["data_root"] or None, v["download"])
+            memo[key] = None
+        except DataError as e:
+            memo[key] = str(e)
+    if memo[key]:
+        raise err("dataset", f"{v['dataset']!r}: {memo[key]}")
     ncls = DATASETS[v["dataset"]].num_classes
     if not 0 <= v["target"] < ncls:
         raise err("target", f"{v['target']} out of range; allowed: 0..{ncls - 1} ({v['dataset']} has {ncls} classes)")
+    mode = ATTACKS[v["attack"]].label_mode
+    key = ("rate", v["dataset"], v["poison_rate"], v["target"], mode)
+    if key not in memo:
+        memo[key] = poisoned_count(v["dataset"], v["poison_rate"], v["target"], mode)
+    if memo[key] == 0:
+        info = DATASETS[v["dataset"]]
+        if mode == "clean":
+            rule = (f"clean-label: round(rate x {info.train_class_counts[v['target']]:,} images of the "
+                    f"target class {v['target']}) = 0")
+        else:
+            rule = (f"round(rate x {info.train_size:,} training images / {info.num_classes} classes) "
+                    "= 0 per class")
+        rmin = min_poison_rate(v["dataset"], v["target"], mode)
+        raise err("poison_rate", f"{v['poison_rate']!r} poisons no image of {v['dataset']} ({rule}); "
+                                 f"allowed: poison_rate >= {rmin:g} for {v['attack']} on {v['dataset']}")
     bad_epochs = [e for e in v["mi_epochs"] if not 1 <= e <= v["epochs"]]
     if bad_epochs:
         raise err("mi_epochs", f"{bad_epochs} outside the run; allowed: 1..{v['epochs']} (epochs = {v['epochs']})")
@@ -255,7 +496,10 @@ def _check_values(v: dict, *, file: str, exp: str, regs: dict[str, list[str]]) -
         raise SpecError(f"{file}: {exp}: {e}") from None
 
 
-def load_spec_text(data: dict, file: str) -> list[RunSpec]:
+def load_spec_text(data: dict, file: str, *, max_runs: int | None = None) -> list[RunSpec]:
+    """Every run of a parsed experiments file. Raises SpecError, also when the file expands to
+    more than `max_runs` runs (default: $IBTUI_MAX_RUNS, else DEFAULT_MAX_RUNS), which is
+    counted from the grid sizes before anything is expanded."""
     unknown = [k for k in data if k not in ("defaults", "experiment")]
     if unknown:
         raise SpecError(f"{file}: unknown top-level table {unknown[0]!r}; allowed: [defaults], [[experiment]]")
@@ -266,54 +510,68 @@ def load_spec_text(data: dict, file: str) -> list[RunSpec]:
         experiments = [experiments]
     if not isinstance(experiments, list):
         raise SpecError(f"{file}: 'experiment' must be an array of tables ([[experiment]])")
-    runs: list[RunSpec] = []
+    labels = []
     for i, raw in enumerate(experiments):
         label = f"experiment[{i}]"
         if isinstance(raw, dict) and isinstance(raw.get("name"), str):
-            label += f" ({raw['name']})"
-        runs.extend(validate_experiment(raw, file=file, exp=label, defaults=data.get("defaults")))
+            label += f" ({raw['name'][:MAX_NAME_CHARS]})"
+        labels.append(label)
+    cap = max_runs_limit(max_runs)
+    grids = [_grid(raw, data.get("defaults")) for raw in experiments]
+    total = sum(n for n, _ in grids)
+    if total > cap:
+        big = max(range(len(grids)), key=lambda i: grids[i][0])
+        if grids[big][0] > cap:
+            raise _too_many(file, labels[big], grids[big][0], grids[big][1], cap)
+        raise SpecError(f"{file}: expands to {total:,} runs ({len(grids)} experiments, the largest "
+                        f"{labels[big]} with {grids[big][0]:,}); allowed: at most {cap:,} runs per file "
+                        f"(raise the cap with ${MAX_RUNS_ENV})")
+    runs: list[RunSpec] = []
+    memo: dict = {}
+    for raw, label in zip(experiments, labels, strict=True):
+        runs.extend(validate_experiment(raw, file=file, exp=label, defaults=data.get("defaults"),
+                                        max_runs=cap, _memo=memo))
+    assign_run_ids(runs)  # experiments that share a name are told apart by what differs
     seen: dict[str, str] = {}
     for r in runs:
         if r.run_id in seen:
-            raise SpecError(f"{file}: run {r.run_id!r} appears twice ({seen[r.run_id]} and {r.source}); "
-                            "give the experiments different names or values")
+            raise SpecError(f"{file}: run {r.run_id!r} appears twice ({seen[r.run_id]} and {r.source}) "
+                            "with the same values; give the experiments different names or values")
         seen[r.run_id] = r.source
+    for r in runs:
+        why = check_run_id(r.run_id)
+        if why:
+            raise SpecError(f"{file}: run id {r.run_id!r} {why}; allowed: names of {NAME_RULE}")
     return runs
 
 
-def load_spec(path: Path) -> list[RunSpec]:
-    """Every run of an experiments.toml, validated and expanded. Raises SpecError."""
-    return load_spec_text(read_toml(path), str(path))
+def load_spec(path: Path, *, max_runs: int | None = None) -> list[RunSpec]:
+    """Every run of an experiments.toml, validated and expanded. Raises SpecError.
+
+    `max_runs` caps the runs the file may expand to (default: $IBTUI_MAX_RUNS, else
+    DEFAULT_MAX_RUNS = 10,000)."""
+    return load_spec_text(read_toml(path), str(path), max_runs=max_runs)
 
 
 # --- spec.toml of a run: one resolved experiment ------------------------------------------
 
-def _toml_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return repr(v)
-    if isinstance(v, str):
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(v, list):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    if isinstance(v, dict):  # TOML has no null: an option left unset (None) is omitted
-        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(x)}" for k, x in v.items()
-                                if x is not None) + " }"
-    raise TypeError(f"cannot write {type(v).__name__} to TOML")
-
-
-def _toml_key(k: str) -> str:
-    return k if k.replace("_", "").replace("-", "").isalnum() else _toml_value(k)
+def _drop_none(v: Any) -> Any:
+    """TOML has no null: an option left unset (None) is omitted."""
+    if isinstance(v, dict):
+        return {k: _drop_none(x) for k, x in v.items() if x is not None}
+    if isinstance(v, (list, tuple)):
+        return [_drop_none(x) for x in v]
+    return v
 
 
 def experiment_to_toml(values: dict, header: str = "[[experiment]]") -> str:
-    lines = [header]
-    for k, v in values.items():
-        if v is None:
-            continue
-        lines.append(f"{_toml_key(k)} = {_toml_value(v)}")
-    return "\n".join(lines) + "\n"
+    """`values` as one TOML table (`[name]`) or array-of-tables entry (`[[name]]`), written by
+    tomli-w: any string (newlines, control characters) and any key round-trip through tomllib."""
+    m = re.fullmatch(r"(\[\[?)([A-Za-z0-9_-]+)(\]\]?)", header)
+    if not m or len(m.group(1)) != len(m.group(3)):
+        raise ValueError(f"header must be [name] or [[name]], got {header!r}")
+    body = _drop_none(values)
+    return tomli_w.dumps({m.group(2): [body] if m.group(1) == "[[" else body})
 
 
 def read_spec_file(path: Path) -> dict:
