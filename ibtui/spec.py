@@ -378,9 +378,12 @@ def _device_error(device: str) -> str | None:
     return None
 
 
-def poisoned_count(dataset: str, rate: float, target: int, label_mode: str) -> int:
+def poisoned_count(dataset: str, rate: float, target: int, label_mode: str,
+                   rule: str = "authors", seed: int = 0) -> int:
     """Training images the index rule of ibtui.data.poison selects for `rate` on `dataset`,
-    from the registered per-class training counts (no data is loaded)."""
+    from the registered per-class training counts (no data is loaded); -1 if unknown."""
+    import inspect
+
     import numpy as np
 
     from ibtui.data.datasets import DATASETS
@@ -389,19 +392,23 @@ def poisoned_count(dataset: str, rate: float, target: int, label_mode: str) -> i
     info = DATASETS[dataset]
     counts = info.train_class_counts
     if not counts:
-        return -1  # unknown: not checked
+        return -1
     y = np.repeat(np.arange(len(counts)), counts)
-    return len(select_poison_indices(y, rate, target, label_mode, info.num_classes))
+    kw = {"rule": rule, "seed": seed} if "rule" in inspect.signature(select_poison_indices).parameters else {}
+    return len(select_poison_indices(y, rate, target, label_mode, info.num_classes, **kw))
 
 
-def min_poison_rate(dataset: str, target: int, label_mode: str) -> float:
-    """The smallest rate (3 significant digits) that poisons at least one image."""
-    from ibtui.data.datasets import DATASETS
+def min_poison_rate(dataset: str, target: int, label_mode: str, rule: str = "authors") -> float:
+    """The smallest rate, rounded up to 3 significant digits, that poisons at least one image."""
+    def count(r: float) -> int:
+        return poisoned_count(dataset, r, target, label_mode, rule)
 
-    info = DATASETS[dataset]
-    pool = info.train_class_counts[target] if label_mode == "clean" else info.train_size / info.num_classes
-    rate = float(f"{0.5 / pool:.3g}")
-    while poisoned_count(dataset, rate, target, label_mode) == 0:
+    lo, hi = 0.0, 1.0  # count(lo) == 0 < count(hi); the count never falls as the rate grows
+    for _ in range(64):
+        mid = (lo + hi) / 2
+        lo, hi = (lo, mid) if count(mid) > 0 else (mid, hi)
+    rate = float(f"{hi:.3g}")
+    while count(rate) == 0:
         rate = float(f"{rate + 10 ** (math.floor(math.log10(rate)) - 2):.3g}")
     return rate
 
@@ -456,21 +463,27 @@ def _check_values(v: dict, *, file: str, exp: str, regs: dict[str, list[str]], m
     ncls = DATASETS[v["dataset"]].num_classes
     if not 0 <= v["target"] < ncls:
         raise err("target", f"{v['target']} out of range; allowed: 0..{ncls - 1} ({v['dataset']} has {ncls} classes)")
+    v["mi_method"] = list(dict.fromkeys(v["mi_method"]))
+    try:
+        v["attack_options"] = ATTACKS[v["attack"]].resolve_options(v["attack_options"])
+    except SpecError as e:
+        raise SpecError(f"{file}: {exp}: {e}") from None
     mode = ATTACKS[v["attack"]].label_mode
-    key = ("rate", v["dataset"], v["poison_rate"], v["target"], mode)
+    rule = v["attack_options"].get("index", "authors")
+    key = ("rate", v["dataset"], v["poison_rate"], v["target"], mode, rule)
     if key not in memo:
-        memo[key] = poisoned_count(v["dataset"], v["poison_rate"], v["target"], mode)
+        memo[key] = poisoned_count(v["dataset"], v["poison_rate"], v["target"], mode, rule, v["seed"])
     if memo[key] == 0:
         info = DATASETS[v["dataset"]]
         if mode == "clean":
-            rule = (f"clean-label: round(rate x {info.train_class_counts[v['target']]:,} images of the "
-                    f"target class {v['target']}) = 0")
+            pool = (f"clean-label: a share of the {info.train_class_counts[v['target']]:,} training "
+                    f"images of target class {v['target']}")
         else:
-            rule = (f"round(rate x {info.train_size:,} training images / {info.num_classes} classes) "
-                    "= 0 per class")
-        rmin = min_poison_rate(v["dataset"], v["target"], mode)
-        raise err("poison_rate", f"{v['poison_rate']!r} poisons no image of {v['dataset']} ({rule}); "
-                                 f"allowed: poison_rate >= {rmin:g} for {v['attack']} on {v['dataset']}")
+            pool = f"{info.train_size:,} training images, {info.num_classes} classes"
+        rmin = min_poison_rate(v["dataset"], v["target"], mode, rule)
+        raise err("poison_rate", f"{v['poison_rate']!r} poisons no image of {v['dataset']} ({pool}; index "
+                                 f"rule {rule!r}); allowed: poison_rate >= {rmin:g} for {v['attack']} "
+                                 f"on {v['dataset']}")
     bad_epochs = [e for e in v["mi_epochs"] if not 1 <= e <= v["epochs"]]
     if bad_epochs:
         raise err("mi_epochs", f"{bad_epochs} outside the run; allowed: 1..{v['epochs']} (epochs = {v['epochs']})")
@@ -484,11 +497,6 @@ def _check_values(v: dict, *, file: str, exp: str, regs: dict[str, list[str]], m
             raise err("observe_classes",
                       f"{bad} not allowed; allowed: classes 0..{ncls - 1} except the target {v['target']}")
         v["observe_classes"] = sorted(set(obs))
-    v["mi_method"] = list(dict.fromkeys(v["mi_method"]))
-    try:
-        v["attack_options"] = ATTACKS[v["attack"]].resolve_options(v["attack_options"])
-    except SpecError as e:
-        raise SpecError(f"{file}: {exp}: {e}") from None
     try:
         for m in v["mi_method"]:
             v["mi_options"] = validate_mi_options(m, dict(v["mi_options"]))
