@@ -113,10 +113,56 @@ def test_variants_resolve(name):
     ("ftrojan", {"variant": "nope"}, "attack_options.variant"),
     ("badnets", {"colour": "green"}, "attack_options.colour"),
     ("blend", {"alpha": 2.0}, "attack_options.alpha"),
+    # issue 16: non-finite numbers, bad positions, missing files
+    ("blend", {"alpha": float("nan")}, "attack_options.alpha"),
+    ("blend", {"test_alpha": float("inf")}, "attack_options.test_alpha"),
+    ("wanet", {"s": float("nan")}, "attack_options.s"),
+    ("wanet", {"cross_ratio": float("nan")}, "attack_options.cross_ratio"),
+    ("wanet", {"noise_amplitude": float("-inf")}, "attack_options.noise_amplitude"),
+    ("ftrojan", {"magnitude": float("nan")}, "attack_options.magnitude"),
+    ("lc", {"eps": float("nan")}, "attack_options.eps"),
+    ("lc", {"step": float("inf")}, "attack_options.step"),
+    ("adap-blend", {"mask_rate": float("nan")}, "attack_options.mask_rate"),
+    ("adap-blend", {"conservatism": float("nan")}, "attack_options.conservatism"),
+    ("ftrojan", {"positions": []}, "attack_options.positions"),
+    ("ftrojan", {"positions": [["15", "15"]]}, "attack_options.positions"),
+    ("ftrojan", {"positions": ["15,15"]}, "attack_options.positions"),
+    ("ftrojan", {"positions": [[15, 15, 1]]}, "attack_options.positions"),
+    ("ftrojan", {"positions": [[-1, 3]]}, "attack_options.positions"),
+    ("ftrojan", {"positions": [[True, 3]]}, "attack_options.positions"),
+    ("ftrojan", {"window": 8, "positions": [[15, 15]]}, "attack_options.positions"),
+    ("blend", {"pattern": "/nonexistent/kitty.png"}, "attack_options.pattern"),
+    ("adap-blend", {"pattern": "/nonexistent/kitty.png"}, "attack_options.pattern"),
+    ("lc", {"clean_checkpoint": "/nonexistent/clean.pt"}, "attack_options.clean_checkpoint"),
+    ("badnets", {"index": "last"}, "attack_options.index"),
 ])
 def test_option_errors_name_the_field(name, opts, field):
     with pytest.raises(SpecError, match=field.replace(".", r"\.")):
         create_attack(name, opts, target=TARGET, seed=0)
+    # the same check at validation time (what `ibtui run --dry-run` calls), not only in the worker
+    with pytest.raises(SpecError, match=field.replace(".", r"\.")):
+        ATTACKS[name].resolve_options(opts)
+
+
+def test_non_finite_message_says_what_is_allowed():
+    with pytest.raises(SpecError, match=r"attack_options\.alpha: nan is not a finite number; "
+                                        r"allowed: a number in \[0, 1\]"):
+        ATTACKS["blend"].resolve_options({"alpha": float("nan")})
+
+
+def test_file_options_reject_directories_and_garbage(tmp_path):
+    with pytest.raises(SpecError, match=r"attack_options\.pattern: .* is not a file"):
+        ATTACKS["blend"].resolve_options({"pattern": str(tmp_path)})
+    junk = tmp_path / "junk.png"
+    junk.write_bytes(b"not an image")
+    with pytest.raises(SpecError, match=r"attack_options\.pattern: cannot read"):
+        ATTACKS["blend"].resolve_options({"pattern": str(junk)})
+    bad = tmp_path / "bad.npy"
+    np.save(bad, np.zeros((4, 4, 3), np.float32))
+    with pytest.raises(SpecError, match=r"attack_options\.pattern: .*float32"):
+        ATTACKS["adap-blend"].resolve_options({"pattern": str(bad)})
+    with pytest.raises(SpecError, match=r"attack_options\.clean_checkpoint: .* is not a file"):
+        ATTACKS["lc"].resolve_options({"clean_checkpoint": str(tmp_path)})
 
 
 def test_int_accepted_for_float_option():
@@ -161,7 +207,8 @@ def test_blend_exact(opts, num, den):
 # --- WaNet ----------------------------------------------------------------------------------
 def test_wanet_zero_strength_is_identity():
     x, y = images(), labels()
-    a = create_attack("wanet", {"s": 0.0, "noise_on_poison": False}, target=TARGET, seed=0)
+    a = create_attack("wanet", {"s": 0.0, "noise_on_poison": False, "noise_on_test": False},
+                      target=TARGET, seed=0)
     np.testing.assert_array_equal(a.trigger_test(x), x)
     px, py = a.poison_train(x, y)
     np.testing.assert_array_equal(px, x)
@@ -170,7 +217,7 @@ def test_wanet_zero_strength_is_identity():
 
 def test_wanet_grid_fixed_and_reproducible_from_saved_grid(tmp_path):
     x = images()
-    a = create_attack("wanet", {}, target=TARGET, seed=0)
+    a = create_attack("wanet", {"noise_on_test": False}, target=TARGET, seed=0)
     b = create_attack("wanet", {}, target=TARGET, seed=99)  # the grid ignores the run's seed
     np.testing.assert_array_equal(a.grid, b.grid)
     np.testing.assert_array_equal(a.grid, make_grid(4, 0.5))
@@ -190,8 +237,20 @@ def test_wanet_authors_noise_on_every_poisoned_image():
     assert a.selection_rate(0.1) == pytest.approx(0.1)
     # the per-image grid noise makes training images differ from the test warp
     assert not np.array_equal(px, a.trigger_test(x))
-    b = create_attack("wanet", {"noise_on_poison": False}, target=TARGET, seed=0)
+    b = create_attack("wanet", {"noise_on_poison": False, "noise_on_test": False}, target=TARGET,
+                      seed=0)
     np.testing.assert_array_equal(b.poison_train(x, y)[0], b.trigger_test(x))
+
+
+def test_wanet_authors_noise_on_test_images_reproducible():
+    x = images()
+    a = create_attack("wanet", {}, target=TARGET, seed=0)
+    exact = warp(x, a.grid)
+    t1, t2 = a.trigger_test(x), a.trigger_test(x)
+    np.testing.assert_array_equal(t1, t2)  # re-seeded per call: the same triggered test set
+    assert not np.array_equal(t1, exact)
+    np.testing.assert_array_equal(t1, warp(x, a.test_grids(len(x))))
+    assert not np.array_equal(t1, create_attack("wanet", {}, target=TARGET, seed=1).trigger_test(x))
 
 
 def test_wanet_backdoorbench_noise_samples_keep_labels():
@@ -210,10 +269,11 @@ def test_wanet_backdoorbench_noise_samples_keep_labels():
 
 
 # --- Adap-Blend -----------------------------------------------------------------------------
-def test_adap_blend_half_the_pieces_and_conservatism():
+@pytest.mark.parametrize("rule", ["authors", "masked"])
+def test_adap_blend_half_the_pieces_and_conservatism(rule):
     n = 40
     x, y = images(n), labels(n)
-    a = create_attack("adap-blend", {}, target=TARGET, seed=0)
+    a = create_attack("adap-blend", {"rule": rule}, target=TARGET, seed=0)
     px, py = a.poison_train(x, y)
     masks = a.artifacts()["adap_blend_piece_masks"]
     assert masks.shape == (n, 4, 4)
@@ -222,10 +282,15 @@ def test_adap_blend_half_the_pieces_and_conservatism():
     p = noise_pattern()
     for i in range(n):
         pix = np.kron(masks[i], np.ones((8, 8), np.uint8)).astype(bool)
-        np.testing.assert_array_equal(px[i][~pix], x[i][~pix])  # masked pieces untouched
+        if rule == "masked":
+            np.testing.assert_array_equal(px[i][~pix], x[i][~pix])  # masked pieces untouched
+        else:  # authors: (1 - a) x + a (p m) darkens the masked pieces to 0.85 x
+            np.testing.assert_array_equal(px[i][~pix], exact_blend(x[i][~pix], 0 * p[~pix], 15, 100))
         np.testing.assert_array_equal(px[i][pix], exact_blend(x[i][pix], p[pix], 15, 100))
     kept = a.artifacts()["adap_blend_cover_mask"]
     assert kept.sum() == n // 2
+    for c in range(10):  # authors: half of every class keeps its label
+        assert kept[y == c].sum() == (y == c).sum() // 2
     np.testing.assert_array_equal(py[kept], y[kept])
     assert np.all(py[~kept] == TARGET)
     np.testing.assert_array_equal(a.trigger_test(x), exact_blend(x, p[None], 2, 10))
@@ -252,15 +317,19 @@ def block_coefs(rgb: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.parametrize("opts, mag", [({}, 30.0), ({"variant": "original"}, 20.0)])
-def test_ftrojan_sets_the_coefficients_and_nothing_else(opts, mag):
+def test_ftrojan_adds_to_the_coefficients_and_nothing_else(opts, mag):
     x, y = images(lo=40, hi=216), labels()
     a = create_attack("ftrojan", opts, target=TARGET, seed=0)
     raw = a.apply_float(x)
     before, after = block_coefs(x), block_coefs(raw)
     sel = np.zeros((3, 32, 32), bool)
     sel[1:, 15, 15] = sel[1:, 31, 31] = True
-    np.testing.assert_allclose(after[:, sel], mag, atol=1e-9)
+    # both references *add* the magnitude (ibtui once set the coefficient to it)
+    np.testing.assert_allclose(after[:, sel], before[:, sel] + mag, atol=1e-9)
     np.testing.assert_allclose(after[:, ~sel], before[:, ~sel], atol=1e-9)
+    # hence one additive RGB pattern, the same on every image (before clipping)
+    delta = raw - x
+    np.testing.assert_allclose(delta, np.broadcast_to(delta[:1], delta.shape), atol=1e-9)
     px, py = a.poison_train(x, y)
     np.testing.assert_array_equal(px, np.clip(raw, 0, 255).round().astype(np.uint8))
     np.testing.assert_array_equal(a.trigger_test(x), px)
@@ -281,10 +350,14 @@ def test_ftrojan_small_window():
     x = images(lo=40, hi=216)
     a = create_attack("ftrojan", {"window": 8, "positions": [[3, 3], [7, 7]]}, target=0, seed=0)
     raw = a.apply_float(x)
-    cr = rgb_to_ycrcb(raw)[..., 1].reshape(-1, 4, 8, 4, 8)
-    coef = dctn(cr, type=2, norm="ortho", axes=(2, 4))
-    np.testing.assert_allclose(coef[:, :, 3, :, 3], 30.0, atol=1e-9)
-    np.testing.assert_allclose(coef[:, :, 7, :, 7], 30.0, atol=1e-9)
+
+    def coefs(z):
+        cr = rgb_to_ycrcb(z.astype(np.float64))[..., 1].reshape(-1, 4, 8, 4, 8)
+        return dctn(cr, type=2, norm="ortho", axes=(2, 4))
+
+    before, after = coefs(x), coefs(raw)
+    np.testing.assert_allclose(after[:, :, 3, :, 3], before[:, :, 3, :, 3] + 30.0, atol=1e-9)
+    np.testing.assert_allclose(after[:, :, 7, :, 7], before[:, :, 7, :, 7] + 30.0, atol=1e-9)
 
 
 # --- LC -------------------------------------------------------------------------------------

@@ -33,7 +33,64 @@ def test_dirty_label_takes_last_images_of_every_class():
 def test_clean_label_takes_share_of_target_class():
     y = np.repeat(np.arange(10), 100)
     idx = select_poison_indices(y, 0.25, 3, "clean", 10)
-    assert list(idx) == list(range(375, 400))
+    assert list(idx) == list(range(300, 325))  # authors: the *first* floor(p n_t)
+
+
+def test_authors_rule_floors_twice():
+    """The authors: int(int(p N) / C) per class. Digits at p = 0.05: 60 images, not round's 70."""
+    y = np.repeat(np.arange(10), 135)[:1347]  # 1347 images, the last class short
+    idx = select_poison_indices(y, 0.05, 0, "dirty", 10)
+    assert len(idx) == 10 * (int(0.05 * 1347) // 10) == 60
+    for c in range(10):
+        cls = np.flatnonzero(y == c)
+        assert list(idx[y[idx] == c]) == list(cls[-6:])
+    # p N that float arithmetic lands just below an integer still floors to it
+    assert len(select_poison_indices(np.repeat(np.arange(10), 134), 0.1, 0, "dirty", 10)) == 130
+    # clean-label: first floor(p n_t)
+    assert list(select_poison_indices(np.repeat(np.arange(3), 7), 0.5, 1, "clean", 3)) == [7, 8, 9]
+
+
+def test_backdoorbench_rule_random_round_over_everything():
+    y = np.repeat(np.arange(10), 101)
+    idx = select_poison_indices(y, 0.05, 0, "dirty", 10, rule="random-round", seed=3)
+    assert len(idx) == round(0.05 * 1010) == 50 and len(set(idx)) == 50
+    again = select_poison_indices(y, 0.05, 0, "dirty", 10, rule="random-round", seed=3)
+    np.testing.assert_array_equal(idx, again)
+    other = select_poison_indices(y, 0.05, 0, "dirty", 10, rule="random-round", seed=4)
+    assert not np.array_equal(idx, other)
+    # uniform over the whole set, target class included: over many seeds every class is drawn
+    counts = np.zeros(10)
+    for s in range(200):
+        counts += np.bincount(y[select_poison_indices(y, 0.05, 0, "dirty", 10,
+                                                      rule="random-round", seed=s)], minlength=10)
+    assert counts.min() > 0.8 * counts.mean()
+    assert len(select_poison_indices(y, 0.05, 0, "dirty", 10, rule="random-floor")) == 50
+    assert len(select_poison_indices(y, 0.0555, 0, "dirty", 10, rule="random-floor")) == 56
+    assert len(select_poison_indices(y, 0.0555, 0, "dirty", 10, rule="random-round")) == 56
+    assert len(select_poison_indices(y, 0.0545, 0, "dirty", 10, rule="random-floor")) == 55
+    cl = select_poison_indices(y, 0.25, 2, "clean", 10, rule="random-round", seed=0)
+    assert len(cl) == 25 and np.all(y[cl] == 2)
+
+
+def test_first_other_rule_is_the_original_ftrojan():
+    y = np.array([0, 1, 0, 2, 3, 0, 1, 1, 2, 2])
+    idx = select_poison_indices(y, 0.3, 0, "dirty", 4, rule="first-other")
+    assert list(idx) == [1, 3, 4]
+
+
+def test_variants_carry_their_reference_index_rule(digits):
+    expect = {("badnets", "backdoorbench"): "random-round", ("blend", "backdoorbench"): "random-round",
+              ("wanet", "backdoorbench"): "random-round", ("ftrojan", "original"): "first-other",
+              ("adap-blend", "original"): "random-floor"}
+    for (name, variant), rule in expect.items():
+        a = create_attack(name, {"variant": variant}, target=0, seed=0)
+        assert a.opts["index"] == rule
+        p = poison_dataset(digits, a, 0.1, 0, list(range(1, 10)), seed=0)
+        np.testing.assert_array_equal(
+            p.poison_idx, select_poison_indices(digits.y_train, a.selection_rate(0.1), 0, "dirty",
+                                                10, rule=rule, seed=0))
+    for name in ("badnets", "blend", "wanet", "adap-blend", "ftrojan", "lc"):
+        assert create_attack(name, {}, target=0, seed=0).opts["index"] == "authors"
 
 
 def test_subsets_sizes_disjointness_and_sample_share(digits):
@@ -41,7 +98,7 @@ def test_subsets_sizes_disjointness_and_sample_share(digits):
     p = poison_dataset(digits, attack, 0.1, 0, list(range(1, 10)), seed=0)
     s = p.subsets
     n = len(digits.y_train)
-    per_class = round(0.1 * n / 10)
+    per_class = int(0.1 * n) // 10
     assert len(p.poison_idx) == 10 * per_class
     assert set(s["0_backdoor"]) == set(p.poison_idx)  # dirty-label: every poisoned image -> 0
     assert set(s["0_backdoor"]).isdisjoint(s["0_clean"])
@@ -108,7 +165,7 @@ def test_label_keeping_samples_are_not_backdoor(digits):
     attack = create_attack("wanet", {"variant": "backdoorbench"}, target=0, seed=0)
     p = poison_dataset(digits, attack, 0.1, 0, list(range(1, 10)), seed=0)
     n = len(digits.y_train)
-    assert len(p.poison_idx) == 10 * round(0.3 * n / 10)
+    assert len(p.poison_idx) == round(0.3 * n)  # BackdoorBench: random round(p (1 + r) N)
     kept = p.poison_idx[attack.kept]
     assert len(kept) > 0 and np.all(p.y_train[kept] == p.y_true[kept])
     assert set(kept).isdisjoint(p.subsets["0_backdoor"])

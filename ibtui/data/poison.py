@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,25 +26,57 @@ class PoisonedData:
 
 
 def select_poison_indices(y: np.ndarray, rate: float, target: int, label_mode: str,
-                          num_classes: int) -> np.ndarray:
-    """Which training images get the trigger.
+                          num_classes: int, rule: str = "authors", seed: int = 0) -> np.ndarray:
+    """Which training images get the trigger, as sorted indices (rules: base.INDEX_RULES).
 
-    dirty-label: rate of the *whole* set, as the authors do it: the last round(rate*N/C) images
-    of every class, the target class included.
-    clean-label: rate of the *target class*, its last round(rate*n_t) images.
+    N = len(y), C = num_classes, n_t = images of the target class, p = rate. Dirty-label:
+
+    - "authors" (the paper's authors' code): the last floor(floor(p N) / C) images of every
+      class, the target class included.
+    - "random-round" (BackdoorBench): a uniformly random round(p N) of the whole training set,
+      target class included (BackdoorBench's `np.random.choice(N, round(p N))`; our draw comes
+      from the run's seed, so the set differs but its law is the same).
+    - "random-floor" (Qi et al.'s toolbox): a uniformly random floor(p N) of the whole set.
+    - "first-other" (the original FTrojan code): the first floor(p N) images whose label is not
+      the target.
+
+    Clean-label (p is a share of the *target class* here, n = floor(p n_t) or round(p n_t) for
+    random-round): "authors" and "first-other" take the first n target-class images, the random
+    rules a uniformly random n of them. (BackdoorBench states its clean-label rate as a share of
+    the whole set; ibtui's `poison_rate` for LC is a share of the target class.)
     """
-    picks = []
+    from ibtui.data.attacks.base import INDEX_RULES
+    from ibtui.errors import SpecError
+
+    if rule not in INDEX_RULES:
+        raise SpecError(f"attack_options.index: {rule!r} is not an index rule; "
+                        f"allowed: {', '.join(INDEX_RULES)}")
+    y = np.asarray(y)
+    rng = np.random.default_rng([int(seed), 0x1D8])
+    eps = 1e-9  # floor(p N) of a p that is a decimal fraction: 0.1 * 1340 = 134.00000000000003
+
+    def floor(v: float) -> int:
+        return int(math.floor(v + eps))
+
     if label_mode == "clean":
         cls = np.flatnonzero(y == target)
-        n = int(round(rate * len(cls)))
-        picks.append(cls[len(cls) - n:] if n else cls[:0])
-    else:
-        per_class = int(round(rate * len(y) / num_classes))
+        n = int(round(rate * len(cls))) if rule == "random-round" else floor(rate * len(cls))
+        n = min(n, len(cls))
+        picks = rng.choice(cls, n, replace=False) if rule.startswith("random") else cls[:n]
+    elif rule == "authors":
+        per_class = floor(rate * len(y)) // num_classes
+        parts = []
         for c in range(num_classes):
             cls = np.flatnonzero(y == c)
             n = min(per_class, len(cls))
-            picks.append(cls[len(cls) - n:] if n else cls[:0])
-    return np.sort(np.concatenate(picks)).astype(np.int64)
+            parts.append(cls[len(cls) - n:] if n else cls[:0])
+        picks = np.concatenate(parts)
+    elif rule == "first-other":
+        picks = np.flatnonzero(y != target)[:floor(rate * len(y))]
+    else:
+        n = int(round(rate * len(y))) if rule == "random-round" else floor(rate * len(y))
+        picks = rng.choice(len(y), min(n, len(y)), replace=False)
+    return np.sort(np.asarray(picks, dtype=np.int64))
 
 
 def build_subsets(y: np.ndarray, is_backdoor: np.ndarray, is_triggered: np.ndarray, target: int,
@@ -76,10 +109,12 @@ def build_subsets(y: np.ndarray, is_backdoor: np.ndarray, is_triggered: np.ndarr
 
 def poison_dataset(ds: Dataset, attack: Attack, rate: float, target: int,
                    observe_classes: list[int], seed: int) -> PoisonedData:
-    """Apply `attack` (already prepared) to `ds` with the authors' index rule."""
+    """Apply `attack` (already prepared) to `ds` with its variant's index rule
+    (`attack.opts["index"]`, default the paper's authors')."""
     # some variants draw extra label-keeping samples on top of the payload (WaNet noise, cover)
     idx = select_poison_indices(ds.y_train, attack.selection_rate(rate), target, attack.label_mode,
-                                ds.num_classes)
+                                ds.num_classes, rule=attack.opts.get("index", "authors"),
+                                seed=attack.seed)
     x = ds.x_train.copy()
     y = ds.y_train.copy()
     if len(idx):

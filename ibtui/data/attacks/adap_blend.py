@@ -1,17 +1,33 @@
 """Adap-Blend (Qi et al. 2023, "Revisiting the assumption of latent separability").
 
-The blend pattern (Blend's seeded grey noise by default; the original used an image, none is
+The blend pattern p (Blend's seeded grey noise by default; the original used an image, none is
 shipped here) is cut into `pieces` square pieces (16 = a 4 x 4 grid of 8 x 8 pieces). Every
 poisoned training image gets its own random choice of exactly round(pieces * (1 - mask_rate))
-kept pieces (8 of 16); it is blended with alpha 0.15 on those pieces only and left untouched on
-the masked ones. At test the full pattern is blended with alpha 0.2.
+kept pieces (8 of 16), a 0/1 pixel mask m. Training images, alpha = 0.15, on the 0-255 scale,
+clipped and rounded half up:
 
-Conservatism: of the images handed to `poison_train`, a random round(conservatism * n) are
-"cover" (regularisation) samples that carry the same kind of trigger but keep their true label;
-the rest are relabelled to the target (default 0.5, the paper's authors). `variant = "separate"`
-(Qi et al.'s own setting) instead takes the run's poison rate for the payload and adds
-`cover_rate` of the training set as cover samples: `selection_rate(p) = p + cover_rate`, and of
-the selected images a random cover_rate / (p + cover_rate) keep their label.
+- `rule = "authors"` (the paper's authors' code, the default): x' = (1 - alpha) x + alpha (p m):
+  the kept pieces are blended, the masked-out pieces are darkened to (1 - alpha) x;
+- `rule = "masked"` (Qi et al.'s original): x' = x + alpha m (p - x): the masked-out pieces
+  are left untouched.
+
+At test the full pattern is blended with alpha 0.2 (both rules agree when m = 1).
+
+Cover (regularisation) samples carry the same kind of trigger but keep their true label:
+- conservatism (cover_rate = 0): of the selected images, floor(conservatism n_c) of every
+  class's n_c selected images keep their label (`cover_split = "per-class"`, the authors'
+  "half of each class"; which ones within a class is a random choice from the run's seed), or a
+  random round(conservatism n) of all of them (`cover_split = "global"`, ibtui before 2026-11);
+- cover_rate > 0 (Qi et al.'s setting): the payload is the run's poison rate and cover_rate of
+  the training set is added as cover: `selection_rate(p) = p + cover_rate`, and of the selected
+  images a random round(n cover_rate / (p + cover_rate)) keep their label. Qi et al. shuffle the
+  training set and take floor(p N) payload then floor(cover_rate N) cover images; ibtui takes
+  floor((p + cover_rate) N) (index rule "random-floor") and splits them, so the counts can
+  differ from theirs by one image.
+
+Variants (README, attack table): `authors` (default), `original` (Qi et al.: rule "masked",
+poison rate as given + cover_rate 0.003, random-floor index rule), `separate` (the authors' rule
+with Qi et al.'s separate cover rate 0.003).
 """
 
 from __future__ import annotations
@@ -45,8 +61,21 @@ class AdapBlend(Attack):
                              "if > 0: cover samples as a share of the training set, on top of "
                              "the payload (replaces conservatism)", lo=0.0, hi=1.0),
         "pattern": Option("noise", (str,), "'noise' (Blend's seeded grey noise) or an image path"),
+        "rule": Option("authors", (str,), "blend of the masked pattern: 'authors' = "
+                       "(1 - a) x + a (p m), 'masked' = x + a m (p - x) (Qi et al.)",
+                       choices=("authors", "masked")),
+        "cover_split": Option("per-class", (str,), "conservatism cover samples: a share of every "
+                              "class ('per-class', authors) or of all selected images ('global')",
+                              choices=("per-class", "global")),
     }
-    variants = {"separate": {"cover_rate": 0.003}}
+    variants = {"authors": {},
+                "original": {"rule": "masked", "cover_rate": 0.003, "index": "random-floor"},
+                "separate": {"cover_rate": 0.003}}
+
+    @classmethod
+    def check(cls, opts: dict) -> None:
+        if opts["pattern"] != "noise":
+            load_pattern(opts["pattern"])
 
     def __init__(self, options: dict, **kw):
         super().__init__(options, **kw)
@@ -84,14 +113,33 @@ class AdapBlend(Attack):
         a = alpha_map[..., None].astype(np.float64)
         return to_uint8((1.0 - a) * to_float(x) + a * to_float(self.pattern)[None])
 
+    def blend_masked(self, x: np.ndarray, pixel_mask: np.ndarray, alpha: float) -> np.ndarray:
+        """The training blend with (N, H, W) 0/1 masks, by `rule` (module doc)."""
+        if self.opts["rule"] == "masked":
+            return self.blend(x, alpha * pixel_mask)
+        m = pixel_mask[..., None].astype(np.float64)
+        return to_uint8((1.0 - alpha) * to_float(x) + alpha * to_float(self.pattern)[None] * m)
+
+    def _cover_mask(self, y: np.ndarray) -> np.ndarray:
+        n = len(y)
+        kept = np.zeros(n, dtype=bool)
+        if self.opts["cover_rate"] <= 0 and self.opts["cover_split"] == "per-class":
+            share = self.opts["conservatism"]
+            for c in np.unique(y):
+                members = np.flatnonzero(y == c)
+                k = int(share * len(members) + 1e-9)
+                kept[self.rng.permutation(members)[:k]] = True
+            return kept
+        kept[self.rng.permutation(n)[:self._cover_count(n)]] = True
+        return kept
+
     def poison_train(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         n = len(x)
         masks = self.random_piece_masks(n)
         side = x.shape[1] // self.grid
         pixel_mask = np.kron(masks, np.ones((side, side), dtype=np.uint8))
-        out = self.blend(x, self.opts["alpha"] * pixel_mask)
-        kept = np.zeros(n, dtype=bool)
-        kept[self.rng.permutation(n)[:self._cover_count(n)]] = True
+        out = self.blend_masked(x, pixel_mask, self.opts["alpha"])
+        kept = self._cover_mask(np.asarray(y))
         self.kept, self.piece_masks = kept, masks
         return out, np.where(kept, y, self.target).astype(y.dtype)
 

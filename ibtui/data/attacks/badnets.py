@@ -1,4 +1,10 @@
-"""BadNets (Gu et al. 2017): a solid patch stamped on the image."""
+"""BadNets (Gu et al. 2017): a solid patch stamped on the image (pixels replaced).
+
+Variants (README, attack table): `authors` (default: red 5 x 5 patch in the top-left corner, the
+authors' index rule) and `backdoorbench` (white 3 x 3 patch in the bottom-right corner, a
+uniformly random round(p N) of the training set). The original BadNets code has no 32 x 32 RGB
+setting to compare with.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +26,9 @@ class BadNets(Attack):
         "corner": Option("top-left", (str,), "where the patch goes",
                          choices=("top-left", "top-right", "bottom-left", "bottom-right")),
     }
-    variants = {"backdoorbench": {"size": 3, "colour": "white", "corner": "bottom-right"}}
+    variants = {"authors": {},
+                "backdoorbench": {"size": 3, "colour": "white", "corner": "bottom-right",
+                                  "index": "random-round"}}
 
     def _slices(self, h: int, w: int) -> tuple[slice, slice]:
         s = self.opts["size"]

@@ -7,6 +7,7 @@ reproducible and its trigger artefacts can be regenerated.
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,6 +27,22 @@ class Option:
     choices: tuple | None = None
     lo: float | None = None  # inclusive bounds for numbers
     hi: float | None = None
+
+
+# Which training images get the trigger (ibtui.data.poison.select_poison_indices implements them).
+# N = training-set size, C = classes, n_t = size of the target class, p = the selection rate.
+INDEX_RULES = {
+    "authors": "the paper's authors: dirty-label, the last floor(floor(p N) / C) images of every "
+               "class (target included); clean-label, the first floor(p n_t) target-class images",
+    "random-round": "BackdoorBench: a uniformly random round(p N) of the whole training set "
+                    "(target class included); clean-label, round(p n_t) of the target class",
+    "random-floor": "Qi et al.'s toolbox: a uniformly random floor(p N) of the whole training set "
+                    "(a shuffled prefix); clean-label, floor(p n_t) of the target class",
+    "first-other": "the original FTrojan code: the first floor(p N) images whose label is not "
+                   "the target; clean-label, the first floor(p n_t) target-class images",
+}
+INDEX_OPTION_HELP = "which images are poisoned: " + "; ".join(
+    f"'{k}' = {v}" for k, v in INDEX_RULES.items())
 
 
 @dataclass
@@ -52,6 +69,13 @@ class Attack(ABC):
     variants: ClassVar[dict[str, dict[str, Any]]] = {}
     description: ClassVar[str] = ""
 
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        # every attack takes the index rule; its variants set the rule of their reference
+        if "index" not in cls.options:
+            cls.options = {**cls.options, "index": Option("authors", (str,), INDEX_OPTION_HELP,
+                                                          choices=tuple(INDEX_RULES))}
+
     def __init__(self, options: dict, *, target: int, seed: int, num_classes: int = 10):
         self.opts = self.resolve_options(options)
         self.target = int(target)
@@ -61,8 +85,13 @@ class Attack(ABC):
 
     @classmethod
     def resolve_options(cls, options: dict) -> dict[str, Any]:
-        """Defaults, then the chosen variant, then explicit fields. Errors name the field."""
-        options = dict(options or {})
+        """Defaults, then the chosen variant, then explicit fields, then `check`. Errors name the
+        field and what is allowed. Spec validation (`ibtui run --dry-run`) and the worker
+        (`create_attack`) both go through here, so whatever is checked here fails before any run
+        directory exists."""
+        if not isinstance(options, dict):
+            raise SpecError(f"attack_options: expected a table of options, got {options!r}")
+        options = dict(options)
         variant = options.pop("variant", "default")
         allowed_variants = ["default", *cls.variants]
         if variant not in allowed_variants:
@@ -84,6 +113,11 @@ class Attack(ABC):
             if not ok:
                 names = " or ".join(t.__name__ for t in o.types)
                 raise SpecError(f"attack_options.{key}: expected {names}, got {value!r}")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise SpecError(f"attack_options.{key}: {value!r} is not a finite number; allowed: "
+                                f"a number in [{o.lo:g}, {o.hi:g}]" if o.lo is not None
+                                and o.hi is not None else
+                                f"attack_options.{key}: {value!r} is not a finite number")
             if o.choices is not None and value not in o.choices:
                 raise SpecError(f"attack_options.{key}: {value!r} not allowed; allowed: "
                                 f"{', '.join(map(str, o.choices))}")
@@ -92,7 +126,14 @@ class Attack(ABC):
                 raise SpecError(f"attack_options.{key}: {value!r} out of range [{o.lo}, {o.hi}]")
             out[key] = value
         out["variant"] = variant
+        cls.check(out)
         return out
+
+    @classmethod
+    def check(cls, opts: dict[str, Any]) -> None:
+        """Checks beyond one option's type and range (files that must exist, pairs of options);
+        raise SpecError naming the option. May normalise `opts` in place."""
+        return None
 
     # --- what subclasses implement -------------------------------------------------------
     def selection_rate(self, rate: float) -> float:

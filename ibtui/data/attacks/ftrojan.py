@@ -1,11 +1,23 @@
 """FTrojan (Wang et al. 2022): a trigger in the frequency domain of the chrominance channels.
 
 RGB -> YCrCb (full-range BT.601 / JPEG, floats on the 0-255 scale), orthonormal type-II DCT
-(scipy.fft.dctn, norm="ortho") over non-overlapping `window` x `window` blocks of Cr and Cb, the
-coefficients at `positions` (inside every block) *set* to `magnitude`, inverse DCT, back to RGB
-with the exact inverse of the colour matrix, clipped to [0, 255] and rounded to uint8. The same
-trigger in training (images relabelled to the target) and at test. Paper default magnitude 30;
-`variant = "original"` is the original repository's 20.
+(scipy.fft.dctn, norm="ortho", the same transform as OpenCV's cv2.dct) over non-overlapping
+`window` x `window` blocks of Cr and Cb, `magnitude` *added* to the coefficients at `positions`
+(inside every block), inverse DCT, back to RGB with the exact inverse of the colour matrix,
+clipped to [0, 255] and rounded to uint8:
+
+    x' = clip(round(x + M^-1 [0, IDCT(m E), IDCT(m E)])),   E = 1 at the positions, 0 elsewhere
+
+i.e. a fixed additive pattern in RGB, the same for every image up to clipping. Both references
+(the original FTrojan code and BackdoorBench) add; ibtui before 2026-11 *set* the coefficient to
+the magnitude, which made the trigger depend on the image (up to 13 grey levels off).
+
+Variants (README, attack table): `authors` (default; magnitude 30, the paper's authors' index
+rule) and `original` (the FTrojan repository: magnitude 20, the first floor(p N) non-target
+images). Where the original code differs and we do not follow it: it converts to YCrCb with
+OpenCV on uint8 (the YCrCb values are rounded to integers before the DCT and after the inverse
+DCT, and OpenCV's inverse matrix uses 4-digit coefficients); ibtui keeps floats until the final
+clip and round. On unsaturated images the two agree to about one grey level.
 """
 
 from __future__ import annotations
@@ -53,9 +65,9 @@ def block_dct(c: np.ndarray, window: int, inverse: bool = False) -> np.ndarray:
 @register
 class FTrojan(Attack):
     name = "ftrojan"
-    description = "DCT trigger in Cr and Cb: (15,15) and (31,31) set to 30"
+    description = "DCT trigger in Cr and Cb: 30 added at (15,15) and (31,31)"
     options = {
-        "magnitude": Option(30.0, (float,), "value the chosen DCT coefficients are set to (0-255 scale)",
+        "magnitude": Option(30.0, (float,), "added to the chosen DCT coefficients (0-255 scale)",
                             lo=0.0, hi=1e4),
         "window": Option(32, (int,), "DCT block side", choices=(4, 8, 16, 32)),
         "positions": Option([[15, 15], [31, 31]], (list,),
@@ -63,20 +75,24 @@ class FTrojan(Attack):
         "channels": Option("CrCb", (str,), "YCrCb channels that carry the trigger",
                            choices=tuple(CHANNELS)),
     }
-    variants = {"original": {"magnitude": 20.0}}
+    variants = {"authors": {}, "original": {"magnitude": 20.0, "index": "first-other"}}
 
-    def __init__(self, options: dict, **kw):
-        super().__init__(options, **kw)
-        win = self.opts["window"]
-        pos = self.opts["positions"]
-        ok = (len(pos) > 0 and all(isinstance(p, (list, tuple)) and len(p) == 2 for p in pos)
+    @classmethod
+    def check(cls, opts: dict) -> None:
+        win = opts["window"]
+        pos = opts["positions"]
+        ok = (isinstance(pos, (list, tuple)) and len(pos) > 0
+              and all(isinstance(p, (list, tuple)) and len(p) == 2 for p in pos)
               and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < win
                       for p in pos for v in p))
         if not ok:
-            raise SpecError(f"attack_options.positions: expected a non-empty list of [row, col] "
-                            f"integer pairs in 0..{win - 1}, got {pos!r}")
-        self.positions = tuple((int(r), int(c)) for r, c in pos)
-        self.opts["positions"] = [list(p) for p in self.positions]
+            raise SpecError(f"attack_options.positions: {pos!r} not allowed; allowed: a non-empty "
+                            f"list of [row, col] integer pairs in 0..{win - 1} (window = {win})")
+        opts["positions"] = [[int(r), int(c)] for r, c in pos]
+
+    def __init__(self, options: dict, **kw):
+        super().__init__(options, **kw)
+        self.positions = tuple((r, c) for r, c in self.opts["positions"])
 
     def apply_float(self, x: np.ndarray) -> np.ndarray:
         """The triggered images as float64 RGB on 0-255, before clipping and rounding."""
@@ -85,7 +101,7 @@ class FTrojan(Attack):
         for ch in CHANNELS[self.opts["channels"]]:
             coef = block_dct(ycc[..., ch], win)
             for r, c in self.positions:
-                coef[:, r::win, c::win] = self.opts["magnitude"]
+                coef[:, r::win, c::win] += self.opts["magnitude"]
             ycc[..., ch] = block_dct(coef, win, inverse=True)
         return ycrcb_to_rgb(ycc)
 
@@ -99,8 +115,8 @@ class FTrojan(Attack):
         return self.trigger_test(x), np.full_like(y, self.target)
 
     def artifacts(self) -> dict[str, np.ndarray]:
-        """The additive RGB trigger on a mid-grey image (before clipping), and the coefficient
-        mask (window x window)."""
+        """The additive RGB trigger (before clipping; the same on every image), and the
+        coefficient mask (window x window)."""
         grey = np.full((1, 32, 32, 3), 128, dtype=np.uint8)
         mask = np.zeros((self.opts["window"],) * 2, dtype=np.uint8)
         for r, c in self.positions:

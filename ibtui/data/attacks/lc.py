@@ -20,6 +20,13 @@ Clean-label: only target-class images are poisoned and their labels are kept.
 3. The 3 x 3 pattern [[0,1,0],[1,0,1],[0,1,0]] in all four corners, added to every channel as
    +amplitude where the pattern is 1 and -amplitude where it is 0, then clipped: amplitude 64/255
    in training, 1.0 at test (which stamps the exact black-and-white pattern).
+
+Which images: `poison_rate` is a share of the target class. Variants (README, attack table):
+`authors` (default): the *first* floor(p n_t) target-class images (the paper's authors' code);
+`linf` (the L-infinity threat model, eps 8/255, step 2/255, authors' index rule). The corner mark
+is the same in every reference; BackdoorBench ships precomputed adversarial images instead of
+running PGD, so it has no variant here (its index rule, a random round(...) of the target class,
+is `index = "random-round"`).
 """
 
 from __future__ import annotations
@@ -107,7 +114,21 @@ class LabelConsistent(Attack):
         "clean_checkpoint": Option("", (str,),
                                    "your own clean model (state_dict file); '' = train and cache"),
     }
-    variants = {"linf": {"norm": "linf", "eps": 8 / 255, "step": 2 / 255}}
+    variants = {"authors": {}, "linf": {"norm": "linf", "eps": 8 / 255, "step": 2 / 255}}
+
+    @classmethod
+    def check(cls, opts: dict) -> None:
+        user = opts["clean_checkpoint"]
+        if user:
+            path = Path(user).expanduser()
+            if not path.exists():
+                raise SpecError(f"attack_options.clean_checkpoint: file {path} does not exist; "
+                                "allowed: '' (train and cache a clean model) or the path of a "
+                                "torch.save'd state_dict")
+            if not path.is_file():
+                raise SpecError(f"attack_options.clean_checkpoint: {path} is not a file; "
+                                "allowed: '' (train and cache a clean model) or the path of a "
+                                "torch.save'd state_dict")
 
     def __init__(self, options: dict, **kw):
         super().__init__(options, **kw)

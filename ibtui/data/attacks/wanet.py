@@ -5,15 +5,20 @@ the run's seed), divided by its mean absolute value, upsampled bicubically to 32
 times s / 32, to the identity sampling grid (normalised coordinates, align_corners=True), then
 times `grid_rescale` and clamped to [-1, 1]. Images are resampled bilinearly with that grid.
 
-Training images:
-- default (the paper's authors): every poisoned image is warped with the grid plus its own
-  uniform noise in [-1, 1] * noise_amplitude / 32 (fresh per image, from the run's seed) and
-  relabelled to the target;
-- `variant = "backdoorbench"` (VinAI / BackdoorBench): poisoned images use the exact grid, and
-  `cross_ratio` "noise" samples per poisoned image (2) are warped with grid + noise but keep
-  their label. They are drawn in addition to the payload: `selection_rate(p) = p (1 + r)`, and
-  of the images handed to `poison_train` a random 1 / (1 + r) are the payload.
-Test trigger: the exact grid, no noise. With s = 0 and no noise the warp is the identity.
+Variants (README, attack table):
+- `authors` (the default, the paper's authors' code): every poisoned training image is warped
+  with the grid plus its own uniform noise in [-1, 1] * noise_amplitude / 32 (fresh per image,
+  from the run's seed), clamped to [-1, 1], and relabelled; test images are warped the same way
+  with fresh noise too (`noise_on_test`; drawn from a generator re-seeded from the run's seed at
+  every call, so the triggered test set is reproducible); the authors' index rule.
+- `backdoorbench` (BackdoorBench, which ports the original VinAI code unchanged, so this is also
+  the `original` rule): payload images use the exact grid, and `cross_ratio` (2) "noise"
+  samples per payload image are warped with grid + noise but keep their label; test images use
+  the exact grid. The references draw payload and noise images afresh in every batch
+  (int(0.1 batch) payload, int(2 * that) noise); ibtui fixes them once, with the same ratios:
+  `selection_rate(p) = p (1 + r)` chosen by BackdoorBench's index rule (a uniformly random
+  round), and of the images handed to `poison_train` a random round(n / (1 + r)) are payload.
+With s = 0 and no noise the warp is the identity.
 """
 
 from __future__ import annotations
@@ -82,28 +87,40 @@ class WaNet(Attack):
         "grid_seed": Option(GRID_SEED, (int,), "seed of the fixed warping field", lo=0),
         "noise_on_poison": Option(True, (bool,),
                                   "add fresh grid noise to every poisoned training image (authors)"),
+        "noise_on_test": Option(True, (bool,),
+                                "add fresh grid noise to every triggered test image (authors)"),
         "noise_amplitude": Option(1.0, (float,), "grid noise: uniform in [-a, a] / 32",
                                   lo=0.0, hi=32.0),
         "cross_ratio": Option(0.0, (float,),
                               "label-keeping noise samples per poisoned image (BackdoorBench: 2)",
                               lo=0.0, hi=100.0),
     }
-    variants = {"backdoorbench": {"grid_rescale": 1.0, "cross_ratio": 2.0,
-                                  "noise_on_poison": False}}
+    variants = {"authors": {},
+                "backdoorbench": {"grid_rescale": 1.0, "cross_ratio": 2.0, "noise_on_poison": False,
+                                  "noise_on_test": False, "index": "random-round"}}
 
     def __init__(self, options: dict, **kw):
         super().__init__(options, **kw)
         o = self.opts
         self.grid = make_grid(o["k"], o["s"], o["grid_rescale"], o["grid_seed"])
         self.kept = np.zeros(0, dtype=bool)  # last poison_train: which images kept their label
+        self.train_grids = np.zeros((0, *self.grid.shape), dtype=np.float32)  # last poison_train
 
     def selection_rate(self, rate: float) -> float:
         return rate * (1.0 + self.opts["cross_ratio"])
 
-    def _noisy_grids(self, n: int) -> np.ndarray:
+    def _noisy_grids(self, n: int, rng: np.random.Generator | None = None) -> np.ndarray:
         amp = self.opts["noise_amplitude"] / self.grid.shape[0]
-        noise = self.rng.uniform(-1.0, 1.0, size=(n, *self.grid.shape)).astype(np.float32)
+        rng = self.rng if rng is None else rng
+        noise = rng.uniform(-1.0, 1.0, size=(n, *self.grid.shape)).astype(np.float32)
         return np.clip(self.grid[None] + amp * noise, -1.0, 1.0)
+
+    def test_grids(self, n: int) -> np.ndarray:
+        """The (n, 32, 32, 2) grids `trigger_test` uses for n images: the exact grid, or with
+        `noise_on_test` grid + fresh noise from a generator seeded by the run's seed."""
+        if not self.opts["noise_on_test"]:
+            return np.broadcast_to(self.grid, (n, *self.grid.shape))
+        return self._noisy_grids(n, np.random.default_rng([self.seed, 0x7E57]))
 
     def poison_train(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         n = len(x)
@@ -117,11 +134,13 @@ class WaNet(Attack):
             grids[noisy] = self._noisy_grids(int(noisy.sum()))
         out = warp(x, grids)
         y_out = np.where(kept, y, self.target).astype(y.dtype)
-        self.kept = kept
+        self.kept, self.train_grids = kept, grids
         return out, y_out
 
     def trigger_test(self, x: np.ndarray) -> np.ndarray:
-        return warp(x, self.grid)
+        if not self.opts["noise_on_test"]:
+            return warp(x, self.grid)
+        return warp(x, self.test_grids(len(x)))
 
     def artifacts(self) -> dict[str, np.ndarray]:
         return {
