@@ -51,7 +51,7 @@ class Starter:
     def __init__(self) -> None:
         self.calls: list[Path] = []
 
-    def __call__(self, runs_dir, jobs=1, gpus=None):
+    def __call__(self, runs_dir, jobs=None, gpus=None, threads=None):
         self.calls.append(Path(runs_dir))
         return 4242
 
@@ -243,7 +243,7 @@ async def test_open_run_shows_plots_summary_and_log(runs):
         summary = plain(screen.query_one("#summary-body", Static))
         assert "stealth score" in summary and "Sanity checks: 1/2 passed" in summary
         await pilot.press("4")
-        assert "[worker] done" in "\n".join(screen.query_one("#log-view").lines)
+        assert "[worker] done" in "\n".join(screen.query_one("#log-view").text_lines)
         await pilot.press("escape")
         assert not isinstance(app.screen, RunScreen)
 
@@ -318,7 +318,7 @@ async def test_leaderboard_sort_group_and_compare(runs):
         assert len(chart._drawn[-1]) == 2 and all(s[1] for s in chart._drawn[-1])
         await pilot.press("t")
         assert "I(T;Ŷ)" in chart._drawn[0]
-        await pilot.press("g")
+        await pilot.press("v")
         assert lt.group == "attack"
         assert any(str(r.key.value).startswith("group:") for r in lt.ordered_rows)
         await pilot.press("slash", *"arch:vgg", "enter")
@@ -396,12 +396,27 @@ async def test_help_and_command_palette_list_every_action(runs):
 
 # --- compose -----------------------------------------------------------------------------
 
+async def validated(pilot, screen: ComposeScreen | None = None) -> None:
+    """Wait until the form's last change is validated and shown: on the state (change
+    messages still queued, a debounce timer pending, a validation worker running), never on a
+    fixed delay."""
+    screen = screen or pilot.app.screen
+    for _ in range(2000):
+        await settle(pilot, rounds=1)  # delivers queued Changed messages
+        if screen.validation_pending:
+            await pilot.pause(0.01)
+            continue
+        await settle(pilot)
+        if not screen.validation_pending:
+            return
+    raise AssertionError("the compose form never finished validating")
+
+
 async def open_compose(pilot) -> ComposeScreen:
     await pilot.press("n")
     await settle(pilot)
-    await pilot.pause(0.3)  # debounce of the validation
-    await settle(pilot)
     assert isinstance(pilot.app.screen, ComposeScreen)
+    await validated(pilot)
     return pilot.app.screen
 
 
@@ -428,13 +443,12 @@ async def test_compose_counts_runs_and_reports_spec_errors(runs):
         screen = await open_compose(pilot)
         fill(screen, **TINY)
         pick(screen, "attack", "badnets", "blend")
-        await pilot.pause(0.3)
-        await settle(pilot)
+        await validated(pilot, screen)
         assert len(screen.specs) == 4 and screen.error == ""
-        assert "4 runs" in plain(screen.query_one("#compose-result", Static))
+        assert "2 attacks × 2 seeds = 4 runs · 4 epochs to train" in plain(
+            screen.query_one("#compose-result", Static))
         fill(screen, epochs="0")
-        await pilot.pause(0.3)
-        await settle(pilot)
+        await validated(pilot, screen)
         from ibtui.errors import SpecError
         from ibtui.spec import validate_experiment
 
@@ -442,6 +456,8 @@ async def test_compose_counts_runs_and_reports_spec_errors(runs):
             validate_experiment(screen.raw(), file="compose", exp="experiment")
         assert screen.error == str(e.value)  # the very message experiments.toml gives
         assert "field 'epochs'" in screen.error
+        assert screen.query_one("#row-epochs").has_class("-invalid")  # the field is marked
+        assert not screen.query_one("#row-seed").has_class("-invalid")
 
 
 @sync
@@ -452,16 +468,21 @@ async def test_compose_save_appends_valid_toml(runs):
         screen = await open_compose(pilot)
         fill(screen, **TINY)
         pick(screen, "attack", "badnets", "blend")
+        await validated(pilot, screen)
+        assert not target.exists()
         await pilot.press("ctrl+o")
         await settle(pilot)
+        assert screen.last_saved == "created"
         assert [s.run_id for s in load_spec(target)] == [
             "tiny-badnets-digits-resnet18-p0.1-s0", "tiny-badnets-digits-resnet18-p0.1-s1",
             "tiny-blend-digits-resnet18-p0.1-s0", "tiny-blend-digits-resnet18-p0.1-s1"]
         first = target.read_text()
         assert first.startswith("# composed in ibtui on") and "[[experiment]]" in first
         fill(screen, name="second")
+        await validated(pilot, screen)
         await pilot.press("ctrl+o")
         await settle(pilot)
+        assert screen.last_saved == "appended"
         assert len(load_spec(target)) == 8 and target.read_text().startswith(first)
         before = target.read_text()
         await pilot.press("ctrl+o")  # the same experiment again: duplicate run ids
@@ -478,6 +499,7 @@ async def test_compose_launch_queues_runs_and_ensures_scheduler(runs, starter):
     async with app.run_test(size=(100, 40)) as pilot:
         screen = await open_compose(pilot)
         fill(screen, **TINY)
+        await validated(pilot, screen)
         await pilot.press("ctrl+r")
         await settle(pilot)
         for rid in ("tiny-badnets-digits-resnet18-p0.1-s0", "tiny-badnets-digits-resnet18-p0.1-s1"):
@@ -499,6 +521,7 @@ async def test_compose_launch_runs_through_the_real_scheduler(tmp_path, monkeypa
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await open_compose(pilot)
         fill(screen, **{**TINY, "seed": "0", "mi_options": "k = 2, max_samples = 64"})
+        await validated(pilot, screen)
         await pilot.press("ctrl+r")
         await settle(pilot)
         rid = "tiny-badnets-digits-resnet18-p0.1-s0"

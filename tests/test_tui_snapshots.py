@@ -10,8 +10,22 @@ import pytest
 
 pytest.importorskip("pytest_textual_snapshot")
 
-from test_tui import DONE, RUNNING, TINY, Starter, fill, make_app, move_to, pick, settle, table  # noqa: E402
+from test_tui import (  # noqa: E402
+    DONE,
+    RUNNING,
+    TINY,
+    Starter,
+    fill,
+    make_app,
+    move_to,
+    pick,
+    settle,
+    table,
+    validated,
+)
 from textual.widgets import Input  # noqa: E402
+
+from ibtui.tui.screens.compose import ComposeScreen  # noqa: E402
 
 SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((160, 48), id="160x48")]
 
@@ -34,7 +48,8 @@ def shot(*steps):
             else:
                 await pilot.press(step)
             await settle(pilot)
-        await pilot.pause(0.3)  # the compose form's validation debounce
+        if isinstance(pilot.app.screen, ComposeScreen):
+            await validated(pilot)  # on the state, not on a delay
         await _steady(pilot)
 
     return run_before

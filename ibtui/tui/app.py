@@ -22,6 +22,7 @@ from typing import ClassVar
 from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.markup import escape
 from textual.screen import Screen
 from textual.signal import Signal
 from textual.worker import Worker, WorkerState
@@ -66,21 +67,24 @@ class IbtuiApp(App[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("question_mark", "help", "Help", key_display="?", id="help",
                 tooltip="Keys of this screen and how filtering works"),
-        Binding("q", "quit_app", "Quit", id="quit",
-                tooltip="Quit the app; runs and the scheduler keep going"),
+        Binding("q", "back_or_quit", "Quit", id="quit",
+                tooltip="Quit the app (runs and the scheduler keep going); on other screens "
+                        "q goes back, as escape does"),
     ]
 
     def __init__(self, runs_dir: Path, poll_interval: float = 1.0, *,
                  clock: Callable[[], float] = time.time,
-                 start_scheduler: SchedulerStarter | None = None, jobs: int = 1,
-                 gpus: list[str] | None = None, experiments_file: Path | None = None) -> None:
+                 start_scheduler: SchedulerStarter | None = None, jobs: int | None = None,
+                 gpus: list[str] | None = None, threads: int | None = None,
+                 experiments_file: Path | None = None) -> None:
         super().__init__()
         self.runs_dir = Path(runs_dir)
         self.poll_interval = poll_interval
         self.clock = clock
         self.start_scheduler = start_scheduler or ensure_scheduler
-        self.jobs = jobs
+        self.jobs = jobs  # None: planned like `ibtui run` (ibtui.runs.resources)
         self.gpus = gpus
+        self.threads = threads
         self.experiments_file = Path(experiments_file or "experiments.toml")
         self.reader = RunsReader(self.runs_dir)
         self.snapshot = Snapshot(now=clock())
@@ -190,6 +194,19 @@ class IbtuiApp(App[None]):
         if run_id in self.snapshot.by_id():
             self.push_screen(RunScreen(run_id))
 
+    def action_back_or_quit(self) -> None:
+        """`q`: back one screen (as escape does); quit only from the top (runs) screen."""
+        if len(self.screen_stack) > 1:
+            back = getattr(self.screen, "action_back", None)
+            if callable(back):
+                back()
+            else:
+                self.pop_screen()
+        elif self.current_mode != "runs":
+            self.switch_mode("runs")
+        else:
+            self.action_quit_app()
+
     def action_quit_app(self) -> None:
         rows = self.snapshot.rows
         running = sum(r.state == "running" for r in rows)
@@ -257,7 +274,8 @@ class IbtuiApp(App[None]):
                 set_queued(self.runs_dir / i)
             except IbtuiError as e:
                 errors.append(str(e))
-        pid = self.start_scheduler(self.runs_dir, jobs=self.jobs, gpus=self.gpus)
+        pid = self.start_scheduler(self.runs_dir, jobs=self.jobs, gpus=self.gpus,
+                                   threads=self.threads)
         started = f"; scheduler started (pid {pid})" if pid else ""
         self.call_from_thread(self._report,
                               f"Re-queued {len(ids) - len(errors)} run(s){started}.", errors)
@@ -267,7 +285,8 @@ class IbtuiApp(App[None]):
 
     @work(thread=True, exit_on_error=False, group="actions", description="starting the scheduler")
     def _start_scheduler(self) -> None:
-        pid = self.start_scheduler(self.runs_dir, jobs=self.jobs, gpus=self.gpus)
+        pid = self.start_scheduler(self.runs_dir, jobs=self.jobs, gpus=self.gpus,
+                                   threads=self.threads)
         msg = f"Scheduler started (pid {pid})." if pid else "A scheduler is already running."
         self.call_from_thread(self._report, msg, [])
 
@@ -287,11 +306,15 @@ class IbtuiApp(App[None]):
                 continue
             seen.add(b.action)
             keys = b.key_display or self.get_key_display(b)
-            yield SystemCommand(b.description, f"[{keys}] {b.tooltip or b.description}",
+            # titles and help are read as markup: `[/]` (the filter key) must stay text
+            yield SystemCommand(escape(b.description),
+                                escape(f"{keys} · {b.tooltip or b.description}"),
                                 partial(self.run_action, b.action, active.node))
         extra = getattr(screen, "palette_commands", None)
         if callable(extra):
-            yield from extra()
+            for cmd in extra():
+                yield SystemCommand(escape(cmd.title), escape(cmd.help), cmd.callback,
+                                    cmd.discover)
         for mode, title in (("runs", "Runs"), ("leaderboard", "Leaderboard"),
                             ("workers", "Workers")):
             yield SystemCommand(f"Go to {title}", f"Switch to the {title.lower()} screen",
@@ -307,6 +330,7 @@ class IbtuiApp(App[None]):
                 yield cmd
 
 
-def run_app(runs_dir: Path) -> None:
+def run_app(runs_dir: Path, jobs: int | None = None, gpus: list[str] | None = None,
+            threads: int | None = None) -> None:
     """Open the app on a runs directory (blocking until the user quits)."""
-    IbtuiApp(Path(runs_dir)).run()
+    IbtuiApp(Path(runs_dir), jobs=jobs, gpus=gpus, threads=threads).run()

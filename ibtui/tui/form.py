@@ -163,6 +163,61 @@ def validate(raw: dict) -> list[RunSpec]:
     return validate_experiment(raw, file=SOURCE_FILE, exp=SOURCE_EXP)
 
 
+GRID_AXES = (("attack", "attacks"), ("dataset", "datasets"),
+             ("arch", "archs"), ("width", "widths"),
+             ("poison_rate", "rates"), ("target", "targets"),
+             ("noise_xt", "σ_xt values"), ("noise_ty", "σ_ty values"),
+             ("epochs", "epoch counts"), ("lr", "lrs"),
+             ("batch_size", "batch sizes"), ("seed", "seeds"))
+
+
+def breakdown(specs: list[RunSpec]) -> str:
+    """`3 attacks × 2 rates × 3 seeds = 18 runs · 180 epochs to train`."""
+    n = len(specs)
+    runs = f"{n} run{'s' * (n != 1)}"
+    if not n:
+        return runs
+    parts, product = [], 1
+    for key, many in GRID_AXES:
+        values = {repr(s.values.get(key)) for s in specs}
+        if len(values) > 1:
+            parts.append(f"{len(values)} {many}")
+            product *= len(values)
+    text = f"{' × '.join(parts)} = {runs}" if parts and product == n else runs
+    epochs = sum(s.values.get("epochs") or 0 for s in specs
+                 if isinstance(s.values.get("epochs"), int))
+    if epochs:
+        text += f" · {epochs} epoch{'s' * (epochs != 1)} to train"
+    return text
+
+
+def missing_data(dataset: str, root: str | None = None) -> str:
+    """Why `dataset` cannot load from the data root without a download ("" when it can, or
+    when it needs no files). Reads only file names: never loads the data."""
+    try:
+        from ibtui.data import torchvision_sets as tv
+        from ibtui.data.datasets import DATASETS, data_root
+    except Exception:  # noqa: BLE001 - a half-written data package must not break the form
+        return ""
+    info = DATASETS.get(dataset)
+    if info is None or not info.needs_files:
+        return ""
+    root = data_root(root or None)
+    wanted = {
+        "cifar10": [root / getattr(tv, "_CIFAR_DIR", "cifar-10-batches-py") / f
+                    for f in getattr(tv, "_CIFAR_FILES", ["data_batch_1"])],
+        "svhn": [root / f for f in getattr(tv, "_SVHN_FILES", {}).values()],
+    }.get(dataset)
+    if not wanted:
+        return ""
+    missing = [p for p in wanted if not p.is_file()]
+    if not missing:
+        return ""
+    return (f"{dataset} data not found under {root.absolute()} "
+            f"(missing {missing[0].relative_to(root)}{' …' if len(missing) > 1 else ''}): "
+            f"the runs would fail. Fetch it with `ibtui data fetch {dataset}`.")
+
+
 def save_experiment(raw: dict, path: Path, when: float | None = None) -> list[RunSpec]:
     """Append `raw` as an [[experiment]] to `path` (created if missing), prove the whole file
     loads, then replace it atomically. Returns every run of the saved file."""

@@ -7,8 +7,11 @@ Everything here is cheap and pure, so the poll thread builds rows and the UI onl
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,6 +65,7 @@ class RunRow:
     d_ty: float | None = None
     psnr: float | None = None
     ssim: float | None = None
+    wall_s: float | None = None
     sanity_ok: bool | None = None
     created: float = 0.0
     started: float | None = None
@@ -73,6 +77,7 @@ class RunRow:
     note: str = ""  # why a run failed, crashed or is damaged
     has_summary: bool = False
     order: int = 0  # creation order in the runs directory
+    sanity: tuple[tuple[bool, str], ...] = ()  # (ok, what) per MI sanity check, failed first
 
     def elapsed(self, now: float) -> float | None:
         if not self.started:
@@ -84,29 +89,30 @@ class RunRow:
         return None if end is None else max(0.0, end - self.started)
 
 
-def _parse_run_id(run_id: str) -> dict:
-    """Best-effort fields from a run id, for runs whose spec.toml is unreadable."""
-    m = re.match(r"^(?P<name>.+?)-(?P<attack>[^-]+)-(?P<dataset>[^-]+)-(?P<arch>[^-]+)"
-                 r"-p(?P<rate>[0-9.e-]+)-s(?P<seed>\d+)(?:-\d+)?$", run_id)
-    if not m:
-        return {"name": run_id}
-    d = m.groupdict()
-    try:
-        d["rate"] = float(d["rate"])
-    except ValueError:
-        d["rate"] = None
-    d["seed"] = int(d["seed"])
-    return d
+def sanity_lines(summary: dict) -> tuple[tuple[bool, str], ...]:
+    """The summary's MI sanity checks as (ok, text), failed first, in their recorded order."""
+    checks = summary.get("sanity") if isinstance(summary, dict) else None
+    if not isinstance(checks, list):
+        return ()
+    out = []
+    for c in checks:
+        if not isinstance(c, dict):
+            continue
+        text = (f"{c.get('check')} · {c.get('subset')} · epoch {c.get('epoch')}: "
+                f"{fmt_float(_num(c.get('value')))} vs bound {fmt_float(_num(c.get('bound')))}")
+        if c.get("detail"):
+            text += f" ({c['detail']})"
+        out.append((bool(c.get("ok")), text))
+    return tuple(sorted(out, key=lambda x: x[0]))
 
 
 def row_from_run(run: Run, order: int = 0) -> RunRow:
     """Never raises: whatever is unreadable becomes a blank field and a note."""
     spec, st, summ = run.spec or {}, run.status or {}, run.summary or {}
-    parsed = _parse_run_id(run.id) if not spec else {}
 
     def pick(key: str, spec_key: str | None = None) -> Any:
-        v = spec.get(spec_key or key)
-        return parsed.get(key) if v is None else v
+        """A spec value; never guessed from the run id (`adap-blend` has a dash in it)."""
+        return spec.get(spec_key or key)
 
     state = run.state
     notes = []
@@ -137,6 +143,7 @@ def row_from_run(run: Run, order: int = 0) -> RunRow:
         progress=_num(st.get("progress")), acc=acc, asr=asr, ra=_num(summ.get("ra")),
         score=_num(summ.get("score")), d_xt=_num(summ.get("d_xt")), d_ty=_num(summ.get("d_ty")),
         psnr=_num(summ.get("psnr")), ssim=_num(summ.get("ssim")),
+        wall_s=_num(summ.get("wall_seconds")),
         sanity_ok=summ.get("sanity_ok") if isinstance(summ.get("sanity_ok"), bool) else None,
         created=_num(st.get("created")) or 0.0, started=_num(st.get("started")),
         ended=_num(st.get("ended")), heartbeat=_num(st.get("heartbeat")),
@@ -144,6 +151,7 @@ def row_from_run(run: Run, order: int = 0) -> RunRow:
         gpu=None if st.get("gpu") is None else str(st.get("gpu")),
         host=st.get("host") if isinstance(st.get("host"), str) else None,
         note="; ".join(notes), has_summary=run.summary is not None, order=order,
+        sanity=sanity_lines(summ),
     )
 
 
@@ -225,8 +233,12 @@ def _num_cell(value: float | None, digits: int = 3, style: str = "") -> Cell:
     return Cell(fmt_float(value, digits), value, style=style, justify="right")
 
 
+ID_COLUMN = Column("id", "run id", lambda r, now: Cell(r.id, r.id, "bold"),
+                   help="the run's directory name (unique)")
 COLUMN_LIST: list[Column] = [
-    Column("name", "name", lambda r, now: Cell(r.name or r.id, r.name or r.id, "bold")),
+    ID_COLUMN,
+    Column("name", "name", lambda r, now: Cell(r.name or "unknown", r.name, "" if r.name
+                                                else "dim")),
     Column("attack", "attack", lambda r, now: Cell(r.attack or "–", r.attack)),
     Column("dataset", "dataset", lambda r, now: Cell(r.dataset or "–", r.dataset)),
     Column("arch", "arch", lambda r, now: Cell(r.arch or "–", r.arch)),
@@ -306,8 +318,12 @@ def compile_filter(text: str, columns: list[str] | None = None) -> Filter:
     return f
 
 
+SANITY_HELP = ("ok: ✔ when every MI sanity check of the run passed, ✖ when one failed, – when "
+               "none was recorded. The checks bound each estimate: I(X;T) ≤ log N, no estimate "
+               "at its estimator's ceiling, I(X;Ŷ) ≤ min(I(X;T), I(T;Ŷ)) (data processing), "
+               "the Fano lower bound from the error rate. i lists a run's checks, failed first.")
 LEADERBOARD_COLUMN_LIST: list[Column] = [
-    COLUMNS["name"], COLUMNS["attack"], COLUMNS["dataset"], COLUMNS["arch"], COLUMNS["rate"],
+    ID_COLUMN, COLUMNS["name"], COLUMNS["attack"], COLUMNS["dataset"], COLUMNS["arch"], COLUMNS["rate"],
     COLUMNS["seed"],
     COLUMNS["score"],
     Column("d_xt", "D_XT", lambda r, now: _num_cell(r.d_xt), numeric=True, fixed=True,
@@ -321,7 +337,7 @@ LEADERBOARD_COLUMN_LIST: list[Column] = [
     Column("sanity", "ok", lambda r, now: Cell(
         "–" if r.sanity_ok is None else ("✔" if r.sanity_ok else "✖"), r.sanity_ok,
         style="" if r.sanity_ok is None else ("green" if r.sanity_ok else "bold red")),
-        help="MI sanity checks passed"),
+        help="every MI sanity check passed (i lists them)"),
 ]
 
 
@@ -338,3 +354,43 @@ def short_labels(rows: list[RunRow]) -> dict[str, str]:
                  if COLUMNS[k].render(r, 0).plain != "–"]
         out[r.id] = " ".join(texts) if texts and r.state != "damaged" else r.id
     return out
+
+
+# --- export (the columns and cell format of `ibtui leaderboard --format`) -----------------
+
+EXPORT_COLUMNS = ["run", "attack", "dataset", "arch", "rate", "seed", "state", "score", "d_xt",
+                  "d_ty", "clean_acc", "asr", "ra", "psnr", "ssim", "wall_s"]
+
+
+def export_record(r: RunRow) -> dict[str, Any]:
+    return {"run": r.id, "attack": r.attack or None, "dataset": r.dataset or None,
+            "arch": r.arch or None, "rate": r.rate, "seed": r.seed, "state": r.state,
+            "score": r.score, "d_xt": r.d_xt, "d_ty": r.d_ty, "clean_acc": r.acc,
+            "asr": r.asr, "ra": r.ra, "psnr": r.psnr, "ssim": r.ssim, "wall_s": r.wall_s}
+
+
+def _export_cell(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.4f}" if abs(v) < 100 else f"{v:.1f}"
+    return str(v)
+
+
+def export_text(rows: Iterable[RunRow], fmt: str, now: float = 0.0) -> str:
+    """Rows as `csv`, `md` or `json`, in the given order."""
+    records = [export_record(r) for r in rows]
+    if fmt == "json":
+        return json.dumps(records, indent=2) + "\n"
+    if fmt == "csv":
+        out = io.StringIO()
+        w = csv.DictWriter(out, fieldnames=EXPORT_COLUMNS, lineterminator="\n")
+        w.writeheader()
+        w.writerows(records)
+        return out.getvalue()
+    if fmt == "md":
+        lines = ["| " + " | ".join(EXPORT_COLUMNS) + " |", "|" + "---|" * len(EXPORT_COLUMNS)]
+        lines += ["| " + " | ".join(_export_cell(r[c]) for c in EXPORT_COLUMNS) + " |"
+                  for r in records]
+        return "\n".join(lines) + "\n"
+    raise ValueError(f"unknown export format {fmt!r}: csv, md or json")

@@ -2,22 +2,36 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import ClassVar
 
+from rich.segment import Segment
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
+from textual.strip import Strip
+from textual.timer import Timer
 from textual.widgets import Button, Collapsible, Footer, Input, Label, Select, SelectionList, Static
+from textual.widgets._toggle_button import ToggleButton
+from textual.widgets.option_list import OptionDoesNotExist
 from textual.worker import get_current_worker
 
 from ibtui.errors import IbtuiError
 from ibtui.runs.scheduler import create_runs
 from ibtui.spec import FIELDS, RunSpec
-from ibtui.tui.form import FORM, build_raw, default_text, save_experiment, validate
+from ibtui.tui.form import (
+    FORM,
+    breakdown,
+    build_raw,
+    default_text,
+    missing_data,
+    save_experiment,
+    validate,
+)
 
 FALLBACK_CHOICES = {"dataset": ["digits"], "arch": ["resnet18"], "attack": ["badnets"],
                     "mi_method": ["noise-aware"]}
@@ -74,11 +88,35 @@ def _default_list(key: str) -> list[str]:
     return list(d) if isinstance(d, list) else [d]
 
 
+class CheckList(SelectionList[str]):
+    """A SelectionList whose boxes read ✔ when checked and stay empty when not (the stock
+    list draws the same X for both, told apart by colour only)."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("j", "cursor_down", "Down", show=False),
+        Binding("k", "cursor_up", "Up", show=False),
+    ]
+
+    def render_line(self, y: int) -> Strip:
+        strip = super().render_line(y)
+        try:
+            option = self.get_option_at_index(self.scroll_offset.y + y)
+        except OptionDoesNotExist:
+            return strip
+        segments = list(strip)
+        if len(segments) < 2 or segments[1].text != ToggleButton.BUTTON_INNER:
+            return strip
+        mark = "✔" if option.value in self._selected else " "
+        segments[1] = Segment(mark, segments[1].style, segments[1].control)
+        return Strip(segments, strip.cell_length)
+
+
 class ComposeScreen(Screen):
     TITLE = "New experiment"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back", id="compose.back",
                 tooltip="Back to the runs (the form keeps its values)"),
+        Binding("q", "back", "Back", show=False, id="compose.q"),
         Binding("ctrl+r,f5", "launch", "Launch", key_display="^r", id="compose.launch",
                 tooltip="Queue the runs and make sure a scheduler is running"),
         Binding("ctrl+o,f2", "save", "Save", key_display="^o", id="compose.save",
@@ -93,6 +131,11 @@ class ComposeScreen(Screen):
         self.attack_help: dict[str, str] = {}
         self.specs: list[RunSpec] = []
         self.error = ""
+        self.warning = ""
+        self.last_saved = ""  # "created" or "appended": what the last save did
+        self.validated = 0
+        self._stale = False
+        self._timer: Timer | None = None  # how many validations have been shown (tests wait on it)
         self.busy = False
 
     # --- layout ------------------------------------------------------------------------
@@ -106,8 +149,8 @@ class ComposeScreen(Screen):
                                  id=f"f-{f.key}", compact=True)
                 elif f.kind == "multi":
                     on = _default_list(f.key)
-                    yield SelectionList[str](*[(c, c, c in on) for c in self.choices[f.key]],
-                                             id=f"f-{f.key}", classes="multi")
+                    yield CheckList(*[(c, c, c in on) for c in self.choices[f.key]],
+                                    id=f"f-{f.key}", classes="multi")
                 else:
                     yield Input(default_text(f.key), placeholder=f.help, id=f"f-{f.key}",
                                 compact=True)
@@ -129,7 +172,7 @@ class ComposeScreen(Screen):
         with Vertical(id="compose-bottom"):
             yield Static(id="compose-result")
             with Horizontal(id="compose-actions"):
-                yield Button("Launch ^r", id="launch", variant="primary", compact=True)
+                yield Button("Launch ^r", id="launch", compact=True)
                 yield Button("Save ^o", id="save", compact=True)
                 yield Label(" to ", classes="form-label-inline")
                 yield Input(str(self.app.experiments_file), id="save-path", compact=True)
@@ -204,10 +247,23 @@ class ComposeScreen(Screen):
         self.revalidate()
 
     def revalidate(self) -> None:
-        if self.is_mounted:
-            self.set_timer(0.15, self._validate_now, name="validate")
+        """Validate soon: typing restarts the wait, so a burst of keys validates once."""
+        if not self.is_mounted:
+            return
+        self._stale = True
+        if self._timer is not None:
+            self._timer.stop()
+        self._timer = self.set_timer(0.15, self._validate_now, name="validate")
+
+    @property
+    def validation_pending(self) -> bool:
+        """A change not yet validated, or a validation still running (tests wait on this)."""
+        return self._stale or any(w.group == "compose-validate" and not w.is_finished
+                                  for w in self.workers)
 
     def _validate_now(self) -> None:
+        self._stale = False
+        self._timer = None
         try:
             raw = self.raw()
         except IbtuiError as e:
@@ -222,20 +278,33 @@ class ComposeScreen(Screen):
             specs, error = validate(raw), ""
         except IbtuiError as e:
             specs, error = [], str(e)
+        warnings = []
+        for ds, root in dict.fromkeys((s.values.get("dataset"), s.values.get("data_root"))
+                                      for s in specs if not s.values.get("download")):
+            why = missing_data(str(ds), root)
+            if why:
+                warnings.append(why)
         if not get_current_worker().is_cancelled:
-            self.app.call_from_thread(self.show_result, specs, error)
+            self.app.call_from_thread(self.show_result, specs, error, " ".join(warnings))
 
-    def show_result(self, specs: list[RunSpec], error: str) -> None:
-        self.specs, self.error = specs, error
+    def show_result(self, specs: list[RunSpec], error: str, warning: str = "") -> None:
+        self.specs, self.error, self.warning = specs, error, warning
+        self.validated += 1
         out = self.query_one("#compose-result", Static)
+        field = re.search(r"field '([a-z_]+)", error)
+        for row in self.query(".form-row"):
+            row.set_class(field is not None and row.id == f"row-{field.group(1)}", "-invalid")
         if error:
             out.update(Text.assemble(("✖ ", "bold red"), (error, "red")))
             return
         n = len(specs)
-        t = Text.assemble(("✔ ", "bold green"), (f"{n} run{'s' * (n != 1)}", "bold"), ": ")
+        mark = ("⚠ ", "bold yellow") if warning else ("✔ ", "bold green")
+        t = Text.assemble(mark, (breakdown(specs), "bold"), ": ")
         t.append(", ".join(s.run_id for s in specs[:SHOW_RUNS]))
         if n > SHOW_RUNS:
             t.append(f" … and {n - SHOW_RUNS} more", style="dim")
+        if warning:
+            t.append("\n" + warning, style="yellow")
         out.update(t)
 
     # --- launch and save ---------------------------------------------------------------
@@ -282,7 +351,7 @@ class ComposeScreen(Screen):
             app.call_from_thread(app.notify, str(e), title="Not launched", severity="error")
             return
         paths = create_runs(specs, app.runs_dir)
-        pid = app.start_scheduler(app.runs_dir, jobs=app.jobs, gpus=app.gpus)
+        pid = app.start_scheduler(app.runs_dir, jobs=app.jobs, gpus=app.gpus, threads=app.threads)
         app.call_from_thread(self._launched, [p.name for p in paths], pid)
 
     def _launched(self, ids: list[str], pid: int | None) -> None:
@@ -307,11 +376,15 @@ class ComposeScreen(Screen):
           description="saving the experiment")
     def _save(self, raw: dict, path: Path) -> None:
         app = self.app
+        existed = path.is_file() and path.stat().st_size > 0
         try:
             runs = save_experiment(raw, path, when=app.clock())
         except IbtuiError as e:
             app.call_from_thread(self.show_result, [], str(e))
             app.call_from_thread(app.notify, str(e), title="Not saved", severity="error")
             return
-        app.call_from_thread(app.notify, f"{path}: appended; the file now holds {len(runs)} "
-                             f"run{'s' * (len(runs) != 1)} and loads cleanly.", title="Saved")
+        n = len(runs)
+        what = (f"appended; the file now holds {n} run{'s' * (n != 1)}" if existed
+                else f"created with {n} run{'s' * (n != 1)}")
+        self.last_saved = "appended" if existed else "created"
+        app.call_from_thread(app.notify, f"{path}: {what} and loads cleanly.", title="Saved")

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import ClassVar
 
 from rich.text import Text
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Container, Vertical
 from textual.widgets import DataTable, Footer, Static
 
-from ibtui.tui.model import FOLDABLE, LEADERBOARD_COLUMN_LIST, fmt_rate
+from ibtui.tui.model import FOLDABLE, LEADERBOARD_COLUMN_LIST, export_text, fmt_rate
 from ibtui.tui.poller import RunDetail, Snapshot
 from ibtui.tui.screens.runs import TableScreen, view_text
 from ibtui.tui.widgets.bars import FilterBar, RunLine
@@ -25,19 +26,33 @@ MAX_COMPARE = 12
 class LeaderboardScreen(TableScreen):
     TITLE = "Leaderboard"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "back", "Runs", id="board.back", tooltip="Back to the runs screen"),
+        Binding("escape", "back", "Runs", id="board.back",
+                tooltip="Clear the filter or selection, else back to the runs screen"),
+        Binding("q", "app.go('runs')", "Runs", show=False, id="board.q"),
         Binding("slash", "filter", "Filter", key_display="/", id="board.filter",
                 tooltip="Filter rows: regex or text, column:term (dataset:digits arch:vgg)"),
         Binding("s", "sort", "Sort", id="board.sort", tooltip="Sort by the next column"),
-        Binding("S", "reverse_sort", "Reverse sort", show=False, id="board.reverse"),
-        Binding("g", "group", "Group", id="board.group",
-                tooltip="Group rows by attack, dataset, arch or poison rate"),
+        Binding("S", "reverse_sort", "Reverse sort", show=False, id="board.reverse",
+                tooltip="Reverse the sort order"),
+        Binding("o", "pick_sort", "Sort by…", show=False, id="board.pick_sort",
+                tooltip="Pick the column to sort by"),
+        Binding("v", "group", "Group", id="board.group",
+                tooltip="Group rows by attack, dataset, arch or poison rate (enter on a group "
+                        "row opens or closes it)"),
+        Binding("i", "checks", "Checks", id="board.checks",
+                tooltip="The highlighted run's MI sanity checks (the ok column), failed first"),
+        Binding("e", "export", "Export", id="board.export",
+                tooltip="Write the shown rows as csv, markdown or json"),
         Binding("t", "term", "Term", id="board.term",
                 tooltip="Compare I(X;T) or I(T;Ŷ)"),
         Binding("b", "role", "Subset", id="board.role",
                 tooltip="Compare the backdoor, clean, all or sample subset of the target"),
-        Binding("x", "clear", "Unselect", show=False, id="board.clear"),
-        Binding("w", "app.go('workers')", "Workers", show=False, id="board.workers"),
+        Binding("x", "clear", "Unselect", show=False, id="board.clear",
+                tooltip="Clear the filter, then the selection"),
+        Binding("a", "select_all", "Select all", show=False, id="board.select_all",
+                tooltip="Select every shown run (again: none)"),
+        Binding("w", "app.go('workers')", "Workers", show=False, id="board.workers",
+                tooltip="What the scheduler is running"),
     ]
 
     def __init__(self) -> None:
@@ -51,12 +66,13 @@ class LeaderboardScreen(TableScreen):
         yield Static(id="viewbar", classes="viewbar")
         with Container(id="board-body"):
             table = LeaderboardTable(LEADERBOARD_COLUMN_LIST, FOLDABLE,
-                                     ("ssim", "psnr", "ra", "sanity"), id="board-table")
+                                     ("id", "ssim", "psnr", "ra", "sanity"), id="board-table")
             table.sort_column, table.sort_reverse = "score", False
             yield table
             with Vertical(id="compare-box"):
+                yield Static(id="compare-title", classes="legend")
                 yield Chart("compare", id="compare", inside_legend=False)
-                yield Static(id="compare-legend", classes="legend")
+                yield Static(id="compare-legend", classes="legend wrap")
         yield RunLine(id="run-line", classes="runline")
         yield FilterBar(id="filter")
         yield Footer(compact=True, show_command_palette=False)
@@ -103,6 +119,9 @@ class LeaderboardScreen(TableScreen):
         ids = self.table.target_ids()
         return ids[:MAX_COMPARE]
 
+    def compare_total(self) -> int:
+        return len(self.table.target_ids())
+
     def update_compare(self) -> None:
         ids = self.compare_ids()
         if ids != self.compared:
@@ -130,11 +149,19 @@ class LeaderboardScreen(TableScreen):
         for rid in self.compared:
             d = self.app.details.get(rid)
             curves.append((self._label(rid), d.mi if d else []))
-        n = len(curves)
+        n, total = len(curves), self.compare_total()
         what = "selected" if self.table.selected else "highlighted"
-        title = f"{TERM_LABEL[self.term]} · {self.role} subset · {n} {what} run{'s' * (n != 1)}"
+        runs = f"{n} {what} run{'s' * (n != 1)}"
+        if total > n:
+            runs = f"first {n} of {total} selected runs (at most {MAX_COMPARE} are drawn)"
         series = compare_series(curves, self.term, self.role)
-        self.query_one("#compare", Chart).draw(series, title, empty="select runs with space")
+        head = Text.assemble((f"{TERM_LABEL[self.term]} (nats)", "bold"),
+                             f" · {self.role} subset · ")
+        head.append(runs, style="bold yellow" if total > n else "")
+        self.query_one("#compare-title", Static).update(head)
+        # the title above the plot says it all; plotext would cut a long one
+        self.query_one("#compare", Chart).draw(series, TERM_LABEL[self.term],
+                                               empty="select runs with space")
         self.query_one("#compare-legend", Static).update(legend(series))
 
     def show_detail(self, d: RunDetail) -> None:
@@ -153,7 +180,10 @@ class LeaderboardScreen(TableScreen):
     def _open(self, event: DataTable.RowSelected) -> None:
         event.stop()
         key = event.row_key.value
-        if key and not key.startswith("group:"):
+        if key and key.startswith("group:"):
+            self.table.toggle_group(key)
+            self.refresh_bars()
+        elif key:
             self.app.open_run(key)
 
     # --- actions -----------------------------------------------------------------------
@@ -177,3 +207,41 @@ class LeaderboardScreen(TableScreen):
 
     def on_filter_bar_closed(self, event: FilterBar.Closed) -> None:
         super().on_filter_bar_closed(event)
+
+    def action_checks(self) -> None:
+        from ibtui.tui.screens.dialogs import ChecksScreen
+
+        cid = self.table.cursor_id
+        if cid is None:
+            self.notify("Highlight a run (not a group row) to see its checks.",
+                        severity="warning")
+            return
+        self.app.push_screen(ChecksScreen(self.table.rows_by_id[cid]))
+
+    def action_export(self) -> None:
+        from ibtui.tui.screens.dialogs import ExportScreen
+
+        rows = [self.table.rows_by_id[i] for i in self.table.visible_ids]
+        if not rows:
+            self.notify("No rows to export.", severity="warning")
+            return
+
+        def chosen(fmt: str | None) -> None:
+            if fmt:
+                self._export(rows, fmt, Path(f"leaderboard.{fmt}"))
+
+        self.app.push_screen(ExportScreen(len(rows), "leaderboard"), chosen)
+
+    @work(thread=True, exit_on_error=False, group="actions", description="exporting")
+    def _export(self, rows: list, fmt: str, path: Path) -> None:
+        text = export_text(rows, fmt, self.app.snapshot.now)
+        try:
+            path.write_text(text, encoding="utf-8")
+        except OSError as e:
+            self.app.call_from_thread(self.app.notify, f"{path}: {e.strerror}",
+                                      title="Not exported", severity="error")
+            return
+        n = len(rows)
+        self.app.call_from_thread(self.app.notify,
+                                  f"{n} row{'s' * (n != 1)} written to {path.absolute()}",
+                                  title="Exported")

@@ -9,12 +9,15 @@ from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Horizontal
+from textual.message import Message
+from textual.reactive import reactive
 from textual.screen import Screen
-from textual.widgets import Footer, Log, Static, TabbedContent, TabPane
+from textual.widgets import Footer, RichLog, Static, TabbedContent, TabPane
 
-from ibtui.tui.model import fmt_duration, fmt_float, fmt_rate
+from ibtui.tui.model import fmt_duration, fmt_float, fmt_rate, sanity_lines
 from ibtui.tui.poller import RunDetail, Snapshot
+from ibtui.tui.screens.dialogs import Scroll
 from ibtui.tui.widgets.bars import run_line
 from ibtui.tui.widgets.plots import (
     TERM_LABEL,
@@ -25,6 +28,38 @@ from ibtui.tui.widgets.plots import (
     mi_methods,
     mi_series,
 )
+
+
+def phases_text(ph) -> Text | None:
+    """`early 1–2 · transition 4 · compression 6–8 · convergence 10` from summary['phases']."""
+    if not isinstance(ph, dict):
+        return None
+    spans = ph.get("phases") if isinstance(ph.get("phases"), dict) else None
+    if spans is None:
+        return Text("not detected", style="dim")
+    out = Text()
+    for name, span in spans.items():
+        if out:
+            out.append(" · ")
+        if isinstance(span, (list, tuple)) and len(span) == 2 and span[0] != span[1]:
+            where = f"epochs {span[0]}–{span[1]}"
+        elif isinstance(span, (list, tuple)) and span:
+            where = f"epoch {span[0]}"
+        else:
+            where = str(span)
+        out.append(str(name), style="bold")
+        out.append(f" {where}")
+    extra = []
+    if ph.get("peak_epoch") is not None:
+        extra.append(f"peak at epoch {ph['peak_epoch']}")
+    if "compression_observed" in ph:
+        extra.append("compression observed" if ph["compression_observed"]
+                     else "no compression observed")
+    if ph.get("method"):
+        extra.append(f"from {ph['method']}")
+    if extra:
+        out.append("\n" + ", ".join(extra), style="dim")
+    return out
 
 
 def summary_renderable(d: RunDetail) -> Group:
@@ -64,23 +99,26 @@ def summary_renderable(d: RunDetail) -> Group:
                 m.add_row(name, fmt_float(v.get("score")), fmt_float(v.get("d_xt")),
                           fmt_float(v.get("d_ty")))
             parts += [Text(""), m]
-        sanity = s.get("sanity") or []
-        if sanity:
-            ok = sum(bool(c.get("ok")) for c in sanity if isinstance(c, dict))
-            parts.append(Text(f"\nSanity checks: {ok}/{len(sanity)} passed", style="bold"))
-            for c in sanity:
-                if not isinstance(c, dict):
-                    continue
-                ok_mark = c.get("ok")
-                mark = Text("✔ ", style="green") if ok_mark else Text("✖ ", style="bold red")
-                line = Text.assemble(mark, f"{c.get('check')} · {c.get('subset')} · "
-                                           f"epoch {c.get('epoch')}: {fmt_float(c.get('value'))}"
-                                           f" vs {fmt_float(c.get('bound'))}")
-                if c.get("detail"):
-                    line.append(f" ({c['detail']})", style="dim")
-                parts.append(line)
-        if s.get("phases"):
-            parts.append(Text(f"\nPhases: {s['phases']}", style="dim"))
+        checks = sanity_lines(s)
+        if checks:
+            failed = [what for ok, what in checks if not ok]
+            passed = len(checks) - len(failed)
+            head = Text(f"\nSanity checks: {passed}/{len(checks)} passed", style="bold")
+            if failed:
+                head.append(f", {len(failed)} failed (listed first)", style="bold red")
+            parts.append(head)
+            for what in failed:
+                parts.append(Text.assemble(("✖ ", "bold red"), what))
+            by_check: dict[str, int] = {}
+            for c in s.get("sanity") or []:
+                if isinstance(c, dict) and c.get("ok"):
+                    by_check[str(c.get("check"))] = by_check.get(str(c.get("check")), 0) + 1
+            if by_check:
+                parts.append(Text.assemble(("✔ ", "green"), f"{passed} passed: ", (", ".join(
+                    f"{k} ×{n}" for k, n in by_check.items()), "dim")))
+        phases = phases_text(s.get("phases"))
+        if phases is not None:
+            parts += [Text("\nPhases", style="bold"), phases]
     if d.damaged:
         parts.append(Text("\nDamaged: " + "; ".join(d.damaged), style="red"))
     spec = d.spec or {}
@@ -101,10 +139,86 @@ def summary_renderable(d: RunDetail) -> Group:
     return Group(*parts)
 
 
+class LogView(RichLog):
+    """The worker log: long lines wrap; it follows new lines until the user scrolls up, and
+    End (or G) jumps to the last line and follows again."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("j", "scroll_down", "Down", show=False),
+        Binding("k", "scroll_up", "Up", show=False),
+        Binding("g", "scroll_home", "Top", show=False),
+        Binding("G", "scroll_end", "Follow", show=False),
+        Binding("end", "scroll_end", "Follow", show=False),
+    ]
+    follow: reactive[bool] = reactive(True)
+
+    def __init__(self, **kw) -> None:
+        super().__init__(wrap=True, markup=False, highlight=False, auto_scroll=True, **kw)
+        self.text_lines: list[str] = []
+
+    def watch_follow(self, follow: bool) -> None:
+        self.auto_scroll = follow
+        if follow:
+            self.scroll_end(animate=False, immediate=True, x_axis=False)
+        self.post_message(self.FollowChanged(follow))
+
+    class FollowChanged(Message):
+        def __init__(self, follow: bool) -> None:
+            super().__init__()
+            self.follow = follow
+
+    def add_lines(self, lines) -> None:
+        for line in lines:
+            self.text_lines.append(line)
+            self.write(Text(line), scroll_end=self.follow)
+
+    def reset(self, lines) -> None:
+        self.clear()
+        self.text_lines = []
+        self.add_lines(lines)
+
+    def _stop_following(self) -> None:
+        if self.max_scroll_y > 0:
+            self.follow = False
+
+    def _resume_at_end(self) -> None:
+        if self.scroll_y >= self.max_scroll_y:
+            self.follow = True
+
+    def action_scroll_up(self) -> None:
+        self._stop_following()
+        super().action_scroll_up()
+
+    def action_page_up(self) -> None:
+        self._stop_following()
+        super().action_page_up()
+
+    def action_scroll_home(self) -> None:
+        self._stop_following()
+        super().action_scroll_home()
+
+    def action_scroll_down(self) -> None:
+        super().action_scroll_down()
+        self.call_after_refresh(self._resume_at_end)
+
+    def action_page_down(self) -> None:
+        super().action_page_down()
+        self.call_after_refresh(self._resume_at_end)
+
+    def action_scroll_end(self) -> None:
+        self.follow = True
+        self.scroll_end(animate=False, immediate=True, x_axis=False)
+
+    def _on_mouse_scroll_up(self, event) -> None:
+        self._stop_following()
+        super()._on_mouse_scroll_up(event)
+
+
 class RunScreen(Screen):
     TITLE = "Run"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "back", "Back", id="run.back"),
+        Binding("escape", "back", "Back", id="run.back", tooltip="Back to the list"),
+        Binding("q", "back", "Back", show=False, id="run.q"),
         Binding("1", "view('mi')", "MI", id="run.mi", tooltip="MI curves per subset"),
         Binding("2", "view('training')", "Train", id="run.training",
                 tooltip="Clean accuracy, ASR and per-class train loss"),
@@ -139,10 +253,11 @@ class RunScreen(Screen):
                 with Horizontal(classes="legend-row"):
                     yield Static(id="legend-acc", classes="legend")
                     yield Static(id="legend-loss", classes="legend")
-            with TabPane("Summary", id="summary"), VerticalScroll():
+            with TabPane("Summary", id="summary"), Scroll(id="summary-scroll"):
                 yield Static(id="summary-body")
             with TabPane("Log", id="log"):
-                yield Log(id="log-view", highlight=False)
+                yield Static(id="log-follow", classes="legend-row")
+                yield LogView(id="log-view")
         yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
@@ -177,7 +292,10 @@ class RunScreen(Screen):
         methods = mi_methods(d.mi)
         if self.method not in methods:
             self.method = methods[0] if methods else None
-        suffix = f" · {self.method}" if self.method and len(methods) > 1 else ""
+        # the estimator is always named: two runs' curves are comparable only under the same one
+        suffix = f" · {self.method}" if self.method else ""
+        if len(methods) > 1:
+            suffix += f" ({methods.index(self.method) + 1}/{len(methods)}, m: next)"
         epochs = d.spec.get("epochs") or d.row.epochs
         xlim = (1, epochs) if isinstance(epochs, int) and epochs > 1 else None
         labelled = []
@@ -200,13 +318,32 @@ class RunScreen(Screen):
         self.query_one("#summary-body", Static).update(summary_renderable(d))
         log = tuple(d.log)
         if log != self._log:
-            view = self.query_one(Log)
+            view = self.query_one(LogView)
             if self._log and log[:len(self._log)] == self._log:
-                view.write_lines(log[len(self._log):])
+                view.add_lines(log[len(self._log):])
             else:
-                view.clear()
-                view.write_lines(log or ["(no worker.log yet)"])
+                view.reset(log or ["(no worker.log yet)"])
             self._log = log
+            self.show_follow(view.follow)
+
+    def show_follow(self, follow: bool) -> None:
+        n = len(self.query_one(LogView).text_lines)
+        if follow:
+            t = Text.assemble(("● following", "bold green"),
+                              f" · {n} lines · new lines scroll into view; ↑ or k pauses")
+        else:
+            t = Text.assemble(("‖ paused", "bold yellow"),
+                              f" · {n} lines · End or G jumps to the last line and follows")
+        self.query_one("#log-follow", Static).update(t)
+
+    def on_log_view_follow_changed(self, event: LogView.FollowChanged) -> None:
+        self.show_follow(event.follow)
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        """Arrows and j/k scroll the Summary and Log without a Tab press first."""
+        target = {"summary": "#summary-scroll", "log": "#log-view"}.get(event.pane.id or "")
+        if target:
+            self.query_one(target).focus()
 
     def action_back(self) -> None:
         self.dismiss()

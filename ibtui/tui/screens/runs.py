@@ -90,6 +90,16 @@ class TableScreen(Screen):
         self.table.cycle_sort()
         self.refresh_bars()
 
+    def action_pick_sort(self) -> None:
+        from ibtui.tui.screens.dialogs import SortScreen
+
+        def chosen(key: str | None) -> None:
+            if key is not None:
+                self._sort_by(key or None)
+
+        self.app.push_screen(SortScreen(self.table.all_columns, self.table.sort_column,
+                                        self.table.sort_reverse), chosen)
+
     def action_reverse_sort(self) -> None:
         if self.table.sort_column is None:
             self.table.cycle_sort()
@@ -134,7 +144,10 @@ class RunsScreen(TableScreen):
                 tooltip="Filter rows: regex or text, column:term for one column"),
         Binding("s", "sort", "Sort", id="runs.sort",
                 tooltip="Sort by the next column (header click sorts by that column)"),
-        Binding("S", "reverse_sort", "Reverse sort", show=False, id="runs.reverse"),
+        Binding("S", "reverse_sort", "Reverse sort", show=False, id="runs.reverse",
+                tooltip="Reverse the sort order"),
+        Binding("o", "pick_sort", "Sort by…", show=False, id="runs.pick_sort",
+                tooltip="Pick the column to sort by"),
         Binding("n", "app.new_experiment", "New", id="runs.new",
                 tooltip="Compose a new experiment"),
         Binding("c", "cancel", "Cancel", id="runs.cancel",
@@ -145,14 +158,16 @@ class RunsScreen(TableScreen):
                 tooltip="Leaderboard of finished runs"),
         Binding("w", "app.go('workers')", "Workers", show=False, id="runs.workers",
                 tooltip="What the scheduler is running"),
-        Binding("a", "select_all", "Select all", show=False, id="runs.select_all"),
-        Binding("escape", "clear", "Clear filter/selection", show=False, id="runs.clear"),
+        Binding("a", "select_all", "Select all", show=False, id="runs.select_all",
+                tooltip="Select every shown run (again: none)"),
+        Binding("escape", "clear", "Clear filter/selection", show=False, id="runs.clear",
+                tooltip="Clear the filter, then the selection"),
     ]
 
     def compose(self) -> ComposeResult:
         yield Static(id="topbar", classes="topbar")
         yield Static(id="viewbar", classes="viewbar")
-        yield RunsTable(COLUMN_LIST, FOLDABLE, ("elapsed", "score"), id="runs-table")
+        yield RunsTable(COLUMN_LIST, FOLDABLE, ("id", "elapsed", "score"), id="runs-table")
         yield RunLine(id="run-line", classes="runline")
         yield FilterBar(id="filter")
         yield Footer(compact=True, show_command_palette=False)

@@ -50,6 +50,7 @@ class WorkersScreen(Screen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "app.go('runs')", "Runs", id="workers.back",
                 tooltip="Back to the runs screen"),
+        Binding("q", "app.go('runs')", "Runs", show=False, id="workers.q"),
         Binding("c", "cancel", "Cancel", id="workers.cancel",
                 tooltip="Cancel the highlighted run, after confirmation"),
         Binding("r", "resume", "Resume", id="workers.resume",

@@ -45,6 +45,15 @@ def rich_color(color: str) -> str:
     return {"gray": "grey50", "orange": "dark_orange"}.get(color, color)
 
 
+def line_glyph(marker: str) -> str:
+    """How a line drawn with `marker` looks, for the legend: solid, dotted or its marker."""
+    if marker == "hd":
+        return "━━"
+    if marker in ("braille", "fhd", "sd", "dot"):
+        return "┈┈"
+    return marker * 2 if len(marker) == 1 else "┈┈"
+
+
 def legend(series: list[Series]) -> Text:
     """One line naming the labelled series in their colours, for under a chart."""
     t = Text()
@@ -53,7 +62,7 @@ def legend(series: list[Series]) -> Text:
             continue
         if t:
             t.append("  ")
-        t.append("━━ " if s.marker == "hd" else "┈┈ ", style=rich_color(s.color))
+        t.append(f"{line_glyph(s.marker)} ", style=rich_color(s.color))
         t.append(s.label)
     return t
 
@@ -148,8 +157,10 @@ def mi_series(mi: list[dict], term: str, method: str | None = None) -> list[Seri
 
 def acc_series(metrics: list[dict]) -> list[Series]:
     out = []
+    # clean acc and ASR differ in line style as well as colour (colour-blind users, monochrome
+    # terminals): a solid line against a line of ×
     for key, label, color, marker in (("test_acc", "clean acc", "cyan+", "hd"),
-                                      ("asr", "ASR", "red+", "hd"),
+                                      ("asr", "ASR", "red+", "×"),
                                       ("ra", "RA", "yellow", "braille")):
         pts = [(float(m["epoch"]), float(m[key])) for m in metrics
                if isinstance(m.get(key), (int, float)) and isinstance(m.get("epoch"), (int, float))]

@@ -37,8 +37,10 @@ def _sort_part(v: Any) -> tuple:
     return (1, "") if v is None else (0, v)
 
 
-def merged_column(parts: list[Column]) -> Column:
-    """One `run` column showing the parts that differ between rows: `badnets vgg16 p0.1 s1`."""
+def merged_column(parts: list[Column], by_id: frozenset[str] = frozenset()) -> Column:
+    """One `run` column showing the parts that differ between rows: `badnets vgg16 p0.1 s1`.
+    Rows in `by_id` (whose parts read the same as another row's: copies of a grid, runs with
+    an unreadable spec) show their run id instead."""
     prefix = {"rate": "p", "seed": "s"}
 
     def render(r: RunRow, now: float) -> Cell:
@@ -46,9 +48,10 @@ def merged_column(parts: list[Column]) -> Column:
         for c in parts:
             cell = c.render(r, now)
             keys.append(_sort_part(cell.sort_value))
-            if cell.plain != "–":
+            if cell.plain not in ("–", "unknown"):
                 texts.append(prefix.get(c.key, "") + cell.plain)
-        return Cell(" ".join(texts) or r.id, tuple(keys), style="bold")
+        text = r.id if r.id in by_id else (" ".join(texts) or r.id)
+        return Cell(text, tuple(keys), style="bold")
 
     return Column("run", "run", render, help=" · ".join(c.label for c in parts))
 
@@ -73,6 +76,10 @@ def fold_columns(columns: list[Column], rows: Iterable[RunRow], now: float, widt
     shown = list(columns)
     if sum(widths.values()) <= budget:
         return shown, {}
+    if "id" in droppable:  # the id is long; the line under the table shows it in full
+        shown = [c for c in shown if c.key != "id"]
+        if sum(need(c) for c in shown) <= budget:
+            return shown, {}
     folded: dict[str, str] = {}
     live = [r for r in rows if r.state != "damaged"]  # a damaged row's blanks do not count
     prefix = {"rate": "p", "seed": "s"}
@@ -86,11 +93,17 @@ def fold_columns(columns: list[Column], rows: Iterable[RunRow], now: float, widt
     if sum(need(c) for c in shown) > budget:
         parts = [c for c in shown if c.key in foldable]
         if len(parts) > 1:
-            run = merged_column(parts)
+            texts: dict[str, list[str]] = {}
+            for r in rows:
+                texts.setdefault(merged_column(parts).render(r, now).plain, []).append(r.id)
+            dupes = frozenset(i for ids in texts.values() if len(ids) > 1 for i in ids)
+            run = merged_column(parts, dupes)
             first = shown.index(parts[0])
             shown = [c for c in shown if c.key not in foldable]
             shown.insert(first, run)
     for key in droppable:
+        if key == "id":
+            continue
         if sum(need(c) for c in shown) <= budget:
             break
         shown = [c for c in shown if c.key != key]
@@ -104,6 +117,12 @@ class Table(DataTable):
     column width, so a cell drawn before that measurement stays truncated. Bumping the
     update count when any width changed invalidates those cached renders."""
 
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("j", "cursor_down", "Down", show=False),
+        Binding("k", "cursor_up", "Up", show=False),
+        Binding("g,home", "scroll_top", "First row", show=False),
+        Binding("G,end", "scroll_bottom", "Last row", show=False),
+    ]
     _widths: tuple = ()
 
     def on_idle(self) -> None:
@@ -351,11 +370,28 @@ class LeaderboardTable(RunTableBase):
     def __init__(self, *args, **kw) -> None:
         super().__init__(*args, **kw)
         self.group: str | None = None
+        self.collapsed: set[str] = set()  # group row keys whose members are hidden
         self._built: tuple = ()
 
     def cycle_group(self) -> None:
         i = self.GROUPS.index(self.group)
         self.group = self.GROUPS[(i + 1) % len(self.GROUPS)]
+        self.collapsed.clear()
+        self.sync()
+
+    @property
+    def cursor_key(self) -> str | None:
+        """The highlighted row's key: a run id or `group:<value>`."""
+        if not self.row_count:
+            return None
+        try:
+            return self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
+        except CellDoesNotExist:
+            return None
+
+    def toggle_group(self, key: str) -> None:
+        """Open or close a group row (enter on it)."""
+        self.collapsed.symmetric_difference_update({key})
         self.sync()
 
     def group_value(self, row: RunRow) -> str:
@@ -390,11 +426,14 @@ class LeaderboardTable(RunTableBase):
             return
         super().action_toggle_select()
 
-    def _group_row(self, value: str, members: list[RunRow], shown: list[Column]) -> list[Text]:
-        cells: list[Text] = [Text("▾", style="bold")]
-        for c in shown:
-            if c.key == "name":
-                cells.append(Text(f"{self.group}={value} ({len(members)})", style="bold underline"))
+    def _group_row(self, value: str, members: list[RunRow], shown: list[Column],
+                   closed: bool) -> list[Text]:
+        cells: list[Text] = [Text("▸" if closed else "▾", style="bold")]
+        for i, c in enumerate(shown):
+            if i == 0:  # the group's name and size, whatever the first column is
+                n = len(members)
+                cells.append(Text(f"{self.group} {value} · {n} run{'s' * (n != 1)}",
+                                  style="bold underline"))
             elif c.numeric and c.key not in ("seed", "rate"):
                 vals = [c.render(r, self.now).sort_value for r in members]
                 vals = [v for v in vals if v is not None]
@@ -422,9 +461,12 @@ class LeaderboardTable(RunTableBase):
             for r in rows:
                 groups.setdefault(self.group_value(r), []).append(r)
             for value, members in groups.items():
-                body.append((f"group:{value}", self._group_row(value, members, shown)))
-                body += [(r.id, [self._mark(r), *(c.render(r, self.now) for c in shown)])
-                         for r in members]
+                key = f"group:{value}"
+                closed = key in self.collapsed
+                body.append((key, self._group_row(value, members, shown, closed)))
+                if not closed:
+                    body += [(r.id, [self._mark(r), *(c.render(r, self.now) for c in shown)])
+                             for r in members]
         built = (tuple(c.key for c in shown), self.sort_column, self.sort_reverse,
                  tuple((k, tuple(_sig(x) for x in cells)) for k, cells in body))
         if built == self._built:
@@ -436,7 +478,7 @@ class LeaderboardTable(RunTableBase):
             self.add_column(self._label(c), key=c.key)
         for key, cells in body:
             self.add_row(*cells, key=key)
-        self.visible_ids = [k for k, _ in body if not k.startswith("group:")]
+        self.visible_ids = [r.id for r in rows]  # closed groups' runs still count as shown
         self._restore_cursor(cursor)
 
 
