@@ -232,3 +232,22 @@ def test_unknown_preset_names_the_allowed_ones():
 
     with pytest.raises(SpecError, match="allowed: .*quick"):
         preset_path("no-such-preset")
+
+
+@pytest.mark.parametrize("offset", [0.0, 1e3])
+def test_cluster_silhouette_matches_scikit_learn(offset):
+    """The silhouettes are scikit-learn's on exact distances, also for points far from the
+    origin (a float32 |a|^2 + |b|^2 - 2ab expansion gives self-distances near 1 there)."""
+    from scipy.spatial.distance import pdist, squareform
+    from sklearn.metrics import silhouette_samples
+
+    rng = np.random.default_rng(5)
+    feats = (rng.normal(size=(300, 16)) + offset).astype(np.float32)
+    feats[200:] += 0.5  # 100 backdoor points, slightly apart
+    labels = np.zeros(300, int)
+    is_bd = np.arange(300) >= 200
+    m = cluster_metrics(feats, labels, is_bd, target=0)
+    ref = silhouette_samples(squareform(pdist(feats.astype(np.float64))), is_bd.astype(int),
+                             metric="precomputed")
+    assert m["silhouette"] == pytest.approx(float(ref.mean()), abs=1e-9)
+    assert m["silhouette_backdoor"] == pytest.approx(float(ref[is_bd].mean()), abs=1e-9)

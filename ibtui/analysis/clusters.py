@@ -1,10 +1,11 @@
 """How backdoor samples sit among the target class in T-space (paper §IV-C, Figs. 4 and 8).
 
 Computed on the target group = samples labelled with the target class plus any backdoor
-sample, Euclidean distances in T. Groups larger than `max_points` are subsampled uniformly
-with a fixed seed (the backdoor share is kept).
+sample, Euclidean distances in T (float64, from centred points). Groups larger than
+`max_points` are subsampled uniformly with a fixed seed (the backdoor share is kept).
 
-- `silhouette`: mean silhouette of the two-group split backdoor vs clean target over every
+- `silhouette`: mean silhouette (scikit-learn's `silhouette_samples` on the precomputed
+  distances) of the two-group split backdoor vs clean target over every
   point of the group (-1..1; ~0 = mixed, near 1 = a tight separate backdoor cluster);
   `silhouette_backdoor`: the same averaged over the backdoor points only.
 - `knn_backdoor_share`: mean share of each backdoor sample's k nearest neighbours (within the
@@ -29,32 +30,29 @@ MIN_SUBCLUSTER_SHARE = 0.05
 SEED = 0
 
 
-def _sq_dists(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    na = np.einsum("ij,ij->i", a, a)
-    nb = np.einsum("ij,ij->i", b, b)
-    d = na[:, None] + nb[None, :] - 2.0 * (a @ b.T)
+def _distances(x: np.ndarray) -> np.ndarray:
+    """Euclidean distance matrix in float64, exactly symmetric with a zero diagonal.
+
+    The points are centred first, so that |a|^2 + |b|^2 - 2ab does not cancel catastrophically
+    for points far from the origin."""
+    x = np.asarray(x, dtype=np.float64)
+    x = x - x.mean(0)
+    sq = np.einsum("ij,ij->i", x, x)
+    d = sq[:, None] + sq[None, :] - 2.0 * (x @ x.T)
     np.maximum(d, 0.0, out=d)
+    d = np.sqrt(d)
+    d = (d + d.T) / 2
+    np.fill_diagonal(d, 0.0)
     return d
 
 
 def _silhouettes(dist: np.ndarray, labels: np.ndarray) -> np.ndarray | None:
-    """Per-point silhouette from a full distance matrix; None if < 2 clusters."""
-    ks = np.unique(labels)
-    if len(ks) < 2:
+    """Per-point silhouette (scikit-learn's) from a full distance matrix; None if < 2 clusters."""
+    from sklearn.metrics import silhouette_samples
+
+    if len(np.unique(labels)) < 2:
         return None
-    n = len(labels)
-    onehot = (labels[:, None] == ks[None, :]).astype(dist.dtype)
-    sums = dist @ onehot  # (n, k) total distance to each cluster
-    sizes = onehot.sum(0)
-    own = np.searchsorted(ks, labels)
-    own_size = sizes[own]
-    a = np.where(own_size > 1, sums[np.arange(n), own] / np.maximum(own_size - 1, 1), 0.0)
-    other = sums / sizes[None, :]
-    other[np.arange(n), own] = np.inf
-    b = other.min(1)
-    denom = np.maximum(a, b)
-    s = np.where(denom > 0, (b - a) / np.where(denom > 0, denom, 1.0), 0.0)
-    return np.where(own_size > 1, s, 0.0)  # singletons score 0 (sklearn's convention)
+    return silhouette_samples(dist, labels, metric="precomputed")
 
 
 def _subclusters(dist: np.ndarray, k: int, min_share: float) -> list[int]:
@@ -111,7 +109,7 @@ def cluster_metrics(feats: np.ndarray, labels: np.ndarray, is_backdoor: np.ndarr
         out["note"] = "no backdoor samples"
         out["subclusters"] = 0
         return out
-    dist = np.sqrt(_sq_dists(xs, xs))
+    dist = _distances(xs)
     if 0 < nb < n:
         cb, cc = xs[bs].mean(0, dtype=np.float64), xs[~bs].mean(0, dtype=np.float64)
         spread = np.concatenate([np.linalg.norm(xs[bs] - cb, axis=1),
