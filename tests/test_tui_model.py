@@ -14,14 +14,23 @@ from fixtures_runs import FIXTURE_NOW, make_fixture_runs  # noqa: E402
 from ibtui.errors import SpecError  # noqa: E402
 from ibtui.runs.store import list_runs  # noqa: E402
 from ibtui.spec import FIELDS, load_spec  # noqa: E402
-from ibtui.tui.form import build_raw, default_text, parse_value, save_experiment  # noqa: E402
+from ibtui.tui.form import (  # noqa: E402
+    breakdown,
+    build_raw,
+    default_text,
+    parse_value,
+    save_experiment,
+)
 from ibtui.tui.model import (  # noqa: E402
     COLUMN_LIST,
+    COLUMNS,
     FOLDABLE,
     compile_filter,
+    export_text,
     fmt_duration,
     plain_fields,
     row_from_run,
+    sanity_lines,
     short_labels,
 )
 from ibtui.tui.poller import RunsReader  # noqa: E402
@@ -36,7 +45,10 @@ def rows(tmp_path_factory):
 
 def test_rows_never_raise_and_explain(rows):
     by_id = {r.id: r for r in rows}
-    assert by_id["broken-run"].state == "damaged" and by_id["broken-run"].name == "broken-run"
+    broken = by_id["broken-run"]
+    assert broken.state == "damaged" and broken.name == "" and broken.attack == ""
+    assert COLUMNS["name"].render(broken, 0).plain == "unknown"  # never guessed from the id
+    assert COLUMNS["id"].render(broken, 0).plain == "broken-run"
     crashed = by_id["paper-badnets-digits-resnet18-p0.2-s2"]
     assert crashed.state == "crashed" and "resumes" in crashed.note
     running = by_id["paper-ftrojan-digits-resnet18-p0.1-s0"]
@@ -64,13 +76,80 @@ def test_fold_columns_by_width(rows):
     wide, folded = fold_columns(COLUMN_LIST, rows, FIXTURE_NOW, 200, FOLDABLE)
     assert wide == COLUMN_LIST and folded == {}
     narrow, folded = fold_columns(COLUMN_LIST, rows, FIXTURE_NOW, 80, FOLDABLE,
-                                  ("elapsed", "score"))
+                                  ("id", "elapsed", "score"))
     keys = [c.key for c in narrow]
     assert folded == {"dataset": "digits", "name": "paper"}  # the damaged row does not count
     assert keys[0] == "run" and "state" in keys and "acc" in keys
     assert narrow[0].render(rows[1], 0).plain == "badnets resnet18 p0.1 s0"
-    one, folded = fold_columns(COLUMN_LIST, rows[1:2], FIXTURE_NOW, 80, FOLDABLE)
+    one, folded = fold_columns(COLUMN_LIST, rows[1:2], FIXTURE_NOW, 80, FOLDABLE, ("id",))
     assert folded == {} and one[0].key == "run"  # a single run keeps its identity
+    assert "id" not in keys  # too long at 80 columns: the line under the table shows it
+
+
+def test_merged_column_shows_the_id_of_rows_that_read_alike(rows):
+    """Copies of a grid (`…-s0` and `…-s0-2`) would read identically: they show their ids."""
+    import dataclasses
+
+    done = next(r for r in rows if r.id == "paper-badnets-digits-resnet18-p0.1-s0")
+    copy = dataclasses.replace(done, id=done.id + "-2", order=99)
+    shown, _ = fold_columns(COLUMN_LIST, [*rows, copy], FIXTURE_NOW, 80, FOLDABLE,
+                            ("id", "elapsed", "score"))
+    run = shown[0]
+    assert run.key == "run"
+    assert run.render(done, 0).plain == done.id and run.render(copy, 0).plain == copy.id
+    other = next(r for r in rows if r.id == "paper-ftrojan-digits-vgg16-p0.1-s1")
+    assert run.render(other, 0).plain == "ftrojan vgg16 p0.1 s1"
+
+
+def test_unreadable_spec_is_never_parsed_from_the_id(tmp_path):
+    """`adap-blend` has a dash: splitting the id on dashes read attack `blend`."""
+    from ibtui.runs.store import load_run
+
+    rid = "x-adap-blend-digits-resnet18-p0.1-s0"
+    (tmp_path / rid).mkdir()
+    (tmp_path / rid / "spec.toml").write_text("not toml [")
+    row = row_from_run(load_run(tmp_path / rid))
+    assert row.attack == "" and row.name == "" and row.rate is None
+    assert COLUMNS["attack"].render(row, 0).plain == "–"
+
+
+def test_sanity_lines_failed_first():
+    summary = {"sanity": [
+        {"check": "a", "subset": "0", "epoch": 1, "ok": True, "value": 1.0, "bound": 2.0},
+        {"check": "b", "subset": "0", "epoch": 2, "ok": False, "value": 3.0, "bound": 2.0,
+         "detail": "above"},
+        "garbage"]}
+    lines = sanity_lines(summary)
+    assert [ok for ok, _ in lines] == [False, True]
+    assert lines[0][1] == "b · 0 · epoch 2: 3.000 vs bound 2.000 (above)"
+    assert sanity_lines({"sanity": "x"}) == () and sanity_lines({}) == ()
+
+
+def test_export_matches_the_cli_columns(rows):
+    import csv
+    import io
+
+    from ibtui.cli import BOARD_COLUMNS
+
+    done = [r for r in rows if r.has_summary]
+    text = export_text(done, "csv")
+    table = list(csv.reader(io.StringIO(text)))
+    assert table[0] == BOARD_COLUMNS and len(table) == len(done) + 1
+    assert json.loads(export_text(done, "json"))[0]["run"] == done[0].id
+    md = export_text(done, "md").splitlines()
+    assert md[0] == "| " + " | ".join(BOARD_COLUMNS) + " |" and len(md) == len(done) + 2
+    with pytest.raises(ValueError):
+        export_text(done, "xls")
+
+
+def test_breakdown_names_the_grid():
+    from ibtui.spec import validate_experiment
+
+    specs = validate_experiment({"name": "t", "attack": ["badnets", "blend", "wanet"],
+                                 "poison_rate": [0.05, 0.1], "seed": [0, 1, 2], "epochs": 2},
+                                file="f", exp="e")
+    assert breakdown(specs) == "3 attacks × 2 rates × 3 seeds = 18 runs · 36 epochs to train"
+    assert breakdown(specs[:1]) == "1 run · 2 epochs to train"
 
 
 def test_short_labels(rows):
