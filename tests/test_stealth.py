@@ -51,10 +51,20 @@ def test_method_filter_and_incomplete_checkpoints():
     assert out["score"] is None and "note" in out
 
 
-def test_paper_table_arithmetic():
-    # Table I rows: score = (D_XT + D_TY) / 2
-    for dxt, dty, score in [(0.3903, 0.1736, 0.2820), (0.3920, 0.4956, 0.4438), (0.4163, 0.6833, 0.5498)]:
-        assert (dxt + dty) / 2 == pytest.approx(score, abs=1e-4)
+@pytest.mark.parametrize("dxt, dty, score", [(0.3903, 0.1736, 0.2820), (0.3920, 0.4956, 0.4438),
+                                             (0.4163, 0.6833, 0.5498)])
+def test_paper_table_rows_through_stealth_score(dxt, dty, score):
+    # Table I rows (D_XT, D_TY, score), rebuilt as MI records that the project scores: the clean
+    # classes sit at 0 and a sample subset at 1 (it fixes the min-max span to [0, 1] and is not a
+    # target subset), so every target subset at d gives D = d
+    roles = dict(ROLES, **{"0_sample": "sample"})
+    r = []
+    for term, d in (("xt", dxt), ("ty", dty)):
+        r += recs(1, term, {"0": d, "0_backdoor": d, "0_clean": d, "1": 0.0, "2": 0.0, "0_sample": 1.0})
+    out = stealth_score(r, roles)
+    assert out["d_xt"] == pytest.approx(dxt)
+    assert out["d_ty"] == pytest.approx(dty)
+    assert out["score"] == pytest.approx(score, abs=1e-4)  # the paper's rounding
 
 
 def test_constant_values_give_zero_not_amplified_rounding_noise():
