@@ -1,7 +1,8 @@
 """ibtui: backdoor training dynamics through the information bottleneck."""
 
-import os
+from importlib.metadata import PackageNotFoundError, version
 
-# MKL's CPU results otherwise depend on memory alignment; must be set before torch loads MKL,
-# or a resumed run could differ from the uninterrupted one in the last bits.
-os.environ.setdefault("MKL_CBWR", "AUTO")
+try:
+    __version__ = version("ibtui")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0+unknown"

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import signal
 import sys
-import time
 from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ibtui.errors import IbtuiError
@@ -35,7 +34,7 @@ def fail(e: IbtuiError) -> None:
 def main(ctx: typer.Context, runs_dir: Path = RunsDir) -> None:
     """With no command: open the app on the runs directory."""
     if ctx.invoked_subcommand is None:
-        tui(runs_dir)
+        tui(runs_dir, jobs=0, gpus=None, threads=0)
 
 
 # --- run ------------------------------------------------------------------------------------
@@ -44,18 +43,64 @@ def _fmt(v, spec: str = ".3f") -> str:
     return "-" if v is None else format(v, spec)
 
 
+EXIT_RUNS_FAILED = 1  # some run ended failed, crashed, cancelled or interrupted (2 = user error)
+
+JobsOpt = typer.Option(0, "--jobs", "-j", help="workers at once (default: one per GPU, "
+                       "else one per two CPU cores)")
+GpusOpt = typer.Option(None, "--gpus", help="GPU ids, e.g. 0,1 (default: all visible; '' = none)")
+ThreadsOpt = typer.Option(0, "--threads", help="CPU threads per worker (default: cores / jobs; "
+                          "a run's own `threads` field wins)")
+
+
+def _plan(jobs: int, gpus: str | None, threads: int):
+    from ibtui.runs.resources import plan_resources
+
+    if jobs < 0 or threads < 0:
+        raise IbtuiError(f"--jobs and --threads must be 0 (automatic) or positive, "
+                         f"not {jobs if jobs < 0 else threads}")
+    return plan_resources(jobs, gpus, threads)
+
+
+def _launch(runs_dir: Path, paths: list[Path], res, detach: bool) -> None:
+    """Follow the runs to their end, print the leaderboard, exit 1 if any did not end done."""
+    from ibtui.progress import follow, unfinished
+    from ibtui.runs.scheduler import ensure_scheduler
+
+    if detach:
+        pid = ensure_scheduler(runs_dir, res.jobs, res.gpus, res.threads)
+        console.print(f"queued {len(paths)} runs; " + (f"scheduler started (pid {pid}, "
+                      f"{res.describe()})" if pid else "the running scheduler picks them up"),
+                      highlight=False)
+    follow(runs_dir, paths, res, console, detach=detach)
+    _print_board(runs_dir, {p.name for p in paths})
+    bad = unfinished(paths)
+    for name, state, why in bad:
+        err.print(f"{name}: {state}" + (f" ({why})" if why else "")
+                  + f"; log: {runs_dir / name / 'worker.log'}", markup=False, highlight=False,
+                  soft_wrap=True)
+    if bad:
+        err.print(f"{len(bad)} of {len(paths)} runs did not finish", markup=False)
+        raise typer.Exit(EXIT_RUNS_FAILED)
+
+
 @app.command()
 def run(
     file: Path = typer.Argument(Path("experiments.toml"), help="experiments file"),
     only: list[str] | None = typer.Option(None, "--only", help="only experiments with this name"),
-    jobs: int = typer.Option(0, "--jobs", "-j", help="workers at once (default: 1, or one per GPU)"),
-    gpus: str | None = typer.Option(None, "--gpus", help="GPU ids, e.g. 0,1 (default: all visible)"),
+    jobs: int = JobsOpt,
+    gpus: str | None = GpusOpt,
+    threads: int = ThreadsOpt,
     runs_dir: Path = RunsDir,
     dry_run: bool = typer.Option(False, "--dry-run", help="list the expanded runs and stop"),
     preset: str | None = typer.Option(None, "--preset", help="run a named preset (see `ibtui presets`)"),
+    detach: bool = typer.Option(False, "--detach", help="run the queue in a background scheduler "
+                                "that survives this terminal (use over SSH); follow progress here"),
 ) -> None:
-    """Run every experiment of FILE: one worker per run, live progress, then the leaderboard."""
-    from ibtui.runs.scheduler import Scheduler, create_runs, detect_gpus
+    """Run every experiment of FILE: one worker per run, live progress, then the leaderboard.
+
+    Exit code: 0 when every run ended done, 1 when any failed, crashed or was interrupted
+    (each is named with its worker.log), 2 for a user error."""
+    from ibtui.runs.scheduler import create_runs
     from ibtui.spec import load_spec
 
     try:
@@ -71,97 +116,23 @@ def run(
                 raise IbtuiError(f"{file}: --only {unknown[0]!r}: no such experiment; allowed: {', '.join(names)}")
             specs = [s for s in specs if s.values["name"] in only]
         if dry_run:
-            t = Table(title=f"{len(specs)} runs from {file}")
+            t = Table(title=escape(f"{len(specs)} runs from {file}"))
             t.add_column("run", overflow="fold", min_width=20)
             for col in ("attack", "rate", "dataset", "arch", "width", "epochs", "MI epochs", "method"):
                 t.add_column(col, overflow="fold")
             for s in specs:
                 v = s.values
-                t.add_row(s.run_id, v["attack"], f"{v['poison_rate']:g}", v["dataset"], v["arch"],
-                          str(v["width"]), str(v["epochs"]), ",".join(map(str, v["mi_epochs"])),
-                          ",".join(v["mi_method"]))
+                t.add_row(*(escape(str(c)) for c in (
+                    s.run_id, v["attack"], f"{v['poison_rate']:g}", v["dataset"], v["arch"],
+                    v["width"], v["epochs"], ",".join(map(str, v["mi_epochs"])),
+                    ",".join(v["mi_method"]))))
             console.print(t)
             return
-        gpu_list = [g for g in gpus.split(",") if g] if gpus else detect_gpus()
-        sched = Scheduler(runs_dir, jobs or max(1, len(gpu_list)), gpu_list)
+        res = _plan(jobs, gpus, threads)
         paths = create_runs(specs, runs_dir)
     except IbtuiError as e:
         fail(e)
-    ids = {p.name for p in paths}
-    owner = sched.acquire()  # the owner also runs what a second `ibtui run` queues meanwhile
-    if not owner:
-        console.print(f"[yellow]another scheduler runs {runs_dir}; {len(ids)} runs joined its queue. "
-                      "Watching (Ctrl-C stops watching; the runs go on).[/]")
-    _run_with_progress(sched, paths, owner)
-    _print_board(runs_dir, ids)
-
-
-def _run_with_progress(sched, paths: list[Path], owner: bool) -> None:
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from ibtui.runs.store import load_run
-
-    progress = Progress(TextColumn("{task.fields[name]}", style="bold"), BarColumn(),
-                        TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console,
-                        refresh_per_second=4)
-    tasks = {p.name: progress.add_task("", total=1.0, name=p.name, info="queued") for p in paths}
-    signals = {"n": 0}
-
-    def on_sigint(signum, frame):
-        signals["n"] += 1
-        if owner:
-            console.print("[yellow]stopping workers at a safe point (Ctrl-C again: at once)…[/]"
-                          if signals["n"] == 1 else "[red]stopping at once[/]")
-            sched.stop(hard=signals["n"] > 1)
-        else:
-            raise KeyboardInterrupt
-
-    old_int = signal.signal(signal.SIGINT, on_sigint)
-    old_term = signal.signal(signal.SIGTERM, on_sigint)
-
-    def tick() -> None:
-        for p in paths:
-            r = load_run(p)
-            st = r.status
-            state = r.state
-            epochs = st.get("epochs") or r.spec.get("epochs") or 1
-            epoch = st.get("epoch") or 0
-            phase = st.get("phase", state)
-            frac = min(1.0, (max(epoch - 1, 0) + (st.get("progress") or 0) if phase == "training"
-                             else epoch) / epochs) if state == "running" else (1.0 if state == "done" else 0)
-            if state == "running":
-                info = (f"{phase} e{epoch}/{epochs} acc {_fmt(st.get('test_acc'), '.2f')} "
-                        f"asr {_fmt(st.get('asr'), '.2f')}")
-            elif state == "done":
-                s = r.summary or {}
-                info = (f"done  acc {_fmt(s.get('clean_acc'), '.2f')} asr {_fmt(s.get('asr'), '.2f')} "
-                        f"score {_fmt(s.get('score'))}")
-            else:
-                info = state + (f": {st.get('error')}" if st.get("error") else "")
-            progress.update(tasks[p.name], completed=frac, info=info[:90])
-
-    def finished() -> bool:
-        from ibtui.runs.store import FINISHED
-
-        return all(load_run(p).state in (*FINISHED, "crashed", "interrupted") for p in paths)
-
-    try:
-        with progress:
-            if owner:
-                try:
-                    sched.loop(tick=tick)
-                finally:
-                    sched.release()
-            else:
-                while not finished():
-                    tick()
-                    time.sleep(1.0)
-            tick()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        signal.signal(signal.SIGINT, old_int)
-        signal.signal(signal.SIGTERM, old_term)
+    _launch(runs_dir, paths, res, detach)
 
 
 # --- reading runs -----------------------------------------------------------------------------
@@ -337,27 +308,21 @@ def show(run_key: str = typer.Argument(..., metavar="RUN"), runs_dir: Path = Run
 
 @app.command()
 def resume(runs: list[str] = typer.Argument(..., metavar="RUN..."), runs_dir: Path = RunsDir,
-           jobs: int = typer.Option(1, "--jobs", "-j"),
+           jobs: int = JobsOpt, gpus: str | None = GpusOpt, threads: int = ThreadsOpt,
            detach: bool = typer.Option(False, "--detach",
-                                       help="queue and return; a background scheduler runs them")) -> None:
-    """Continue crashed, failed or interrupted runs from their last checkpoint."""
-    from ibtui.runs.scheduler import Scheduler, ensure_scheduler, set_queued
+                                       help="queue and follow; a background scheduler runs them")) -> None:
+    """Continue crashed, failed or interrupted runs from their last checkpoint (exit codes as `run`)."""
+    from ibtui.runs.scheduler import set_queued
     from ibtui.runs.store import find_run
 
     try:
+        res = _plan(jobs, gpus, threads)
         paths = [find_run(runs_dir, k) for k in runs]
         for p in paths:
             set_queued(p)
     except IbtuiError as e:
         fail(e)
-    if detach:
-        ensure_scheduler(runs_dir, jobs)
-        console.print(f"queued {len(paths)} runs")
-        return
-    sched = Scheduler(runs_dir, jobs, None)
-    owner = sched.acquire()
-    _run_with_progress(sched, paths, owner)
-    _print_board(runs_dir, {p.name for p in paths})
+    _launch(runs_dir, paths, res, detach)
 
 
 @app.command()
@@ -530,11 +495,13 @@ def report(runs_dir: Path = RunsDir,
 
 
 @app.command()
-def tui(runs_dir: Path = RunsDir) -> None:
-    """Open the terminal app on a runs directory."""
+def tui(runs_dir: Path = RunsDir, jobs: int = JobsOpt, gpus: str | None = GpusOpt,
+        threads: int = ThreadsOpt) -> None:
+    """Open the terminal app on a runs directory (Launch and resume use --jobs/--gpus/--threads)."""
+    from ibtui.runs.resources import parse_gpus
     from ibtui.tui.app import run_app
 
-    run_app(runs_dir)
+    run_app(runs_dir, jobs=jobs or None, gpus=parse_gpus(gpus), threads=threads or None)
 
 
 def cli() -> None:

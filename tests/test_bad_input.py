@@ -136,7 +136,7 @@ def test_incompatible_checkpoint_fails_run_with_reason(tmp_path):
 
     torch.save({"version": 999}, path / "checkpoint.pt")
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    subprocess.run([sys.executable, "-m", "ibtui.runs.worker", str(path)], env=env,
+    subprocess.run([sys.executable, "-m", "ibtui.worker", str(path)], env=env,
                    capture_output=True, timeout=600)
     run = load_run(path)
     assert run.state == "failed"
@@ -152,7 +152,7 @@ def test_nan_loss_fails_the_run_with_epoch_and_quantity(tmp_path):
 
     (path,) = create_runs(ls(tiny_spec(tmp_path / "e.toml")), tmp_path / "runs")
     env = dict(os.environ, OMP_NUM_THREADS="1", IBTUI_INJECT_NAN="loss-1")
-    subprocess.run([sys.executable, "-m", "ibtui.runs.worker", str(path)], env=env,
+    subprocess.run([sys.executable, "-m", "ibtui.worker", str(path)], env=env,
                    capture_output=True, timeout=600)
     run = load_run(path)
     assert run.state == "failed"

@@ -11,7 +11,7 @@ class Block:
         if name.split('.')[0] in ('textual', 'textual_plotext', 'plotext'):
             raise ImportError('blocked: ' + name)
 sys.meta_path.insert(0, Block())
-import ibtui.cli, ibtui.experiment, ibtui.runs.worker, ibtui.runs.scheduler, ibtui.mi
+import ibtui.cli, ibtui.experiment, ibtui.worker, ibtui.runs.scheduler, ibtui.mi
 import ibtui.analysis.stealth, ibtui.data.attacks, ibtui.models
 from ibtui.cli import app
 sys.argv = ['ibtui', 'run', sys.argv[1], '--dry-run', '--runs-dir', sys.argv[2]]

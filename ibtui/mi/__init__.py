@@ -9,7 +9,6 @@ Public API:
 - METHODS, DEFAULT_METHOD, validate_mi_options(method, options)
 """
 
-from ibtui.mi._repro import MKL_REPRODUCIBLE  # first: before any MKL call
 from ibtui.mi.checkpoint import estimate_checkpoint
 from ibtui.mi.estimate import estimate
 from ibtui.mi.noise_aware import noisy_mi, noisy_mi_ty
@@ -20,7 +19,6 @@ from ibtui.mi.sanity import sanity_checks
 __all__ = [
            "DEFAULT_METHOD",
            "METHODS",
-           "MKL_REPRODUCIBLE",
            "OPTIONS",
            "MIEstimate",
            "estimate",

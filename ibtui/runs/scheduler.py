@@ -10,21 +10,25 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ibtui.errors import RunStoreError
+from ibtui.runs.resources import THREADS_ENV, Resources, plan_resources
 from ibtui.runs.store import (
     FINISHED,
     atomic_write_json,
     atomic_write_text,
     effective_state,
+    pid_alive,
     read_json,
 )
 from ibtui.spec import RunSpec, experiment_to_toml
@@ -46,26 +50,42 @@ def check_runs_dir(runs_dir: Path) -> Path:
     return runs_dir
 
 
-def unique_run_dir(runs_dir: Path, run_id: str) -> Path:
-    path = runs_dir / run_id
-    n = 2
-    while path.exists():
-        path = runs_dir / f"{run_id}-{n}"
-        n += 1
-    return path
+def _claim_run_dir(runs_dir: Path, run_id: str) -> Path:
+    """An empty directory under a name nobody else has: mkdir is atomic, so two `ibtui run`
+    of the same spec at once get `<id>` and `<id>-2` instead of racing on one name."""
+    n = 1
+    while True:
+        path = runs_dir / (run_id if n == 1 else f"{run_id}-{n}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            n += 1
 
 
 def create_runs(specs: list[RunSpec], runs_dir: Path) -> list[Path]:
-    """A queued run directory per spec (spec.toml + status.json), each created atomically."""
+    """A queued run directory per spec (spec.toml + status.json), all or nothing.
+
+    Every run is first written into a hidden staging directory; only when all are written do
+    they move into place (rename over a freshly claimed empty directory, atomic). A failure
+    while staging leaves nothing behind and nothing for a scheduler to pick up."""
     runs_dir = check_runs_dir(runs_dir)
+    staged: list[tuple[RunSpec, Path]] = []
+    try:
+        for i, spec in enumerate(specs):
+            tmp = Path(tempfile.mkdtemp(prefix=f".creating-{os.getpid()}-{i}-", dir=runs_dir))
+            staged.append((spec, tmp))
+            atomic_write_text(tmp / "spec.toml", experiment_to_toml(spec.values, "[experiment]"))
+            atomic_write_json(tmp / "status.json", {"state": "queued", "created": time.time(),
+                                                    "source": spec.source, "phase": "queued"})
+    except OSError as e:
+        for _, tmp in staged:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise RunStoreError(f"{runs_dir}: could not create the runs ({e.strerror or e}); "
+                            "nothing was created") from None
     out = []
-    for spec in specs:
-        path = unique_run_dir(runs_dir, spec.run_id)
-        tmp = runs_dir / f".creating-{path.name}-{os.getpid()}"
-        tmp.mkdir()
-        atomic_write_text(tmp / "spec.toml", experiment_to_toml(spec.values, "[experiment]"))
-        atomic_write_json(tmp / "status.json", {"state": "queued", "created": time.time(),
-                                                "source": spec.source, "phase": "queued"})
+    for spec, tmp in staged:
+        path = _claim_run_dir(runs_dir, spec.run_id)
         os.replace(tmp, path)
         out.append(path)
     return out
@@ -109,18 +129,27 @@ class Worker:
 
 
 class Scheduler:
-    def __init__(self, runs_dir: Path, jobs: int = 1, gpus: list[str] | None = None,
+    def __init__(self, runs_dir: Path, resources: Resources | None = None,
                  only: set[str] | None = None):
         self.runs_dir = check_runs_dir(runs_dir)
-        self.gpus = list(gpus or [])
-        self.jobs = max(1, jobs)
+        self.res = resources or plan_resources()
         self.only = only
         self.workers: dict[str, Worker] = {}
         self._lock_fd: int | None = None
         self.stopping = 0
 
+    @property
+    def jobs(self) -> int:
+        return self.res.jobs
+
+    @property
+    def gpus(self) -> list[str]:
+        return self.res.gpus
+
     # --- lock ------------------------------------------------------------------------
     def acquire(self) -> bool:
+        if self._lock_fd is not None:
+            return True
         fd = os.open(self.runs_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -141,18 +170,33 @@ class Scheduler:
             os.close(self._lock_fd)
             self._lock_fd = None
 
+    @property
+    def owner(self) -> bool:
+        return self._lock_fd is not None
+
     # --- queue -----------------------------------------------------------------------
-    def queued(self) -> list[Path]:
-        out = []
+    def _statuses(self):
         for p in sorted(self.runs_dir.iterdir()):
-            if not p.is_dir() or p.name.startswith(".") or p.name in self.workers:
-                continue
-            if self.only is not None and p.name not in self.only:
+            if not p.is_dir() or p.name.startswith("."):
                 continue
             status, _ = read_json(p / "status.json")
-            if status and status.get("state") == "queued":
+            if status:
+                yield p, status
+
+    def queued(self) -> list[Path]:
+        out = []
+        for p, status in self._statuses():
+            if p.name in self.workers or (self.only is not None and p.name not in self.only):
+                continue
+            if status.get("state") == "queued":
                 out.append((status.get("created", 0), p))
         return [p for _, p in sorted(out)]
+
+    def foreign_workers(self) -> int:
+        """Live workers of this runs dir that this scheduler did not start (left by a scheduler
+        that died or handed over): they hold cores/GPUs too."""
+        return sum(1 for p, st in self._statuses()
+                   if p.name not in self.workers and effective_state(st) == "running")
 
     def free_gpu(self) -> str | None:
         used = {w.gpu for w in self.workers.values()}
@@ -166,12 +210,10 @@ class Scheduler:
         env = dict(os.environ)
         if gpu is not None:
             env["CUDA_VISIBLE_DEVICES"] = gpu
-        if not self.gpus and "OMP_NUM_THREADS" not in env:
-            # CPU workers share the cores: oversubscribed OpenMP threads spin and run ~50x slower
-            env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // self.jobs))
+        env[THREADS_ENV] = str(self.res.threads)  # the worker sets every thread pool from it
         log = open(path / "worker.log", "ab")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "ibtui.runs.worker", str(path)],
+            [sys.executable, "-m", "ibtui.worker", str(path)],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
             start_new_session=True,  # survives the terminal / SSH session going away
         )
@@ -192,15 +234,15 @@ class Scheduler:
             if status.get("state") in ("running", "queued"):
                 how = (f"killed by {signal.Signals(-code).name}" if code < 0
                        else f"exited with code {code}")
-                status.update(state="crashed", error=f"worker {how}; resume with `ibtui resume {name}`",
-                              ended=time.time())
+                status.update(state="crashed", error=f"worker {how}; see {w.path / 'worker.log'} "
+                              f"and resume with `ibtui resume {name}`", ended=time.time())
                 atomic_write_json(w.path / "status.json", status)
         return done
 
     def publish(self) -> None:
         atomic_write_json(self.runs_dir / INFO, {
             "pid": os.getpid(), "host": socket.gethostname(), "jobs": self.jobs, "gpus": self.gpus,
-            "heartbeat": time.time(),
+            "threads": self.res.threads, "heartbeat": time.time(),
             "workers": [{"run": n, "pid": w.proc.pid, "gpu": w.gpu, "since": w.since}
                         for n, w in self.workers.items()],
         })
@@ -208,11 +250,11 @@ class Scheduler:
     def step(self) -> None:
         self.reap()
         if not self.stopping:
-            slots = self.jobs if not self.gpus else min(self.jobs, len(self.gpus))
-            for path in self.queued():
-                if len(self.workers) >= slots:
-                    break
-                self.launch(path)
+            queue = self.queued()
+            if queue:
+                busy = len(self.workers) + self.foreign_workers()
+                for path in queue[:max(0, self.res.slots() - busy)]:
+                    self.launch(path)
         self.publish()
 
     def stop(self, hard: bool = False) -> None:
@@ -254,14 +296,27 @@ class Scheduler:
             time.sleep(poll)
         self.publish()
 
+    def run_queue(self, tick: Callable[[], None] | None = None,
+                  until: Callable[[], bool] | None = None, poll: float = 0.5) -> None:
+        """loop() as the lock owner, then hand over cleanly: a run queued while this scheduler
+        was deciding to stop (another `ibtui run` or the app found the lock still held and
+        left its runs to us) is seen after the lock is released, and run."""
+        while True:
+            try:
+                self.loop(until=until, tick=tick, poll=poll)
+            finally:
+                self.release()
+            if until is not None and until():
+                return
+            if self.stopping or not self.queued() or not self.acquire():
+                return  # done, stopped, or another scheduler took over the queue
+
 
 def scheduler_info(runs_dir: Path) -> dict | None:
     """What the live scheduler of a runs directory is running, or None if none is alive."""
     info, _ = read_json(Path(runs_dir) / INFO)
     if not info:
         return None
-    from ibtui.runs.store import pid_alive
-
     if info.get("host") == socket.gethostname() and not pid_alive(info.get("pid")):
         return None
     return info
@@ -281,14 +336,16 @@ def scheduler_alive(runs_dir: Path) -> bool:
     return False
 
 
-def ensure_scheduler(runs_dir: Path, jobs: int = 1, gpus: list[str] | None = None) -> int | None:
-    """Start a detached scheduler (own session) unless one is alive. Returns its pid or None."""
+def ensure_scheduler(runs_dir: Path, jobs: int | None = None, gpus: str | list[str] | None = None,
+                     threads: int | None = None) -> int | None:
+    """Start a detached scheduler (own session) unless one is alive. Returns its pid or None.
+    What it leaves out (None) is planned by plan_resources, the same as `ibtui run`."""
     runs_dir = check_runs_dir(runs_dir)
     if scheduler_alive(runs_dir):
         return None
-    cmd = [sys.executable, "-m", "ibtui.runs.scheduler", str(runs_dir), "--jobs", str(jobs)]
-    if gpus:
-        cmd += ["--gpus", ",".join(gpus)]
+    res = plan_resources(jobs, gpus, threads)
+    cmd = [sys.executable, "-m", "ibtui.runs.scheduler", str(runs_dir), "--jobs", str(res.jobs),
+           "--threads", str(res.threads), "--gpus", ",".join(res.gpus)]
     log = open(runs_dir / ".scheduler.log", "ab")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             start_new_session=True)
@@ -296,33 +353,23 @@ def ensure_scheduler(runs_dir: Path, jobs: int = 1, gpus: list[str] | None = Non
     return proc.pid
 
 
-def detect_gpus() -> list[str]:
-    try:
-        import torch
-
-        return [str(i) for i in range(torch.cuda.device_count())]
-    except Exception:
-        return []
-
-
 def main(argv: list[str]) -> int:
     import argparse
 
     ap = argparse.ArgumentParser(prog="python -m ibtui.runs.scheduler")
     ap.add_argument("runs_dir")
-    ap.add_argument("--jobs", type=int, default=1)
-    ap.add_argument("--gpus", default="")
+    ap.add_argument("--jobs", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--gpus", default=None, help="comma-separated; empty = CPU only")
     a = ap.parse_args(argv)
-    gpus = [g for g in a.gpus.split(",") if g] or detect_gpus()
-    s = Scheduler(Path(a.runs_dir), a.jobs, gpus)
+    s = Scheduler(Path(a.runs_dir), plan_resources(a.jobs, a.gpus, a.threads))
     if not s.acquire():
         print("another scheduler is running on this directory", flush=True)
         return 0
+    print(f"[scheduler] pid {os.getpid()}: {s.res.describe()}", flush=True)
     signal.signal(signal.SIGTERM, lambda *_: s.stop(hard=s.stopping > 0))
-    try:
-        s.loop()
-    finally:
-        s.release()
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # own session already; never die with a terminal
+    s.run_queue()
     return 0
 
 

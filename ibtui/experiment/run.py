@@ -1,0 +1,146 @@
+"""The run itself, top to bottom like a training script: poison, build the model, train epoch by
+epoch (MI at the checkpoint epochs, a resumable checkpoint after each), summarise."""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from ibtui.data.datasets import DATASETS
+from ibtui.experiment.checkpoint import resume_checkpoint, save_checkpoint
+from ibtui.experiment.control import RunFailed, Stop, pause_point
+from ibtui.experiment.measure import measure_mi, representation_stats
+from ibtui.experiment.prepare import prepare_data
+from ibtui.experiment.summary import summarise
+from ibtui.mi import validate_mi_options
+from ibtui.models import create_model
+from ibtui.runs.store import RunWriter
+from ibtui.spec import read_spec_file
+from ibtui.train import (
+    attack_metrics,
+    evaluate,
+    make_optimizer,
+    pick_device,
+    prepare_model,
+    seed_everything,
+    to_device,
+    train_epoch,
+)
+
+
+class Experiment:
+    def __init__(self, run_dir: Path, should_stop: Callable[[], str | None] = lambda: None,
+                 runtime: dict | None = None):
+        self.dir = Path(run_dir)
+        self.w = RunWriter(self.dir)
+        self.spec = read_spec_file(self.dir / "spec.toml")
+        for m in self.spec["mi_method"]:  # refill option defaults that TOML could not store
+            self.spec["mi_options"] = validate_mi_options(m, self.spec["mi_options"])
+        self.should_stop = should_stop
+        self.runtime = runtime or {}
+        self.num_classes = DATASETS[self.spec["dataset"]].num_classes
+        self._last_beat = 0.0
+
+    def beat(self, force: bool = False, **fields) -> None:
+        """Heartbeat (at most every 2 s unless forced or fields change) and the stop check."""
+        now = time.time()
+        if force or fields or now - self._last_beat > 2.0:
+            self._last_beat = now
+            self.w.heartbeat(**fields)
+        reason = self.should_stop()
+        if (self.dir / "cancel").exists():
+            raise Stop("cancelled", "cancelled by user")
+        if reason:
+            raise Stop("interrupted", reason)
+
+    def run(self) -> dict:
+        s = self.spec
+        t0 = time.time()
+        dev = self.device = pick_device(s["device"])
+        self.w.set_status(state="running", pid=os.getpid(), host=socket.gethostname(),
+                          gpu=os.environ.get("CUDA_VISIBLE_DEVICES"), device=str(dev),
+                          started=t0, ended=None, error=None, phase="poisoning", epoch=0,
+                          epochs=s["epochs"], progress=0.0, runtime=self.runtime)
+
+        # 1. poison
+        seed_everything(s["seed"])
+        pause_point("poisoning", self.dir)
+        data, poison_s, quality = prepare_data(
+            s, self.dir, str(dev), lambda phase, frac: self.beat(phase=phase, progress=round(frac, 4)))
+        print(f"[poison] {s['attack']} on {s['dataset']}: {len(data.poison_idx)} triggered, "
+              f"{len(data.backdoor_idx)} backdoor samples; subsets "
+              f"{ {k: len(v) for k, v in data.subsets.items()} }", flush=True)
+        self.beat(force=True, phase="training")
+
+        # 2. model and optimiser; training randomness (init, noise, batch order) must not depend
+        # on how much poisoning consumed; a resumed run restores every RNG state below
+        seed_everything(s["seed"] + 1)
+        model = create_model(s["arch"], self.num_classes, s["width"], s["noise_xt"], s["noise_ty"])
+        model = prepare_model(model, data.x_train, dev)
+        opt, sched = make_optimizer(model, s["lr"], s["momentum"], s["weight_decay"],
+                                    s["plateau_factor"], s["plateau_patience"])
+        gen = torch.Generator().manual_seed(s["seed"])
+        start = resume_checkpoint(self.dir, model, opt, sched, gen, dev) + 1
+        xt, yt = to_device(data.x_train, dev), to_device(data.y_train, dev)
+        xs, ys = to_device(data.x_test, dev), to_device(data.y_test, dev)
+        xtrig = to_device(data.x_test_trigger, dev)
+
+        # 3. train; MI at the checkpoint epochs; a resumable checkpoint after every epoch
+        for epoch in range(start, s["epochs"] + 1):
+            record = self.train_one(epoch, model, opt, sched, gen, xt, yt, xs, ys, xtrig)
+            if epoch in s["mi_epochs"]:
+                t_mi = time.time()
+                pause_point(f"mi-{epoch}", self.dir)
+                self.beat(force=True, phase="mi", progress=0.0)
+                self.w.log_mi(measure_mi(
+                    s, self.dir, epoch, model, xt, data, dev,
+                    lambda frac, detail="": self.beat(progress=round(frac, 4), detail=detail)))
+                representation_stats(s, self.dir, epoch, model, xt, data)
+                record["mi_seconds"] = round(time.time() - t_mi, 4)
+            # the epoch's line is written once its MI is done too, just before its checkpoint
+            self.w.log_metrics(record)
+            print(f"[epoch {epoch}/{s['epochs']}] loss {record['train_loss']:.4f} "
+                  f"acc {record['test_acc']:.4f} asr {record['asr']:.4f} ra {record['ra']:.4f} "
+                  f"{record['seconds']:.1f}s" + (f" + MI {record['mi_seconds']:.1f}s"
+                                                 if "mi_seconds" in record else ""), flush=True)
+            save_checkpoint(self.dir, epoch, model, opt, sched, gen)
+            pause_point(f"after-epoch-{epoch}", self.dir)
+
+        # 4. score
+        self.beat(force=True, phase="scoring")
+        summary = summarise(s, self.dir, data, self.num_classes, poison_s, quality, t0, self.runtime)
+        self.w.write_summary(summary)
+        return summary
+
+    def train_one(self, epoch, model, opt, sched, gen, xt, yt, xs, ys, xtrig) -> dict:
+        s = self.spec
+        t = time.time()
+        self.beat(force=True, phase="training", epoch=epoch, progress=0.0)
+
+        def on_batch(b: int, nb: int) -> None:
+            self.beat(progress=round(b / nb, 4))
+            if b == (nb + 1) // 2:
+                pause_point(f"mid-epoch-{epoch}", self.dir)
+
+        rec = train_epoch(model, opt, xt, yt, s["batch_size"], gen, self.num_classes, on_batch)
+        test_loss, test_acc, _ = evaluate(model, xs, ys)
+        _, _, pred_trig = evaluate(model, xtrig, ys)
+        am = attack_metrics(pred_trig, ys, s["target"])
+        lr = opt.param_groups[0]["lr"]
+        if os.environ.get("IBTUI_INJECT_NAN") == f"loss-{epoch}":  # fault-injection hook for tests
+            rec["nonfinite"], rec["train_loss"] = True, float("nan")
+        if rec.pop("nonfinite") or not math.isfinite(test_loss):
+            raise RunFailed(f"epoch {epoch}: training loss is not finite (train {rec['train_loss']}, "
+                            f"test {test_loss}); try a lower lr")
+        sched.step(test_loss)
+        self.beat(force=True, test_acc=test_acc, asr=am["asr"])
+        return {"epoch": epoch, "lr": lr, "train_loss": rec["train_loss"],
+                "train_acc": rec["train_acc"], "test_loss": test_loss, "test_acc": test_acc, **am,
+                "class_loss": rec["class_loss"], "seconds": round(time.time() - t, 4),
+                "time": time.time()}
