@@ -465,3 +465,54 @@ def test_lc_prepare_trains_caches_and_reuses(tmp_path, monkeypatch):
     junk.write_bytes(b"not a checkpoint")
     with pytest.raises(SpecError, match="attack_options.clean_checkpoint"):
         create_attack("lc", {"clean_checkpoint": str(junk)}, target=TARGET, seed=0).prepare(ctx)
+
+
+# --- gallery: rows per variant, the variant's name under each picture -------------------------
+def test_gallery_rows_and_variant_labels(tmp_path):
+    from ibtui.data.gallery import expand_rows, make_gallery, poison_examples, variant_label
+
+    assert expand_rows(["badnets", "blend:backdoorbench", "ftrojan:*"]) == [
+        ("badnets", None), ("blend", "backdoorbench"), ("ftrojan", "authors"),
+        ("ftrojan", "original")]
+    with pytest.raises(SpecError, match="not a blend variant"):
+        expand_rows(["blend:nope"])
+    with pytest.raises(SpecError, match="unknown attack"):
+        expand_rows(["nope"])
+    assert variant_label("badnets", None) == "default = authors"
+    assert variant_label("wanet", "backdoorbench") == "backdoorbench"
+    ds = tiny_dataset()
+    r = poison_examples(ds, "badnets", options={"variant": "backdoorbench"}, cache_dir=tmp_path)
+    assert r["variant"] == "backdoorbench" and r["n"] == round(0.1 * len(ds.y_train))
+    import matplotlib.axes
+
+    labels = []
+    orig = matplotlib.axes.Axes.set_xlabel
+
+    def spy(self, text, *a, **kw):
+        labels.append(text)
+        return orig(self, text, *a, **kw)
+
+    matplotlib.axes.Axes.set_xlabel = spy
+    try:
+        out = make_gallery("digits", out=tmp_path / "g.png", attacks=["badnets:*"], dpi=40,
+                           cache_dir=tmp_path)
+    finally:
+        matplotlib.axes.Axes.set_xlabel = orig
+    assert out.is_file()
+    assert labels.count("authors") == 4 and labels.count("backdoorbench") == 4
+
+
+@pytest.mark.parametrize("opts, field", [
+    ({"alpha": float("nan")}, "alpha"),
+    ({"pattern": "/nonexistent/kitty.png"}, "pattern"),
+])
+def test_spec_validation_uses_the_attack_checks(opts, field):
+    """`ibtui run --dry-run` (load_spec_text) rejects what the worker would: same code path."""
+    from ibtui.spec import load_spec_text
+
+    exp = {"name": "x", "attack": "blend", "attack_options": opts}
+    with pytest.raises(SpecError, match=rf"attack_options\.{field}"):
+        load_spec_text({"experiment": [exp]}, "t.toml")
+    ftrojan = {"name": "x", "attack": "ftrojan", "attack_options": {"positions": [[40, 1]]}}
+    with pytest.raises(SpecError, match=r"attack_options\.positions"):
+        load_spec_text({"experiment": [ftrojan]}, "t.toml")

@@ -6,6 +6,11 @@ row's caption gives PSNR and SSIM of the poisoned training images against their 
 averaged over the images the run's index rule would poison (dirty-label: 10 % of the training
 set; LC: 25 % of the target class, at most LC_QUICK_IMAGES of them in quick mode).
 
+Rows are attacks, or attack variants: `attacks` takes names ("blend"), "name:variant"
+("blend:backdoorbench") or "name:*" (every named variant of that attack), so
+`ibtui attacks gallery --attack "blend:*" --attack wanet:backdoorbench` works as it is. The
+variant's name is printed under every picture of its row ("default = authors" for the default).
+
 LC quick path (default): the clean source model is a ResNet-18 of width 16 trained for 2 epochs
 (lr 0.05, batch 64) instead of the run's recipe, cached like any LC clean model; PGD itself is
 the full 100-step L2 attack. The figure says so. `lc_quick=False` uses the paper's recipe.
@@ -36,6 +41,35 @@ def attack_order(attacks: list[str] | None = None) -> list[str]:
     return [a for a in CANONICAL if a in ATTACKS] + sorted(set(ATTACKS) - set(CANONICAL))
 
 
+def expand_rows(attacks: list[str] | None = None) -> list[tuple[str, str | None]]:
+    """(attack, variant or None for the default) per row, from names, "name:variant", "name:*"."""
+    from ibtui.errors import SpecError
+
+    rows: list[tuple[str, str | None]] = []
+    for item in attack_order(attacks):
+        name, _, variant = item.partition(":")
+        if name not in ATTACKS:
+            raise SpecError(f"--attack {item!r}: unknown attack {name!r}; allowed: "
+                            f"{', '.join(sorted(ATTACKS))}")
+        if variant == "*":
+            rows += [(name, v) for v in ATTACKS[name].variants]
+        elif variant:
+            if variant not in ATTACKS[name].variants and variant != "default":
+                raise SpecError(f"--attack {item!r}: {variant!r} is not a {name} variant; allowed: "
+                                f"{', '.join(['default', *ATTACKS[name].variants])}")
+            rows.append((name, variant))
+        else:
+            rows.append((name, None))
+    return rows
+
+
+def variant_label(name: str, variant: str | None) -> str:
+    """The name printed under a row's pictures."""
+    if variant in (None, "default"):
+        return "default = authors" if "authors" in ATTACKS[name].variants else "default"
+    return variant
+
+
 def poison_examples(ds: Dataset, name: str, *, seed: int = 0, target: int = 0,
                     options: dict | None = None, lc_quick: bool = True,
                     cache_dir: Path = Path("runs/.cache")) -> dict:
@@ -44,7 +78,8 @@ def poison_examples(ds: Dataset, name: str, *, seed: int = 0, target: int = 0,
                            num_classes=ds.num_classes)
     clean_label = attack.label_mode == "clean"
     rate = attack.selection_rate(CLEAN_RATE if clean_label else DIRTY_RATE)
-    idx = select_poison_indices(ds.y_train, rate, target, attack.label_mode, ds.num_classes)
+    idx = select_poison_indices(ds.y_train, rate, target, attack.label_mode, ds.num_classes,
+                                rule=attack.opts["index"], seed=seed)
     note = ""
     if name == "lc":
         recipe = {"lr": 0.01, "batch_size": 256, "epochs": 120}
@@ -67,7 +102,7 @@ def poison_examples(ds: Dataset, name: str, *, seed: int = 0, target: int = 0,
     return {"name": name, "clean": clean, "poisoned": poisoned, "labels": labels,
             "test": attack.trigger_test(clean[show:show + 1])[0], "show": show,
             "psnr": psnr(clean, poisoned), "ssim": ssim(clean, poisoned), "n": len(idx),
-            "note": note}
+            "note": note, "variant": variant_label(name, attack.opts["variant"])}
 
 
 def make_gallery(dataset: str = "digits", out: Path | str | None = None,
@@ -82,12 +117,12 @@ def make_gallery(dataset: str = "digits", out: Path | str | None = None,
 
     out = Path(out) if out is not None else Path(f"gallery-{dataset}.png")
     ds = load_dataset(dataset, root)
-    names = attack_order(attacks)
-    rows = [poison_examples(ds, n, seed=seed, lc_quick=lc_quick, cache_dir=Path(cache_dir))
-            for n in names]
+    rows = [poison_examples(ds, n, seed=seed, lc_quick=lc_quick, cache_dir=Path(cache_dir),
+                            options={"variant": v} if v else None)
+            for n, v in expand_rows(attacks)]
 
     cols = ["clean", "poisoned (train)", f"|difference| x{AMPLIFY}", "test trigger"]
-    fig, axes = plt.subplots(len(rows), 4, figsize=(6.4, 1.22 * len(rows) + 0.6), squeeze=False)
+    fig, axes = plt.subplots(len(rows), 4, figsize=(6.4, 1.36 * len(rows) + 0.6), squeeze=False)
     for r, row in enumerate(rows):
         i = row["show"]
         x, p = row["clean"][i], row["poisoned"][i]
@@ -97,6 +132,7 @@ def make_gallery(dataset: str = "digits", out: Path | str | None = None,
             ax.imshow(img, interpolation="nearest")
             ax.set_xticks([])
             ax.set_yticks([])
+            ax.set_xlabel(row["variant"], fontsize=6, labelpad=1)
             if r == 0:
                 ax.set_title(cols[c], fontsize=8)
         label = f"{row['name']}\nPSNR {row['psnr']:.1f} dB\nSSIM {row['ssim']:.3f}"
