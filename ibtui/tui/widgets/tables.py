@@ -61,9 +61,11 @@ def fold_columns(columns: list[Column], rows: Iterable[RunRow], now: float, widt
                  ) -> tuple[list[Column], dict[str, str]]:
     """(columns to show, {folded column: its one value}) for a table `width` cells wide.
 
-    Too wide? 1. columns in `foldable` whose value is the same in every row fold into the
-    header line; 2. the remaining foldable columns merge into one `run` column; 3. columns in
-    `droppable` are left out, in that order (the line under the table still shows them)."""
+    Too wide? 0. with "id" in `droppable`: the run id stands for the foldable columns (it
+    spells them out), leaving out other `droppable` columns as needed; if even that is too
+    wide, the id goes. 1. columns in `foldable` whose value is the same in every row fold into
+    the header line; 2. the remaining foldable columns merge into one `run` column; 3. columns
+    in `droppable` are left out, in that order (the line under the table still shows them)."""
     rows = list(rows)
     if not rows or width <= 0:
         return columns, {}
@@ -76,7 +78,14 @@ def fold_columns(columns: list[Column], rows: Iterable[RunRow], now: float, widt
     shown = list(columns)
     if sum(widths.values()) <= budget:
         return shown, {}
-    if "id" in droppable:  # the id is long; the line under the table shows it in full
+    if "id" in droppable:
+        # the id spells out name, attack, dataset, arch, rate and seed: it can stand for them
+        by_id = [c for c in shown if c.key not in foldable]
+        for key in (None, *droppable):
+            by_id = [c for c in by_id if c.key != key or key == "id"]
+            if sum(need(c) for c in by_id) <= budget:
+                return by_id, {}
+        # too long even so: the line under the table shows the id in full
         shown = [c for c in shown if c.key != "id"]
         if sum(need(c) for c in shown) <= budget:
             return shown, {}
