@@ -172,3 +172,12 @@ def test_label_keeping_samples_are_not_backdoor(digits):
     assert np.all(p.y_train[p.subsets["0_backdoor"]] == 0)
     for c in range(1, 10):
         assert set(kept).isdisjoint(p.subsets[str(c)])
+
+
+def test_ibtui_v1_rule_reproduces_older_runs():
+    """Pre-issue-15 rule: last round(p N / C) per class, LC the last round(p n_t)."""
+    y = np.repeat(np.arange(10), 135)[:1347]
+    idx = select_poison_indices(y, 0.05, 0, "dirty", 10, rule="ibtui-v1")
+    assert len(idx) == 70
+    y2 = np.repeat(np.arange(10), 100)
+    assert list(select_poison_indices(y2, 0.25, 3, "clean", 10, rule="ibtui-v1")) == list(range(375, 400))

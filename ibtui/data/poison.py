@@ -39,6 +39,8 @@ def select_poison_indices(y: np.ndarray, rate: float, target: int, label_mode: s
     - "random-floor" (Qi et al.'s toolbox): a uniformly random floor(p N) of the whole set.
     - "first-other" (the original FTrojan code): the first floor(p N) images whose label is not
       the target.
+    - "ibtui-v1" (ibtui before issue 15, kept to reproduce older runs): the last round(p N / C)
+      images of every class; clean-label, the last round(p n_t) target-class images.
 
     Clean-label (p is a share of the *target class* here, n = floor(p n_t) or round(p n_t) for
     random-round): "authors" and "first-other" take the first n target-class images, the random
@@ -58,6 +60,18 @@ def select_poison_indices(y: np.ndarray, rate: float, target: int, label_mode: s
     def floor(v: float) -> int:
         return int(math.floor(v + eps))
 
+    if rule == "ibtui-v1":
+        if label_mode == "clean":
+            cls = np.flatnonzero(y == target)
+            n = int(round(rate * len(cls)))
+            return np.sort(cls[len(cls) - n:] if n else cls[:0]).astype(np.int64)
+        per_class = int(round(rate * len(y) / num_classes))
+        parts = []
+        for c in range(num_classes):
+            cls = np.flatnonzero(y == c)
+            n = min(per_class, len(cls))
+            parts.append(cls[len(cls) - n:] if n else cls[:0])
+        return np.sort(np.concatenate(parts)).astype(np.int64)
     if label_mode == "clean":
         cls = np.flatnonzero(y == target)
         n = int(round(rate * len(cls))) if rule == "random-round" else floor(rate * len(cls))
