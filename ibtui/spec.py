@@ -518,6 +518,8 @@ def load_spec_text(data: dict, file: str, *, max_runs: int | None = None) -> lis
         experiments = [experiments]
     if not isinstance(experiments, list):
         raise SpecError(f"{file}: 'experiment' must be an array of tables ([[experiment]])")
+    if not experiments:
+        raise SpecError(f"{file}: 'experiment' is empty; add at least one [[experiment]] table")
     labels = []
     for i, raw in enumerate(experiments):
         label = f"experiment[{i}]"

@@ -339,3 +339,8 @@ def test_writer_round_trips_any_table(values):
     for header, unwrap in (("[experiment]", lambda d: d), ("[[experiment]]", lambda d: d[0])):
         back = unwrap(tomllib.loads(experiment_to_toml(values, header))["experiment"])
         assert back == values
+
+
+def test_empty_experiment_array_is_an_error():
+    with pytest.raises(SpecError, match="'experiment' is empty; add at least one"):
+        load_spec_text({"experiment": []}, "f.toml")
