@@ -39,7 +39,7 @@ from ibtui.errors import DataError, SpecError
 
 DEFAULT_MAX_RUNS = 10_000
 MAX_RUNS_ENV = "IBTUI_MAX_RUNS"
-MAX_SPEC_BYTES = 16 * 2**20  # a file this large is not an experiments.toml
+MAX_SPEC_BYTES = 2**20  # 1 MiB: parsing costs about 1 s per MiB; real files are a few KiB
 MAX_NAME_CHARS = 64
 # a run directory is `<id>` or `<id>-N`, created through `.creating-<id>-N-<pid>`: all < 255 bytes
 MAX_RUN_ID_BYTES = 200
@@ -458,6 +458,10 @@ def _check_values(v: dict, *, file: str, exp: str, regs: dict[str, list[str]], m
             memo[key] = None
         except DataError as e:
             memo[key] = str(e)
+        except (OSError, RuntimeError, ValueError) as e:  # a name too long, ~unknown-user, EACCES
+            memo[key] = (f"cannot look for its files under data_root {v['data_root']!r} "
+                         f"({getattr(e, 'strerror', None) or e}); allowed: a readable directory "
+                         "(data_root, else $IBTUI_DATA, else ./data)")
     if memo[key]:
         raise err("dataset", f"{v['dataset']!r}: {memo[key]}")
     ncls = DATASETS[v["dataset"]].num_classes

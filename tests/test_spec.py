@@ -344,3 +344,18 @@ def test_writer_round_trips_any_table(values):
 def test_empty_experiment_array_is_an_error():
     with pytest.raises(SpecError, match="'experiment' is empty; add at least one"):
         load_spec_text({"experiment": []}, "f.toml")
+
+
+def test_oversized_file_fails_before_parsing(tmp_path):
+    p = tmp_path / "big.toml"
+    p.write_text('[[experiment]]\nname = "x"\nseed = [' + "0," * 1_000_000 + "0]\n")
+    t0 = time.perf_counter()
+    with pytest.raises(SpecError, match=r"big.toml: 2,000,03\d bytes; allowed: at most 1,048,576 bytes"):
+        load_spec(p)
+    assert time.perf_counter() - t0 < 0.5
+
+
+@pytest.mark.parametrize("root", ["x" * 5000, "~no_such_user_zz/x"])
+def test_unusable_data_root_is_a_spec_error(root):
+    with pytest.raises(SpecError, match="field 'dataset': 'cifar10': cannot look for its files under data_root"):
+        load_spec_text({"experiment": [{"name": "a", "dataset": "cifar10", "data_root": root}]}, "f.toml")

@@ -63,6 +63,8 @@ def _valid(key: str) -> st.SearchStrategy:
         return st.from_regex(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,10}", fullmatch=True)
     if key == "device":
         return st.sampled_from(["auto", "cpu"])
+    if key == "data_root":  # read only for cifar10/svhn; hostile paths are still strings
+        return st.sampled_from(["", "data", "~no_such_user_zz/x", "x" * 300, "/proc/1/root/x", "[/]"])
     if key == "mi_epochs":
         return st.lists(st.integers(1, 4), min_size=1, max_size=3)
     if key == "observe_classes":
