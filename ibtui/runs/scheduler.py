@@ -304,12 +304,28 @@ class Scheduler:
         while True:
             try:
                 self.loop(until=until, tick=tick, poll=poll)
+                self._hold_before_release()
             finally:
                 self.release()
             if until is not None and until():
                 return
             if self.stopping or not self.queued() or not self.acquire():
                 return  # done, stopped, or another scheduler took over the queue
+
+
+    _held = False
+
+    def _hold_before_release(self) -> None:
+        """Fault-injection hook for tests (once per process): IBTUI_PAUSE_AT=scheduler-release
+        parks the scheduler between "nothing left to run" and releasing its lock, for as long as
+        <runs>/.paused-scheduler-release exists, so a test can queue runs in exactly that gap."""
+        if os.environ.get("IBTUI_PAUSE_AT") != "scheduler-release" or Scheduler._held:
+            return
+        Scheduler._held = True
+        marker = self.runs_dir / ".paused-scheduler-release"
+        marker.write_text(str(os.getpid()))
+        while marker.exists():
+            time.sleep(0.1)
 
 
 def scheduler_info(runs_dir: Path) -> dict | None:
