@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/ibtui run experiments.toml --jobs 2
+	$(BIN)/ibtui run experiments.toml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -38,3 +38,75 @@ def test_no_textual_import_outside_tui():
             if s.startswith(("import textual", "from textual", "import plotext", "from plotext")):
                 offenders.append(f"{p}: {s}")
     assert not offenders, offenders
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> ibtui modules it imports (anywhere in the file, lazy imports included)."""
+    import ast
+
+    root = Path(__file__).resolve().parent.parent
+    modules = {}
+    for p in (root / "ibtui").rglob("*.py"):
+        parts = p.relative_to(root).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        modules[name] = p
+    graph: dict[str, set[str]] = {m: set() for m in modules}
+    for name, p in modules.items():
+        for node in ast.walk(ast.parse(p.read_text())):
+            targets = []
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                targets = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            for t in targets:
+                if t in modules and t != name:
+                    graph[name].add(t)
+    return graph
+
+
+def test_run_layer_does_not_reach_up_into_the_experiment():
+    graph = import_graph()
+    upward = [(m, t) for m, ts in graph.items() if m.startswith("ibtui.runs")
+              for t in ts if t.startswith(("ibtui.experiment", "ibtui.worker", "ibtui.cli",
+                                           "ibtui.tui", "ibtui.progress"))]
+    assert not upward, upward
+
+
+def test_no_import_cycles_between_modules():
+    """Registries are the one allowed pattern: a package's __init__ imports its plugin modules,
+    which import the package's register(). Any other cycle is a layering mistake."""
+    graph = import_graph()
+
+    def allowed(a: str, b: str) -> bool:  # b is a's own package: plugin -> registry
+        return a.startswith(b + ".")
+
+    edges = {m: {t for t in ts if not allowed(m, t)} for m, ts in graph.items()}
+    # Tarjan's strongly connected components
+    index, low, stack, on, sccs, counter = {}, {}, [], set(), [], [0]
+
+    def visit(v):
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on.add(v)
+        for w in edges[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                sccs.append(sorted(comp))
+
+    for v in edges:
+        if v not in index:
+            visit(v)
+    assert not sccs, sccs
