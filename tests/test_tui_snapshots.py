@@ -109,3 +109,74 @@ def test_leaderboard_screen(snap_compare, runs, size):
 @pytest.mark.parametrize("size", SIZES)
 def test_workers_screen(snap_compare, runs, size):
     assert snap_compare(make_app(runs), terminal_size=size, run_before=shot("w"))
+
+
+# --- screens and states added with the key table (issue 18) -----------------------------
+
+SMALL = [pytest.param((80, 24), id="80x24")]
+
+
+@pytest.mark.parametrize("size", SMALL)
+def test_run_screen_summary(snap_compare, runs, size):
+    select = lambda app: move_to(table(app), DONE)  # noqa: E731
+    assert snap_compare(make_app(runs), terminal_size=size,
+                        run_before=shot(select, "enter", "3"))
+
+
+@pytest.mark.parametrize("size", SMALL)
+def test_run_screen_training(snap_compare, runs, size):
+    select = lambda app: move_to(table(app), DONE)  # noqa: E731
+    assert snap_compare(make_app(runs), terminal_size=size,
+                        run_before=shot(select, "enter", "2"))
+
+
+@pytest.mark.parametrize("size", SMALL)
+def test_run_screen_log(snap_compare, runs, size):
+    select = lambda app: move_to(table(app), DONE)  # noqa: E731
+    assert snap_compare(make_app(runs), terminal_size=size,
+                        run_before=shot(select, "enter", "4", "k"))
+
+
+@pytest.mark.parametrize("size", SMALL)
+def test_confirm_dialog(snap_compare, runs, size):
+    select = lambda app: move_to(table(app), RUNNING)  # noqa: E731
+    assert snap_compare(make_app(runs), terminal_size=size, run_before=shot(select, "c"))
+
+
+@pytest.mark.parametrize("size", SMALL)
+def test_help_screen(snap_compare, runs, size):
+    assert snap_compare(make_app(runs), terminal_size=size, run_before=shot("question_mark"))
+
+
+@pytest.mark.parametrize("size", SMALL)
+def test_sort_picker(snap_compare, runs, size):
+    assert snap_compare(make_app(runs), terminal_size=size, run_before=shot("o"))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_leaderboard_grouped(snap_compare, runs, size):
+    assert snap_compare(make_app(runs), terminal_size=size,
+                        run_before=shot("l", "v", "down", "down", "enter"))
+
+
+@pytest.mark.parametrize("size", SMALL)
+def test_leaderboard_checks(snap_compare, runs, size):
+    def worst(app):
+        from ibtui.tui.widgets.tables import LeaderboardTable
+
+        lt = app.screen.query_one(LeaderboardTable)
+        move_to(lt, next(i for i in lt.visible_ids if lt.rows_by_id[i].sanity_ok is False))
+
+    assert snap_compare(make_app(runs), terminal_size=size, run_before=shot("l", worst, "i"))
+
+
+@pytest.mark.parametrize("size", SMALL)
+def test_compose_invalid_field(snap_compare, runs, size, monkeypatch):
+    monkeypatch.setattr("ibtui.tui.screens.compose.load_choices", lambda: FIXED_CHOICES)
+
+    def form(app):
+        fill(app.screen, **{**TINY, "poison_rate": "2"})
+        pick(app.screen, "attack", "badnets", "blend")
+
+    assert snap_compare(make_app(runs, Starter()), terminal_size=size,
+                        run_before=shot("n", form))

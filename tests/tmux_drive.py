@@ -1,13 +1,17 @@
 #!/usr/bin/env python3
 """Drive the real app in tmux the way a user does, saving every captured screen as text.
 
-    python tests/tmux_drive.py [--out DIR] [--size 80x24] [--no-live] [--timeout 900]
+    python tests/tmux_drive.py [--out DIR] [--size 80x24] [--no-live] [--keys-only] [--timeout 900]
 
 Phase 1 (fixture): a copy of the fixture runs directory (every state, damaged runs); the app
 is opened with `ibtui tui --runs-dir`, and keys are sent with `tmux send-keys`: the runs
 table, a `/` filter, a run's MI and training plots, the leaderboard with two runs compared,
 the workers, help, the quit confirmation.
-Phase 2 (live, unless --no-live): an empty runs directory; `n` opens the form, a tiny
+Phase 2 (keys): the fixture again; on every screen (runs, leaderboard, workers, run with each
+tab, compose, help, dialogs) the command palette is opened and searched, and every key of the
+key table (ibtui/tui/keys.py) is pressed; after each key the app must still be running and
+no traceback may be on screen.
+Phase 3 (live, unless --no-live): an empty runs directory; `n` opens the form, a tiny
 experiment is typed in and launched with ctrl+r; a real detached scheduler runs it while the
 runs table is captured; the finished run is opened and its MI plots captured.
 
@@ -93,6 +97,33 @@ class Driver:
                 raise TimeoutError(f"{pattern!r} did not appear within {timeout:.0f}s")
             time.sleep(0.25)
 
+    def alive(self) -> bool:
+        return tmux("display-message", "-p", "-t", SESSION, "#{pane_dead}").strip() == "0"
+
+    def check(self, where: str) -> None:
+        """The app still runs and shows no traceback; raises (after a capture) otherwise."""
+        text = self.screen()
+        if not self.alive() or re.search(r"Traceback|MarkupError|Error in|╭─+ Traceback", text):
+            self.capture(f"crash-{re.sub(r'[^a-z0-9]+', '-', where.lower())}")
+            raise RuntimeError(f"the app crashed or died at: {where}")
+
+    def press(self, where: str, *keys: str, pause: float = 0.3) -> None:
+        """Send keys one by one, checking the app after each."""
+        for k in keys:
+            self.keys(k, pause=pause)
+            self.check(f"{where}: {k}")
+
+    def palette(self, where: str, query: str = "s") -> None:
+        """Open the command palette, search it, close it; the app must survive."""
+        self.keys("C-p")
+        self.wait_for(r"Search for commands|[Ss]earch", timeout=15)
+        self.check(f"{where}: palette")
+        self.type(query, pause=0.8)
+        self.check(f"{where}: palette search {query!r}")
+        self.capture(f"palette-{where}")
+        self.keys("Escape", pause=0.5)
+        self.check(f"{where}: palette closed")
+
     def capture(self, name: str) -> Path:
         self.n += 1
         stem = self.out / f"{self.n:02d}-{name}"
@@ -149,9 +180,107 @@ def phase_fixture(d: Driver, work: Path) -> None:
     d.keys("?")
     d.wait_for(r"Keys ·")
     d.capture("help")
-    d.keys("Escape", "q")
+    d.keys("Escape", "q")  # q on workers goes back to the runs; q there asks
+    d.wait_for(r"13 runs")
+    d.keys("q")
     d.wait_for(r"cancels nothing")
     d.capture("quit-confirm")
+    d.keys("y", pause=1.0)
+    d.stop()
+
+
+MOVE = ("j", "k", "G", "g", "End", "Home", "PageDown", "PageUp", "Down", "Up")
+
+
+def phase_keys(d: Driver, work: Path) -> None:
+    """The palette on every screen and every key of the key table, without a crash."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from fixtures_runs import make_fixture_runs
+
+    runs = make_fixture_runs(work / "keys", now=time.time())
+    d.start(app_command(runs), runs.parent)
+    d.wait_for(r"13 runs")
+    # Runs: palette, movement, filter, sort (s, S, o picker), mark, help, open, back
+    d.palette("runs", "filter")
+    d.press("runs", *MOVE)
+    d.press("runs", "/")
+    d.type("state:done")
+    d.press("runs filter", "Enter", "Escape")
+    d.press("runs sort", "s", "S", "o")
+    d.wait_for(r"Sort by")
+    d.palette("sort-picker")
+    d.press("sort picker", "j", "k", "Enter")
+    d.press("runs sort", "o", "Escape", "q")  # q in the picker closes it
+    d.press("runs mark", "Space", "Space", "a", "Escape", "Escape")
+    d.press("runs help", "?")
+    d.wait_for(r"Keys ·")
+    d.palette("help")
+    d.press("help", "j", "k", "G", "g", "PageDown", "PageUp")
+    d.capture("keys-help-runs")
+    d.press("help", "q")
+    # a run: every tab, movement inside Summary and Log, back with q
+    d.press("runs", "/")
+    d.type("state:done")
+    d.press("runs", "Enter", "Home", "Enter")
+    d.wait_for(r"I\(X;T\)")
+    d.palette("run")
+    for tab in ("1", "2", "3", "4"):
+        d.press(f"run tab {tab}", tab, *MOVE)
+    d.press("run", "m")
+    d.capture("keys-run-log")
+    d.press("run back", "q")
+    d.wait_for(r"13 runs")
+    d.press("runs", "Escape")
+    # the cancel dialog: its own footer, y/n shown
+    d.press("runs", "/")
+    d.type("state:running")
+    d.press("runs", "Enter", "Home", "c")
+    d.wait_for(r"Cancel \d+ run")
+    d.palette("confirm")
+    d.capture("keys-confirm")
+    d.press("confirm", "n", "Escape")
+    # Leaderboard: palette, movement, sort, group + enter on a group row, checks, export
+    d.press("runs", "l")
+    d.wait_for(r"leaderboard")
+    d.palette("leaderboard", "sort")
+    d.press("leaderboard", *MOVE)
+    d.press("leaderboard", "s", "S", "o", "Escape", "Space", "x")
+    d.press("leaderboard", "/")
+    d.type("arch:resnet")
+    d.press("leaderboard", "Enter", "Escape")
+    d.press("leaderboard", "i")
+    d.wait_for(r"Sanity checks")
+    d.palette("checks")
+    d.capture("keys-checks")
+    d.press("checks", "i")
+    d.press("leaderboard", "e")
+    d.wait_for(r"Export")
+    d.palette("export")
+    d.press("export", "c")
+    d.wait_for(r"written to")
+    d.press("leaderboard", "v", "Home", "Enter", "Enter", "t", "b")
+    d.capture("keys-leaderboard-grouped")
+    d.press("leaderboard", "?")
+    d.press("leaderboard help", "Escape", "q")
+    d.wait_for(r"13 runs")
+    # Workers
+    d.press("runs", "w")
+    d.wait_for(r"Running now")
+    d.palette("workers")
+    d.press("workers", *MOVE)
+    d.press("workers", "q")
+    d.wait_for(r"13 runs")
+    # Compose: palette, tab through a few fields, space on a choice list, back
+    d.press("runs", "n")
+    d.wait_for(r"new experiment")
+    d.palette("compose")
+    d.press("compose", "Tab", "Tab", "Tab", "Tab", "Space", "Space", "j", "k")
+    d.capture("keys-compose")
+    d.press("compose", "Escape")
+    d.wait_for(r"13 runs")
+    # q on the top screen asks (runs are active); y quits
+    d.press("runs", "q")
+    d.wait_for(r"cancels nothing")
     d.keys("y", pause=1.0)
     d.stop()
 
@@ -213,6 +342,8 @@ def main(argv: list[str]) -> int:
                     default=Path(tempfile.gettempdir()) / "ibtui-tmux-screens")
     ap.add_argument("--size", default="80x24")
     ap.add_argument("--no-live", action="store_true", help="skip the real tiny experiment")
+    ap.add_argument("--keys-only", action="store_true",
+                    help="only phase 2: the palette on every screen and every key")
     ap.add_argument("--timeout", type=float, default=900, help="seconds for the live run")
     a = ap.parse_args(argv)
     if shutil.which("tmux") is None:
@@ -226,9 +357,12 @@ def main(argv: list[str]) -> int:
     with tempfile.TemporaryDirectory(prefix="ibtui-drive-") as tmp:
         work = Path(tmp)
         try:
-            print(f"fixture runs, {a.size}:", flush=True)
-            phase_fixture(d, work)
-            if not a.no_live:
+            if not a.keys_only:
+                print(f"fixture runs, {a.size}:", flush=True)
+                phase_fixture(d, work)
+            print(f"every key and the palette on every screen, {a.size}:", flush=True)
+            phase_keys(d, work)
+            if not (a.no_live or a.keys_only):
                 print("live tiny experiment:", flush=True)
                 phase_live(d, work, a.timeout)
         finally:

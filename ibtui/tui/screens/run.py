@@ -236,7 +236,7 @@ class RunScreen(Screen):
         self.run_id = run_id
         self.method: str | None = None
         self.detail: RunDetail | None = None
-        self._log: tuple = ()
+        self._log: tuple | None = None  # None: nothing shown yet
 
     def compose(self) -> ComposeResult:
         yield Static(id="run-info", classes="runline")
@@ -327,7 +327,7 @@ class RunScreen(Screen):
             self.show_follow(view.follow)
 
     def show_follow(self, follow: bool) -> None:
-        n = len(self.query_one(LogView).text_lines)
+        n = len(self._log or ())
         if follow:
             t = Text.assemble(("● following", "bold green"),
                               f" · {n} lines · new lines scroll into view; ↑ or k pauses")
