@@ -3,17 +3,43 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import sys
+from enum import Enum
 from pathlib import Path
+from typing import Literal
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
+from typer.core import TyperGroup
 
 from ibtui.errors import IbtuiError
 
-app = typer.Typer(add_completion=False, no_args_is_help=False,
+
+class _Group(TyperGroup):
+    """Every command: an IbtuiError or an OSError (unreadable, read-only, name too long, disk
+    full...) ends as one line on stderr with exit code 2, never as a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except IbtuiError as e:
+            fail(e)
+        except BrokenPipeError:  # `ibtui ls | head`: the reader left; say nothing
+            try:
+                sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (no flush error at exit)
+            except OSError:
+                pass
+            raise typer.Exit(141) from None
+        except OSError as e:
+            fail(IbtuiError(os_error_message(e)))
+
+
+app = typer.Typer(cls=_Group, add_completion=True, no_args_is_help=False,
                   help="Backdoor training dynamics through the information bottleneck.")
 attacks_app = typer.Typer(help="Attacks: list them, draw the gallery.")
 data_app = typer.Typer(help="Datasets: list, fetch.")
@@ -22,25 +48,92 @@ app.add_typer(data_app, name="data")
 console = Console()
 err = Console(stderr=True)
 
-RunsDir = typer.Option(Path("runs"), "--runs-dir", help="runs directory")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def one_line(text: object) -> str:
+    """User text for one line of output: control characters (newlines, escapes) spelled out."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], str(text))
+
+
+def lit(v: object) -> Text:
+    """User text (ids, paths, values) for Rich: printed literally, never read as markup."""
+    return Text(one_line(v))
+
+
+def say(*parts: object, style: str | None = None) -> None:
+    """Print a line of user text to stdout literally (no markup, no wrapping)."""
+    console.print(Text(one_line(" ".join(str(p) for p in parts)), style=style or ""),
+                  soft_wrap=True, highlight=False)
+
+
+def os_error_message(e: OSError) -> str:
+    where = e.filename if e.filename is not None else ""
+    if e.filename2 is not None:
+        where = f"{where} -> {e.filename2}"
+    return f"{where}: {e.strerror or e}" if where != "" else str(e.strerror or e)
 
 
 def fail(e: IbtuiError) -> None:
-    err.print(f"[bold red]error:[/] {e}", markup=True, highlight=False)
-    raise typer.Exit(e.exit_code)
+    """Print a user error as one line on stderr (literal text, no wrapping) and exit 2."""
+    err.print(Text.assemble(("error: ", "bold red"), one_line(e)), soft_wrap=True, highlight=False)
+    raise typer.Exit(getattr(e, "exit_code", 2))
+
+
+def resolve_runs_dir(value: Path | str | None = None, ctx: typer.Context | None = None) -> Path:
+    """The runs directory a command uses: its own --runs-dir, else the top-level
+    `ibtui --runs-dir`, else $IBTUI_RUNS_DIR, else ./runs."""
+    if value is not None:
+        return Path(value)
+    if ctx is None:
+        from typer._click import get_current_context
+
+        ctx = get_current_context(silent=True)
+    top = ctx.find_root().params.get("runs_dir") if ctx is not None else None
+    if top is not None:
+        return Path(top)
+    env = os.environ.get("IBTUI_RUNS_DIR")
+    return Path(env) if env else Path("runs")
+
+
+def _runs_dir_callback(ctx: typer.Context, value: Path | None) -> Path:
+    return resolve_runs_dir(value, ctx)
+
+
+RUNS_DIR_HELP = "runs directory (default: `ibtui --runs-dir`, else $IBTUI_RUNS_DIR, else ./runs)"
+RunsDir = typer.Option(None, "--runs-dir", help=RUNS_DIR_HELP, callback=_runs_dir_callback,
+                       show_default=False)
+
+
+def _version(value: bool) -> None:
+    if value:
+        import ibtui
+
+        print(f"ibtui {ibtui.__version__}")
+        raise typer.Exit()
 
 
 @app.callback(invoke_without_command=True)
-def main(ctx: typer.Context, runs_dir: Path = RunsDir) -> None:
+def main(ctx: typer.Context,
+         runs_dir: Path | None = typer.Option(None, "--runs-dir", envvar="IBTUI_RUNS_DIR",
+                                              help="runs directory for the app and every command "
+                                              "(default: ./runs)", show_default=False),
+         version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                      help="print the version and exit")) -> None:
     """With no command: open the app on the runs directory."""
     if ctx.invoked_subcommand is None:
-        tui(runs_dir, jobs=0, gpus=None, threads=0)
+        tui(resolve_runs_dir(runs_dir), jobs=0, gpus=None, threads=0)
 
 
 # --- run ------------------------------------------------------------------------------------
 
 def _fmt(v, spec: str = ".3f") -> str:
     return "-" if v is None else format(v, spec)
+
+
+class Executor(str, Enum):
+    local = "local"
+    slurm = "slurm"
 
 
 EXIT_RUNS_FAILED = 1  # some run ended failed, crashed, cancelled or interrupted (2 = user error)
@@ -61,12 +154,29 @@ def _plan(jobs: int, gpus: str | None, threads: int):
     return plan_resources(jobs, gpus, threads)
 
 
+def _submit_to_slurm(runs_dir: Path, paths: list[Path], cfg) -> None:
+    """One job array; a rejected submission removes the runs it created (exit 2 follows)."""
+    import shutil
+
+    from ibtui.runs.slurm import submit
+
+    try:
+        ids = submit(paths, cfg, runs_dir)
+    except IbtuiError:
+        for p in paths:
+            shutil.rmtree(p, ignore_errors=True)
+        raise
+    console.print(f"submitted {len(ids)} runs to Slurm as job array {ids[0].split('_')[0]}",
+                  highlight=False, markup=False)
+
+
 def _launch(runs_dir: Path, paths: list[Path], res, detach: bool) -> None:
     """Follow the runs to their end, print the leaderboard, exit 1 if any did not end done."""
     from ibtui.progress import follow, unfinished
     from ibtui.runs.scheduler import ensure_scheduler
+    from ibtui.runs.store import load_run
 
-    if detach:
+    if detach and any(load_run(p).status.get("executor", "local") == "local" for p in paths):
         pid = ensure_scheduler(runs_dir, res.jobs, res.gpus, res.threads)
         console.print(f"queued {len(paths)} runs; " + (f"scheduler started (pid {pid}, "
                       f"{res.describe()})" if pid else "the running scheduler picks them up"),
@@ -95,12 +205,18 @@ def run(
     preset: str | None = typer.Option(None, "--preset", help="run a named preset (see `ibtui presets`)"),
     detach: bool = typer.Option(False, "--detach", help="run the queue in a background scheduler "
                                 "that survives this terminal (use over SSH); follow progress here"),
+    executor: Executor | None = typer.Option(None, "--executor",
+                                             help="where runs execute (default: [executor] kind "
+                                             "in FILE, else local)"),
 ) -> None:
     """Run every experiment of FILE: one worker per run, live progress, then the leaderboard.
 
     Exit code: 0 when every run ended done, 1 when any failed, crashed or was interrupted
     (each is named with its worker.log), 2 for a user error."""
+    from dataclasses import asdict
+
     from ibtui.runs.scheduler import create_runs
+    from ibtui.runs.slurm import check_cluster, load_executor
     from ibtui.spec import load_spec
 
     try:
@@ -109,6 +225,7 @@ def run(
 
             file = preset_path(preset)
         specs = load_spec(file)
+        cfg = load_executor(file, executor.value if executor else None)
         if only:
             names = sorted({s.values["name"] for s in specs})
             unknown = [n for n in only if n not in names]
@@ -129,7 +246,12 @@ def run(
             console.print(t)
             return
         res = _plan(jobs, gpus, threads)
-        paths = create_runs(specs, runs_dir)
+        if cfg.kind == "slurm":
+            check_cluster(cfg, str(file))
+            paths = create_runs(specs, runs_dir, executor="slurm", settings=asdict(cfg))
+            _submit_to_slurm(runs_dir, paths, cfg)
+        else:
+            paths = create_runs(specs, runs_dir)
     except IbtuiError as e:
         fail(e)
     _launch(runs_dir, paths, res, detach)
@@ -139,6 +261,13 @@ def run(
 
 BOARD_COLUMNS = ["run", "attack", "dataset", "arch", "rate", "seed", "state", "score", "d_xt",
                  "d_ty", "clean_acc", "asr", "ra", "psnr", "ssim", "wall_s"]
+SortColumn = Enum("SortColumn", {c: c for c in BOARD_COLUMNS}, type=str)
+BoardFormat = Literal["table", "csv", "md", "json"]
+ListFormat = Literal["table", "json"]
+
+
+def _value(v):
+    return v.value if isinstance(v, Enum) else v
 
 
 def board_rows(runs_dir: Path, ids: set[str] | None = None) -> list[dict]:
@@ -170,22 +299,32 @@ def _cell(v) -> str:
 
 
 def _num(v) -> str:
-    return "-" if v is None else (f"{v:.3f}" if abs(v) < 10 else f"{v:.1f}")
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return "-" if v is None else str(v)
+    return f"{v:.3f}" if abs(v) < 10 else f"{v:.1f}"
 
 
 def _sort_rows(rows: list[dict], column: str) -> list[dict]:
+    column = _value(column)
     if column not in BOARD_COLUMNS:
         raise IbtuiError(f"--sort {column!r}: unknown column; allowed: {', '.join(BOARD_COLUMNS)}")
     present = [r for r in rows if r[column] is not None]
     missing = [r for r in rows if r[column] is None]
-    return sorted(present, key=lambda r: r[column]) + missing
+
+    def key(r):  # numbers before text, never a comparison between the two
+        v = r[column]
+        num = isinstance(v, (int, float)) and not isinstance(v, bool)
+        return (0, v, "") if num else (1, 0, str(v))
+
+    return sorted(present, key=key) + missing
 
 
 def _print_board(runs_dir: Path, ids: set[str] | None = None, sort: str = "score",
                  fmt: str = "table") -> None:
     rows = _sort_rows(board_rows(runs_dir, ids), sort)
+    fmt = _value(fmt)
     if fmt == "json":
-        print(json.dumps(rows, indent=2))
+        print(json.dumps(rows, indent=2, default=str))
     elif fmt == "csv":
         import csv
 
@@ -196,7 +335,8 @@ def _print_board(runs_dir: Path, ids: set[str] | None = None, sort: str = "score
         print("| " + " | ".join(BOARD_COLUMNS) + " |")
         print("|" + "---|" * len(BOARD_COLUMNS))
         for r in rows:
-            print("| " + " | ".join(_cell(r[c]) for c in BOARD_COLUMNS) + " |")
+            print("| " + " | ".join(one_line(_cell(r[c])).replace("|", "\\|")
+                                    for c in BOARD_COLUMNS) + " |")
     else:
         # attack, dataset, arch, rate and seed are spelled out in the run id: keep the table narrow
         cols = ["run", "state", "score", "d_xt", "d_ty", "clean_acc", "asr", "ra", "psnr", "ssim"]
@@ -208,88 +348,121 @@ def _print_board(runs_dir: Path, ids: set[str] | None = None, sort: str = "score
                          justify="left" if c in ("run", "state") else "right",
                          overflow="fold", no_wrap=c != "run", min_width=20 if c == "run" else None)
         for r in rows:
-            t.add_row(*[_cell(r[c]) if c in ("run", "state") else _num(r[c]) for c in cols])
+            t.add_row(*[lit(_cell(r[c])) if c in ("run", "state") else _num(r[c]) for c in cols])
         console.print(t)
 
 
 @app.command()
 def leaderboard(
     runs_dir: Path = RunsDir,
-    sort: str = typer.Option("score", "--sort", help="column to sort by"),
-    fmt: str = typer.Option("table", "--format", help="table | csv | md | json"),
+    sort: SortColumn = typer.Option("score", "--sort", help="column to sort by"),
+    fmt: BoardFormat = typer.Option("table", "--format", help="output format"),
 ) -> None:
     """The stealth-score leaderboard of every run."""
-    if fmt not in ("table", "csv", "md", "json"):
-        fail(IbtuiError(f"--format {fmt!r}: allowed: table, csv, md, json"))
-    try:
-        _print_board(runs_dir, None, sort, fmt)
-    except IbtuiError as e:
-        fail(e)
+    from ibtui.runs.store import require_runs_dir
+
+    _print_board(require_runs_dir(runs_dir), None, _value(sort), fmt)
+
+
+def _queue_warning(runs_dir: Path, runs, info: dict | None) -> str | None:
+    queued = [r.id for r in runs if r.state == "queued"]
+    if not queued or info:
+        return None
+    return (f"{len(queued)} queued run{'s' * (len(queued) > 1)} but no scheduler is alive for "
+            f"{runs_dir}: start one with `ibtui resume --detach --runs-dir {runs_dir} RUN...` "
+            "(or any `ibtui run` on this runs directory runs them too)")
 
 
 @app.command("ls")
-def ls(runs_dir: Path = RunsDir) -> None:
-    """List runs with their state and progress."""
+def ls(runs_dir: Path = RunsDir,
+       fmt: ListFormat = typer.Option("table", "--format", help="output format")) -> None:
+    """List runs with their state and progress (and whether a scheduler runs the queue)."""
     from ibtui.runs.scheduler import scheduler_info
-    from ibtui.runs.store import list_runs
+    from ibtui.runs.store import list_runs, require_runs_dir
 
-    runs = list_runs(runs_dir)
-    t = Table(title=f"{len(runs)} runs in {runs_dir}")
-    for c in ("run", "state", "phase", "epoch", "acc", "asr", "score", "note"):
-        t.add_column(c)
+    runs = list_runs(require_runs_dir(runs_dir))
+    for r in runs:  # damage in the logs is listed too
+        r.metrics()
+        r.mi()
+    try:
+        info = scheduler_info(runs_dir)
+    except Exception:  # a damaged scheduler file is no scheduler
+        info = None
+    warning = _queue_warning(runs_dir, runs, info)
+    rows = []
     for r in runs:
         st, s = r.status, r.summary or {}
-        note = "; ".join(r.damaged) or (st.get("error") or "")
-        t.add_row(r.id, r.state, str(st.get("phase", "-")),
-                  f"{st.get('epoch', 0)}/{st.get('epochs') or r.spec.get('epochs', '?')}",
-                  _cell(s.get("clean_acc", st.get("test_acc"))), _cell(s.get("asr", st.get("asr"))),
-                  _cell(s.get("score")), note[:60])
+        rows.append({
+            "run": r.id, "state": r.state, "phase": st.get("phase"), "epoch": st.get("epoch"),
+            "epochs": st.get("epochs") or r.spec.get("epochs"),
+            "acc": s.get("clean_acc", st.get("test_acc")), "asr": s.get("asr", st.get("asr")),
+            "score": s.get("score"), "error": st.get("error"), "damaged": r.damaged,
+        })
+    if fmt == "json":
+        print(json.dumps({"runs_dir": str(runs_dir), "runs": rows,
+                          "scheduler": info, "warnings": [warning] if warning else []},
+                         indent=2, default=str))
+        return
+    t = Table(title=Text(one_line(f"{len(runs)} runs in {runs_dir}")))
+    for c in ("run", "state", "phase", "epoch", "acc", "asr", "score", "note"):
+        t.add_column(c)
+    for row in rows:
+        note = "; ".join(row["damaged"]) or (row["error"] or "")
+        t.add_row(lit(row["run"]), row["state"], lit(row["phase"] or "-"),
+                  f"{row['epoch'] or 0}/{row['epochs'] or '?'}", _cell(row["acc"]),
+                  _cell(row["asr"]), _cell(row["score"]), lit(note[:60]))
     console.print(t)
-    info = scheduler_info(runs_dir)
     if info:
-        console.print(f"scheduler pid {info['pid']}: {len(info.get('workers', []))} workers")
+        workers = info.get("workers")
+        say(f"scheduler pid {info.get('pid')}: "
+            f"{len(workers) if isinstance(workers, list) else 0} workers")
+    if warning:
+        say(warning, style="yellow")
 
 
 @app.command()
-def show(run_key: str = typer.Argument(..., metavar="RUN"), runs_dir: Path = RunsDir) -> None:
+def show(run_key: str = typer.Argument(..., metavar="RUN"), runs_dir: Path = RunsDir,
+         fmt: ListFormat = typer.Option("table", "--format", help="output format")) -> None:
     """A run's spec, metrics, MI table and summary."""
     from ibtui.runs.store import find_run, load_run
 
-    try:
-        r = load_run(find_run(runs_dir, run_key))
-    except IbtuiError as e:
-        fail(e)
-    console.print(f"[bold]{r.id}[/]  state [bold]{r.state}[/]"
-                  + (f"  [red]{'; '.join(r.damaged)}[/]" if r.damaged else "")
-                  + (f"\nerror: {r.status.get('error')}" if r.status.get("error") else ""))
+    r = load_run(find_run(runs_dir, run_key))
+    metrics, mi = r.metrics(), r.mi()
+    if fmt == "json":
+        print(json.dumps({"run": r.id, "state": r.state, "damaged": r.damaged, "status": r.status,
+                          "spec": r.spec, "summary": r.summary, "metrics": metrics, "mi": mi},
+                         indent=2, default=str))
+        return
+    head = Text.assemble(Text(one_line(r.id), style="bold"), "  state ", (r.state, "bold"))
+    if r.damaged:
+        head.append("  " + one_line("; ".join(r.damaged)), style="red")
+    if r.status.get("error"):
+        head.append("\nerror: " + one_line(r.status["error"]))
+    console.print(head, soft_wrap=True)
     spec = Table(title="spec", show_header=False)
     for k, v in r.spec.items():
-        spec.add_row(k, str(v))
+        spec.add_row(lit(k), lit(v))
     console.print(spec)
-    metrics = r.metrics()
+    cols = ("epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "asr", "ra", "seconds")
     if metrics:
         t = Table(title="metrics")
-        for c in ("epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "asr", "ra", "seconds"):
+        for c in cols:
             t.add_column(c, justify="right")
         for m in metrics:
-            t.add_row(*[_cell(m.get(c)) for c in ("epoch", "lr", "train_loss", "train_acc", "test_loss",
-                                                   "test_acc", "asr", "ra", "seconds")])
+            t.add_row(*[_cell(m.get(c)) for c in cols])
         console.print(t)
-    mi = r.mi()
-    if mi:
-        methods = sorted({m["method"] for m in mi})
-        for method in methods:
-            recs = [m for m in mi if m["method"] == method]
-            subsets = list(dict.fromkeys(m["subset"] for m in recs))
-            for term, label in (("xt", "I(X;T)"), ("ty", "I(T;Ŷ)")):
-                t = Table(title=f"{label} [nats], {method}")
-                t.add_column("epoch", justify="right")
-                for s in subsets:
-                    t.add_column(s, justify="right")
-                for e in sorted({m["epoch"] for m in recs}):
-                    vals = {m["subset"]: m["value"] for m in recs if m["epoch"] == e and m["term"] == term}
-                    t.add_row(str(e), *[_cell(vals.get(s)) for s in subsets])
-                console.print(t)
+    for method in sorted({m["method"] for m in mi}):
+        recs = [m for m in mi if m["method"] == method]
+        subsets = list(dict.fromkeys(m["subset"] for m in recs))
+        for term, label in (("xt", "I(X;T)"), ("ty", "I(T;Ŷ)")):
+            t = Table(title=Text(one_line(f"{label} [nats], {method}")))
+            t.add_column("epoch", justify="right")
+            for sub in subsets:
+                t.add_column(lit(sub), justify="right")
+            for e in sorted({m["epoch"] for m in recs}):
+                vals = {m["subset"]: m.get("value") for m in recs if m["epoch"] == e and m["term"] == term}
+                t.add_row(str(e), *[_cell(vals.get(sub)) for sub in subsets])
+            console.print(t)
     if r.summary:
         s = r.summary
         keys = ["score", "d_xt", "d_ty", "clean_acc", "asr", "asr_all", "ra", "psnr", "ssim",
@@ -298,12 +471,12 @@ def show(run_key: str = typer.Argument(..., metavar="RUN"), runs_dir: Path = Run
         t = Table(title="summary", show_header=False)
         for k in keys:
             if k in s:
-                t.add_row(k, _cell(s[k]))
+                t.add_row(k, lit(_cell(s[k])))
         console.print(t)
-        bad = [c for c in s.get("sanity", []) if not c.get("ok", True)]
-        for c in bad:
-            console.print(f"[yellow]sanity check failed:[/] {c.get('check')} {c.get('subset', '')} "
-                          f"e{c.get('epoch', '')}: {c.get('detail', '')}")
+        for c in s.get("sanity") or []:
+            if c.get("ok", True) is False:
+                say(f"sanity check failed: {c.get('check')} {c.get('subset', '')} "
+                    f"e{c.get('epoch', '')}: {c.get('detail', '')}", style="yellow")
 
 
 @app.command()
@@ -313,13 +486,26 @@ def resume(runs: list[str] = typer.Argument(..., metavar="RUN..."), runs_dir: Pa
                                        help="queue and follow; a background scheduler runs them")) -> None:
     """Continue crashed, failed or interrupted runs from their last checkpoint (exit codes as `run`)."""
     from ibtui.runs.scheduler import set_queued
-    from ibtui.runs.store import find_run
+    from ibtui.runs.slurm import ExecutorConfig, check_cluster, submit
+    from ibtui.runs.store import find_run, load_run
 
     try:
         res = _plan(jobs, gpus, threads)
         paths = [find_run(runs_dir, k) for k in runs]
         for p in paths:
             set_queued(p)
+        # a run goes back to the executor it was launched with: Slurm runs are resubmitted,
+        # one job array per distinct set of Slurm settings
+        by_settings: dict[str, list[Path]] = {}
+        for p in paths:
+            status = load_run(p).status
+            if status.get("executor") == "slurm":
+                key = json.dumps(status.get("slurm") or {}, sort_keys=True)
+                by_settings.setdefault(key, []).append(p)
+        for key, group in by_settings.items():
+            cfg = ExecutorConfig(**json.loads(key))
+            check_cluster(cfg, "resume")
+            submit(group, cfg, runs_dir)
     except IbtuiError as e:
         fail(e)
     _launch(runs_dir, paths, res, detach)
@@ -331,12 +517,10 @@ def cancel(runs: list[str] = typer.Argument(..., metavar="RUN..."), runs_dir: Pa
     from ibtui.runs.scheduler import request_cancel
     from ibtui.runs.store import find_run
 
-    try:
-        for k in runs:
-            request_cancel(find_run(runs_dir, k))
-            console.print(f"cancel requested: {k}")
-    except IbtuiError as e:
-        fail(e)
+    paths = [find_run(runs_dir, k) for k in runs]  # every RUN checked before any is touched
+    for p in paths:
+        request_cancel(p)
+        say(f"cancel requested: {p.name}")
 
 
 @app.command("validate-mi")
@@ -351,11 +535,12 @@ def validate_mi(
     try:
         rows = run_validation(quick=quick, out_png=out, methods=method or None,
                               progress=lambda frac, detail="": err.print(f"[{frac:4.0%}] {detail}",
-                                                                         highlight=False))
+                                                                         highlight=False,
+                                                                         markup=False))
     except IbtuiError as e:
         fail(e)
     print_table(rows)
-    console.print(f"wrote {out}")
+    say(f"wrote {out}")
 
 
 @attacks_app.command("list")
@@ -368,7 +553,8 @@ def attacks_list() -> None:
         t.add_column(c, overflow="fold")
     for name, cls in sorted(ATTACKS.items()):
         opts = ", ".join(f"{k}={o.default}" for k, o in cls.options.items())
-        t.add_row(name, cls.label_mode, opts, ", ".join(cls.variants) or "-", cls.description)
+        t.add_row(*(lit(c) for c in (name, cls.label_mode, opts, ", ".join(cls.variants) or "-",
+                                     cls.description)))
     console.print(t)
 
 
@@ -386,7 +572,7 @@ def attacks_gallery(
         path = make_gallery(dataset=dataset, out=out, attacks=attack or None, seed=seed)
     except IbtuiError as e:
         fail(e)
-    console.print(f"wrote {path}")
+    say(f"wrote {path}")
 
 
 @data_app.command("list")
@@ -398,8 +584,8 @@ def data_list() -> None:
     for c in ("dataset", "classes", "files needed", "description"):
         t.add_column(c)
     for name, info in sorted(DATASETS.items()):
-        t.add_row(name, str(info.num_classes), "yes" if info.needs_files else "no (embedded)",
-                  info.description)
+        t.add_row(lit(name), str(info.num_classes), "yes" if info.needs_files else "no (embedded)",
+                  lit(info.description))
     console.print(t)
 
 
@@ -411,7 +597,7 @@ def data_fetch(name: str = typer.Argument(...),
     from ibtui.data.datasets import DATASETS
 
     if name in DATASETS and not DATASETS[name].needs_files:
-        console.print(f"{name} is embedded; nothing to fetch")
+        say(f"{name} is embedded; nothing to fetch")
         return
     try:
         from ibtui.data.torchvision_sets import fetch_dataset
@@ -421,7 +607,7 @@ def data_fetch(name: str = typer.Argument(...),
         path = fetch_dataset(name, root)
     except IbtuiError as e:
         fail(e)
-    console.print(f"{name} ready in {path}")
+    say(f"{name} ready in {path}")
 
 
 @app.command()
@@ -433,31 +619,40 @@ def presets() -> None:
     t.add_column("preset")
     t.add_column("description", overflow="fold")
     for name, desc in list_presets():
-        t.add_row(name, desc)
+        t.add_row(lit(name), lit(desc))
     console.print(t)
+
+
+FigureFormat = Literal["png", "pdf", "svg"]
+ReportFormat = Literal["md", "latex", "csv"]
+
+
+def _out_dir(out: Path) -> Path:
+    """--out as a directory that exists (created if needed), or a one-line error."""
+    if out.exists() and not out.is_dir():
+        raise IbtuiError(f"--out {out}: exists and is not a directory")
+    out.mkdir(parents=True, exist_ok=True)  # OSError (read-only, name too long): one line
+    return out
 
 
 @app.command()
 def plot(runs: list[str] = typer.Argument(..., metavar="RUN..."), runs_dir: Path = RunsDir,
-         out: Path = typer.Option(Path("figures"), "--out"),
-         fmt: str = typer.Option("png", "--format", help="png | pdf | svg")) -> None:
+         out: Path = typer.Option(Path("figures"), "--out", help="output directory"),
+         fmt: FigureFormat = typer.Option("png", "--format", help="figure format")) -> None:
     """MI curves, information plane, accuracy/ASR and class-loss figures (+ CSV of each)."""
     from ibtui.analysis.figures import plot_runs
     from ibtui.runs.store import find_run
 
-    try:
-        paths = plot_runs([find_run(runs_dir, k) for k in runs], out, fmt)
-    except IbtuiError as e:
-        fail(e)
-    for p in paths:
-        console.print(f"wrote {p}")
+    paths = [find_run(runs_dir, k) for k in runs]
+    for p in plot_runs(paths, _out_dir(out), fmt):
+        say(f"wrote {p}")
 
 
 @app.command()
 def tsne(run_key: str = typer.Argument(..., metavar="RUN"), runs_dir: Path = RunsDir,
          epochs: str | None = typer.Option(None, "--epochs", help="e.g. 1,6,12 (default: one per phase)"),
-         out: Path | None = typer.Option(None, "--out", help="output directory"),
-         fmt: str = typer.Option("png", "--format")) -> None:
+         out: Path | None = typer.Option(None, "--out", help="output directory (default: the run's figures/)"),
+         fmt: FigureFormat = typer.Option("png", "--format", help="figure format")) -> None:
     """t-SNE maps of T with backdoor, target-clean and other samples distinguished."""
     from ibtui.analysis.tsne import tsne_figures
     from ibtui.runs.store import find_run
@@ -466,32 +661,29 @@ def tsne(run_key: str = typer.Argument(..., metavar="RUN"), runs_dir: Path = Run
         ep = [int(e) for e in epochs.split(",") if e.strip()] if epochs else None
     except ValueError:
         fail(IbtuiError(f"--epochs {epochs!r}: expected comma-separated epoch numbers"))
-    try:
-        paths = tsne_figures(find_run(runs_dir, run_key), ep, out, fmt)
-    except IbtuiError as e:
-        fail(e)
-    for p in paths:
-        console.print(f"wrote {p}")
+    path = find_run(runs_dir, run_key)
+    for p in tsne_figures(path, ep, _out_dir(out) if out is not None else None, fmt):
+        say(f"wrote {p}")
 
 
 @app.command()
 def report(runs_dir: Path = RunsDir,
            group_by: str = typer.Option("dataset,poison_rate", "--group-by"),
-           fmt: str = typer.Option("md", "--format", help="md | latex | csv"),
+           fmt: ReportFormat = typer.Option("md", "--format", help="table format"),
            scatter: Path | None = typer.Option(None, "--scatter",
                                                help="also save the perceptibility-vs-stealth scatter here")) -> None:
     """The paper's Table I from the runs directory (mean ± std over seeds)."""
     from ibtui.analysis.report import perceptibility_scatter
     from ibtui.analysis.report import report as make_report
+    from ibtui.runs.store import require_runs_dir
 
-    try:
-        print(make_report(runs_dir, [g for g in group_by.split(",") if g], fmt))
-        if scatter:
-            path = perceptibility_scatter(runs_dir, scatter)
-            console.print(f"wrote {path}" if path else "no run has perceptibility figures yet",
-                          highlight=False)
-    except IbtuiError as e:
-        fail(e)
+    print(make_report(require_runs_dir(runs_dir), [g for g in group_by.split(",") if g], fmt))
+    if scatter:
+        if scatter.exists() and not scatter.is_dir() and scatter.suffix.lower() not in (
+                ".png", ".pdf", ".svg"):
+            raise IbtuiError(f"--scatter {scatter}: exists and is not a directory or a figure")
+        path = perceptibility_scatter(runs_dir, scatter)
+        say(f"wrote {path}" if path else "no run has perceptibility figures yet")
 
 
 @app.command()

@@ -6,6 +6,8 @@ Who runs the queue:
     it queued are never left without a scheduler when the other one finishes.
   - detached (`--detach`): a scheduler in its own session runs the queue; this process only
     follows, and Ctrl-C or a dropped connection stops the following, never the runs.
+  - Slurm: the cluster runs the job array; this process follows, and asks sacct (once per
+    interval, for all runs) which jobs ended badly.
 Signals in the foreground: Ctrl-C/SIGTERM stop the workers at a safe point (twice: at once) and
 mark never-started runs `interrupted`. SIGHUP (the SSH connection dropped) hands the queue to a
 detached scheduler instead: running workers go on (own sessions), queued runs still get run.
@@ -24,9 +26,11 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ibtui.runs.resources import Resources
 from ibtui.runs.scheduler import Scheduler, ensure_scheduler, scheduler_alive
+from ibtui.runs.slurm import reconcile
 from ibtui.runs.store import FINISHED, load_run
 
 ENDED = (*FINISHED, "crashed", "interrupted")
+SACCT_EVERY_S = 5.0
 
 
 def _fmt(v, spec: str = ".2f") -> str:
@@ -68,6 +72,9 @@ def follow(runs_dir: Path, paths: list[Path], res: Resources, console: Console,
              for p in paths}
     sched = Scheduler(runs_dir, res, only=None)
     signals = {"int": 0, "hup": False}
+    kinds = {load_run(p).status.get("executor", "local") for p in paths}
+    slurm, local = "slurm" in kinds, kinds != {"slurm"}
+    last_asked = 0.0
 
     def tick() -> None:
         for p in paths:
@@ -97,7 +104,12 @@ def follow(runs_dir: Path, paths: list[Path], res: Resources, console: Console,
             if detach:
                 console.print(f"following {len(paths)} runs; Ctrl-C stops following, not the runs")
             while not ended():
-                if detach:
+                if slurm and time.monotonic() - last_asked > SACCT_EVERY_S:
+                    last_asked = time.monotonic()  # one sacct per interval, for every run
+                    reconcile(runs_dir)
+                if not local:
+                    pass  # the cluster runs them
+                elif detach:
                     if not scheduler_alive(runs_dir):
                         ensure_scheduler(runs_dir, res.jobs, res.gpus, res.threads)
                 elif sched.acquire():  # first, or the previous owner finished: run the queue

@@ -512,9 +512,10 @@ def load_spec_text(data: dict, file: str, *, max_runs: int | None = None) -> lis
     """Every run of a parsed experiments file. Raises SpecError, also when the file expands to
     more than `max_runs` runs (default: $IBTUI_MAX_RUNS, else DEFAULT_MAX_RUNS), which is
     counted from the grid sizes before anything is expanded."""
-    unknown = [k for k in data if k not in ("defaults", "experiment")]
+    unknown = [k for k in data if k not in ("defaults", "experiment", "executor")]
     if unknown:
-        raise SpecError(f"{file}: unknown top-level table {unknown[0]!r}; allowed: [defaults], [[experiment]]")
+        raise SpecError(f"{file}: unknown top-level table {unknown[0]!r}; "
+                        "allowed: [defaults], [[experiment]], [executor]")
     experiments = data.get("experiment")
     if experiments is None:
         raise SpecError(f"{file}: no [[experiment]] table; add at least one")

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ibtui.errors import IbtuiError
 from ibtui.runs.resources import THREADS_ENV, cpu_count
+from ibtui.runs.slurm import slurm_env
 from ibtui.runs.store import RunWriter
 from ibtui.runtime import configure_worker
 
@@ -34,8 +35,13 @@ def spec_threads(path: Path) -> int:
 
 
 def choose_threads(path: Path) -> int:
-    env = os.environ.get(THREADS_ENV, "")
-    return spec_threads(path) or (int(env) if env.isdigit() and int(env) > 0 else cpu_count())
+    """The run's own field, else the launcher's plan, else the CPUs Slurm gave this task, else
+    every core this process may use."""
+    for var in (THREADS_ENV, "SLURM_CPUS_PER_TASK"):
+        env = os.environ.get(var, "")
+        if env.isdigit() and int(env) > 0:
+            return spec_threads(path) or int(env)
+    return spec_threads(path) or cpu_count()
 
 
 def main(run_dir: str) -> int:
@@ -50,6 +56,9 @@ def main(run_dir: str) -> int:
     runtime = configure_worker(choose_threads(path))
     print(f"[worker] {path.name} starting: {runtime['threads']} threads, torch {runtime['torch']}, "
           f"MKL_CBWR={runtime['mkl_cbwr']}, {runtime['cpu']}", flush=True)
+    slurm_ids = slurm_env()
+    if slurm_ids:  # a Slurm array task: say which job this attempt is
+        RunWriter(path).set_status(**slurm_ids)
     from ibtui.experiment import Experiment, RunFailed, Stop
 
     state, error = "done", None

@@ -63,7 +63,8 @@ def _claim_run_dir(runs_dir: Path, run_id: str) -> Path:
             n += 1
 
 
-def create_runs(specs: list[RunSpec], runs_dir: Path) -> list[Path]:
+def create_runs(specs: list[RunSpec], runs_dir: Path, executor: str = "local",
+                settings: dict | None = None) -> list[Path]:
     """A queued run directory per spec (spec.toml + status.json), all or nothing.
 
     Every run is first written into a hidden staging directory; only when all are written do
@@ -76,8 +77,9 @@ def create_runs(specs: list[RunSpec], runs_dir: Path) -> list[Path]:
             tmp = Path(tempfile.mkdtemp(prefix=f".creating-{os.getpid()}-{i}-", dir=runs_dir))
             staged.append((spec, tmp))
             atomic_write_text(tmp / "spec.toml", experiment_to_toml(spec.values, "[experiment]"))
-            atomic_write_json(tmp / "status.json", {"state": "queued", "created": time.time(),
-                                                    "source": spec.source, "phase": "queued"})
+            atomic_write_json(tmp / "status.json", {
+                "state": "queued", "created": time.time(), "source": spec.source,
+                "phase": "queued", "executor": executor, **({executor: settings} if settings else {})})
     except OSError as e:
         for _, tmp in staged:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -115,6 +117,10 @@ def request_cancel(path: Path) -> None:
     if state in FINISHED:
         raise RunStoreError(f"{path.name}: already {state}")
     (path / "cancel").write_text(str(time.time()))
+    if status.get("executor") == "slurm" and state != "running":
+        from ibtui.runs.slurm import cancel_jobs  # a pending job leaves the cluster's queue;
+
+        cancel_jobs([path])  # a running one stops at its next safe point, like a local worker
     if state != "running":
         status.update(state="cancelled", error="cancelled by user", ended=time.time())
         atomic_write_json(path / "status.json", status)
@@ -188,7 +194,7 @@ class Scheduler:
         for p, status in self._statuses():
             if p.name in self.workers or (self.only is not None and p.name not in self.only):
                 continue
-            if status.get("state") == "queued":
+            if status.get("state") == "queued" and status.get("executor", "local") == "local":
                 out.append((status.get("created", 0), p))
         return [p for _, p in sorted(out)]
 

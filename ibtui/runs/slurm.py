@@ -1,0 +1,245 @@
+"""Slurm as an executor, through submitit. The run directory (on storage the cluster shares)
+stays the one source of truth; Slurm's own job state only adds crash reasons.
+
+- `[executor]` in experiments.toml (or `--executor slurm`) sends a file's runs as ONE job array
+  (`map_array`), throttled by `max_parallel`. Each array task runs the same worker entry point as
+  a local worker (`ibtui.worker.main`), writing the same files and heartbeats.
+- A run's `status.json` says `executor = "slurm"` from creation (so a local scheduler never
+  takes it) and carries the Slurm settings it was submitted with (for `ibtui resume`); the
+  job id the launcher got back is in `slurm.json` (the launcher's own file: it never touches
+  status.json once the job may be running); the worker adds `slurm_job_id` when it starts.
+- Time limit or preemption: Slurm signals the job `signal_delay_s` before the end; submitit
+  calls `SlurmWorker.checkpoint`, which marks the run queued and requeues the same task, which
+  resumes from `checkpoint.pt` (the last finished epoch) like `ibtui resume`.
+- `reconcile(runs_dir)` asks `sacct` ONCE for every Slurm run that is not finished (not once per
+  run) and marks crashed, with Slurm's reason, a run whose job ended CANCELLED, TIMEOUT,
+  NODE_FAIL, OUT_OF_MEMORY, PREEMPTED, FAILED or BOOT_FAIL. A hanging or failing `sacct` is
+  "state unknown", never an error.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ibtui.errors import RunStoreError, SpecError
+from ibtui.runs.store import atomic_write_json, effective_state, read_json
+
+KINDS = ("local", "slurm")
+BAD_STATES = ("CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED", "FAILED",
+              "BOOT_FAIL", "DEADLINE")
+CLUSTER_TIMEOUT_S = 10.0
+
+
+@dataclass
+class ExecutorConfig:
+    kind: str = "local"
+    partition: str = ""           # "" = the cluster's default partition
+    gpus_per_run: int = 0
+    cpus_per_run: int = 2
+    mem_gb: float = 8.0
+    time_min: int = 60
+    max_parallel: int = 0         # 0 = no throttle beyond the cluster's own limits
+    account: str = ""
+    qos: str = ""
+    signal_delay_s: int = 90      # how long before the time limit the run is checkpointed
+    slurm_additional_parameters: dict[str, Any] = field(default_factory=dict)
+
+
+_TYPES: dict[str, tuple[type, ...]] = {
+    "kind": (str,), "partition": (str,), "gpus_per_run": (int,), "cpus_per_run": (int,),
+    "mem_gb": (int, float), "time_min": (int,), "max_parallel": (int,), "account": (str,),
+    "qos": (str,), "signal_delay_s": (int,), "slurm_additional_parameters": (dict,),
+}
+_MIN = {"gpus_per_run": 0, "cpus_per_run": 1, "mem_gb": 0.1, "time_min": 1, "max_parallel": 0,
+        "signal_delay_s": 10}
+
+
+def executor_config(table: Any, file: str, kind: str | None = None) -> ExecutorConfig:
+    """The `[executor]` table, checked (one-line SpecError naming the field and what is allowed);
+    `kind` (from --executor) overrides the table's."""
+    table = {} if table is None else table
+    if not isinstance(table, dict):
+        raise SpecError(f"{file}: [executor] must be a table")
+    for key, value in table.items():
+        where = f"{file}: [executor] {key}"
+        if key not in _TYPES:
+            raise SpecError(f"{where}: unknown setting; allowed: {', '.join(_TYPES)}")
+        if isinstance(value, bool) or not isinstance(value, _TYPES[key]):
+            raise SpecError(f"{where}: expected {_TYPES[key][0].__name__}, got {value!r}")
+        if key in _MIN and not (math.isfinite(value) and value >= _MIN[key]):
+            raise SpecError(f"{where}: must be at least {_MIN[key]}, got {value!r}")
+    cfg = ExecutorConfig(**table)
+    if kind is not None:
+        cfg.kind = kind
+    if cfg.kind not in KINDS:
+        raise SpecError(f"{file}: [executor] kind {cfg.kind!r}: allowed: {', '.join(KINDS)}")
+    return cfg
+
+
+def load_executor(path: Path, kind: str | None = None) -> ExecutorConfig:
+    import tomllib
+
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")
+        data = tomllib.loads(text)
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        data = {}  # load_spec reports what is wrong with the file itself
+    return executor_config(data.get("executor"), str(path), kind)
+
+
+def _cluster(cmd: list[str], timeout: float = CLUSTER_TIMEOUT_S) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+def check_cluster(cfg: ExecutorConfig, file: str) -> None:
+    """Before any run directory exists: sbatch present, the partition known."""
+    for tool in ("sbatch", "sinfo", "sacct", "scancel"):
+        if shutil.which(tool) is None:
+            raise SpecError(f"{file}: [executor] kind = \"slurm\" needs `{tool}` on PATH "
+                            "(run on a Slurm login node); allowed without it: kind = \"local\"")
+    if cfg.partition:
+        try:
+            out = _cluster(["sinfo", "-h", "-o", "%P"]).stdout.split()
+        except (subprocess.TimeoutExpired, OSError) as e:
+            raise SpecError(f"{file}: [executor] partition: sinfo failed ({e})") from None
+        names = sorted({p.rstrip("*") for p in out})
+        if cfg.partition not in names:
+            raise SpecError(f"{file}: [executor] partition {cfg.partition!r} does not exist; "
+                            f"allowed: {', '.join(names) or '(none visible)'}")
+
+
+class SlurmWorker:
+    """What each array task runs (pickled by submitit). Checkpointable: on a time limit or
+    preemption submitit calls checkpoint(), and the requeued task resumes the run."""
+
+    def __call__(self, run_dir: str) -> int:
+        from ibtui.worker import main
+
+        code = main(run_dir)
+        state = (read_json(Path(run_dir) / "status.json")[0] or {}).get("state")
+        if code != 0 and state == "failed":
+            raise RuntimeError(f"run failed; see {run_dir}/worker.log")
+        return code
+
+    def checkpoint(self, run_dir: str):
+        import submitit
+
+        path = Path(run_dir)
+        status = read_json(path / "status.json")[0] or {}
+        if status.get("state") not in ("done", "failed", "cancelled"):
+            status.update(state="queued", phase="queued", requeued=time.time(),
+                          error="Slurm time limit or preemption: requeued, resumes from the "
+                                "last finished epoch")
+            atomic_write_json(path / "status.json", status)
+        return submitit.helpers.DelayedSubmission(SlurmWorker(), run_dir)
+
+
+def submit(paths: list[Path], cfg: ExecutorConfig, runs_dir: Path) -> list[str]:
+    """One job array for `paths`; returns the job ids ("<array>_<index>")."""
+    import submitit
+
+    ex = submitit.SlurmExecutor(folder=str(Path(runs_dir) / ".slurm" / "%j"), max_num_timeout=5)
+    params: dict[str, Any] = {
+        "job_name": "ibtui", "time": cfg.time_min, "cpus_per_task": cfg.cpus_per_run,
+        "mem": f"{max(1, round(cfg.mem_gb * 1024))}MB", "signal_delay_s": cfg.signal_delay_s,
+        "array_parallelism": cfg.max_parallel or max(1, len(paths)),
+        "additional_parameters": dict(cfg.slurm_additional_parameters),
+    }
+    for key, name in (("partition", "partition"), ("account", "account"), ("qos", "qos")):
+        if getattr(cfg, key):
+            params[name] = getattr(cfg, key)
+    if cfg.gpus_per_run:
+        params["gpus_per_node"] = cfg.gpus_per_run
+    ex.update_parameters(**params)
+    try:
+        jobs = ex.map_array(SlurmWorker(), [str(p) for p in paths])
+    except Exception as e:  # sbatch said no: its message is the useful part
+        reason = " ".join(str(e).split())[-400:]
+        raise SpecError(f"Slurm rejected the submission: {reason}") from None
+    now = time.time()
+    for p, job in zip(paths, jobs, strict=True):
+        atomic_write_json(p / "slurm.json", {"job_id": job.job_id, "submitted": now,
+                                             "settings": asdict(cfg)})
+    return [j.job_id for j in jobs]
+
+
+def job_id(path: Path) -> str | None:
+    info, _ = read_json(Path(path) / "slurm.json")
+    return str(info["job_id"]) if info and info.get("job_id") else None
+
+
+def sacct_states(ids: list[str]) -> dict[str, str] | None:
+    """{job id: state} in one sacct call; None when the cluster cannot be asked right now."""
+    if not ids:
+        return {}
+    arrays = sorted({i.split("_")[0] for i in ids})
+    try:
+        r = _cluster(["sacct", "-n", "-P", "-X", "-o", "JobID,State", "-j", ",".join(arrays)])
+    except (subprocess.TimeoutExpired, OSError):
+        return None
+    if r.returncode != 0:
+        return None
+    out = {}
+    for line in r.stdout.splitlines():
+        jid, _, state = line.partition("|")
+        if jid:
+            out[jid.strip()] = state.strip().split(" ")[0]  # "CANCELLED by 0" -> CANCELLED
+    return out
+
+
+def reconcile(runs_dir: Path) -> dict[str, str]:
+    """Mark crashed the Slurm runs whose job ended badly; returns {run: Slurm state} of the
+    unfinished Slurm runs (empty when sacct could not be asked)."""
+    runs_dir = Path(runs_dir)
+    pending: dict[str, tuple[Path, dict]] = {}
+    for p in sorted(runs_dir.iterdir()) if runs_dir.is_dir() else []:
+        if p.name.startswith(".") or not p.is_dir():
+            continue
+        status, _ = read_json(p / "status.json")
+        if not status or status.get("executor") != "slurm":
+            continue
+        jid = job_id(p)
+        if jid and effective_state(status) in ("queued", "running", "crashed"):
+            pending[jid] = (p, status)
+    states = sacct_states(list(pending)) or {}
+    seen = {}
+    for jid, (p, status) in pending.items():
+        state = states.get(jid)
+        if state is None:
+            continue
+        seen[p.name] = state
+        current = effective_state(status)
+        slurm_reason = "Slurm" in str(status.get("error") or "")
+        if state in BAD_STATES and (current in ("queued", "running") or not slurm_reason):
+            status.update(state="crashed", ended=time.time(),
+                          error=f"Slurm job {jid} ended {state}; see {p / 'worker.log'} and "
+                                f"resume with `ibtui resume {p.name}`")
+            atomic_write_json(p / "status.json", status)
+    return seen
+
+
+def cancel_jobs(paths: list[Path]) -> None:
+    ids = [j for j in (job_id(p) for p in paths) if j]
+    if not ids:
+        return
+    try:
+        r = _cluster(["scancel", *ids])
+    except (subprocess.TimeoutExpired, OSError) as e:
+        raise RunStoreError(f"scancel {' '.join(ids)} failed ({e})") from None
+    if r.returncode != 0:
+        raise RunStoreError(f"scancel {' '.join(ids)}: {r.stderr.strip()}")
+
+
+def slurm_env() -> dict[str, str]:
+    """The ids of the Slurm task this process runs in, for status.json (empty outside Slurm)."""
+    keys = {"SLURM_JOB_ID": "slurm_job_id", "SLURM_ARRAY_JOB_ID": "slurm_array_job_id",
+            "SLURM_ARRAY_TASK_ID": "slurm_array_task_id", "SLURMD_NODENAME": "slurm_node",
+            "SLURM_RESTART_COUNT": "slurm_restarts"}
+    return {v: os.environ[k] for k, v in keys.items() if k in os.environ}
