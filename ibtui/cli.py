@@ -86,9 +86,12 @@ def resolve_runs_dir(value: Path | str | None = None, ctx: typer.Context | None 
     if value is not None:
         return Path(value)
     if ctx is None:
-        from typer._click import get_current_context
+        try:  # inside a command: its context (typer vendors click; its path may move)
+            from typer._click.globals import get_current_context
 
-        ctx = get_current_context(silent=True)
+            ctx = get_current_context(silent=True)
+        except ImportError:
+            ctx = None
     top = ctx.find_root().params.get("runs_dir") if ctx is not None else None
     if top is not None:
         return Path(top)

@@ -70,8 +70,122 @@ def test_running_with_dead_pid_is_crashed(tmp_path):
     st = {"state": "running", "pid": p.pid, "host": socket.gethostname(), "heartbeat": 0}
     assert effective_state(st) == "crashed"
     st["pid"] = os.getpid()
+    assert effective_state(st) == "crashed"  # no start time recorded and no beat for ages
+    import time
+
+    st["heartbeat"] = time.time()
     assert effective_state(st) == "running"
     (tmp_path / "r").mkdir()
     atomic_write_json(tmp_path / "r" / "status.json", dict(st, pid=p.pid))
     assert load_run(tmp_path / "r").state == "crashed"
     assert json.loads((tmp_path / "r" / "status.json").read_text())["state"] == "running"
+
+
+def test_running_with_our_pid_and_start_time_is_running_however_old_the_heartbeat():
+    import socket
+
+    from ibtui.runs.store import process_start_time
+
+    host = socket.gethostname()
+    me = {"state": "running", "pid": os.getpid(), "host": host, "heartbeat": 0,
+          "pid_start": process_start_time(os.getpid())}
+    assert me["pid_start"] is not None
+    assert effective_state(me) == "running"  # proven to be the worker: a slow step is no crash
+    assert effective_state(dict(me, pid_start=me["pid_start"] - 3600)) == "crashed"  # pid reused
+    legacy = dict(me, pid_start=None)  # start time not recorded: the heartbeat decides
+    assert effective_state(legacy) == "crashed"
+    import time
+
+    assert effective_state(dict(legacy, heartbeat=time.time())) == "running"
+
+
+def test_process_start_time_is_when_this_process_started():
+    import time
+
+    from ibtui.runs.store import process_start_time
+
+    t = process_start_time(os.getpid())
+    assert t is not None and time.time() - 24 * 3600 < t <= time.time()
+    assert process_start_time(999_999_999) is None
+    assert process_start_time(1) <= t
+
+
+def test_wrong_types_are_damage_not_errors(tmp_path):
+    import socket
+
+    r = tmp_path / "r"
+    r.mkdir()
+    (r / "spec.toml").write_text('[experiment]\nname = "r"\nepochs = "ten"\nseed = [1]\n')
+    atomic_write_json(r / "status.json", {"state": "running", "created": "yesterday", "pid": [1],
+                                          "host": socket.gethostname(), "heartbeat": "x"})
+    atomic_write_json(r / "summary.json", {"score": "abc", "phases": "x", "asr": 0.5})
+    (r / "mi.jsonl").write_text('{"epoch": 1, "term": "xt", "subset": "0", "value": 1.0}\n'
+                                '{"epoch": 1, "term": "xt", "subset": "0", "value": 1.0, '
+                                '"method": "m"}\n')
+    (r / "metrics.jsonl").write_text('{"epoch": "one", "asr": 0.1}\n{"epoch": 2, "asr": "hi"}\n'
+                                     '{"epoch": 3, "asr": 0.3}\n')
+    run = load_run(r)
+    text = "; ".join(run.damaged)
+    for frag in ("created", "pid", "heartbeat", "score", "phases", "epochs", "seed"):
+        assert frag in text, frag
+    assert "created" not in run.status and "pid" not in run.status
+    assert run.summary == {"asr": 0.5} and "epochs" not in run.spec
+    assert run.state == "crashed"  # running, pid unusable: not a live worker
+    assert [m["method"] for m in run.mi()] == ["m"] and "mi.jsonl" in "; ".join(run.damaged)
+    assert [m["epoch"] for m in run.metrics()] == [3] and "metrics.jsonl" in "; ".join(run.damaged)
+    atomic_write_json(r / "status.json", {"state": 5})
+    assert load_run(r).state == "damaged" and "state" in "; ".join(load_run(r).damaged)
+
+
+def test_unreadable_run_dir_is_listed_as_damaged(tmp_path, monkeypatch):
+    import ibtui.runs.store as store
+
+    good = tmp_path / "good"
+    good.mkdir()
+    atomic_write_json(good / "status.json", {"state": "done"})
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    atomic_write_json(locked / "status.json", {"state": "done"})
+    locked.chmod(0)
+    if os.geteuid() == 0:  # root reads through chmod 000: make the reads fail as they would
+        real_listdir, real_read = store.os.listdir, store._read_bytes
+
+        def listdir(p="."):
+            if str(p).startswith(str(locked)):
+                raise PermissionError(13, "Permission denied", str(p))
+            return real_listdir(p)
+
+        def read(p):
+            if str(p).startswith(str(locked)):
+                raise PermissionError(13, "Permission denied", str(p))
+            return real_read(p)
+
+        monkeypatch.setattr(store.os, "listdir", listdir)
+        monkeypatch.setattr(store, "_read_bytes", read)
+    try:
+        runs = {r.id: r for r in list_runs(tmp_path)}
+        assert runs["good"].state == "done"
+        assert runs["locked"].state == "damaged" and "ermission denied" in runs["locked"].damaged[0]
+        assert runs["locked"].metrics() == [] and runs["locked"].mi() == []
+    finally:
+        locked.chmod(0o755)
+
+
+def test_find_run_is_strict(tmp_path):
+    import pytest
+
+    from ibtui.errors import RunStoreError
+    from ibtui.runs.store import find_run
+
+    runs = tmp_path / "runs"
+    for name in ("tiny-a", "tiny-b", "solo"):
+        (runs / name).mkdir(parents=True)
+        atomic_write_json(runs / name / "status.json", {"state": "done"})
+    assert find_run(runs, "solo") == runs / "solo" and find_run(runs, "so") == runs / "solo"
+    for key in ("", "tiny*", "../runs/solo", str(runs / "solo"), "solo/", ".", "..", "x" * 256):
+        with pytest.raises(RunStoreError):
+            find_run(runs, key)
+    with pytest.raises(RunStoreError, match="several"):
+        find_run(runs, "tiny")
+    with pytest.raises(RunStoreError, match="does not exist"):
+        find_run(tmp_path / "nope", "solo")

@@ -11,6 +11,7 @@ import json
 import math
 import os
 import socket
+import stat as stat_mod
 import tempfile
 import time
 from collections.abc import Iterator
@@ -18,9 +19,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ibtui.errors import IbtuiError
+
 STATES = ("queued", "running", "done", "failed", "crashed", "cancelled", "interrupted")
 FINISHED = ("done", "failed", "cancelled")
-HEARTBEAT_STALE_S = 30.0
+# A worker beats at least once per training batch and per MI progress step.
+HEARTBEAT_STALE_S = 30.0  # a worker on another host: no beat for this long = gone
+# A worker on this host whose identity cannot be proven (no recorded start time, or none
+# readable: another OS) and whose last beat is older than this is gone, even if its pid is
+# alive: the pid then belongs to another process (reused after the worker died or a reboot).
+HEARTBEAT_LOST_S = 1800.0
+PID_START_TOLERANCE_S = 2.0  # boot time in /proc/stat has a resolution of one second
+NAME_MAX = 255  # bytes in one path component
 
 
 def _json_default(o: Any) -> Any:
@@ -82,46 +92,200 @@ def append_jsonl(path: Path, record: dict) -> None:
         os.fsync(f.fileno())
 
 
-def read_jsonl(path: Path) -> list[dict]:
-    """Every complete record; a torn or garbled line (a writer killed mid-write) is skipped."""
-    out: list[dict] = []
+def _read_bytes(path: Path) -> bytes:
+    """A regular file's bytes (never blocks on a FIFO or reads a device)."""
+    st = os.stat(path)
+    if not stat_mod.S_ISREG(st.st_mode):
+        raise IsADirectoryError(21, "not a regular file", str(path))
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def _why(e: OSError) -> str:
+    return e.strerror or str(e)
+
+
+def _parse_jsonl(path: Path) -> tuple[list[tuple[int, dict]], list[str]]:
+    """(line number, record) for every complete object line, and what was wrong with the
+    rest. A torn last line (a writer killed mid-write, or still writing) is not damage."""
+    out: list[tuple[int, dict]] = []
+    problems: list[str] = []
     try:
-        raw = Path(path).read_bytes()
+        raw = _read_bytes(Path(path))
     except FileNotFoundError:
-        return out
-    for line in raw.split(b"\n"):
+        return out, problems
+    except OSError as e:
+        return out, [f"{Path(path).name} unreadable: {_why(e)}"]
+    lines = raw.split(b"\n")
+    for i, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
             rec = json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+            if i < len(lines):  # the last piece has no newline yet: a torn tail
+                problems.append(f"line {i}: not JSON")
             continue
         if isinstance(rec, dict):
-            out.append(rec)
-    return out
+            out.append((i, rec))
+        else:
+            problems.append(f"line {i}: not an object")
+    return out, problems
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """Every complete record; a torn or garbled line (a writer killed mid-write) is skipped."""
+    return [rec for _, rec in _parse_jsonl(path)[0]]
 
 
 def read_json(path: Path) -> tuple[dict | None, str | None]:
     """(object, None) or (None, reason) when the file is missing, empty or damaged."""
+    name = Path(path).name
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = _read_bytes(Path(path)).decode("utf-8")
     except FileNotFoundError:
-        return None, f"{Path(path).name} missing"
-    except (OSError, UnicodeDecodeError) as e:
-        return None, f"{Path(path).name} unreadable: {e}"
+        return None, f"{name} missing"
+    except OSError as e:
+        return None, f"{name} unreadable: {_why(e)}"
+    except UnicodeDecodeError:
+        return None, f"{name} damaged: not UTF-8"
     if not text.strip():
-        return None, f"{Path(path).name} empty"
+        return None, f"{name} empty"
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as e:
-        return None, f"{Path(path).name} damaged: {e.msg} at line {e.lineno}"
+        return None, f"{name} damaged: {e.msg} at line {e.lineno}"
+    except RecursionError:
+        return None, f"{name} damaged: nested too deeply"
     if not isinstance(obj, dict):
-        return None, f"{Path(path).name} damaged: not an object"
+        return None, f"{name} damaged: not an object"
     return obj, None
 
 
+# --- schemas: every reader checks types; a wrong field is dropped and named as damage ------------
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _opt(check, what: str) -> tuple:
+    return (lambda v: v is None or check(v)), what
+
+
+NUM = _opt(_is_num, "a number")
+INT = _opt(_is_int, "an integer")
+STR = _opt(lambda v: isinstance(v, str), "a string")
+DICT = _opt(lambda v: isinstance(v, dict), "a table")
+LIST = _opt(lambda v: isinstance(v, list), "a list")
+BOOL = _opt(lambda v: isinstance(v, bool), "true or false")
+
+STATUS_SCHEMA: dict[str, tuple] = {
+    "state": ((lambda v: isinstance(v, str) and v in STATES), f"one of {', '.join(STATES)}"),
+    "pid": _opt(lambda v: _is_int(v) and v > 0, "a positive integer"),
+    "pid_start": NUM, "host": STR, "gpu": _opt(lambda v: isinstance(v, (str, int))
+                                              and not isinstance(v, bool), "a GPU id"),
+    "device": STR, "created": NUM, "started": NUM, "ended": NUM, "heartbeat": NUM,
+    "resumed": NUM, "error": STR, "phase": STR, "detail": STR, "source": STR, "epoch": INT,
+    "epochs": INT, "progress": NUM, "test_acc": NUM, "asr": NUM,
+}
+SUMMARY_SCHEMA: dict[str, tuple] = {
+    **{k: NUM for k in ("score", "d_xt", "d_ty", "clean_acc", "asr", "asr_all", "ra", "psnr",
+                        "ssim", "lpips", "poison_rate", "poison_seconds", "train_seconds",
+                        "mi_seconds", "wall_seconds")},
+    **{k: INT for k in ("n_poison", "n_backdoor", "epochs", "width", "seed", "target")},
+    **{k: STR for k in ("run_id", "name", "attack", "dataset", "arch", "mi_method",
+                        "lpips_note")},
+    "phases": DICT, "stealth": DICT, "subset_sizes": DICT, "sanity_ok": BOOL,
+    "sanity": _opt(lambda v: isinstance(v, list) and all(isinstance(c, dict) for c in v),
+                   "a list of tables"),
+}
+MI_LINE_SCHEMA: dict[str, tuple] = {
+    "epoch": (_is_int, "an integer"), "term": ((lambda v: isinstance(v, str)), "a string"),
+    "subset": ((lambda v: isinstance(v, str)), "a string"),
+    "method": ((lambda v: isinstance(v, str)), "a string"), "value": NUM, "role": STR,
+    "lower": NUM, "upper": NUM, "ceiling": NUM, "n": INT, "seconds": NUM, "settings": DICT,
+}
+MI_LINE_REQUIRED = ("epoch", "term", "subset", "method")
+METRICS_LINE_SCHEMA: dict[str, tuple] = {
+    "epoch": (_is_int, "an integer"),
+    **{k: NUM for k in ("lr", "train_loss", "train_acc", "test_loss", "test_acc", "asr",
+                        "asr_all", "ra", "seconds", "time", "mi_seconds")},
+    "class_loss": _opt(lambda v: isinstance(v, dict) and all(
+        x is None or _is_num(x) for x in v.values()), "a table of numbers"),
+}
+METRICS_LINE_REQUIRED = ("epoch",)
+
+
+def _show(v: Any) -> str:
+    r = repr(v)
+    return r if len(r) <= 40 else r[:37] + "..."
+
+
+def check_fields(obj: dict, schema: dict[str, tuple], required: tuple[str, ...] = ()
+                 ) -> tuple[dict, list[str]]:
+    """(obj without the fields of the wrong type, one reason per such field or missing
+    required field). Fields the schema does not name are kept as they are."""
+    clean = dict(obj)
+    problems = [f"{k} missing" for k in required if k not in obj]
+    for k, (ok, what) in schema.items():
+        if k in obj and not ok(obj[k]):
+            problems.append(f"{k} = {_show(obj[k])} is not {what}")
+            del clean[k]
+    return clean, problems
+
+
+def check_spec(spec: dict) -> tuple[dict, list[str]]:
+    """A stored spec.toml against the field types of ibtui.spec.FIELDS."""
+    from ibtui.spec import FIELDS  # local: spec imports nothing from runs
+
+    clean = dict(spec)
+    problems = []
+    for k, v in spec.items():
+        f = FIELDS.get(k)
+        if f is None:
+            continue
+
+        def fits(x: Any, f=f) -> bool:
+            if isinstance(x, bool):
+                return bool in f.types
+            if float in f.types and _is_num(x):
+                return True
+            return isinstance(x, f.types) and (not isinstance(x, float) or math.isfinite(x))
+
+        ok = fits(v) or (f.listy and isinstance(v, list) and all(fits(x) for x in v))
+        if not ok:
+            problems.append(f"{k} = {_show(v)} is not {'/'.join(t.__name__ for t in f.types)}"
+                            + (" or a list of them" if f.listy else ""))
+            del clean[k]
+    return clean, problems
+
+
+def read_jsonl_checked(path: Path, schema: dict[str, tuple], required: tuple[str, ...]
+                       ) -> tuple[list[dict], str | None]:
+    """The records of a JSONL file that fit the schema, and one line saying what was skipped."""
+    parsed, problems = _parse_jsonl(path)
+    out = []
+    for i, rec in parsed:
+        _, bad = check_fields(rec, schema, required)
+        if bad:
+            problems.append(f"line {i}: {bad[0]}")
+        else:
+            out.append(rec)
+    if not problems:
+        return out, None
+    name = Path(path).name
+    if len(problems) == 1 and "unreadable" in problems[0]:
+        return out, problems[0]
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    return out, f"{name}: {len(problems)} line{'s' * (len(problems) > 1)} skipped: {problems[0]}{more}"
+
+
 def pid_alive(pid: int | None) -> bool:
-    if not pid:
+    if not _is_int(pid) or pid <= 0:
         return False
     try:
         os.kill(int(pid), 0)
@@ -129,21 +293,51 @@ def pid_alive(pid: int | None) -> bool:
         return False
     except PermissionError:
         return True
-    except (OverflowError, ValueError):
+    except (OverflowError, ValueError, OSError):
         return False
     # a zombie child still answers kill(0); treat it as gone
     try:
         with open(f"/proc/{int(pid)}/stat") as f:
             if f.read().split(")")[-1].split()[0] == "Z":
                 return False
-    except OSError:
+    except (OSError, IndexError):
         pass
     return True
 
 
+def _boot_time() -> float | None:
+    try:
+        with open("/proc/stat", "rb") as f:
+            for line in f:
+                if line.startswith(b"btime "):
+                    return float(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def process_start_time(pid: int) -> float | None:
+    """When process `pid` started, in seconds since the epoch: field 22 of /proc/<pid>/stat
+    (clock ticks after boot) plus the boot time. None where it cannot be read (no such
+    process, no /proc: then liveness falls back to the heartbeat). Recorded by the worker
+    next to its pid, so a pid reused by another process (even after a reboot) is told apart."""
+    try:
+        with open(f"/proc/{int(pid)}/stat", "rb") as f:
+            data = f.read()
+        ticks = int(data.rsplit(b")", 1)[1].split()[19])
+        hz = os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, TypeError, OverflowError):
+        return None
+    boot = _boot_time()
+    if boot is None or hz <= 0:
+        return None
+    return round(boot + ticks / hz, 2)
+
+
 @dataclass
 class Run:
-    """A read-only view of one run directory. Never raises on damaged content: `damaged` says why."""
+    """A read-only view of one run directory. Never raises on damaged content: `damaged` says
+    why (a wrong-typed field is dropped from `status`/`summary`/`spec` and named there)."""
 
     path: Path
     status: dict = field(default_factory=dict)
@@ -159,14 +353,28 @@ class Run:
     def state(self) -> str:
         return effective_state(self.status) if self.status else "damaged"
 
+    def _note(self, problem: str | None) -> None:
+        if problem and problem not in self.damaged:
+            self.damaged.append(problem)
+
     def metrics(self) -> list[dict]:
-        return read_jsonl(self.path / "metrics.jsonl")
+        """The metrics.jsonl lines of the right shape; skipped ones are noted in `damaged`."""
+        recs, problem = read_jsonl_checked(self.path / "metrics.jsonl", METRICS_LINE_SCHEMA,
+                                           METRICS_LINE_REQUIRED)
+        self._note(problem)
+        return recs
 
     def mi(self) -> list[dict]:
-        return read_jsonl(self.path / "mi.jsonl")
+        """The mi.jsonl lines of the right shape; skipped ones are noted in `damaged`."""
+        recs, problem = read_jsonl_checked(self.path / "mi.jsonl", MI_LINE_SCHEMA,
+                                           MI_LINE_REQUIRED)
+        self._note(problem)
+        return recs
 
     def log_tail(self, n: int = 40) -> list[str]:
         try:
+            if not stat_mod.S_ISREG(os.stat(self.path / "worker.log").st_mode):
+                return []
             with open(self.path / "worker.log", "rb") as f:
                 f.seek(0, os.SEEK_END)
                 size = f.tell()
@@ -177,16 +385,33 @@ class Run:
         return data.splitlines()[-n:]
 
 
-def effective_state(status: dict) -> str:
-    """The stored state, corrected: a 'running' run whose worker is gone is 'crashed'."""
+def effective_state(status: dict, now: float | None = None) -> str:
+    """The stored state, corrected: a 'running' run whose worker is gone is 'crashed'.
+
+    On this host the worker is gone when its pid is dead, or when the pid is alive but is
+    another process: its start time differs from the recorded `pid_start`, or (no start time
+    to compare) the heartbeat is older than HEARTBEAT_LOST_S. A worker on another host is gone
+    when its heartbeat is older than HEARTBEAT_STALE_S. Wrong-typed fields count as absent.
+    """
+    if not isinstance(status, dict):
+        return "damaged"
+    status, _ = check_fields(status, STATUS_SCHEMA)
     state = status.get("state", "damaged")
-    if state == "running":
-        same_host = status.get("host") in (None, socket.gethostname())
-        stale = time.time() - float(status.get("heartbeat") or 0) > HEARTBEAT_STALE_S
-        if same_host and not pid_alive(status.get("pid")):
-            return "crashed"
-        if not same_host and stale:
-            return "crashed"
+    if state != "running":
+        return state
+    now = time.time() if now is None else now
+    beat = status.get("heartbeat")
+    if status.get("host") not in (None, socket.gethostname()):
+        return "crashed" if now - (beat or 0) > HEARTBEAT_STALE_S else state
+    pid = status.get("pid")
+    if not pid_alive(pid):
+        return "crashed"
+    recorded = status.get("pid_start")
+    actual = process_start_time(pid)
+    if recorded is not None and actual is not None:
+        return state if abs(actual - recorded) <= PID_START_TOLERANCE_S else "crashed"
+    if beat is not None and now - beat > HEARTBEAT_LOST_S:
+        return "crashed"
     return state
 
 
@@ -199,50 +424,139 @@ def load_run(path: Path) -> Run:
     if status is None:
         run.damaged.append(why or "status.json unreadable")
     else:
-        run.status = status
+        run.status, bad = check_fields(status, STATUS_SCHEMA)
+        if "state" not in status:
+            bad.insert(0, "state missing")
+        run.damaged += [f"status.json: {b}" for b in bad]
     try:
-        run.spec = read_spec_file(path / "spec.toml")
+        spec = read_spec_file(path / "spec.toml")
     except Exception as e:  # a reader never breaks on a damaged run
-        run.damaged.append(f"spec.toml: {e}")
+        msg = str(e) if isinstance(e, IbtuiError) else f"{type(e).__name__}: {e}"
+        run.damaged.append(msg if "spec.toml" in msg else f"spec.toml: {msg}")
+    else:
+        run.spec, bad = check_spec(spec if isinstance(spec, dict) else {})
+        run.damaged += [f"spec.toml: {b}" for b in bad]
     summary, why = read_json(path / "summary.json")
-    run.summary = summary
-    if summary is None and run.status.get("state") == "done":
+    if summary is not None:
+        summary, bad = check_fields(summary, SUMMARY_SCHEMA)
+        run.damaged += [f"summary.json: {b}" for b in bad]
+    elif run.status.get("state") == "done" or (why and not why.endswith("missing")):
         run.damaged.append(why or "summary.json unreadable")
+    run.summary = summary
     return run
 
 
+def _run_files(p: Path) -> bool:
+    """Whether directory p holds a run (raises OSError when it cannot be read)."""
+    names = os.listdir(p)
+    return "status.json" in names or "spec.toml" in names
+
+
+def _inside(runs_dir: Path, p: Path) -> bool:
+    """p is a directory directly inside runs_dir (a symbolic link must stay inside too)."""
+    try:
+        if not p.is_dir():
+            return False
+        return not p.is_symlink() or p.resolve().parent == runs_dir.resolve()
+    except (OSError, RuntimeError):
+        return False
+
+
 def list_runs(runs_dir: Path) -> list[Run]:
-    """Every run directory (a directory with a spec.toml or status.json), sorted by creation."""
+    """Every run directory (a directory with a spec.toml or status.json; one that cannot be
+    read is listed as damaged), sorted by creation."""
     runs_dir = Path(runs_dir)
-    if not runs_dir.is_dir():
+    try:
+        entries = sorted(runs_dir.iterdir())
+    except OSError:
         return []
     out = []
-    for p in sorted(runs_dir.iterdir()):
-        if p.is_dir() and not p.name.startswith(".") and (
-            (p / "status.json").exists() or (p / "spec.toml").exists()
-        ):
+    for p in entries:
+        if p.name.startswith(".") or not _inside(runs_dir, p):
+            continue
+        try:
+            is_run = _run_files(p)
+        except OSError as e:
+            out.append(Run(path=p, damaged=[f"unreadable: {_why(e)}"]))
+            continue
+        if is_run:
             out.append(load_run(p))
     out.sort(key=lambda r: (r.status.get("created") or 0, r.id))
     return out
 
 
-def find_run(runs_dir: Path, key: str) -> Path:
-    """A run by exact id, or by a unique prefix."""
+def require_runs_dir(runs_dir: Path) -> Path:
+    """The runs directory, or a RunStoreError saying why it cannot be read."""
     from ibtui.errors import RunStoreError
 
     runs_dir = Path(runs_dir)
+    try:
+        st = os.stat(runs_dir)
+    except FileNotFoundError:
+        raise RunStoreError(f"runs directory {runs_dir} does not exist "
+                            "(choose one with --runs-dir or $IBTUI_RUNS_DIR)") from None
+    except (OSError, ValueError) as e:
+        why = _why(e) if isinstance(e, OSError) else str(e)
+        raise RunStoreError(f"runs directory {runs_dir}: {why}") from None
+    if not stat_mod.S_ISDIR(st.st_mode):
+        raise RunStoreError(f"runs directory {runs_dir} is not a directory")
+    if not os.access(runs_dir, os.R_OK | os.X_OK):
+        raise RunStoreError(f"runs directory {runs_dir} is not readable")
+    return runs_dir
+
+
+def run_key_problem(key: str) -> str | None:
+    """Why `key` cannot name a run directly inside a runs directory, or None."""
+    if not isinstance(key, str) or not key:
+        return "empty; give a run id or a unique prefix of one (see `ibtui ls`)"
+    if any(ord(c) < 32 or ord(c) == 127 for c in key):
+        return "contains control characters"
+    if "/" in key or "\\" in key or os.sep in key:
+        return "a run id, not a path: runs are the directories directly inside --runs-dir"
+    if key.startswith("."):
+        return "names starting with '.' are not runs"
+    if any(c in key for c in "*?["):
+        return "a run id or a unique prefix of one, not a pattern"
+    if len(key.encode("utf-8", "surrogateescape")) > NAME_MAX:
+        return f"longer than {NAME_MAX} bytes, so no run id"
+    return None
+
+
+def find_run(runs_dir: Path, key: str) -> Path:
+    """A run directly inside runs_dir, by exact id or by a unique prefix of one. Anything
+    else (a path, '..', a pattern, '', a hidden name, a link out of runs_dir) is refused."""
+    from ibtui.errors import RunStoreError
+
+    runs_dir = require_runs_dir(runs_dir)
+    why = run_key_problem(key)
+    if why:
+        raise RunStoreError(f"RUN {key!r}: {why}")
     exact = runs_dir / key
-    if (exact / "status.json").exists() or (exact / "spec.toml").exists():
-        return exact
-    if Path(key).is_dir() and ((Path(key) / "status.json").exists()):
-        return Path(key)
-    matches = [p for p in runs_dir.glob(f"{key}*") if p.is_dir()] if runs_dir.is_dir() else []
+    try:
+        if _inside(runs_dir, exact) and _run_files(exact):
+            return exact
+    except OSError as e:
+        raise RunStoreError(f"RUN {key!r}: {exact}: {_why(e)}") from None
+    try:
+        names = sorted(n for n in os.listdir(runs_dir) if n.startswith(key))
+    except OSError as e:
+        raise RunStoreError(f"runs directory {runs_dir}: {_why(e)}") from None
+    matches = []
+    for n in names:
+        p = runs_dir / n
+        try:
+            if _inside(runs_dir, p) and _run_files(p):
+                matches.append(p)
+        except OSError:
+            continue
     if len(matches) == 1:
         return matches[0]
     if not matches:
-        raise RunStoreError(f"{runs_dir}: no run named {key!r} (see `ibtui ls`)")
-    names = ", ".join(sorted(m.name for m in matches)[:8])
-    raise RunStoreError(f"{runs_dir}: {key!r} matches several runs: {names}")
+        if exact.exists() or exact.is_symlink():
+            raise RunStoreError(f"RUN {key!r}: {exact} is not a run directory")
+        raise RunStoreError(f"RUN {key!r}: no such run in {runs_dir} (see `ibtui ls`)")
+    shown = ", ".join(m.name for m in matches[:8]) + (", ..." if len(matches) > 8 else "")
+    raise RunStoreError(f"RUN {key!r} matches several runs in {runs_dir}: {shown}")
 
 
 class RunWriter:
@@ -255,6 +569,8 @@ class RunWriter:
         (self.path / "artifacts").mkdir(exist_ok=True)
 
     def set_status(self, **fields: Any) -> None:
+        if fields.get("pid") and "pid_start" not in fields:  # who the pid is: see effective_state
+            fields["pid_start"] = process_start_time(fields["pid"])
         self.status.update(fields)
         self.status["heartbeat"] = time.time()
         atomic_write_json(self.path / "status.json", self.status)
