@@ -11,10 +11,6 @@ Cases tried per run of the suite: 150 generated specs in-process
 (test_validation_accepts_or_raises_one_line_spec_error), 4 generated files through the CLI in
 subprocesses (test_dry_run_exits_0_or_2_with_one_line; generated only, not shrunk, as each
 costs a torch import) and 5 fixed hostile files through the CLI (test_dry_run_on_hostile_files).
-
-The CLI tests are marked xfail until `ibtui.cli.fail` prints a SpecError as one line, without
-wrapping at 80 columns on a pipe and with user text escaped for Rich (today `name = "[/]"` is a
-MarkupError traceback and long errors wrap); remove CLI_XFAIL once it does.
 """
 
 from __future__ import annotations
@@ -36,8 +32,6 @@ from ibtui.spec import CHOICES, FIELDS, RANGES, _registries, check_run_id, exper
 
 IN_PROCESS_EXAMPLES = 150
 CLI_EXAMPLES = 4
-CLI_XFAIL = pytest.mark.xfail(strict=False, reason="ibtui.cli.fail wraps errors at 80 columns and "
-                              "renders user text as Rich markup (cli.py, owned elsewhere)")
 
 REGISTRIES = _registries()
 MARKUP = ["[/]", "[bold]x[/bold]", "[link=file:///etc]x", "x[/red", "\\[x]", "[old]", "[[x]]"]
@@ -213,7 +207,6 @@ def _assert_cli_outcome(r: subprocess.CompletedProcess, expect_ok: bool | None) 
 
 
 # 4 generated files through the CLI per run (each a subprocess that imports torch; no shrinking)
-@CLI_XFAIL
 @settings(max_examples=CLI_EXAMPLES, deadline=None, database=None, phases=[Phase.generate],
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(specs())
@@ -233,7 +226,7 @@ HOSTILE = {
 }
 
 
-@pytest.mark.parametrize("case", [pytest.param(c, marks=[] if c == "bom" else [CLI_XFAIL]) for c in sorted(HOSTILE)])
+@pytest.mark.parametrize("case", sorted(HOSTILE))
 def test_dry_run_on_hostile_files(tmp_path, case):
     path = tmp_path / f"{case}.toml"
     path.write_text(HOSTILE[case], encoding="utf-8")
