@@ -5,8 +5,9 @@ relative to `now` (default `FIXTURE_NOW`); render elapsed times with a clock tha
 same value (tests), or pass `now=time.time()` for a directory that looks live to the real clock
 (tests/tmux_drive.py).
 
-Live runs must look alive to `ibtui.runs.store.effective_state` (same host, pid alive): they
-claim pid 1 (init, always alive) on this host. A crashed run claims a pid that cannot exist.
+Live runs must look alive to `ibtui.runs.store.effective_state` (same host, pid alive, start
+time as recorded): they claim pid 1 (init, always alive) on this host, with its start time.
+A crashed run claims a pid that cannot exist.
 Nothing here starts a process; nothing is random.
 """
 
@@ -17,12 +18,13 @@ import math
 import socket
 from pathlib import Path
 
-from ibtui.runs.store import atomic_write_json
+from ibtui.runs.store import atomic_write_json, process_start_time
 from ibtui.spec import FIELDS, experiment_to_toml
 
 FIXTURE_NOW = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC
 DEAD_PID = 999_999_999  # larger than any pid_max: never alive
 LIVE_PID = 1  # init: always alive
+LIVE_PID_START = process_start_time(LIVE_PID)  # recorded with the pid: proves it is the worker
 
 ATTACK_OPTIONS = {
     "badnets": {"size": 5, "colour": "red", "corner": "top-left", "variant": "default"},
@@ -186,7 +188,7 @@ def make_fixture_runs(root: Path, now: float = FIXTURE_NOW) -> Path:
     spec = _spec("paper", "ftrojan", "resnet18", 0.1, 0, 10)
     m = _metrics(5, 10, 0.5)
     _write_run(runs, rid, spec,
-               status(3, "running", pid=LIVE_PID, gpu="0", started=t0 + 210,
+               status(3, "running", pid=LIVE_PID, pid_start=LIVE_PID_START, gpu="0", started=t0 + 210,
                       heartbeat=now - 2, phase="training", epoch=6, progress=0.4,
                       test_acc=m[-1]["test_acc"], asr=m[-1]["asr"]),
                m, _mi([1, 2, 4], 10, 0.5), None, log(rid, 5, ""))
@@ -196,7 +198,7 @@ def make_fixture_runs(root: Path, now: float = FIXTURE_NOW) -> Path:
     spec = _spec("paper", "badnets", "resnet18", 0.1, 1, 10)
     m = _metrics(4, 10, 0.8)
     _write_run(runs, rid, spec,
-               status(4, "running", pid=LIVE_PID, gpu="1", started=t0 + 270,
+               status(4, "running", pid=LIVE_PID, pid_start=LIVE_PID_START, gpu="1", started=t0 + 270,
                       heartbeat=now - 1, phase="mi", epoch=4, progress=0.25,
                       detail="I(X;T) 0_backdoor", test_acc=m[-1]["test_acc"], asr=m[-1]["asr"]),
                m, _mi([1, 2], 10, 0.8), None, log(rid, 4, "[mi] epoch 4: 13 subsets"))
