@@ -16,7 +16,6 @@ from test_tui import (  # noqa: E402
     CRASHED,
     DONE,
     QUEUED,
-    RUNNING,
     TINY,
     fill,
     make_app,
@@ -31,6 +30,7 @@ from test_tui import (  # noqa: E402
 from textual.command import CommandPalette  # noqa: E402
 from textual.widgets import DataTable, OptionList, Static  # noqa: E402
 
+from ibtui.runs.store import load_run  # noqa: E402
 from ibtui.tui.keys import KEYS  # noqa: E402
 from ibtui.tui.screens.compose import CheckList, ComposeScreen  # noqa: E402
 from ibtui.tui.screens.dialogs import (  # noqa: E402
@@ -99,7 +99,7 @@ async def to_help(pilot) -> None:
 
 
 async def to_confirm(pilot) -> None:
-    move_to(table(pilot.app), RUNNING)
+    move_to(table(pilot.app), QUEUED)
     await pilot.press("c")
     await settle(pilot)
 
@@ -239,13 +239,15 @@ async def test_confirm_dialog_shows_its_keys_and_its_own_footer(runs):
         assert isinstance(dialog, ConfirmScreen)
         labels = [str(b.label) for b in dialog.query("Button")]
         assert labels == ["Cancel runs (y)", "Keep them (n)"]
+        assert QUEUED in dialog.body
         keys = {b.binding.key for b in dialog.active_bindings.values()}
         assert {"y", "n", "escape"} <= keys
         assert "c" not in keys and "r" not in keys  # the Runs keys are not offered beneath
         footer = dialog.query_one("Footer")
         assert footer.screen is dialog
         await pilot.press("n")
-        assert not (runs / RUNNING / "cancel").exists()
+        await settle(pilot)
+        assert load_run(runs / QUEUED).state == "queued"
 
 
 @sync
@@ -519,3 +521,21 @@ async def test_help_lists_the_key_table_on_every_screen(runs):
             for what, keys, _ in KEYS:
                 assert keys in text and what in text, (go.__name__, what)
             await pilot.press("escape")
+
+
+@sync
+async def test_user_text_is_never_read_as_markup(runs, monkeypatch):
+    """Error text, paths and option help with brackets show as typed, and never crash."""
+    choices = ({"dataset": ["digits"], "arch": ["resnet18"], "attack": ["badnets", "blend"],
+                "mi_method": ["noise-aware"]},
+               {"badnets": "size=[3, 5], note='[/] [b]x[/b]'"}, [])
+    monkeypatch.setattr("ibtui.tui.screens.compose.load_choices", lambda: choices)
+    app = make_app(runs)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        app.notify("cannot read runs/[/]x[b]: [/] closing tag", title="[/]")
+        await pilot.pause()
+        await to_compose(pilot)
+        help_text = plain(app.screen.query_one("#help-attack_options", Static))
+        assert "note='[/] [b]x[/b]'" in help_text
+        assert app.is_running

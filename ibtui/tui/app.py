@@ -174,6 +174,11 @@ class IbtuiApp(App[None]):
             self._last_error = text
         self.notify(text, title=f"Error while {what}", severity="error", timeout=8)
 
+    def notify(self, message: str, *, title: str = "", severity="information",
+               timeout: float | None = None, markup: bool = True) -> None:
+        """Notifications carry paths, run ids and error text: never read them as markup."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
+
     # --- actions every screen shares ---------------------------------------------------
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):

@@ -144,18 +144,18 @@ class ComposeScreen(Screen):
             yield Label(f.label, classes="form-label")
             with Vertical(classes="form-field"):
                 if f.kind == "select":
-                    opts = [(c, c) for c in self.choices[f.key]]
+                    opts = [(Text(c), c) for c in self.choices[f.key]]
                     yield Select(opts, value=FIELDS[f.key].default, allow_blank=False,
                                  id=f"f-{f.key}", compact=True)
                 elif f.kind == "multi":
                     on = _default_list(f.key)
-                    yield CheckList(*[(c, c, c in on) for c in self.choices[f.key]],
+                    yield CheckList(*[(Text(c), c, c in on) for c in self.choices[f.key]],
                                     id=f"f-{f.key}", classes="multi")
                 else:
                     yield Input(default_text(f.key), placeholder=f.help, id=f"f-{f.key}",
                                 compact=True)
                 if f.help and (f.kind == "multi" or f.key == "attack_options"):
-                    yield Static(f.help, classes="form-help", id=f"help-{f.key}")
+                    yield Static(Text(f.help), classes="form-help", id=f"help-{f.key}")
 
     def compose(self) -> ComposeResult:
         hint = "  comma-separated values make a grid · same rules as experiments.toml"
@@ -199,22 +199,22 @@ class ComposeScreen(Screen):
         for key in ("dataset", "arch"):
             sel = self.query_one(f"#f-{key}", Select)
             value = sel.value
-            sel.set_options([(c, c) for c in choices[key]])
+            sel.set_options([(Text(c), c) for c in choices[key]])
             if value in choices[key]:
                 sel.value = value
         for key in ("attack", "mi_method"):
             sl = self.query_one(f"#f-{key}", SelectionList)
             picked = set(sl.selected) or set(_default_list(key))
             sl.clear_options()
-            sl.add_options([(c, c, c in picked) for c in choices[key]])
+            sl.add_options([(Text(c), c, c in picked) for c in choices[key]])
         self.update_attack_help()
         self.revalidate()
 
     def update_attack_help(self) -> None:
         picked = self.query_one("#f-attack", SelectionList).selected
         lines = [f"{a}: {self.attack_help[a]}" for a in picked if a in self.attack_help]
-        self.query_one("#help-attack_options", Static).update(
-            "\n".join(lines) or FORM[[f.key for f in FORM].index("attack_options")].help)
+        self.query_one("#help-attack_options", Static).update(Text(
+            "\n".join(lines) or FORM[[f.key for f in FORM].index("attack_options")].help))
 
     # --- the experiment ----------------------------------------------------------------
     def values(self) -> tuple[dict[str, str], dict[str, list[str]]]:
