@@ -1,0 +1,176 @@
+"""The Slurm executor against a real cluster (../shared/slurm/start-local-slurm.sh brings up a
+single-node one; .ci/run starts it when it can). Skipped, with the reason, where sbatch does
+not work. Settings checks that need no cluster run everywhere."""
+
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+from conftest import ibtui_cmd
+
+from ibtui.errors import SpecError
+from ibtui.runs.slurm import executor_config, reconcile
+from ibtui.runs.store import list_runs, load_run
+
+
+def cluster_works() -> str:
+    if shutil.which("sbatch") is None:
+        return "no sbatch on PATH (start ../shared/slurm/start-local-slurm.sh as root)"
+    try:
+        r = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"sinfo failed: {e}"
+    if r.returncode != 0 or not ({"idle", "mixed", "allocated"} & set(r.stdout.split())):
+        return f"no usable Slurm node (sinfo: {r.stdout.strip() or r.stderr.strip()})"
+    r = subprocess.run(["sacct", "-n", "-X", "-S", "now-1minutes"], capture_output=True, timeout=10)
+    if r.returncode != 0:
+        return "sacct does not work (accounting off): job states cannot be read"
+    return ""
+
+
+REASON = cluster_works()
+needs_cluster = pytest.mark.skipif(bool(REASON), reason=REASON or "cluster ok")
+
+SPEC = """
+[executor]
+kind = "slurm"
+partition = "debug"
+cpus_per_run = 1
+mem_gb = 2
+time_min = {time_min}
+signal_delay_s = {delay}
+{extra}
+
+[[experiment]]
+name = "{name}"
+dataset = "digits"
+width = 8
+epochs = {epochs}
+mi_epochs = [{epochs}]
+batch_size = 128
+lr = 0.05
+attack = {attack}
+poison_rate = 0.1
+observe_classes = [1]
+mi_options = {{ k = 2, max_samples = 32 }}
+"""
+
+
+def spec_file(tmp_path, name="sl", epochs=1, attack='"badnets"', time_min=10, delay=90, extra=""):
+    p = tmp_path / f"{name}.toml"
+    p.write_text(SPEC.format(name=name, epochs=epochs, attack=attack, time_min=time_min,
+                             delay=delay, extra=extra))
+    return p
+
+
+def cli(args, timeout=900, env=None):
+    return subprocess.run(ibtui_cmd() + args, capture_output=True, text=True, timeout=timeout,
+                          env=env or dict(os.environ, COLUMNS="200"))
+
+
+def wait_until(cond, timeout, what):
+    t = time.monotonic()
+    while not cond():
+        assert time.monotonic() - t < timeout, f"timed out after {timeout}s waiting for {what}"
+        time.sleep(1.0)
+
+
+def test_executor_settings_are_checked():
+    assert executor_config({"kind": "slurm", "partition": "gpu", "max_parallel": 4}, "f").max_parallel == 4
+    for table, needle in (({"kind": "k8s"}, "allowed: local, slurm"),
+                          ({"mem_gb": float("nan")}, "at least"),
+                          ({"cpus_per_run": 0}, "at least 1"),
+                          ({"time_min": "1h"}, "expected int"),
+                          ({"partitions": "x"}, "unknown setting")):
+        with pytest.raises(SpecError, match=needle):
+            executor_config(table, "f")
+
+
+def test_no_sbatch_is_a_clear_error(tmp_path):
+    spec = spec_file(tmp_path)
+    env = dict(os.environ, PATH=os.path.dirname(shutil.which("python3") or "/usr/bin/python3"))
+    r = cli(["run", str(spec), "--runs-dir", str(tmp_path / "runs")], env=env)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "sbatch" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "runs").exists() or not list_runs(tmp_path / "runs")
+
+
+pytestmark = [pytest.mark.timeout(900)]
+
+
+@needs_cluster
+@pytest.mark.slurm
+def test_unknown_partition_and_rejected_submission_exit_2_and_create_nothing(tmp_path):
+    runs = tmp_path / "runs"
+    bad = spec_file(tmp_path, "p").read_text().replace('partition = "debug"', 'partition = "nope"')
+    (tmp_path / "p.toml").write_text(bad)
+    r = cli(["run", str(tmp_path / "p.toml"), "--runs-dir", str(runs)])
+    assert r.returncode == 2 and "partition 'nope' does not exist; allowed: debug" in r.stderr
+    huge = spec_file(tmp_path, "m").read_text().replace("mem_gb = 2", "mem_gb = 100000")
+    (tmp_path / "m.toml").write_text(huge)
+    r = cli(["run", str(tmp_path / "m.toml"), "--runs-dir", str(runs)])
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "Slurm rejected the submission" in r.stderr and "Traceback" not in r.stderr
+    assert list_runs(runs) == []
+
+
+@needs_cluster
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_job_array_runs_to_done(tmp_path):
+    runs = tmp_path / "runs"
+    r = cli(["run", str(spec_file(tmp_path, attack='["badnets", "blend"]')), "--runs-dir", str(runs)])
+    assert r.returncode == 0, r.stdout + r.stderr
+    done = list_runs(runs)
+    assert len(done) == 2
+    arrays = set()
+    for run in done:
+        assert run.state == "done", run.log_tail()
+        st = run.status
+        assert st["executor"] == "slurm" and st["slurm"]["partition"] == "debug"
+        arrays.add(st["slurm_array_job_id"])
+        assert run.summary["score"] is not None and run.summary["runtime"]["threads"] == 1
+    assert len(arrays) == 1  # one submission = one job array
+
+
+@needs_cluster
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_scancel_shows_crashed_then_resume_finishes_without_lost_epochs(tmp_path):
+    runs = tmp_path / "runs"
+    spec = spec_file(tmp_path, epochs=3)
+    p = subprocess.Popen(ibtui_cmd() + ["run", str(spec), "--runs-dir", str(runs)],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_until(lambda: any(r.metrics() for r in list_runs(runs)), 600, "a finished epoch")
+    (run,) = list_runs(runs)
+    subprocess.run(["scancel", "--signal=KILL", "--full", load_run(run.path).status["slurm_job_id"]],
+                   check=True, timeout=30)
+    t0 = time.monotonic()
+    wait_until(lambda: (reconcile(runs), load_run(run.path).state)[1] == "crashed", 60,
+               "crashed within 60 s")
+    assert time.monotonic() - t0 < 60
+    assert "Slurm job" in load_run(run.path).status["error"]
+    p.wait(timeout=120)
+    assert p.returncode == 1
+    r = cli(["resume", run.id, "--runs-dir", str(runs)])
+    assert r.returncode == 0, r.stdout + r.stderr
+    run = load_run(run.path)
+    assert run.state == "done" and [m["epoch"] for m in run.metrics()] == [1, 2, 3]
+
+
+@needs_cluster
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_time_limit_requeues_and_resumes(tmp_path):
+    """A 2-minute limit, signalled 100 s before: submitit checkpoints, Slurm requeues, the next
+    attempt resumes from the last finished epoch; no epoch is lost or repeated."""
+    runs = tmp_path / "runs"
+    spec = spec_file(tmp_path, epochs=40, time_min=2, delay=100)
+    r = cli(["run", str(spec), "--runs-dir", str(runs)], timeout=1500)
+    (run,) = list_runs(runs)
+    assert r.returncode == 0, r.stdout + r.stderr + "\n".join(run.log_tail(40))
+    assert run.state == "done"
+    assert int(run.status.get("slurm_restarts", 0)) >= 1 or run.status.get("requeued")
+    assert [m["epoch"] for m in run.metrics()] == list(range(1, 41))
