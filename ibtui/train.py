@@ -24,7 +24,13 @@ def pick_device(pref: str = "auto") -> torch.device:
         from ibtui.errors import SpecError
 
         raise SpecError(f"device {pref!r} requested but CUDA is not available; allowed here: auto, cpu")
-    return torch.device(pref)
+    dev = torch.device(pref)
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        # the scheduler pins each worker to one GPU (CUDA_VISIBLE_DEVICES), which is cuda:0 here
+        print(f"[device] {pref} maps to this worker's GPU slot "
+              f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')}): cuda:0", flush=True)
+        return torch.device("cuda:0")
+    return dev
 
 
 def seed_everything(seed: int) -> None:
