@@ -117,7 +117,7 @@ def row_from_run(run: Run, order: int = 0) -> RunRow:
     state = run.state
     notes = []
     for why in run.damaged:
-        notes.append(why.replace(f"{run.path}/spec.toml: ", "").replace(f"{run.path}/", ""))
+        notes.append(why.replace(f"{run.path}/", ""))  # file names stay, paths go
     if st.get("error") and state in ("failed", "crashed", "cancelled", "interrupted"):
         notes.insert(0, str(st["error"]))
     elif state == "crashed":
