@@ -43,8 +43,8 @@ def test_records_shape_and_determinism(setup):
     assert model.training  # mode restored
     assert torch.equal(state, torch.random.get_rng_state())  # global RNG untouched
     assert len(recs) == 3 * 2 * 2  # 3 non-empty subsets x 2 terms x 2 methods
-    keys = {"term", "subset", "method", "value", "lower", "upper", "ceiling", "n", "settings",
-            "seconds"}
+    keys = {"term", "subset", "method", "value", "lower", "upper", "ceiling", "at_ceiling",
+            "converged", "n", "settings", "seconds"}
     for r in recs:
         assert set(r) == keys
         assert r["term"] in ("xt", "ty") and math.isfinite(r["value"])
@@ -74,14 +74,33 @@ def test_noise_aware_matches_manual_draws(setup):
     with torch.no_grad(), torch.random.fork_rng(devices=[]):
         torch.manual_seed(3)
         s = torch.stack([model.forward_mi(x[torch.as_tensor(union)])[0] for _ in range(2)], 1)
-    est = noisy_mi(s[np.searchsorted(union, subsets["1"])], 0.1, seed=rec["settings"]["seed"])
+    est = noisy_mi(s[np.searchsorted(union, subsets["1"])], 0.1, seed=rec["settings"]["seed"],
+                   conditional="draws")
     assert rec["value"] == pytest.approx(est.value, abs=1e-9)
 
 
 def test_max_samples(setup):
     recs, _ = _run(setup, ["noise-aware"], max_samples=10, bracket=False)
     assert {r["n"] for r in recs} == {10, 6}
-    assert all(r["lower"] is None for r in recs)
+    assert all(r["lower"] is None for r in recs if r["term"] == "ty")  # no KT bracket asked
+    # I(X;T): the held-out lower bound is always computed (it is not the model's bracket)
+    assert all(0.0 <= r["lower"] <= math.log(r["n"]) for r in recs if r["term"] == "xt")
+
+
+def test_default_conditional_lower_bound_and_ceiling_flag(setup):
+    model, x, subsets = setup
+    options = validate_mi_options(["noise-aware"], {"k": 4})
+    assert options["xt_conditional"] == "full"
+    recs = estimate_checkpoint(model, x, subsets, methods=["noise-aware"], options=options,
+                               seed=1, device="cpu")
+    for r in recs:
+        assert r["converged"] is None  # nothing trained
+        assert r["at_ceiling"] == (r["value"] >= r["ceiling"] - 0.1)
+        if r["term"] == "xt":
+            assert r["settings"]["conditional"] == "full"
+            assert r["ceiling"] == r["upper"] == pytest.approx(math.log(r["n"]))
+            assert 0.0 <= r["lower"] <= r["ceiling"]
+            assert r["settings"]["lower_bound"]["method"] == "barber-agakov held-out"
 
 
 def test_sanity_checks_flags():

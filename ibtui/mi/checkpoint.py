@@ -10,6 +10,15 @@ Sample-based inputs: I(X;T): a = the image as the model sees it before normalisa
 [0,1], flattened NHWC, 3072-d), b = T. I(T;Ŷ): a = T, b = softmax probabilities.
 Noise-aware: I(X;T) = noisy_mi(S, σ_T); I(T;Ŷ) = noisy_mi_ty(S, W, σ_ty, sigma_t=σ_T).
 Subsets with fewer than 2 images are skipped (no record).
+
+Record fields: term, subset, method, value, n, settings, seconds, and
+- lower: a lower bound on the true MI where one is certified (noise-aware I(X;T): the held-out
+  Barber–Agakov bound; noise-aware I(T;Ŷ) and k = 1: the Kolchinsky–Tracey bound), else None;
+- upper: an upper bound (noise-aware I(X;T) with k > 1: log N), else None;
+- ceiling: the most the estimator can return (log N, log(K+1), log B), None for MINE;
+- at_ceiling: value within CEILING_MARGIN (0.1 nats) of the ceiling (then it says only "≥");
+- converged: trained estimators: whether the convergence rule fired before the step budget
+  (False = "did not converge"); None for noise-aware (no training).
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ from ibtui.mi.noise_aware import noisy_mi, noisy_mi_ty
 from ibtui.mi.options import validate_methods, validate_mi_options
 
 Progress = Callable[[float, str], None] | None
+CEILING_MARGIN = 0.1  # nats: a value this close to its ceiling is flagged `at_ceiling`
 
 
 def _job_seed(seed: int, *parts: str) -> int:
@@ -141,8 +151,11 @@ def estimate_checkpoint(model, x: torch.Tensor, subsets: dict[str, np.ndarray], 
                            **_sample_kwargs(opts, method, term))
         settings = {**est.settings, "k": k, "sigma_t": sigma_t, "sigma_ty": sigma_ty,
                     "forward_seconds_shared": fwd_seconds}
+        at_ceiling = est.ceiling is not None and est.value >= est.ceiling - CEILING_MARGIN
         records.append({"term": term, "subset": name, "method": method, "value": est.value,
                         "lower": est.lower, "upper": est.upper, "ceiling": est.ceiling,
+                        "at_ceiling": bool(at_ceiling),
+                        "converged": est.settings.get("converged"),
                         "n": len(idx), "settings": settings, "seconds": est.seconds})
     report(1.0, "done")
     return records

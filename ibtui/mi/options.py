@@ -49,9 +49,11 @@ OPTIONS: dict[str, Opt] = {
     "k": Opt(int, 8, 1, 1024, help="noisy forward draws of S per image"),
     "mc_samples": Opt(int, 1, 1, 256, help="Monte Carlo noise draws per mixture component"),
     "bracket": Opt(bool, True, help="also compute the Kolchinsky-Tracey bracket"),
-    "xt_conditional": Opt(str, "gaussian", choices=("draws", "gaussian"),
-                          help="T|X: mixture of the k draws (exact as k grows) or a fitted "
-                               "Gaussian (no k bias, model bias)"),
+    "xt_conditional": Opt(str, "full", choices=("full", "diagonal", "gaussian", "draws"),
+                          help="T|X: Gaussian with a shared full within-input covariance "
+                               "(shrinkage chosen on held-out draws; captures correlated "
+                               "upstream noise), the former diagonal one ('diagonal' = "
+                               "'gaussian'), or the mixture of the k draws (exact as k grows)"),
     "ty_target": Opt(str, "probs", choices=("probs", "logits"),
                      help="I(T;Y^) with Y^ = probability vector (9-d) or the 10 logits"),
     "precision": Opt(str, "float64", choices=("float64", "float32"),

@@ -190,3 +190,92 @@ def surrogate_ty_weight(dim: int = 512, classes: int = 10, seed: int = 0,
     g = torch.Generator().manual_seed(seed + 7)
     w = scale * torch.randn(classes, dim, generator=g) / math.sqrt(dim)
     return w, 0.1 * torch.randn(classes, generator=g)
+
+
+# --- noisy networks with upstream noise (issue 12): T|X has correlated, non-isotropic noise ---
+
+@dataclass
+class NoisyNetTask:
+    """Draws of S for a noisy network with noise upstream of S; truth computed independently."""
+
+    name: str
+    truth: float
+    s: torch.Tensor  # (N, k, d) draws of S given to the estimators
+    sigma: float  # std of the last noise, T = S + σZ
+    detail: str = ""
+
+
+def _spectrum_matrix(rows: int, cols: int, decay: float, g: torch.Generator) -> torch.Tensor:
+    """A random (rows, cols) matrix whose singular values decay geometrically (anisotropic)."""
+    u, _ = torch.linalg.qr(torch.randn(rows, rows, generator=g, dtype=torch.float64))
+    v, _ = torch.linalg.qr(torch.randn(cols, cols, generator=g, dtype=torch.float64))
+    r = min(rows, cols)
+    sv = decay ** torch.arange(r, dtype=torch.float64)
+    return (u[:, :r] * sv) @ v[:, :r].T
+
+
+def noisy_linear(scale: float, n: int = 118, k: int = 4, d: int = 32, seed: int = 0,
+                 sigma: float = 0.1, upstream: float = 0.6, ref_draws: int = 64
+                 ) -> NoisyNetTask:
+    """Noisy *linear* network: x_i ~ N(0, I_16)·scale (N fixed inputs),
+    h = A₁x + σ₁Z₁ (32-d), S = A₂h + 0.1σ Z₂ (d-d), T = S + σZ.
+
+    A₂ has geometrically decaying singular values, so the upstream noise reaches S strongly
+    correlated (within-input covariance Σ = σ₁²A₂A₂ᵀ + (0.1σ)²I, top eigenvalue ≫ σ², like the
+    real network's). T|X=i = N(μ_i, Σ + σ²I) exactly; whitening by (Σ + σ²I)^(-1/2) turns it into
+    a mixture of N unit-variance isotropic Gaussians, whose MI is computed by the independent
+    Monte Carlo reference (`reference_xt`, `ref_draws` samples per input). `scale` sets the MI.
+    """
+    g = torch.Generator().manual_seed(seed)
+    a1 = torch.randn(32, 16, generator=g, dtype=torch.float64) / 4.0
+    a2 = _spectrum_matrix(d, 32, 0.8, g)
+    x = scale * torch.randn(n, 16, generator=g, dtype=torch.float64)
+    mu = x @ a1.T @ a2.T
+    s2 = 0.1 * sigma
+    cov = upstream**2 * a2 @ a2.T + s2**2 * torch.eye(d, dtype=torch.float64)
+    z1 = torch.randn(n, k, 32, generator=g, dtype=torch.float64)
+    z2 = torch.randn(n, k, d, generator=g, dtype=torch.float64)
+    s = mu[:, None] + upstream * z1 @ a2.T + s2 * z2
+    chol = torch.linalg.cholesky(cov + sigma**2 * torch.eye(d, dtype=torch.float64))
+    white = torch.linalg.solve_triangular(chol, mu.T, upper=False).T
+    truth = reference_xt(white[:, None, :].float().double(), 1.0, draws=ref_draws, seed=seed + 5)
+    top = float(torch.linalg.eigvalsh(cov)[-1])
+    return NoisyNetTask(f"linear{d}d-x{scale:g}", truth, s.float(), sigma,
+                        detail=f"N={n}, k={k}, within trace {float(cov.trace()):.2f}, "
+                               f"top eig {top:.2f} vs σ²={sigma**2:g}")
+
+
+class _TinyNoisyReLU:
+    """x (4-d) → relu(A₁x + b + σ₁Z₁) (16-d) → S = A₂h (d-d): small, low-dimensional, noisy."""
+
+    def __init__(self, d: int, upstream: float, seed: int):
+        g = torch.Generator().manual_seed(seed)
+        self.a1 = torch.randn(16, 4, generator=g, dtype=torch.float64)
+        self.b = 0.3 * torch.randn(16, generator=g, dtype=torch.float64)
+        self.a2 = torch.randn(d, 16, generator=g, dtype=torch.float64) / 4.0
+        self.upstream = upstream
+
+    def draws(self, x: torch.Tensor, k: int, g: torch.Generator) -> torch.Tensor:
+        pre = (x @ self.a1.T + self.b)[:, None, :]
+        noise = self.upstream * torch.randn(len(x), k, 16, generator=g, dtype=torch.float64)
+        return torch.relu(pre + noise) @ self.a2.T
+
+
+def noisy_relu(scale: float, n: int = 40, k: int = 8, d: int = 2, seed: int = 0,
+               sigma: float = 0.3, upstream: float = 0.5, k_ref: int = 1024) -> NoisyNetTask:
+    """Small noisy ReLU network at low dimension (d = 2): T|X is a non-Gaussian (rectified)
+    distribution. Truth: the mixture of k_ref draws per input (`conditional="draws"`), which
+    converges at this dimension (the value at k_ref/4 is recorded in `detail`)."""
+    from ibtui.mi.noise_aware import mixture_mi  # reference = the exact mixture at large k
+
+    g = torch.Generator().manual_seed(seed)
+    net = _TinyNoisyReLU(d, upstream, seed)
+    x = scale * torch.randn(n, 4, generator=g, dtype=torch.float64)
+    ref = net.draws(x, k_ref, g)
+    truth = mixture_mi(ref, sigma, bracket=False, seed=seed + 1, chunk_mb=64)["value"]
+    quarter = mixture_mi(ref[:, : k_ref // 4], sigma, bracket=False, seed=seed + 2,
+                         chunk_mb=64)["value"]
+    s = net.draws(x, k, g)
+    return NoisyNetTask(f"relu{d}d-x{scale:g}", truth, s.float(), sigma,
+                        detail=f"N={n}, k={k}, truth at k={k_ref} (at k={k_ref // 4}: "
+                               f"{quarter:.3f})")
