@@ -277,3 +277,28 @@ def test_worker_records_its_start_time(tmp_path):
     st = json.loads((tmp_path / "status.json").read_text())
     assert st["pid_start"] == process_start_time(os.getpid()) is not None
     assert load_run(tmp_path).state == "running"
+
+
+def test_plot_show_and_report_survive_wrong_types(tmp_path, runs):
+    rid = "paper-wanet-digits-vgg16-p0.05-s1"
+    d = runs / rid
+    s = json.loads((d / "summary.json").read_text())
+    s.update(score="abc", phases="x", target="zero", sanity=[1, "x"])
+    (d / "summary.json").write_text(json.dumps(s))
+    st = json.loads((d / "status.json").read_text())
+    st.update(created="yesterday", pid=[1], error=["[/]"])
+    (d / "status.json").write_text(json.dumps(st))
+    with open(d / "mi.jsonl", "a") as f:
+        f.write('{"epoch": 1, "term": "xt", "subset": "0", "value": 1.0}\n')  # no method
+        f.write('{"epoch": "1", "term": "xt", "subset": 0, "method": "m", "value": "x"}\n')
+    (d / "spec.toml").write_text((d / "spec.toml").read_text().replace("target = 0", 'target = "0"'))
+    r = invoke("show", rid, "--runs-dir", runs)
+    assert r.exit_code == 0
+    for frag in ("score", "phases", "created", "pid", "mi.jsonl", "target"):
+        assert frag in r.stdout, frag
+    r = invoke("plot", rid, "--runs-dir", runs, "--out", tmp_path / "figs")
+    assert r.exit_code == 0 and "mi_curves" in r.stdout
+    assert invoke("report", "--runs-dir", runs).exit_code == 0
+    r = invoke("leaderboard", "--runs-dir", runs, "--format", "json")
+    row = next(x for x in json.loads(r.stdout) if x["run"] == rid)
+    assert row["score"] is None and "score" in row["state"]

@@ -127,24 +127,25 @@ class RunData:
     """What the figures need from one run directory (works for unfinished runs too)."""
 
     def __init__(self, path: Path):
-        from ibtui.runs.store import load_run, read_jsonl
+        from ibtui.runs.store import load_run
 
         self.path = Path(path)
-        run = load_run(self.path)
+        run = load_run(self.path)  # fields and lines of the wrong type are dropped there
         self.id = run.id
         self.spec = run.spec or {}
         self.summary = run.summary or {}
-        self.metrics = read_jsonl(self.path / "metrics.jsonl")
-        self.mi = [r for r in read_jsonl(self.path / "mi.jsonl")
-                   if r.get("term") in ("xt", "ty") and num(r.get("value")) is not None
-                   and isinstance(r.get("epoch"), (int, float))]
-        self.target = int(self.spec.get("target", self.summary.get("target", 0)) or 0)
+        self.metrics = run.metrics()
+        self.mi = [r for r in run.mi() if r["term"] in ("xt", "ty") and num(r.get("value")) is not None]
+        self.damaged = run.damaged
+        target = self.spec.get("target", self.summary.get("target", 0))
+        self.target = target if isinstance(target, int) and not isinstance(target, bool) else 0
         self.roles: dict[str, str] = {}
         for r in self.mi:
             if isinstance(r.get("role"), str):
                 self.roles.setdefault(str(r["subset"]), r["role"])
         seen = list(dict.fromkeys(r.get("method") for r in self.mi))
         wanted = self.spec.get("mi_method") or []
+        wanted = [wanted] if isinstance(wanted, str) else wanted
         first = next((m for m in wanted if m in seen), seen[0] if seen else None)
         self.methods = [first] + [m for m in seen if m != first] if first else []
 
@@ -189,13 +190,23 @@ class RunData:
 
     def phases(self) -> dict | None:
         ph = self.summary.get("phases")
-        if isinstance(ph, dict) and isinstance(ph.get("phases"), dict):
+        if isinstance(ph, dict) and isinstance(ph.get("phases"), dict) and _checkpoints_ok(ph):
             return ph
         if not self.mi:
             return None
         from ibtui.analysis.phases import detect_phases
 
         return detect_phases(self.mi, self.roles)
+
+
+def _checkpoints_ok(ph: dict) -> bool:
+    """A stored phase split is usable: checkpoints map phase names to non-empty lists of
+    epochs (numbers), shared is a list. Anything else is recomputed from mi.jsonl."""
+    cps = ph.get("checkpoints")
+    if not isinstance(cps, dict) or not isinstance(ph.get("shared") or [], list):
+        return False
+    return all(isinstance(v, list) and v and all(num(x) is not None for x in v)
+               for k, v in cps.items() if k in PHASE_NUMERALS and v)
 
 
 def _natural(s: str) -> tuple:

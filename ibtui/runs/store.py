@@ -515,8 +515,6 @@ def run_key_problem(key: str) -> str | None:
         return "a run id, not a path: runs are the directories directly inside --runs-dir"
     if key.startswith("."):
         return "names starting with '.' are not runs"
-    if any(c in key for c in "*?["):
-        return "a run id or a unique prefix of one, not a pattern"
     if len(key.encode("utf-8", "surrogateescape")) > NAME_MAX:
         return f"longer than {NAME_MAX} bytes, so no run id"
     return None
@@ -532,11 +530,15 @@ def find_run(runs_dir: Path, key: str) -> Path:
     if why:
         raise RunStoreError(f"RUN {key!r}: {why}")
     exact = runs_dir / key
-    try:
-        if _inside(runs_dir, exact) and _run_files(exact):
-            return exact
-    except OSError as e:
-        raise RunStoreError(f"RUN {key!r}: {exact}: {_why(e)}") from None
+    if _inside(runs_dir, exact):
+        try:
+            if _run_files(exact):
+                return exact
+        except OSError:
+            return exact  # unreadable: load_run lists it as damaged, with the reason
+    if any(c in key for c in "*?["):  # an exact id may hold them; a prefix may not
+        raise RunStoreError(f"RUN {key!r}: no such run in {runs_dir}; give a run id or a unique "
+                            "prefix of one, not a pattern")
     try:
         names = sorted(n for n in os.listdir(runs_dir) if n.startswith(key))
     except OSError as e:
