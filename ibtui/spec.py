@@ -68,7 +68,8 @@ FIELDS: dict[str, Field] = {
     "attack": Field("badnets", (str,), "attack name"),
     "attack_options": Field({}, (dict,), "attack options table (see README)"),
     "poison_rate": Field(0.1, (float,), "dirty-label: share of the training set; "
-                                        "clean-label: share of the target class"),
+                                        "clean-label: share of the target class; "
+                                        "ignored (stored as 0) for attack \"none\""),
     "target": Field(0, (int,), "target class"),
     "epochs": Field(120, (int,), "training epochs"),
     "lr": Field(0.01, (float,), "SGD learning rate (paper 0.01, authors' code 0.1)"),
@@ -345,6 +346,8 @@ def validate_experiment(raw: dict, *, file: str, exp: str, defaults: dict | None
             v["mi_epochs"] = sorted({max(1, min(v["epochs"], round(e * v["epochs"] / 120)))
                                      for e in PAPER_MI_EPOCHS})
         _check_values(v, file=file, exp=exp, regs=regs, memo=memo)
+        if v["attack"] == "none" and any(r.values == v for r in out):
+            continue  # attack "none" ignores poison_rate: one clean run per remaining combination
         out.append(RunSpec(v, source=f"{file}:{exp}"))
     assign_run_ids(out)
     for r in out:
@@ -432,7 +435,16 @@ def _check_values(v: dict, *, file: str, exp: str, regs: dict[str, list[str]], m
         for x in values:
             if x not in allowed:
                 raise err(key, f"unknown {key} {x!r}; allowed: {', '.join(allowed)}")
+    clean_reference = v["attack"] == "none"  # issue 13: poison_rate is ignored, stored as 0
+    if clean_reference:
+        x = v["poison_rate"]
+        if not (isinstance(x, (int, float)) and math.isfinite(x) and 0 <= x < 1):
+            raise err("poison_rate", f"{x!r} out of range; allowed: [0, 1) (ignored for attack "
+                                     "'none', which poisons nothing)")
+        v["poison_rate"] = 0.0
     for key, (lo, hi, lo_in, hi_in) in RANGES.items():
+        if clean_reference and key == "poison_rate":
+            continue
         x = v[key]
         if isinstance(x, float) and not math.isfinite(x):
             raise err(key, f"{x!r} is not a finite number")
@@ -477,7 +489,7 @@ def _check_values(v: dict, *, file: str, exp: str, regs: dict[str, list[str]], m
     key = ("rate", v["dataset"], v["poison_rate"], v["target"], mode, rule)
     if key not in memo:
         memo[key] = poisoned_count(v["dataset"], v["poison_rate"], v["target"], mode, rule, v["seed"])
-    if memo[key] == 0:
+    if memo[key] == 0 and not clean_reference:
         info = DATASETS[v["dataset"]]
         if mode == "clean":
             pool = (f"clean-label: a share of the {info.train_class_counts[v['target']]:,} training "

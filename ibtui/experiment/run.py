@@ -15,7 +15,7 @@ import torch
 from ibtui.data.datasets import DATASETS
 from ibtui.experiment.checkpoint import resume_checkpoint, save_checkpoint
 from ibtui.experiment.control import RunFailed, Stop, pause_point
-from ibtui.experiment.measure import measure_mi, representation_stats
+from ibtui.experiment.measure import class_statistics, measure_mi, representation_stats
 from ibtui.experiment.prepare import prepare_data
 from ibtui.experiment.summary import summarise
 from ibtui.mi import validate_mi_options
@@ -103,6 +103,12 @@ class Experiment:
                     lambda frac, detail="": self.beat(progress=round(frac, 4), detail=detail)))
                 representation_stats(s, self.dir, epoch, model, xt, data)
                 record["mi_seconds"] = round(time.time() - t_mi, 4)
+            if epoch in s["mi_epochs"] or epoch == s["epochs"]:
+                # per-class statistics of every class alike, for the backdoor alarm (issue 13)
+                t_cls = time.time()
+                class_statistics(s, self.dir, epoch, model, xt, data.y_train, self.num_classes,
+                                 final=epoch == s["epochs"])
+                record["class_seconds"] = round(time.time() - t_cls, 4)
             # the epoch's line is written once its MI is done too, just before its checkpoint
             self.w.log_metrics(record)
             print(f"[epoch {epoch}/{s['epochs']}] loss {record['train_loss']:.4f} "

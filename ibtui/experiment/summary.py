@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from ibtui.analysis.alarm import summary_record as alarm_record
 from ibtui.analysis.phases import detect_phases
 from ibtui.analysis.stealth import stealth_score
 from ibtui.data.poison import PoisonedData
@@ -19,9 +20,12 @@ def summarise(spec: dict, run_dir: Path, data: PoisonedData, num_classes: int, p
     metrics = read_jsonl(run_dir / "metrics.jsonl")
     mi = read_jsonl(run_dir / "mi.jsonl")
     last = metrics[-1] if metrics else {}
-    phases = detect_phases(mi, data.roles)
+    # a clean run (attack "none") has an empty t_backdoor: it is scored on the subsets it has,
+    # so its score is the reference an attacked run is compared with
+    roles = {k: r for k, r in data.roles.items() if len(data.subsets.get(k, ())) > 0}
+    phases = detect_phases(mi, roles)
     epochs = phases.get("representative_epochs") if s["stealth_epochs"] == "phases" and phases else None
-    by_method = {m: stealth_score(mi, data.roles, epochs=epochs, method=m) for m in s["mi_method"]}
+    by_method = {m: stealth_score(mi, roles, epochs=epochs, method=m) for m in s["mi_method"]}
     main = by_method[s["mi_method"][0]]
     sizes = {k: int(len(v)) for k, v in data.subsets.items()}
     try:
@@ -51,4 +55,6 @@ def summarise(spec: dict, run_dir: Path, data: PoisonedData, num_classes: int, p
         "poison_seconds": round(poison_s, 3), "train_seconds": round(train_s, 3),
         "mi_seconds": round(mi_s, 3), "wall_seconds": round(time.time() - t0, 3),
         "runtime": runtime or {},
+        # issue 13: the backdoor alarm's verdict, from per-class records only (no attack/target)
+        "alarm": alarm_record(run_dir),
     }

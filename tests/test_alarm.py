@@ -1,0 +1,176 @@
+"""Backdoor alarm (issue 13): hand-made per-class records, the two baselines on synthetic data
+with a planted cluster, and the calibration of the run-level p-value."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ibtui.analysis import alarm
+from ibtui.analysis.baselines import activation_clustering, class_baselines, spectral_signature
+
+C = 10
+
+
+def write_run(path: Path, *, depart: int | None, epochs: int = 4, noise: float = 0.0,
+              seed: int = 0) -> Path:
+    """A run directory with classes.jsonl, metrics.jsonl and mi.jsonl for C classes. Every
+    class follows the same curves (plus optional noise); class `depart` departs from them from
+    epoch 2 on: a split representation, a larger loss spread, other MI and loss."""
+    rng = np.random.default_rng(seed)
+    path.mkdir(parents=True, exist_ok=True)
+    with open(path / "classes.jsonl", "w") as fc, open(path / "metrics.jsonl", "w") as fm, \
+            open(path / "mi.jsonl", "w") as fi:
+        for e in range(1, epochs + 1):
+            classes, loss = {}, {}
+            for c in range(C):
+                odd = c == depart and e >= 2
+                jit = lambda: float(noise * rng.standard_normal())  # noqa: E731
+                classes[str(c)] = {
+                    "n": 135, "n_used": 135, "loss_mean": 1.0 / e + jit(),
+                    "loss_std": 0.3 + jit() + (0.5 if odd else 0.0),
+                    "ac_silhouette": 0.15 + jit() + (0.4 if odd else 0.0),
+                    "ss_top": 0.2 + jit() + (0.3 if odd else 0.0), "acc": 0.9, "conf": 0.8}
+                loss[str(c)] = 1.0 / e + abs(jit()) + (1.0 if odd else 0.0)
+                for term, base in (("xt", 3.0), ("ty", 1.5)):
+                    v = base + jit() + (0.8 if odd else 0.0)
+                    # the role field names the target in real runs: the alarm must not read it
+                    fi.write(json.dumps({"epoch": e, "term": term, "subset": str(c),
+                                         "method": "noise-aware", "value": v,
+                                         "role": "all" if c == 0 else "class"}) + "\n")
+            fc.write(json.dumps({"epoch": e, "final": e == epochs, "classes": classes}) + "\n")
+            fm.write(json.dumps({"epoch": e, "class_loss": loss}) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("score", ["dynamics", "representation", "mi", "loss", "ac", "ss"])
+def test_a_departing_class_is_found(tmp_path, score):
+    run = write_run(tmp_path / "r", depart=6, noise=0.01)
+    v = alarm.verdict(run, score)
+    assert v["top_class"] == 6 and v["poisoned"], v
+    assert v["p"] <= alarm.ALPHA and v["z"] >= v["threshold_z"]
+    tl = alarm.timeline(alarm.load_inputs(run), score)
+    assert [t["epoch"] for t in tl] == [1, 2, 3, 4]
+
+
+def test_first_epoch_is_when_the_departure_starts(tmp_path):
+    run = write_run(tmp_path / "r", depart=6, noise=0.01)
+    v = alarm.verdict(run)
+    assert v["first_epoch"] == 2  # the class departs from epoch 2 on; epoch 1 is all alike
+
+
+def test_identical_classes_give_no_alarm(tmp_path):
+    run = write_run(tmp_path / "r", depart=None)
+    for score in alarm.SCORES:
+        v = alarm.verdict(run, score)
+        assert v is not None and not v["poisoned"], (score, v)
+        assert v["first_epoch"] is None
+        assert all(z == 0.0 for z in v["suspicion"].values())
+
+
+def test_alike_noisy_classes_rarely_alarm(tmp_path):
+    """Classes with the same curves plus independent noise: chance alarms only (alpha = 1%,
+    over 4 checkpoints; at most 2 of 20 runs)."""
+    fired = sum(alarm.verdict(write_run(tmp_path / f"r{s}", depart=None, noise=0.01, seed=s)
+                              )["poisoned"] for s in range(20))
+    assert fired <= 2
+
+
+def test_the_role_field_is_not_read(tmp_path):
+    """Class 0 carries role "all" (the target's role in real runs) but nothing departs."""
+    run = write_run(tmp_path / "r", depart=None, noise=0.01, seed=5)
+    inp = alarm.load_inputs(run)
+    assert set(inp["mi"][1]["xt"]) == {str(c) for c in range(C)}
+    assert not alarm.verdict(run, "mi")["poisoned"]
+
+
+def test_null_is_calibrated_on_exchangeable_classes():
+    """On iid normal class scores the alarm's false-positive rate is ALPHA (Monte Carlo)."""
+    rng = np.random.default_rng(0)
+    fired = 0
+    trials = 2000
+    for _ in range(trials):
+        raw = {str(c): float(x) for c, x in enumerate(rng.standard_normal(C))}
+        fired += alarm.judge(raw)["alarm"]
+    assert fired / trials == pytest.approx(alarm.ALPHA, abs=0.01)
+    assert alarm.p_value(0.0, C) > 0.5 and alarm.p_value(50.0, C) < 1e-3
+
+
+def test_damaged_files_are_skipped(tmp_path):
+    run = write_run(tmp_path / "r", depart=2, noise=0.01)
+    with open(run / "classes.jsonl", "a") as f:
+        f.write('{"epoch": "x", "classes": 3}\n{"epoch": 9, "classes": {"0": "bad"}}\n{"torn')
+    with open(run / "metrics.jsonl", "a") as f:
+        f.write('{"epoch": 5, "class_loss": {"0": "nan?", "1": null}}\n')
+    v = alarm.verdict(run)
+    assert v["top_class"] == 2
+    assert alarm.verdict(tmp_path / "missing") is None
+    assert alarm.alarm_lines(tmp_path / "missing")[0].startswith("backdoor alarm: no per-class")
+    assert alarm.alarm_cell(tmp_path / "missing") == ""
+
+
+def test_display_helpers(tmp_path):
+    run = write_run(tmp_path / "r", depart=4, noise=0.01)
+    lines = alarm.alarm_lines(run)
+    assert "POISONED? yes" in lines[0] and "class 4" in lines[0] and "epoch 2" in lines[0]
+    assert alarm.alarm_cell(run) == "! 4"
+    bars = alarm.suspicion_bars(run)
+    assert [b[0] for b in bars] == [str(c) for c in range(C)]
+    assert [b[2] for b in bars] == [c == 4 for c in range(C)]
+    rec = alarm.summary_record(run)
+    assert rec["poisoned"] and rec["top_class"] == 4 and set(rec["baselines"]) == {"ac", "ss"}
+    json.dumps(rec)
+
+
+# --- baselines on synthetic data with a planted cluster ------------------------------------------
+
+
+def planted(n: int = 300, share: float = 0.15, shift: float = 6.0, d: int = 32, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, d))
+    k = int(share * n)
+    direction = rng.standard_normal(d)
+    x[:k] += shift * direction / np.linalg.norm(direction)
+    is_poison = np.zeros(n, bool)
+    is_poison[:k] = True
+    return x, is_poison
+
+
+def test_activation_clustering_splits_off_the_planted_cluster():
+    x, poison = planted()
+    ac = activation_clustering(x)
+    small = np.argmin(np.bincount(ac["labels"]))
+    found = ac["labels"] == small
+    assert (found == poison).mean() > 0.95
+    assert ac["small_share"] == pytest.approx(poison.mean(), abs=0.03)
+    clean = activation_clustering(planted(share=0.0)[0])
+    assert ac["silhouette"] > clean["silhouette"] + 0.1
+
+
+def test_spectral_signature_scores_the_planted_points_highest():
+    x, poison = planted(share=0.1)
+    ss = spectral_signature(x)
+    top = np.argsort(ss["scores"])[-int(1.5 * poison.sum()):]
+    assert poison[top].sum() >= 0.9 * poison.sum()  # Tran et al. remove the top 1.5 eps
+    clean = spectral_signature(planted(share=0.0)[0])
+    assert ss["top_share"] > 2 * clean["top_share"]
+
+
+def test_baselines_name_the_planted_class_among_clean_ones():
+    stats = {}
+    for c in range(C):
+        x, _ = planted(share=0.2 if c == 7 else 0.0, seed=c)
+        stats[str(c)] = class_baselines(x)
+    for key in ("ac_silhouette", "ss_top"):
+        v = alarm.judge({c: s[key] for c, s in stats.items()})
+        assert v["top_class"] == 7 and v["alarm"], (key, v)
+
+
+def test_baselines_degenerate_inputs():
+    assert activation_clustering(np.zeros((2, 4)))["silhouette"] is None
+    assert activation_clustering(np.zeros((10, 4)))["silhouette"] is None
+    assert spectral_signature(np.zeros((10, 4)))["top_share"] is None
+    assert class_baselines(np.ones((1, 3)))["ss_top"] is None
