@@ -480,6 +480,9 @@ def show(run_key: str = typer.Argument(..., metavar="RUN"), runs_dir: Path = Run
             if c.get("ok", True) is False:
                 say(f"sanity check failed: {c.get('check')} {c.get('subset', '')} "
                     f"e{c.get('epoch', '')}: {c.get('detail', '')}", style="yellow")
+    from ibtui.analysis.alarm import alarm_lines  # issue 13: the backdoor alarm's verdict
+    for line in alarm_lines(r):
+        say(line)
 
 
 @app.command()
@@ -687,6 +690,21 @@ def report(runs_dir: Path = RunsDir,
             raise IbtuiError(f"--scatter {scatter}: exists and is not a directory or a figure")
         path = perceptibility_scatter(runs_dir, scatter)
         say(f"wrote {path}" if path else "no run has perceptibility figures yet")
+
+
+@app.command("alarm-eval")
+def alarm_eval(runs_dir: Path = RunsDir,
+               out: Path = typer.Option(Path("bench"), "--out", help="where the table and figure go")
+               ) -> None:
+    """Backdoor alarm vs activation clustering and spectral signatures over finished clean and
+    poisoned runs (grid: bench/alarm_grid.toml): AUROC, target top-1, first epoch, FPR."""
+    from ibtui.analysis.alarm_eval import run_eval
+    from ibtui.runs.store import require_runs_dir
+
+    command = " ".join(["ibtui", *sys.argv[1:]]) if sys.argv else "ibtui alarm-eval"
+    *paths, md = run_eval(require_runs_dir(runs_dir), out, command)
+    print(md)
+    say("wrote " + ", ".join(map(str, paths)))
 
 
 @app.command()

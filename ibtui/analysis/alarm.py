@@ -274,25 +274,65 @@ def checkpoints(inp: dict) -> list[int]:
     return sorted(inp["classes"])
 
 
-def timeline(inp: dict, score: str = DEFAULT_SCORE, alpha: float = ALPHA) -> list[dict]:
+def raw_score(inp: dict, upto: int, score: str = DEFAULT_SCORE,
+              references: list[dict] | None = None) -> dict[str, float]:
+    """A score's raw value per class up to epoch `upto`; with clean reference runs (their
+    load_inputs), minus the references' mean value of each class at the same epoch: what is
+    left is how far each class departs from how that class behaves in clean training."""
+    fn = SCORES[score][0]
+    raw = fn(inp, upto)
+    refs = [r for r in (fn(ref, upto) for ref in references or []) if r]
+    if not refs:
+        return raw
+    ref = _mean_of(refs)
+    return {c: v - ref[c] for c, v in raw.items() if c in ref}
+
+
+def timeline(inp: dict, score: str = DEFAULT_SCORE, alpha: float = ALPHA,
+             references: list[dict] | None = None) -> list[dict]:
     """One verdict per checkpoint (every classes.jsonl epoch): {epoch, suspicion, top_class, z,
     p, alarm}."""
-    fn = SCORES[score][0]
     out = []
     for e in checkpoints(inp):
-        v = judge(fn(inp, e), alpha)
+        v = judge(raw_score(inp, e, score, references), alpha)
         if v is not None:
             out.append({"epoch": e, **v})
     return out
 
 
+RECIPE_KEYS = ("dataset", "arch", "width", "epochs", "lr", "batch_size", "noise_xt", "noise_ty",
+               "mi_epochs", "momentum", "weight_decay")
+
+
+def reference_runs(run_dir: Path, max_refs: int = 8) -> list[Path]:
+    """Finished clean runs (attack "none") of the same training recipe (RECIPE_KEYS) in the
+    same runs directory, the run itself excluded: the optional null fitted on clean runs. Only
+    the recipe of the judged run is read, never its attack or target."""
+    from ibtui.runs.store import list_runs, load_run
+
+    run_dir = Path(run_dir)
+    try:
+        me = load_run(run_dir).spec
+        recipe = {k: me.get(k) for k in RECIPE_KEYS}
+        out = []
+        for r in list_runs(run_dir.parent):
+            if r.path.resolve() == run_dir.resolve() or r.state != "done":
+                continue
+            if r.spec.get("attack") == "none" and all(r.spec.get(k) == v for k, v in recipe.items()):
+                out.append(r.path)
+        return sorted(out)[:max_refs]
+    except Exception:  # noqa: BLE001 - no references is always a valid answer
+        return []
+
+
 def verdict(run_dir: Path, score: str = DEFAULT_SCORE, alpha: float = ALPHA,
-            inp: dict | None = None) -> dict | None:
+            inp: dict | None = None, references: list[dict] | None = None) -> dict | None:
     """The run's current verdict: the latest checkpoint's, plus `first_epoch`, the first
     checkpoint from which on the alarm has fired naming the same class at every checkpoint
-    (None while it has not fired), and the threshold it was judged with."""
+    (None while it has not fired), the threshold it was judged with and the number of clean
+    reference runs it was corrected by (0: robust z across classes alone)."""
     inp = load_inputs(run_dir) if inp is None else inp
-    tl = timeline(inp, score, alpha)
+    tl = timeline(inp, score, alpha, references)
     if not tl:
         return None
     last = dict(tl[-1])
@@ -306,7 +346,7 @@ def verdict(run_dir: Path, score: str = DEFAULT_SCORE, alpha: float = ALPHA,
     n = len(last["suspicion"])
     last.update(score=score, alpha=alpha, threshold_z=round(threshold_z(n, alpha), 4),
                 first_epoch=first, poisoned=bool(last.pop("alarm")),
-                checkpoints=len(tl))
+                checkpoints=len(tl), references=len(references or []))
     return last
 
 
