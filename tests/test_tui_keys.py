@@ -397,6 +397,8 @@ async def test_leaderboard_group_rows_name_count_and_open(runs):
         members = lt.group_members(first)
         assert label == f"attack {first[6:]} · {len(members)} run{'s' * (len(members) != 1)}"
         lt.move_cursor(row=0, animate=False)
+        await settle(pilot)
+        assert app.screen.compared == members  # a highlighted group row overlays its runs
         await pilot.press("enter")  # closes the group
         assert first in lt.collapsed
         assert not set(members) & {str(r.key.value) for r in lt.ordered_rows}
@@ -539,3 +541,16 @@ async def test_user_text_is_never_read_as_markup(runs, monkeypatch):
         help_text = plain(app.screen.query_one("#help-attack_options", Static))
         assert "note='[/] [b]x[/b]'" in help_text
         assert app.is_running
+
+
+def test_phases_read_as_text_not_a_dict():
+    from ibtui.tui.screens.run import phases_text
+
+    ph = {"method": "noise-aware", "peak_epoch": 4, "compression_observed": True,
+          "phases": {"early": [1, 2], "transition": [4, 4], "compression": [6, 8],
+                     "convergence": [10, 10]}}
+    text = phases_text(ph).plain
+    assert text.startswith("early epochs 1–2 · transition epoch 4 · compression epochs 6–8")
+    assert "peak at epoch 4, compression observed, from noise-aware" in text
+    assert "{" not in text
+    assert phases_text(None) is None and phases_text({"x": 1}).plain == "not detected"

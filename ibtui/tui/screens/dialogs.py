@@ -69,9 +69,11 @@ SCREEN_HELP = {
                   "under the table shows the highlighted run in full, with why it failed or "
                   "which file is damaged. Columns whose value is the same in every row fold into "
                   "the header line when the terminal is narrow.",
-    "RunScreen": "One run: MI curves per subset (the target class's backdoor subset in red), "
-                 "accuracy/ASR, per-class train loss, the summary and the worker log. Updates "
-                 "while the run trains.",
+    "RunScreen": "One run: MI curves per subset (the target class's backdoor subset in red; "
+                 "the title names the MI estimator), clean accuracy (solid line) and ASR (×), "
+                 "per-class train loss, the summary (failed sanity checks first) and the "
+                 "worker log (long lines wrap; it follows new lines until you scroll up, End "
+                 "or G follows again). Updates while the run trains.",
     "LeaderboardScreen": "Runs with a summary. Select runs with space to overlay their MI "
                          "curves; with none selected the plot shows the highlighted run. "
                          "v groups rows: a group row names the group and its size and shows "

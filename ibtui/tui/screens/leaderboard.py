@@ -43,9 +43,9 @@ class LeaderboardScreen(TableScreen):
                 tooltip="The highlighted run's MI sanity checks (the ok column), failed first"),
         Binding("e", "export", "Export", id="board.export",
                 tooltip="Write the shown rows as csv, markdown or json"),
-        Binding("t", "term", "Term", id="board.term",
+        Binding("t", "term", "Term", show=False, id="board.term",
                 tooltip="Compare I(X;T) or I(T;Ŷ)"),
-        Binding("b", "role", "Subset", id="board.role",
+        Binding("b", "role", "Subset", show=False, id="board.role",
                 tooltip="Compare the backdoor, clean, all or sample subset of the target"),
         Binding("x", "clear", "Unselect", show=False, id="board.clear",
                 tooltip="Clear the filter, then the selection"),
@@ -150,10 +150,12 @@ class LeaderboardScreen(TableScreen):
             d = self.app.details.get(rid)
             curves.append((self._label(rid), d.mi if d else []))
         n, total = len(curves), self.compare_total()
-        what = "selected" if self.table.selected else "highlighted"
+        key = self.table.cursor_key or ""
+        what = ("selected" if self.table.selected else
+                f"{self.table.group} {key[6:]}" if key.startswith("group:") else "highlighted")
         runs = f"{n} {what} run{'s' * (n != 1)}"
         if total > n:
-            runs = f"first {n} of {total} selected runs (at most {MAX_COMPARE} are drawn)"
+            runs = f"first {n} of {total} {what} runs (at most {MAX_COMPARE} are drawn)"
         series = compare_series(curves, self.term, self.role)
         head = Text.assemble((f"{TERM_LABEL[self.term]} (nats)", "bold"),
                              f" · {self.role} subset · ")

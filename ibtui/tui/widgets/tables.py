@@ -398,6 +398,13 @@ class LeaderboardTable(RunTableBase):
         except CellDoesNotExist:
             return None
 
+    def target_ids(self) -> list[str]:
+        """The selected runs, else the highlighted run, else the highlighted group's runs."""
+        key = self.cursor_key
+        if not self.selected and key and key.startswith("group:"):
+            return self.group_members(key)
+        return super().target_ids()
+
     def toggle_group(self, key: str) -> None:
         """Open or close a group row (enter on it)."""
         self.collapsed.symmetric_difference_update({key})
