@@ -302,3 +302,29 @@ def test_plot_show_and_report_survive_wrong_types(tmp_path, runs):
     r = invoke("leaderboard", "--runs-dir", runs, "--format", "json")
     row = next(x for x in json.loads(r.stdout) if x["run"] == rid)
     assert row["score"] is None and "score" in row["state"]
+
+
+def test_read_only_runs_dir(tmp_path, monkeypatch):
+    """resume, cancel and plot on a read-only file system: one line each, nothing half-written."""
+    import ibtui.runs.scheduler as scheduler
+
+    monkeypatch.setattr(scheduler, "ensure_scheduler", lambda *a, **k: pytest.fail("started"))
+    mnt = tmp_path / "ro"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        runs = make_fixture_runs(mnt)
+        subprocess.run(["mount", "-o", "remount,ro", str(mnt)], check=True)
+        queued = "paper-blend-digits-resnet18-p0.05-s1"
+        crashed = "paper-badnets-digits-resnet18-p0.2-s2"
+        one_line_error(invoke("cancel", queued, "--runs-dir", runs), "Read-only file system")
+        one_line_error(invoke("resume", crashed, "--runs-dir", runs, "--detach"),
+                       "Read-only file system")
+        one_line_error(invoke("plot", DONE, "--runs-dir", runs, "--out", runs / "figs"),
+                       "Read-only file system")
+        assert invoke("ls", "--runs-dir", runs).exit_code == 0
+        assert load_run(runs / queued).state == "queued" and load_run(runs / crashed).state == "crashed"
+    finally:
+        subprocess.run(["umount", str(mnt)])

@@ -305,12 +305,18 @@ def pid_alive(pid: int | None) -> bool:
     return True
 
 
+_BOOT_TIME: list[float] = []  # read once per process: /proc/stat is long on many-core machines
+
+
 def _boot_time() -> float | None:
+    if _BOOT_TIME:
+        return _BOOT_TIME[0]
     try:
         with open("/proc/stat", "rb") as f:
             for line in f:
                 if line.startswith(b"btime "):
-                    return float(line.split()[1])
+                    _BOOT_TIME.append(float(line.split()[1]))
+                    return _BOOT_TIME[0]
     except (OSError, ValueError, IndexError):
         return None
     return None
