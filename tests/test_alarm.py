@@ -110,6 +110,7 @@ def test_damaged_files_are_skipped(tmp_path):
     assert alarm.verdict(tmp_path / "missing") is None
     assert alarm.alarm_lines(tmp_path / "missing")[0].startswith("backdoor alarm: no per-class")
     assert alarm.alarm_cell(tmp_path / "missing") == ""
+    assert alarm.suspicion_bars(None) == [] and alarm.suspicion_bars({"suspicion": "x"}) == []
 
 
 def test_display_helpers(tmp_path):
@@ -117,7 +118,7 @@ def test_display_helpers(tmp_path):
     lines = alarm.alarm_lines(run)
     assert "POISONED? yes" in lines[0] and "class 4" in lines[0] and "epoch 2" in lines[0]
     assert alarm.alarm_cell(run) == "! 4"
-    bars = alarm.suspicion_bars(run)
+    bars = alarm.suspicion_bars(alarm.live_verdict(run))
     assert [b[0] for b in bars] == [str(c) for c in range(C)]
     assert [b[2] for b in bars] == [c == 4 for c in range(C)]
     rec = alarm.summary_record(run)

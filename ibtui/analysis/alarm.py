@@ -397,29 +397,62 @@ def alarm_lines(run) -> list[str]:
     return lines
 
 
+_LIVE: dict[str, tuple[tuple, dict | None]] = {}
+LIVE_FILES = ("classes.jsonl", "metrics.jsonl", "mi.jsonl")
+
+
+def live_verdict(run) -> dict | None:
+    """The detector's current verdict for the app: summary.json's `alarm` once the run has one,
+    else computed from the files, cached until classes/metrics/mi change. Never raises."""
+    import os
+
+    summ = getattr(run, "summary", None)
+    if isinstance(summ, dict) and isinstance(summ.get("alarm"), dict) \
+            and isinstance(summ["alarm"].get("suspicion"), dict):
+        return summ["alarm"]
+    path = Path(getattr(run, "path", run))
+    sig = []
+    for n in LIVE_FILES:
+        try:
+            st = os.stat(path / n)
+            sig.append((st.st_mtime_ns, st.st_size))
+        except OSError:
+            sig.append(None)
+    key = str(path)
+    cached = _LIVE.get(key)
+    if cached is not None and cached[0] == tuple(sig):
+        return cached[1]
+    try:
+        v = verdict(path) if sig[0] is not None else None
+    except Exception:  # noqa: BLE001 - a reader never breaks on a damaged run
+        v = None
+    if len(_LIVE) > 4096:
+        _LIVE.clear()
+    _LIVE[key] = (tuple(sig), v)
+    return v
+
+
 def alarm_cell(run) -> str:
-    """Short text for the runs list: '! 3' (alarm names class 3), 'ok', or '' (no data)."""
-    try:
-        v = verdict(Path(getattr(run, "path", run)))
-    except Exception:  # noqa: BLE001
+    """Short text for the runs list: '! 3' (the alarm names class 3), 'ok', or '' (no data)."""
+    v = live_verdict(run)
+    if not isinstance(v, dict) or "top_class" not in v:
         return ""
-    if v is None:
-        return ""
-    return f"! {v['top_class']}" if v["poisoned"] else "ok"
+    return f"! {v['top_class']}" if v.get("poisoned") else "ok"
 
 
-def suspicion_bars(run, width: int = 20) -> list[tuple[str, str, bool]]:
-    """(class, bar text, highlighted) per class for a small bar chart of the current suspicion;
-    the suspected class is highlighted once the alarm fires."""
+def suspicion_bars(v: dict | None, width: int = 20) -> list[tuple[str, str, bool]]:
+    """(class, bar text, highlighted) per class: a small bar chart of a verdict's suspicion
+    (live_verdict); the suspected class is highlighted once the alarm fires."""
     try:
-        v = verdict(Path(getattr(run, "path", run)))
-    except Exception:  # noqa: BLE001
+        sus = {str(c): float(z) for c, z in (v or {}).get("suspicion", {}).items()}
+        if not sus:
+            return []
+        scale = max(float(v.get("threshold_z") or 0.0), max(sus.values()), 1e-9)
+        top = v.get("top_class")
+        out = []
+        for c, z in sus.items():
+            n = int(round(max(z, 0.0) / scale * width))
+            out.append((c, "█" * n + f" {z:+.1f}", bool(v.get("poisoned")) and str(top) == c))
+        return out
+    except (TypeError, ValueError, AttributeError):
         return []
-    if v is None:
-        return []
-    scale = max(v["threshold_z"], max(v["suspicion"].values()), 1e-9)
-    out = []
-    for c, z in v["suspicion"].items():
-        n = int(round(max(z, 0.0) / scale * width))
-        out.append((c, "█" * n + f" {z:+.1f}", bool(v["poisoned"] and int(c) == v["top_class"])))
-    return out

@@ -78,6 +78,7 @@ class RunRow:
     has_summary: bool = False
     order: int = 0  # creation order in the runs directory
     sanity: tuple[tuple[bool, str], ...] = ()  # (ok, what) per MI sanity check, failed first
+    alarm: str = ""  # backdoor alarm (issue 13): "! c" names class c, "ok", "" = no data yet
 
     def elapsed(self, now: float) -> float | None:
         if not self.started:
@@ -151,8 +152,14 @@ def row_from_run(run: Run, order: int = 0) -> RunRow:
         gpu=None if st.get("gpu") is None else str(st.get("gpu")),
         host=st.get("host") if isinstance(st.get("host"), str) else None,
         note="; ".join(notes), has_summary=run.summary is not None, order=order,
-        sanity=sanity_lines(summ),
+        sanity=sanity_lines(summ), alarm=_alarm_cell(run),
     )
+
+
+def _alarm_cell(run: Run) -> str:
+    from ibtui.analysis.alarm import alarm_cell  # issue 13; never raises
+
+    return alarm_cell(run)
 
 
 # --- formatting ---------------------------------------------------------------------------
@@ -260,6 +267,9 @@ COLUMN_LIST: list[Column] = [
     Column("elapsed", "elapsed",
            lambda r, now: Cell(fmt_duration(r.elapsed(now)), r.elapsed(now), justify="right"),
            numeric=True, fixed=True),
+    Column("alarm", "alarm", lambda r, now: Cell(r.alarm or "–", r.alarm,
+                                                 style="bold red" if r.alarm.startswith("!") else ""),
+           help="backdoor alarm: ! c = class c looks like a backdoor target, ok = no alarm"),
 ]
 COLUMNS: dict[str, Column] = {c.key: c for c in COLUMN_LIST}
 # columns that may be folded into the header line when all rows agree and the screen is narrow

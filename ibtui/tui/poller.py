@@ -17,7 +17,7 @@ from ibtui.tui.model import RunRow, row_from_run
 
 ROW_FILES = ("status.json", "spec.toml", "summary.json")
 DETAIL_FILES = ("status.json", "summary.json", "metrics.jsonl", "mi.jsonl", "worker.log",
-                "spec.toml")
+                "spec.toml", "classes.jsonl")
 
 
 def _sig(path: Path, names: tuple[str, ...]) -> tuple:
@@ -57,6 +57,7 @@ class RunDetail:
     mi: list[dict] = field(default_factory=list)
     log: list[str] = field(default_factory=list)
     damaged: list[str] = field(default_factory=list)
+    alarm: dict | None = None  # the backdoor alarm's current verdict (issue 13)
 
 
 class RunsReader:
@@ -120,9 +121,16 @@ class RunsReader:
         run = load_run(p)
         d = RunDetail(run_id=run_id, row=row_from_run(run), status=run.status, spec=run.spec,
                       summary=run.summary, metrics=run.metrics(), mi=run.mi(),
-                      log=run.log_tail(self.log_lines), damaged=list(run.damaged))
+                      log=run.log_tail(self.log_lines), damaged=list(run.damaged),
+                      alarm=_alarm_verdict(run))
         self._details[run_id] = (sig, d)
         return d, True
+
+
+def _alarm_verdict(run: Run) -> dict | None:
+    from ibtui.analysis.alarm import live_verdict  # issue 13; never raises
+
+    return live_verdict(run)
 
 
 def _with_order(row: RunRow, order: int) -> RunRow:

@@ -62,6 +62,26 @@ def phases_text(ph) -> Text | None:
     return out
 
 
+def alarm_parts(v: dict | None) -> list:
+    """The backdoor alarm (issue 13): verdict line and suspicion per class as bars, the
+    suspected class highlighted once the alarm fires; nothing before the first checkpoint."""
+    from ibtui.analysis.alarm import suspicion_bars
+
+    bars = suspicion_bars(v)
+    if not bars:
+        return []
+    head = Text("\nBackdoor alarm", style="bold")
+    if v.get("poisoned"):
+        head.append(f": class {v.get('top_class')} suspected (p {v.get('p')}, first at epoch "
+                    f"{v.get('first_epoch')})", style="bold red")
+    else:
+        head.append(f": no alarm (p {v.get('p')}, epoch {v.get('epoch')})", style="dim")
+    out: list = [head]
+    for c, bar, hot in bars:
+        out.append(Text.assemble((f"{c:>3} ", "bold"), (bar, "bold red" if hot else "")))
+    return out
+
+
 def summary_renderable(d: RunDetail) -> Group:
     s = d.summary or {}
     parts: list = []
@@ -119,6 +139,7 @@ def summary_renderable(d: RunDetail) -> Group:
         phases = phases_text(s.get("phases"))
         if phases is not None:
             parts += [Text("\nPhases", style="bold"), phases]
+    parts += alarm_parts(getattr(d, "alarm", None))
     if d.damaged:
         parts.append(Text("\nDamaged: " + "; ".join(d.damaged), style="red"))
     spec = d.spec or {}
