@@ -38,6 +38,31 @@ class _Group(TyperGroup):
         except OSError as e:
             fail(IbtuiError(os_error_message(e)))
 
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        """Usage errors (unknown option, bad choice, missing argument) as one line too, instead
+        of a boxed message wrapped at the terminal width."""
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except typer.Abort:
+            print("Aborted!", file=sys.stderr)
+            sys.exit(1)
+        except _CLICK_ERROR as e:
+            if type(e).__name__ == "NoArgsIsHelpError":
+                e.show()
+                sys.exit(e.exit_code)
+            ctx = getattr(e, "ctx", None)
+            hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+            err.print(Text.assemble(("error: ", "bold red"), one_line(e.format_message() + hint)),
+                      soft_wrap=True, highlight=False)
+            sys.exit(e.exit_code)
+        sys.exit(rv if isinstance(rv, int) and not isinstance(rv, bool) else 0)
+
+
+# click's base of every usage error (typer vendors click; reach it through a public subclass)
+_CLICK_ERROR = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
 
 app = typer.Typer(cls=_Group, add_completion=True, no_args_is_help=False,
                   help="Backdoor training dynamics through the information bottleneck.")

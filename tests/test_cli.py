@@ -116,8 +116,12 @@ def test_markup_in_arguments_paths_and_values_is_printed_literally(tmp_path):
 
 
 def test_bad_choice_messages_name_the_allowed_values(runs):
-    r = invoke("leaderboard", "--runs-dir", runs, "--sort", "[nope]")
-    assert r.exit_code == 2 and "score" in r.output
+    line = one_line_error(invoke("leaderboard", "--runs-dir", runs, "--sort", "[nope]"), "[nope]")
+    assert "clean_acc" in line and "wall_s" in line
+    one_line_error(invoke("ls", "--format", "xml"), "xml", "table", "json")
+    one_line_error(invoke("--bogus"), "--bogus")
+    one_line_error(invoke("show"), "RUN")
+    one_line_error(invoke("attacks"), "attacks --help")
 
 
 def test_errors_are_one_line_when_piped(tmp_path):
