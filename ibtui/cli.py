@@ -506,7 +506,12 @@ def show(run_key: str = typer.Argument(..., metavar="RUN"), runs_dir: Path = Run
                 say(f"sanity check failed: {c.get('check')} {c.get('subset', '')} "
                     f"e{c.get('epoch', '')}: {c.get('detail', '')}", style="yellow")
     from ibtui.analysis.alarm import alarm_lines  # issue 13: the backdoor alarm's verdict
-    for line in alarm_lines(r):
+
+    try:
+        lines = alarm_lines(r)
+    except Exception as e:  # noqa: BLE001 (a damaged classes.jsonl must not hide the rest of `show`)
+        lines = [f"backdoor alarm: unavailable ({type(e).__name__}: {e})"]
+    for line in lines:
         say(line)
 
 

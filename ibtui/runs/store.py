@@ -199,7 +199,7 @@ SUMMARY_SCHEMA: dict[str, tuple] = {
     **{k: INT for k in ("n_poison", "n_backdoor", "epochs", "width", "seed", "target")},
     **{k: STR for k in ("run_id", "name", "attack", "dataset", "arch", "mi_method",
                         "lpips_note")},
-    "phases": DICT, "stealth": DICT, "subset_sizes": DICT, "sanity_ok": BOOL,
+    "phases": DICT, "stealth": DICT, "subset_sizes": DICT, "sanity_ok": BOOL, "alarm": DICT,
     "sanity": _opt(lambda v: isinstance(v, list) and all(isinstance(c, dict) for c in v),
                    "a list of tables"),
 }
