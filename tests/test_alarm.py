@@ -175,3 +175,40 @@ def test_baselines_degenerate_inputs():
     assert activation_clustering(np.zeros((10, 4)))["silhouette"] is None
     assert spectral_signature(np.zeros((10, 4)))["top_share"] is None
     assert class_baselines(np.ones((1, 3)))["ss_top"] is None
+
+
+# --- clean reference runs: attack "none" -------------------------------------------------------
+
+
+def test_attack_none_is_a_clean_reference(tmp_path):
+    from ibtui.data.attacks import create_attack
+    from ibtui.data.datasets import load_dataset
+    from ibtui.data.poison import poison_dataset
+    from ibtui.errors import SpecError
+    from ibtui.spec import load_spec
+
+    f = tmp_path / "e.toml"
+    f.write_text('[[experiment]]\nname = "c"\nattack = ["none", "badnets"]\n'
+                 'poison_rate = [0.0, 0.01, 0.1]\nepochs = 2\n')
+    with pytest.raises(SpecError, match="poison_rate"):
+        load_spec(f)  # badnets at 0 is still an error
+    f.write_text('[[experiment]]\nname = "c"\nattack = ["none", "badnets"]\n'
+                 'poison_rate = [0.01, 0.1]\nepochs = 2\n')
+    runs = load_spec(f)
+    assert sorted(r.run_id for r in runs) == [
+        "c-badnets-digits-resnet18-p0.01-s0", "c-badnets-digits-resnet18-p0.1-s0",
+        "c-none-digits-resnet18-p0-s0"]  # one clean run: its rate is ignored, stored as 0
+    f.write_text('[[experiment]]\nname = "c"\nattack = "none"\npoison_rate = 0\n')
+    assert load_spec(f)[0].values["poison_rate"] == 0.0
+    f.write_text('[[experiment]]\nname = "c"\nattack = "none"\npoison_rate = -0.1\n')
+    with pytest.raises(SpecError, match="poison_rate.*ignored for attack 'none'"):
+        load_spec(f)
+
+    ds = load_dataset("digits")
+    a = create_attack("none", {}, target=3, seed=0)
+    d = poison_dataset(ds, a, 0.1, 3, [c for c in range(10) if c != 3], 0)
+    assert len(d.poison_idx) == 0 and len(d.backdoor_idx) == 0
+    np.testing.assert_array_equal(d.x_train, ds.x_train)
+    np.testing.assert_array_equal(d.y_train, ds.y_train)
+    np.testing.assert_array_equal(d.x_test_trigger, ds.x_test)
+    assert len(d.subsets["3_backdoor"]) == 0 and len(d.subsets["3_sample"]) > 0
