@@ -554,3 +554,17 @@ def test_phases_read_as_text_not_a_dict():
     assert "peak at epoch 4, compression observed, from noise-aware" in text
     assert "{" not in text
     assert phases_text(None) is None and phases_text({"x": 1}).plain == "not detected"
+
+
+@sync
+async def test_compose_marks_the_focused_field(runs):
+    app = make_app(runs)
+    async with app.run_test(size=(100, 40)) as pilot:
+        await settle(pilot)
+        await to_compose(pilot)
+        screen = app.screen
+        for want in ("name", "dataset", "arch", "width", "attack"):
+            lit = [r.id for r in screen.query(".form-row") if r.has_class("-focused")]
+            assert lit == [f"row-{want}"], lit
+            await pilot.press("tab")
+        assert str(screen.query_one("#launch").variant) == "default"  # not the focus colour

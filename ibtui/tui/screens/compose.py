@@ -8,7 +8,7 @@ from typing import ClassVar
 
 from rich.segment import Segment
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -177,6 +177,12 @@ class ComposeScreen(Screen):
                 yield Label(" to ", classes="form-label-inline")
                 yield Input(str(self.app.experiments_file), id="save-path", compact=True)
         yield Footer(compact=True, show_command_palette=False)
+
+    def on_descendant_focus(self, event: events.DescendantFocus) -> None:
+        """Light up the focused field's label (`:focus-within` does not follow focus moves
+        between sibling rows)."""
+        for row in self.query(".form-row"):
+            row.set_class(event.widget in row.query("*"), "-focused")
 
     def on_mount(self) -> None:
         self.query_one("#f-name", Input).focus()  # tab then walks the fields in order
