@@ -11,6 +11,8 @@ only; the detectors never see it. Per method and reference mode:
 - detected: share of seeds whose alarm fires (p <= ALPHA) naming the target;
 - first epoch: median over seeds of the first checkpoint from which on the alarm names the target
   ("-" when it never does);
+- a pooled row per rate over the five dirty-label attacks (the issue's measure: AUROC >= 0.9 and
+  top-1 >= 80% at 10%);
 - false-positive rate: clean runs whose alarm fires at the last checkpoint (any class).
 Reference modes: "none" (robust z across classes alone) and "clean-ref" (each run corrected by
 the clean runs of the other seeds: the null fitted on clean runs, leave-one-seed-out).
@@ -95,9 +97,20 @@ def evaluate(runs: list[dict], methods: list[str] | None = None,
             for r in runs:
                 if not r["clean"] and r["id"] in res:
                     groups.setdefault((r["attack"], r["rate"]), []).append(r)
-            for (attack, rate), grp in sorted(groups.items(), key=lambda kv: (str(kv[0][0]), kv[0][1])):
-                au = [_auroc(res[r["id"]]["last"]["z"], neg) for r in grp]
-                au = [a for a in au if a is not None]
+            pooled: dict[tuple, list[dict]] = {}
+            for (attack, rate), grp in groups.items():
+                if _label_mode(attack) == "dirty":
+                    pooled.setdefault((POOLED, rate), []).extend(grp)
+            order = sorted(groups.items(), key=lambda kv: (str(kv[0][0]), kv[0][1]))
+            order += sorted(pooled.items(), key=lambda kv: kv[0][1])
+            for (attack, rate), grp in order:
+                # AUROC per seed (its poisoned runs against every clean run), then over seeds
+                by_seed: dict = {}
+                for r in grp:
+                    a = _auroc(res[r["id"]]["last"]["z"], neg)
+                    if a is not None:
+                        by_seed.setdefault(r["seed"], []).append(a)
+                au = [float(np.mean(v)) for v in by_seed.values()]
                 top = [res[r["id"]]["last"]["top_class"] == r["target"] for r in grp]
                 det = [res[r["id"]]["last"]["alarm"] and res[r["id"]]["last"]["top_class"] == r["target"]
                        for r in grp]
@@ -113,6 +126,16 @@ def evaluate(runs: list[dict], methods: list[str] | None = None,
                     "first_epochs": [f if f is not None else "-" for f in firsts],
                 })
     return rows
+
+
+POOLED = "dirty-label, pooled"
+
+
+def _label_mode(attack: str) -> str:
+    from ibtui.data.attacks import ATTACKS
+
+    cls = ATTACKS.get(attack)
+    return cls.label_mode if cls is not None else "?"
 
 
 def _mean(x: list) -> float | None:
