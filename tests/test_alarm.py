@@ -212,3 +212,30 @@ def test_attack_none_is_a_clean_reference(tmp_path):
     np.testing.assert_array_equal(d.y_train, ds.y_train)
     np.testing.assert_array_equal(d.x_test_trigger, ds.x_test)
     assert len(d.subsets["3_backdoor"]) == 0 and len(d.subsets["3_sample"]) > 0
+
+
+def test_class_statistics_record_every_class_and_leave_training_alone(tmp_path, one_torch_thread):
+    import torch
+
+    from ibtui.experiment.measure import class_statistics
+    from ibtui.models import create_model
+    from ibtui.runs.store import read_jsonl
+    from ibtui.train import prepare_model, to_device
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, size=(60, 32, 32, 3), dtype=np.uint8)
+    y = np.repeat(np.arange(3), 20)
+    torch.manual_seed(0)
+    model = prepare_model(create_model("resnet18", 3, 4), x, torch.device("cpu"))
+    xt = to_device(x, torch.device("cpu"))
+    spec = {"seed": 0}
+    before = torch.get_rng_state()
+    for e in (1, 2):
+        class_statistics(spec, tmp_path, e, model, xt, y, 3, final=e == 2)
+    assert torch.equal(torch.get_rng_state(), before)  # forked RNG: training is unchanged
+    class_statistics(spec, tmp_path, 2, model, xt, y, 3, final=True)  # a resumed epoch 2
+    recs = read_jsonl(tmp_path / "classes.jsonl")
+    assert [r["epoch"] for r in recs] == [1, 2] and recs[1]["final"]
+    for row in recs[1]["classes"].values():
+        assert row["n"] == 20 and 0 <= row["acc"] <= 1 and row["loss_std"] >= 0
+        assert 0 < row["ss_top"] <= 1 and -1 <= row["ac_silhouette"] <= 1
