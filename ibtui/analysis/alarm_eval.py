@@ -232,12 +232,14 @@ def figure(rows: list[dict], path: Path, methods: list[str] | None = None) -> No
             axes[1, col].bar(x + i * w, t1, w, label=m, color=colours.get(m))
         for row, what in enumerate(("AUROC poisoned vs clean", "target top-1")):
             ax = axes[row, col]
-            ax.set_xticks(x + 0.4 - w / 2, [f"{a}\n{r:g}" for a, r in keys], fontsize=7)
+            ax.set_xticks(x + 0.4 - w / 2, [f"{'pooled' if a == POOLED else a}\n{r:g}"
+                                            for a, r in keys], fontsize=7)
             ax.set_ylim(0, 1.05)
             ax.axhline(0.5 if row == 0 else 0.1, color="k", lw=0.6, ls=":")
             ax.set_title(f"{what} (reference: {mode})", fontsize=9)
-        axes[0, col].legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncol=len(methods), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
