@@ -53,6 +53,10 @@ def main(run_dir: str) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    # Slurm's warning before a time limit or preemption reaches every process of the job; its
+    # default action would kill the worker mid-write. Stop at the next safe point instead
+    # (the Slurm task then requeues the run: ibtui.runs.slurm.SlurmWorker.checkpoint).
+    signal.signal(signal.SIGUSR2, on_signal)
     runtime = configure_worker(choose_threads(path))
     print(f"[worker] {path.name} starting: {runtime['threads']} threads, torch {runtime['torch']}, "
           f"MKL_CBWR={runtime['mkl_cbwr']}, {runtime['cpu']}", flush=True)
@@ -70,6 +74,9 @@ def main(run_dir: str) -> int:
               f"asr={summary.get('asr')}", flush=True)
     except Stop as e:
         state, error = e.state, str(e)
+        if "SIGUSR2" in error and slurm_ids:  # Slurm requeues this task: the run is not over
+            state, error = "queued", ("Slurm time limit or preemption: requeued, resumes from "
+                                      "the last finished epoch")
     except (RunFailed, IbtuiError) as e:
         state, error = "failed", str(e)
     except Exception as e:  # any bug: record it, never leave the run 'running'
@@ -77,9 +84,8 @@ def main(run_dir: str) -> int:
         state, error = "failed", f"{type(e).__name__}: {e}"
     if error:
         print(f"[worker] {state}: {error}", flush=True)
-    RunWriter(path).set_status(state=state, error=error, ended=time.time(),
-                               phase=state if state != "done" else "done")
-    return 0 if state == "done" else 1
+    RunWriter(path).set_status(state=state, error=error, ended=time.time(), phase=state)
+    return 0 if state in ("done", "queued") else 1
 
 
 if __name__ == "__main__":

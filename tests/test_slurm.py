@@ -22,7 +22,7 @@ def cluster_works() -> str:
         r = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired) as e:
         return f"sinfo failed: {e}"
-    if r.returncode != 0 or not ({"idle", "mixed", "allocated"} & set(r.stdout.split())):
+    if r.returncode != 0 or not ({"idle", "mixed", "allocated", "completing"} & set(r.stdout.split())):
         return f"no usable Slurm node (sinfo: {r.stdout.strip() or r.stderr.strip()})"
     r = subprocess.run(["sacct", "-n", "-X", "-S", "now-1minutes"], capture_output=True, timeout=10)
     if r.returncode != 0:
@@ -164,11 +164,11 @@ def test_scancel_shows_crashed_then_resume_finishes_without_lost_epochs(tmp_path
 @pytest.mark.slurm
 @pytest.mark.slow
 def test_time_limit_requeues_and_resumes(tmp_path):
-    """A 1-minute limit, signalled 30 s before: submitit checkpoints, Slurm requeues, the next
+    """A 2-minute limit, signalled 60 s before: submitit checkpoints, Slurm requeues, the next
     attempt resumes from the last finished epoch; no epoch is lost or repeated. (Slurm holds a
     requeued job for about two minutes, BeginTime; the test lifts the hold to save the wait.)"""
     runs = tmp_path / "runs"
-    spec = spec_file(tmp_path, epochs=6, time_min=1, delay=30)
+    spec = spec_file(tmp_path, epochs=6, time_min=2, delay=60)
     p = subprocess.Popen(ibtui_cmd() + ["run", str(spec), "--runs-dir", str(runs)],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     t = time.monotonic()

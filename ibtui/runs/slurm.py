@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import os
 import shutil
+import signal
 import subprocess
 import time
 from dataclasses import asdict, dataclass, field
@@ -116,22 +117,54 @@ def check_cluster(cfg: ExecutorConfig, file: str) -> None:
 
 
 class SlurmWorker:
-    """What each array task runs (pickled by submitit). Checkpointable: on a time limit or
-    preemption submitit calls checkpoint(), and the requeued task resumes the run."""
+    """What each array task runs (pickled by submitit): the worker entry point, as a child
+    process exactly like a local worker (so its start-up settings come before torch loads).
+    Checkpointable: on a time limit or preemption submitit calls checkpoint(), which stops the
+    worker at a safe point and has the same task requeued; the next attempt resumes the run."""
+
+    STOP_WAIT_S = 20.0
+
+    def __init__(self) -> None:
+        self._proc: subprocess.Popen | None = None
+
+    def __getstate__(self) -> dict:
+        return {}
+
+    def __setstate__(self, state: dict) -> None:
+        self._proc = None
 
     def __call__(self, run_dir: str) -> int:
-        from ibtui.worker import main
+        import sys
 
-        code = main(run_dir)
+        with open(Path(run_dir) / "worker.log", "ab") as log:
+            self._proc = subprocess.Popen([sys.executable, "-m", "ibtui.worker", run_dir],
+                                          stdout=log, stderr=subprocess.STDOUT,
+                                          stdin=subprocess.DEVNULL)
+        code = self._proc.wait()
         state = (read_json(Path(run_dir) / "status.json")[0] or {}).get("state")
-        if code != 0 and state == "failed":
-            raise RuntimeError(f"run failed; see {run_dir}/worker.log")
+        if state in ("failed", "crashed", "running"):  # the Slurm job fails with the run
+            raise RuntimeError(f"run {state} (worker exit {code}); see {run_dir}/worker.log")
         return code
 
     def checkpoint(self, run_dir: str):
         import submitit
 
+        # We are inside a signal handler that interrupted Popen.wait() in __call__: Popen's own
+        # wait/poll would deadlock on its lock, so watch the run's status and use plain kill().
         path = Path(run_dir)
+        if self._proc is not None:
+            try:
+                os.kill(self._proc.pid, signal.SIGTERM)  # stop at the next safe point
+            except ProcessLookupError:
+                pass
+            deadline = time.monotonic() + self.STOP_WAIT_S
+            while (time.monotonic() < deadline
+                   and (read_json(path / "status.json")[0] or {}).get("state") == "running"):
+                time.sleep(0.2)
+            try:
+                os.kill(self._proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         status = read_json(path / "status.json")[0] or {}
         if status.get("state") not in ("done", "failed", "cancelled"):
             status.update(state="queued", phase="queued", requeued=time.time(),
@@ -145,7 +178,7 @@ def submit(paths: list[Path], cfg: ExecutorConfig, runs_dir: Path) -> list[str]:
     """One job array for `paths`; returns the job ids ("<array>_<index>")."""
     import submitit
 
-    ex = submitit.SlurmExecutor(folder=str(Path(runs_dir) / ".slurm" / "%j"), max_num_timeout=5)
+    ex = submitit.SlurmExecutor(folder=str(Path(runs_dir) / ".slurm" / "%j"), max_num_timeout=20)
     params: dict[str, Any] = {
         "job_name": "ibtui", "time": cfg.time_min, "cpus_per_task": cfg.cpus_per_run,
         "mem": f"{max(1, round(cfg.mem_gb * 1024))}MB", "signal_delay_s": cfg.signal_delay_s,
