@@ -393,7 +393,8 @@ def leaderboard(
 
 
 def _queue_warning(runs_dir: Path, runs, info: dict | None) -> str | None:
-    queued = [r.id for r in runs if r.state == "queued"]
+    queued = [r.id for r in runs if r.state == "queued"
+              and r.status.get("executor", "local") == "local"]  # Slurm queues its own
     if not queued or info:
         return None
     return (f"{len(queued)} queued run{'s' * (len(queued) > 1)} but no scheduler is alive for "
@@ -409,6 +410,12 @@ def ls(runs_dir: Path = RunsDir,
     from ibtui.runs.store import list_runs, require_runs_dir
 
     runs = list_runs(require_runs_dir(runs_dir))
+    slurm_state: dict[str, str] = {}
+    if any(r.status.get("executor") == "slurm" for r in runs):
+        from ibtui.runs.slurm import job_id, reconcile
+
+        slurm_state = reconcile(runs_dir)  # one sacct call; badly ended jobs become crashed
+        runs = list_runs(runs_dir)
     for r in runs:  # damage in the logs is listed too
         r.metrics()
         r.mi()
@@ -425,6 +432,8 @@ def ls(runs_dir: Path = RunsDir,
             "epochs": st.get("epochs") or r.spec.get("epochs"),
             "acc": s.get("clean_acc", st.get("test_acc")), "asr": s.get("asr", st.get("asr")),
             "score": s.get("score"), "error": st.get("error"), "damaged": r.damaged,
+            **({"slurm_job": job_id(r.path), "slurm_state": slurm_state.get(r.id)}
+               if st.get("executor") == "slurm" else {}),
         })
     if fmt == "json":
         print(json.dumps({"runs_dir": str(runs_dir), "runs": rows,
@@ -436,6 +445,8 @@ def ls(runs_dir: Path = RunsDir,
         t.add_column(c)
     for row in rows:
         note = "; ".join(row["damaged"]) or (row["error"] or "")
+        if row.get("slurm_job") and row["state"] in ("queued", "running"):
+            note = f"slurm {row['slurm_job']} {row.get('slurm_state') or 'state unknown'}"
         t.add_row(lit(row["run"]), row["state"], lit(row["phase"] or "-"),
                   f"{row['epoch'] or 0}/{row['epochs'] or '?'}", _cell(row["acc"]),
                   _cell(row["asr"]), _cell(row["score"]), lit(note[:60]))
