@@ -380,15 +380,51 @@ def _print_board(runs_dir: Path, ids: set[str] | None = None, sort: str = "score
         console.print(t)
 
 
+def _print_replicas(runs_dir: Path, fmt: str) -> None:
+    """One row per configuration across its seeds: mean ± 95% interval, ranks it ties with."""
+    from ibtui.analysis.replicas import METRICS, group_replicas
+    from ibtui.runs.store import list_runs
+
+    rows = [{"run": r.id, "spec": r.spec, **{m: (r.summary or {}).get(m) for m in METRICS}}
+            for r in list_runs(runs_dir)]
+    groups = group_replicas(rows)
+    if fmt == "json":
+        print(json.dumps([{
+            "rank": g.rank, "ties": g.ties, "config": g.key, **g.label, "seeds": sorted(g.seeds),
+            "runs": g.runs, **{m: (None if iv is None else {"mean": iv.mean, "lo": iv.lo,
+                                                             "hi": iv.hi, "n": iv.n})
+                               for m, iv in g.metrics.items()}} for g in groups], indent=2))
+        return
+    if fmt != "table":
+        raise IbtuiError(f"--replicas: --format {fmt!r} is not available; allowed: table, json")
+    t = Table(title="Leaderboard across seeds: mean ± 95% t-interval (lower score = stealthier)")
+    for c in ("rank", "experiment", "seeds", "score", "d_xt", "d_ty", "acc", "asr", "tied with"):
+        t.add_column(c, justify="left" if c in ("experiment", "tied with") else "right")
+    for g in groups:
+        lab = g.label
+        exp = f"{lab['name']}-{lab['attack']}-{lab['dataset']}-{lab['arch']}-p{lab['poison_rate']}"
+        t.add_row(str(g.rank), lit(exp), str(len(g.seeds)),
+                  *[("-" if g.metrics[m] is None else g.metrics[m].text())
+                    for m in ("score", "d_xt", "d_ty", "clean_acc", "asr")],
+                  ", ".join(map(str, g.ties)) or "-")
+    console.print(t)
+    say("rows whose score intervals overlap cannot be ranked apart; one seed gives no interval")
+
+
 @app.command()
 def leaderboard(
     runs_dir: Path = RunsDir,
     sort: SortColumn = typer.Option("score", "--sort", help="column to sort by"),
     fmt: BoardFormat = typer.Option("table", "--format", help="output format"),
+    replicas: bool = typer.Option(False, "--replicas", help="one row per configuration across "
+                                  "its seeds, with 95% intervals and ties"),
 ) -> None:
-    """The stealth-score leaderboard of every run."""
+    """The stealth-score leaderboard of every run (or of every configuration across seeds)."""
     from ibtui.runs.store import require_runs_dir
 
+    if replicas:
+        _print_replicas(require_runs_dir(runs_dir), _value(fmt))
+        return
     _print_board(require_runs_dir(runs_dir), None, _value(sort), fmt)
 
 

@@ -1,0 +1,98 @@
+"""Replicas: runs that differ only in their seed, summarised as mean ± a 95% interval.
+
+A configuration is every resolved spec field except `seed` (and except launch details that do
+not change the science: `threads`, `device`, `data_root`, `download`). The interval is Student's
+t interval for the mean over seeds, mean ± t(0.975, n-1)·s/√n. With the 3–5 seeds a sweep
+affords, a percentile bootstrap over seeds cannot be wider than the seeds' own range and
+under-covers badly; the t interval is the honest small-sample choice. One seed: no interval.
+
+Ranking: configurations are ordered by their mean; two whose intervals overlap cannot be told
+apart, and each row lists the ranks it is tied with.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+
+from scipy import stats
+
+NOT_SCIENCE = ("seed", "threads", "device", "data_root", "download")
+METRICS = ("score", "d_xt", "d_ty", "clean_acc", "asr")
+
+
+def config_key(spec: dict) -> str:
+    """A short stable id of everything but the seed (and launch details)."""
+    core = {k: v for k, v in sorted(spec.items()) if k not in NOT_SCIENCE}
+    return hashlib.sha1(json.dumps(core, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
+@dataclass
+class Interval:
+    mean: float
+    lo: float | None
+    hi: float | None
+    n: int
+
+    def overlaps(self, other: Interval) -> bool:
+        if self.lo is None or other.lo is None:
+            return True  # one seed: nothing to tell them apart by
+        return self.lo <= other.hi and other.lo <= self.hi
+
+    def text(self, fmt: str = ".3f") -> str:
+        if self.lo is None:
+            return f"{self.mean:{fmt}} (n=1)"
+        return f"{self.mean:{fmt}} ± {(self.hi - self.lo) / 2:{fmt}}"
+
+
+def mean_interval(values: list[float], level: float = 0.95) -> Interval | None:
+    vals = [float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)
+            and math.isfinite(v)]
+    if not vals:
+        return None
+    n = len(vals)
+    mean = sum(vals) / n
+    if n < 2:
+        return Interval(mean, None, None, 1)
+    sd = math.sqrt(sum((v - mean) ** 2 for v in vals) / (n - 1))
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * sd / math.sqrt(n)
+    return Interval(mean, mean - half, mean + half, n)
+
+
+@dataclass
+class Group:
+    key: str
+    label: dict            # the fields that describe the configuration in a table
+    runs: list[str]
+    seeds: list[int]
+    metrics: dict[str, Interval | None] = field(default_factory=dict)
+    rank: int = 0
+    ties: list[int] = field(default_factory=list)
+
+
+def group_replicas(rows: list[dict], by: str = "score") -> list[Group]:
+    """rows: dicts with `run`, `spec` (resolved spec) and the METRICS; unfinished runs (metric
+    None) are left out of the intervals but counted in `runs`."""
+    groups: dict[str, Group] = {}
+    for r in rows:
+        spec = r.get("spec") or {}
+        key = config_key(spec)
+        g = groups.setdefault(key, Group(key, {k: spec.get(k) for k in (
+            "name", "attack", "dataset", "arch", "poison_rate")}, [], []))
+        g.runs.append(r["run"])
+        if isinstance(spec.get("seed"), int):
+            g.seeds.append(spec["seed"])
+    for g in groups.values():
+        members = [r for r in rows if r["run"] in g.runs]
+        g.metrics = {m: mean_interval([r.get(m) for r in members]) for m in METRICS}
+    ordered = sorted(groups.values(), key=lambda g: (g.metrics.get(by) is None,
+                                                     g.metrics[by].mean if g.metrics.get(by) else 0))
+    for i, g in enumerate(ordered, 1):
+        g.rank = i
+    for g in ordered:
+        mine = g.metrics.get(by)
+        g.ties = [o.rank for o in ordered if o is not g and mine and o.metrics.get(by)
+                  and mine.overlaps(o.metrics[by])]
+    return ordered
