@@ -74,3 +74,18 @@ def test_constant_values_give_zero_not_amplified_rounding_noise():
     out = stealth_score(r, ROLES)
     assert out["d_xt"] == 0.0
     assert out["d_ty"] == pytest.approx(0.5)
+
+
+def test_values_at_their_ceiling_are_flagged_with_their_share():
+    # two epochs; at epoch 2 two of the five xt values sit at their ceiling
+    r = recs(1, "xt", {"0": 2, "0_backdoor": 4, "0_clean": 1, "1": 0, "2": 2})
+    r += recs(1, "ty", {"0": 1, "0_backdoor": 1, "0_clean": 3, "1": 3, "2": 1})
+    e2 = recs(2, "xt", {"0": 4.7, "0_backdoor": 4.7, "0_clean": 4, "1": 3, "2": 4})
+    for x in e2:
+        x["at_ceiling"] = x["value"] == 4.7
+    r += e2 + recs(2, "ty", {"0": 1, "0_backdoor": 1, "0_clean": 3, "1": 3, "2": 1})
+    out = stealth_score(r, ROLES)
+    # values used: 2 epochs x 2 terms x 5 subsets = 20; at ceiling: 2
+    assert out["ceiling_share"] == pytest.approx(2 / 20) and out["ceiling_flag"] is True
+    only_first = stealth_score(r, ROLES, epochs=[1])
+    assert only_first["ceiling_share"] == 0 and only_first["ceiling_flag"] is False

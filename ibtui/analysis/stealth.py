@@ -5,6 +5,12 @@
 2. D_{m,s}(e) = | MI_{e,m,s} - mean over clean classes c of MI_{e,m,c} | for the target
    subsets s in {t_clean, t_backdoor, t} at each representative epoch e.
 3. D_m = mean over e and s; score = (D_XT + D_TY) / 2.
+
+A value within 0.1 nats of its estimator's ceiling (`at_ceiling` in mi.jsonl, e.g. log N) says
+only "at least this much": differences between such values are not measurements. The score
+never hides them: it reports `ceiling_share`, the share of the values it used (targets and
+clean references at the chosen epochs) that sit at their ceiling, and `ceiling_flag` when any
+do; the leaderboard shows it next to the score.
 """
 
 from __future__ import annotations
@@ -32,11 +38,13 @@ def stealth_score(records: list[dict], roles: dict[str, str], epochs: list[int] 
     targets = [s for s, r in roles.items() if r in TARGET_ROLES]
     clean = [s for s, r in roles.items() if r == "class"]
     table: dict[str, dict[int, dict[str, float]]] = {"xt": {}, "ty": {}}
+    ceiling: dict[str, dict[int, dict[str, bool]]] = {"xt": {}, "ty": {}}
     for r in recs:
         if r.get("term") in table:
             table[r["term"]].setdefault(int(r["epoch"]), {})[r["subset"]] = float(r["value"])
+            ceiling[r["term"]].setdefault(int(r["epoch"]), {})[r["subset"]] = r.get("at_ceiling") is True
     out: dict = {"method": method, "score": None, "d_xt": None, "d_ty": None, "epochs": [],
-                 "per_epoch": {"xt": {}, "ty": {}}}
+                 "per_epoch": {"xt": {}, "ty": {}}, "ceiling_share": None, "ceiling_flag": False}
     if not clean or not targets:
         out["note"] = "no clean-class or target subsets to compare"
         return out
@@ -66,5 +74,8 @@ def stealth_score(records: list[dict], roles: dict[str, str], epochs: list[int] 
             out["per_epoch"][m][e] = per
             ds.extend(per.values())
         d[m] = float(np.mean(ds))
-    out.update(d_xt=d["xt"], d_ty=d["ty"], score=(d["xt"] + d["ty"]) / 2, epochs=chosen)
+    used = [ceiling[m][e][s] for m in ("xt", "ty") for e in chosen for s in targets + clean]
+    share = sum(used) / len(used)
+    out.update(d_xt=d["xt"], d_ty=d["ty"], score=(d["xt"] + d["ty"]) / 2, epochs=chosen,
+               ceiling_share=share, ceiling_flag=share > 0)
     return out

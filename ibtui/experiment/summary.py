@@ -43,6 +43,7 @@ def summarise(spec: dict, run_dir: Path, data: PoisonedData, num_classes: int, p
         "poison_rate": s["poison_rate"], "seed": s["seed"], "target": s["target"],
         "mi_method": s["mi_method"][0],
         "score": main["score"], "d_xt": main["d_xt"], "d_ty": main["d_ty"],
+        "ceiling_share": main.get("ceiling_share"),
         "stealth": main, "stealth_by_method": by_method,
         "clean_acc": last.get("test_acc"), "asr": last.get("asr"),
         "asr_all": last.get("asr_all"), "ra": last.get("ra"),
