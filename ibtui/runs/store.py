@@ -606,3 +606,166 @@ def iter_state_counts(runs: list[Run]) -> Iterator[tuple[str, int]]:
     for r in runs:
         counts[r.state] = counts.get(r.state, 0) + 1
     yield from sorted(counts.items())
+
+
+# --- reading many runs: re-read only what changed ------------------------------------------------
+
+INDEX_NAME = ".ibtui-index.json"  # hidden: never taken for a run
+INDEX_VERSION = 1
+SIG_FILES = ("status.json", "spec.toml", "summary.json", "metrics.jsonl", "mi.jsonl")
+RACY_S = 2.0  # a file changed this recently may change again within its mtime tick: not indexed
+
+
+def file_sig(path: Path, names: tuple[str, ...] = SIG_FILES) -> tuple | None:
+    """(mtime_ns, size) of each named file of a run directory (None where absent), or None
+    when the directory holds neither status.json nor spec.toml (not a run). Raises OSError
+    when the directory cannot be read."""
+    out = []
+    for n in names:
+        try:
+            st = os.stat(os.path.join(path, n))
+        except FileNotFoundError:
+            out.append(None)
+            continue
+        except NotADirectoryError:
+            return None
+        out.append((st.st_mtime_ns, st.st_size))
+    if out[0] is None and out[1] is None:
+        return None
+    return tuple(out)
+
+
+def _entry_ok(e: Any) -> bool:
+    return (isinstance(e, dict) and isinstance(e.get("sig"), list)
+            and isinstance(e.get("status"), dict) and isinstance(e.get("spec"), dict)
+            and isinstance(e.get("summary"), (dict, type(None)))
+            and isinstance(e.get("damaged"), list)
+            and all(isinstance(x, str) for x in e["damaged"])
+            and isinstance(e.get("logs"), (list, type(None))))
+
+
+def _as_sig(v: Any) -> tuple:
+    return tuple(tuple(x) if isinstance(x, list) else x for x in v)
+
+
+class RunIndex:
+    """Every run of a runs directory, each re-read only when one of its files changed
+    (mtime or size): a finished run is read once. Kept in memory and, with `persist`, in a
+    small index file in the runs directory (`.ibtui-index.json`, written atomically) so that
+    the next command starts warm. The index is a cache, never the truth: a missing, stale,
+    damaged or unwritable one only costs a full read. Liveness is never cached: a 'running'
+    run's `state` is re-checked (pid, process start time, heartbeat) on every access."""
+
+    def __init__(self, runs_dir: Path, persist: bool = True):
+        self.runs_dir = Path(runs_dir)
+        self.persist = persist
+        self._entries: dict[str, dict] = {}
+        self._loaded = False
+        self._dirty = False
+
+    @property
+    def index_path(self) -> Path:
+        return self.runs_dir / INDEX_NAME
+
+    def _load_index(self) -> None:
+        self._loaded = True
+        if not self.persist:
+            return
+        obj, _ = read_json(self.index_path)
+        if not obj or obj.get("version") != INDEX_VERSION or not isinstance(obj.get("runs"), dict):
+            return
+        for rid, e in obj["runs"].items():
+            if isinstance(rid, str) and _entry_ok(e):
+                e["sig"] = _as_sig(e["sig"])
+                self._entries[rid] = e
+
+    def save(self) -> None:
+        """Write the index when it changed (atomically; silently skipped when the runs
+        directory is read-only or full). Entries of files changed in the last RACY_S seconds
+        are left out: they are read again next time."""
+        if not (self.persist and self._dirty):
+            return
+        self._dirty = False
+        now_ns = time.time_ns()
+        racy = int(RACY_S * 1e9)
+        keep = {rid: e for rid, e in self._entries.items()
+                if all(s is None or now_ns - s[0] > racy for s in e["sig"])}
+        try:
+            atomic_write_text(self.index_path, json.dumps(
+                {"version": INDEX_VERSION, "runs": keep}, separators=(",", ":"), default=str))
+        except (OSError, TypeError, ValueError):
+            pass
+
+    def _entry(self, p: Path, sig: tuple) -> dict:
+        run = load_run(p)
+        return {"sig": sig, "status": run.status, "spec": run.spec, "summary": run.summary,
+                "damaged": run.damaged, "logs": None}
+
+    def runs(self, logs: bool = False, ids: set[str] | None = None) -> list[Run]:
+        """Every run (as `list_runs`: damaged ones listed, sorted by creation); with `logs`,
+        damage in metrics.jsonl and mi.jsonl is listed too (as `Run.metrics()`/`mi()` note it).
+        `ids`: only these runs (others are not even looked at)."""
+        if not self._loaded:
+            self._load_index()
+        try:
+            scan = list(os.scandir(self.runs_dir))
+        except OSError:
+            return []
+        out: list[Run] = []
+        seen: set[str] = set()
+        for de in scan:
+            name = de.name
+            if name.startswith(".") or (ids is not None and name not in ids):
+                continue
+            p = self.runs_dir / name
+            try:
+                if de.is_symlink():
+                    if not _inside(self.runs_dir, p):
+                        continue
+                elif not de.is_dir():
+                    continue
+            except OSError:
+                continue
+            try:
+                sig = file_sig(p)
+            except OSError as e:
+                out.append(Run(path=p, damaged=[f"unreadable: {_why(e)}"]))
+                continue
+            if sig is None:
+                continue
+            seen.add(name)
+            e = self._entries.get(name)
+            if e is None or e["sig"] != sig:
+                e = self._entries[name] = self._entry(p, sig)
+                self._dirty = True
+            run = Run(path=p, status=e["status"], spec=e["spec"], summary=e["summary"],
+                      damaged=list(e["damaged"]))
+            if logs:
+                if e["logs"] is None:
+                    before = len(run.damaged)
+                    run.metrics()
+                    run.mi()
+                    e["logs"] = run.damaged[before:]
+                    self._dirty = True
+                else:
+                    run.damaged += [x for x in e["logs"] if x not in run.damaged]
+            out.append(run)
+        if ids is None:
+            for gone in set(self._entries) - seen:
+                del self._entries[gone]
+                self._dirty = True
+        out.sort(key=lambda r: (_created(r.status), r.id))
+        self.save()
+        return out
+
+
+def _created(status: dict) -> float:
+    c = status.get("created")
+    return c if _is_num(c) else 0
+
+
+def list_runs_cached(runs_dir: Path, logs: bool = False, ids: set[str] | None = None
+                     ) -> list[Run]:
+    """`list_runs` through the runs directory's index (see RunIndex): the same runs, the same
+    damage, the same liveness, without re-reading runs whose files did not change."""
+    return RunIndex(runs_dir).runs(logs=logs, ids=ids)
