@@ -287,8 +287,8 @@ def run(
 
 # --- reading runs -----------------------------------------------------------------------------
 
-BOARD_COLUMNS = ["run", "attack", "dataset", "arch", "rate", "seed", "state", "score", "d_xt",
-                 "d_ty", "clean_acc", "asr", "ra", "psnr", "ssim", "wall_s"]
+from ibtui.runs.board import BOARD_COLUMNS, RunFilter  # noqa: E402 (shared with the app)
+
 SortColumn = Enum("SortColumn", {c: c for c in BOARD_COLUMNS}, type=str)
 BoardFormat = Literal["table", "csv", "md", "json"]
 ListFormat = Literal["table", "json"]
@@ -298,32 +298,21 @@ def _value(v):
     return v.value if isinstance(v, Enum) else v
 
 
-def board_rows(runs_dir: Path, ids: set[str] | None = None) -> list[dict]:
-    from ibtui.runs.store import list_runs
+def board_rows(runs_dir: Path, ids: set[str] | None = None,
+               where: RunFilter | None = None) -> list[dict]:
+    """Leaderboard rows of the runs (through the runs directory's index: unchanged runs are
+    not read again), optionally only `ids` and those `where` matches."""
+    from ibtui.runs.board import board_record
+    from ibtui.runs.store import list_runs_cached
 
-    rows = []
-    for r in list_runs(runs_dir):
-        if ids is not None and r.id not in ids:
-            continue
-        s = r.summary or {}
-        sp = r.spec
-        rows.append({
-            "run": r.id, "attack": sp.get("attack"), "dataset": sp.get("dataset"),
-            "arch": sp.get("arch"), "rate": sp.get("poison_rate"), "seed": sp.get("seed"),
-            "state": r.state if not r.damaged else f"{r.state} ({'; '.join(r.damaged)})",
-            "score": s.get("score"), "d_xt": s.get("d_xt"), "d_ty": s.get("d_ty"),
-            "clean_acc": s.get("clean_acc"), "asr": s.get("asr"), "ra": s.get("ra"),
-            "psnr": s.get("psnr"), "ssim": s.get("ssim"), "wall_s": s.get("wall_seconds"),
-        })
-    return rows
+    return [board_record(r) for r in list_runs_cached(runs_dir, ids=ids)
+            if where is None or where(r)]
 
 
 def _cell(v) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:.4f}" if abs(v) < 100 else f"{v:.1f}"
-    return str(v)
+    from ibtui.runs.board import cell
+
+    return cell(v)
 
 
 def _num(v) -> str:
@@ -333,60 +322,72 @@ def _num(v) -> str:
 
 
 def _sort_rows(rows: list[dict], column: str) -> list[dict]:
-    column = _value(column)
-    if column not in BOARD_COLUMNS:
-        raise IbtuiError(f"--sort {column!r}: unknown column; allowed: {', '.join(BOARD_COLUMNS)}")
-    present = [r for r in rows if r[column] is not None]
-    missing = [r for r in rows if r[column] is None]
+    from ibtui.runs.board import sort_records
 
-    def key(r):  # numbers before text, never a comparison between the two
-        v = r[column]
-        num = isinstance(v, (int, float)) and not isinstance(v, bool)
-        return (0, v, "") if num else (1, 0, str(v))
-
-    return sorted(present, key=key) + missing
+    return sort_records(rows, _value(column))
 
 
 def _print_board(runs_dir: Path, ids: set[str] | None = None, sort: str = "score",
-                 fmt: str = "table") -> None:
-    rows = _sort_rows(board_rows(runs_dir, ids), sort)
+                 fmt: str = "table", where: RunFilter | None = None, limit: int = 0) -> None:
+    from ibtui.runs.board import SANITY_TEXT, render
+
+    rows = _sort_rows(board_rows(runs_dir, ids, where), sort)
     fmt = _value(fmt)
-    if fmt == "json":
-        print(json.dumps(rows, indent=2, default=str))
-    elif fmt == "csv":
-        import csv
-
-        w = csv.DictWriter(sys.stdout, fieldnames=BOARD_COLUMNS)
-        w.writeheader()
-        w.writerows(rows)
-    elif fmt == "md":
-        print("| " + " | ".join(BOARD_COLUMNS) + " |")
-        print("|" + "---|" * len(BOARD_COLUMNS))
-        for r in rows:
-            print("| " + " | ".join(one_line(_cell(r[c])).replace("|", "\\|")
-                                    for c in BOARD_COLUMNS) + " |")
-    else:
-        # attack, dataset, arch, rate and seed are spelled out in the run id: keep the table narrow
-        cols = ["run", "state", "score", "d_xt", "d_ty", "clean_acc", "asr", "ra", "psnr", "ssim"]
-        if console.width < 110:  # an 80-column terminal: the essentials (all columns: --format)
-            cols = cols[:7]
-        t = Table(title="Stealth-score leaderboard (lower = stealthier)")
-        for c in cols:
-            t.add_column("acc" if c == "clean_acc" else c,
-                         justify="left" if c in ("run", "state") else "right",
-                         overflow="fold", no_wrap=c != "run", min_width=20 if c == "run" else None)
-        for r in rows:
-            t.add_row(*[lit(_cell(r[c])) if c in ("run", "state") else _num(r[c]) for c in cols])
-        console.print(t)
+    if fmt in ("json", "csv", "md"):
+        sys.stdout.write(render(rows, fmt, escape=one_line))
+        return
+    total = len(rows)
+    if limit > 0:
+        rows = rows[:limit]
+    # attack, dataset, arch, rate and seed are spelled out in the run id: keep the table narrow
+    cols = ["run", "state", "score", "d_xt", "d_ty", "clean_acc", "asr", "ra", "psnr", "ssim",
+            "ok"]
+    if console.width < 110:  # an 80-column terminal: the essentials (all columns: --format)
+        cols = [*cols[:7], "ok"]
+    t = Table(title="Stealth-score leaderboard (lower = stealthier)")
+    for c in cols:
+        t.add_column("acc" if c == "clean_acc" else c,
+                     justify="left" if c in ("run", "state") else "right",
+                     overflow="fold", no_wrap=c != "run", min_width=20 if c == "run" else None)
+    for r in rows:
+        t.add_row(*[lit(_cell(r[c])) if c in ("run", "state") else _ok(r[c]) if c == "ok"
+                    else _num(r[c]) for c in cols])
+    console.print(t)
+    if total > len(rows):
+        say(f"the first {len(rows)} of {total} rows (--limit 0: all; --format json/csv/md: all; "
+            "narrow with --state, --attack, --dataset, --arch, --name, --tag)", style="yellow")
+    if any(r["ok"] is not None for r in rows):
+        say(SANITY_TEXT + " `ibtui show RUN` lists a run's checks.", style="dim")
 
 
-def _print_replicas(runs_dir: Path, fmt: str) -> None:
+def _ok(v) -> Text:
+    if v is None:
+        return Text("–")
+    return Text("✔", style="green") if v else Text("✖", style="bold red")
+
+
+STATE_HELP = "only runs in this state (repeatable: any of them)"
+StateOpt = typer.Option(None, "--state", help=STATE_HELP)
+AttackOpt = typer.Option(None, "--attack", help="only runs of this attack (repeatable)")
+DatasetOpt = typer.Option(None, "--dataset", help="only runs on this dataset (repeatable)")
+ArchOpt = typer.Option(None, "--arch", help="only runs of this network (repeatable)")
+NameOpt = typer.Option(None, "--name", help="only runs whose id or experiment name matches "
+                       "this glob, e.g. 'sweep3-*' (repeatable)")
+TagOpt = typer.Option(None, "--tag", help="only runs whose spec `tags` hold this tag (repeatable)")
+
+
+def _where(state, attack, dataset, arch, name, tag) -> RunFilter | None:
+    f = RunFilter(*(list(x or []) for x in (state, attack, dataset, arch, name, tag))).check()
+    return f or None
+
+
+def _print_replicas(runs_dir: Path, fmt: str, where: RunFilter | None = None) -> None:
     """One row per configuration across its seeds: mean ± 95% interval, ranks it ties with."""
     from ibtui.analysis.replicas import METRICS, group_replicas
-    from ibtui.runs.store import list_runs
+    from ibtui.runs.store import list_runs_cached
 
     rows = [{"run": r.id, "spec": r.spec, **{m: (r.summary or {}).get(m) for m in METRICS}}
-            for r in list_runs(runs_dir)]
+            for r in list_runs_cached(runs_dir) if where is None or where(r)]
     groups = group_replicas(rows)
     if fmt == "json":
         print(json.dumps([{
@@ -418,14 +419,19 @@ def leaderboard(
     fmt: BoardFormat = typer.Option("table", "--format", help="output format"),
     replicas: bool = typer.Option(False, "--replicas", help="one row per configuration across "
                                   "its seeds, with 95% intervals and ties"),
+    state: list[str] | None = StateOpt, attack: list[str] | None = AttackOpt,
+    dataset: list[str] | None = DatasetOpt, arch: list[str] | None = ArchOpt,
+    name: list[str] | None = NameOpt, tag: list[str] | None = TagOpt,
+    limit: int = typer.Option(0, "--limit", help="table: at most this many rows (0 = all)"),
 ) -> None:
     """The stealth-score leaderboard of every run (or of every configuration across seeds)."""
     from ibtui.runs.store import require_runs_dir
 
+    where = _where(state, attack, dataset, arch, name, tag)
     if replicas:
-        _print_replicas(require_runs_dir(runs_dir), _value(fmt))
+        _print_replicas(require_runs_dir(runs_dir), _value(fmt), where)
         return
-    _print_board(require_runs_dir(runs_dir), None, _value(sort), fmt)
+    _print_board(require_runs_dir(runs_dir), None, _value(sort), fmt, where, max(limit, 0))
 
 
 def _queue_warning(runs_dir: Path, runs, info: dict | None) -> str | None:
@@ -438,23 +444,34 @@ def _queue_warning(runs_dir: Path, runs, info: dict | None) -> str | None:
             "(or any `ibtui run` on this runs directory runs them too)")
 
 
+LS_LIMIT = 100  # table rows by default: the newest; --limit 0 shows all
+
+
 @app.command("ls")
 def ls(runs_dir: Path = RunsDir,
-       fmt: ListFormat = typer.Option("table", "--format", help="output format")) -> None:
+       fmt: ListFormat = typer.Option("table", "--format", help="output format"),
+       state: list[str] | None = StateOpt, attack: list[str] | None = AttackOpt,
+       dataset: list[str] | None = DatasetOpt, arch: list[str] | None = ArchOpt,
+       name: list[str] | None = NameOpt, tag: list[str] | None = TagOpt,
+       limit: int = typer.Option(LS_LIMIT, "--limit", help="table: only the newest this many "
+                                 "runs (0 = all; json lists all)")) -> None:
     """List runs with their state and progress (and whether a scheduler runs the queue)."""
     from ibtui.runs.scheduler import scheduler_info
-    from ibtui.runs.store import list_runs, require_runs_dir
+    from ibtui.runs.store import iter_state_counts, list_runs_cached, require_runs_dir
 
-    runs = list_runs(require_runs_dir(runs_dir))
+    where = _where(state, attack, dataset, arch, name, tag)
+    # through the runs directory's index: runs whose files did not change are not read again;
+    # damage in the logs is listed too
+    runs = list_runs_cached(require_runs_dir(runs_dir), logs=True)
     slurm_state: dict[str, str] = {}
     if any(r.status.get("executor") == "slurm" for r in runs):
         from ibtui.runs.slurm import job_id, reconcile
 
         slurm_state = reconcile(runs_dir)  # one sacct call; badly ended jobs become crashed
-        runs = list_runs(runs_dir)
-    for r in runs:  # damage in the logs is listed too
-        r.metrics()
-        r.mi()
+        runs = list_runs_cached(runs_dir, logs=True)
+    total = len(runs)
+    if where:
+        runs = [r for r in runs if where(r)]
     try:
         info = scheduler_info(runs_dir)
     except Exception:  # a damaged scheduler file is no scheduler
@@ -476,10 +493,14 @@ def ls(runs_dir: Path = RunsDir,
                           "scheduler": info, "warnings": [warning] if warning else []},
                          indent=2, default=str))
         return
-    t = Table(title=Text(one_line(f"{len(runs)} runs in {runs_dir}")))
+    title = f"{len(runs)} runs in {runs_dir}"
+    if where:
+        title = f"{len(runs)} of {total} runs in {runs_dir} ({where.describe()})"
+    shown = rows[-limit:] if 0 < limit < len(rows) else rows
+    t = Table(title=Text(one_line(title)))
     for c in ("run", "state", "phase", "epoch", "acc", "asr", "score", "note"):
         t.add_column(c)
-    for row in rows:
+    for row in shown:
         note = "; ".join(row["damaged"]) or (row["error"] or "")
         if row.get("slurm_job") and row["state"] in ("queued", "running"):
             note = f"slurm {row['slurm_job']} {row.get('slurm_state') or 'state unknown'}"
@@ -487,6 +508,10 @@ def ls(runs_dir: Path = RunsDir,
                   f"{row['epoch'] or 0}/{row['epochs'] or '?'}", _cell(row["acc"]),
                   _cell(row["asr"]), _cell(row["score"]), lit(note[:60]))
     console.print(t)
+    if len(shown) < len(rows):
+        counts = ", ".join(f"{n} {s}" for s, n in iter_state_counts(runs))
+        say(f"the newest {len(shown)} of {len(rows)} runs ({counts}); --limit 0 lists all; narrow "
+            "with --state, --attack, --dataset, --arch, --name GLOB, --tag", style="yellow")
     if info:
         workers = info.get("workers")
         say(f"scheduler pid {info.get('pid')}: "

@@ -8,11 +8,21 @@ import os
 from fixtures_runs import make_fixture_runs
 
 from ibtui.runs import store
-from ibtui.runs.store import INDEX_NAME, RunIndex, list_runs, list_runs_cached
+from ibtui.runs.store import (
+    INDEX_NAME,
+    RunIndex,
+    light_status,
+    light_summary,
+    list_runs,
+    list_runs_cached,
+)
 
 
 def _view(runs):
-    return [(r.id, r.state, r.status, r.spec, r.summary, sorted(r.damaged)) for r in runs]
+    """What a listing shows: the index keeps summaries without their bulky tables."""
+    return [(r.id, r.state, light_status(r.status), r.spec,
+             r.summary if r.light else light_summary(r.summary), sorted(r.damaged))
+            for r in runs]
 
 
 def _age(runs_dir, seconds=60):

@@ -350,6 +350,9 @@ class Run:
     spec: dict = field(default_factory=dict)
     summary: dict | None = None
     damaged: list[str] = field(default_factory=list)
+    # read through the index: summary without its bulky tables (see light_summary) and
+    # status without `runtime`; load_run(path) reads the whole run
+    light: bool = False
 
     @property
     def id(self) -> str:
@@ -612,11 +615,40 @@ def iter_state_counts(runs: list[Run]) -> Iterator[tuple[str, int]]:
 
 INDEX_NAME = ".ibtui-index.json"  # hidden: never taken for a run
 INDEX_VERSION = 1
-SIG_FILES = ("status.json", "spec.toml", "summary.json", "metrics.jsonl", "mi.jsonl")
+SIG_FILES = ("status.json", "spec.toml", "summary.json")
+LOG_FILES = ("metrics.jsonl", "mi.jsonl")
+# what a listing needs of summary.json: its numbers and flags, not the bulky tables
+LIGHT_SUMMARY_DROP = ("sanity", "phases", "stealth", "stealth_by_method", "runtime",
+                      "subset_sizes", "lpips_note")
+LIGHT_STATUS_DROP = ("runtime",)
 RACY_S = 2.0  # a file changed this recently may change again within its mtime tick: not indexed
 
 
-def file_sig(path: Path, names: tuple[str, ...] = SIG_FILES) -> tuple | None:
+def light_status(status: dict) -> dict:
+    return {k: v for k, v in status.items() if k not in LIGHT_STATUS_DROP}
+
+
+def light_summary(summary: dict | None) -> dict | None:
+    """summary.json without its bulky tables: failed sanity checks kept (with the number that
+    passed), the alarm's verdict kept without its per-class detail."""
+    if summary is None:
+        return None
+    out = {k: v for k, v in summary.items() if k not in LIGHT_SUMMARY_DROP and k != "alarm"}
+    checks = summary.get("sanity")
+    if isinstance(checks, list):
+        out["sanity"] = [c for c in checks if isinstance(c, dict) and c.get("ok") is False]
+        out["sanity_passed"] = sum(isinstance(c, dict) and c.get("ok") is not False
+                                   for c in checks)
+    alarm = summary.get("alarm")
+    if isinstance(alarm, dict):
+        out["alarm"] = {k: alarm[k] for k in ("top_class", "poisoned", "p", "epoch",
+                                              "first_epoch") if k in alarm}
+        out["alarm"]["suspicion"] = {}
+    return out
+
+
+def file_sig(path: Path, names: tuple[str, ...] = SIG_FILES, must_run: bool = True
+             ) -> tuple | None:
     """(mtime_ns, size) of each named file of a run directory (None where absent), or None
     when the directory holds neither status.json nor spec.toml (not a run). Raises OSError
     when the directory cannot be read."""
@@ -630,7 +662,7 @@ def file_sig(path: Path, names: tuple[str, ...] = SIG_FILES) -> tuple | None:
         except NotADirectoryError:
             return None
         out.append((st.st_mtime_ns, st.st_size))
-    if out[0] is None and out[1] is None:
+    if must_run and out[0] is None and out[1] is None:
         return None
     return tuple(out)
 
@@ -641,7 +673,7 @@ def _entry_ok(e: Any) -> bool:
             and isinstance(e.get("summary"), (dict, type(None)))
             and isinstance(e.get("damaged"), list)
             and all(isinstance(x, str) for x in e["damaged"])
-            and isinstance(e.get("logs"), (list, type(None))))
+            and isinstance(e.get("logs"), (list, type(None))))  # [log sig, damage] or None
 
 
 def _as_sig(v: Any) -> tuple:
@@ -698,8 +730,8 @@ class RunIndex:
 
     def _entry(self, p: Path, sig: tuple) -> dict:
         run = load_run(p)
-        return {"sig": sig, "status": run.status, "spec": run.spec, "summary": run.summary,
-                "damaged": run.damaged, "logs": None}
+        return {"sig": sig, "status": light_status(run.status), "spec": run.spec,
+                "summary": light_summary(run.summary), "damaged": run.damaged, "logs": None}
 
     def runs(self, logs: bool = False, ids: set[str] | None = None) -> list[Run]:
         """Every run (as `list_runs`: damaged ones listed, sorted by creation); with `logs`,
@@ -739,16 +771,20 @@ class RunIndex:
                 e = self._entries[name] = self._entry(p, sig)
                 self._dirty = True
             run = Run(path=p, status=e["status"], spec=e["spec"], summary=e["summary"],
-                      damaged=list(e["damaged"]))
+                      damaged=list(e["damaged"]), light=True)
             if logs:
-                if e["logs"] is None:
+                lsig = file_sig(p, LOG_FILES, must_run=False) or ()
+                cached = e["logs"]
+                if not (isinstance(cached, list) and len(cached) == 2
+                        and isinstance(cached[0], list) and _as_sig(cached[0]) == lsig
+                        and isinstance(cached[1], list)):
                     before = len(run.damaged)
                     run.metrics()
                     run.mi()
-                    e["logs"] = run.damaged[before:]
+                    e["logs"] = [lsig, run.damaged[before:]]
                     self._dirty = True
                 else:
-                    run.damaged += [x for x in e["logs"] if x not in run.damaged]
+                    run.damaged += [str(x) for x in cached[1] if x not in run.damaged]
             out.append(run)
         if ids is None:
             for gone in set(self._entries) - seen:

@@ -7,9 +7,6 @@ Everything here is cheap and pure, so the poll thread builds rows and the UI onl
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -17,6 +14,7 @@ from typing import Any
 
 from rich.text import Text
 
+from ibtui.runs.board import BOARD_COLUMNS, SANITY_TEXT, render
 from ibtui.runs.store import Run
 
 STATE_STYLE = {
@@ -328,10 +326,7 @@ def compile_filter(text: str, columns: list[str] | None = None) -> Filter:
     return f
 
 
-SANITY_HELP = ("ok: ✔ when every MI sanity check of the run passed, ✖ when one failed, – when "
-               "none was recorded. The checks bound each estimate: I(X;T) ≤ log N, no estimate "
-               "at its estimator's ceiling, I(X;Ŷ) ≤ min(I(X;T), I(T;Ŷ)) (data processing), "
-               "the Fano lower bound from the error rate. i lists a run's checks, failed first.")
+SANITY_HELP = SANITY_TEXT + " i lists a run's checks, failed first."
 LEADERBOARD_COLUMN_LIST: list[Column] = [
     ID_COLUMN, COLUMNS["name"], COLUMNS["attack"], COLUMNS["dataset"], COLUMNS["arch"], COLUMNS["rate"],
     COLUMNS["seed"],
@@ -368,39 +363,17 @@ def short_labels(rows: list[RunRow]) -> dict[str, str]:
 
 # --- export (the columns and cell format of `ibtui leaderboard --format`) -----------------
 
-EXPORT_COLUMNS = ["run", "attack", "dataset", "arch", "rate", "seed", "state", "score", "d_xt",
-                  "d_ty", "clean_acc", "asr", "ra", "psnr", "ssim", "wall_s"]
+EXPORT_COLUMNS = BOARD_COLUMNS
 
 
 def export_record(r: RunRow) -> dict[str, Any]:
     return {"run": r.id, "attack": r.attack or None, "dataset": r.dataset or None,
             "arch": r.arch or None, "rate": r.rate, "seed": r.seed, "state": r.state,
             "score": r.score, "d_xt": r.d_xt, "d_ty": r.d_ty, "clean_acc": r.acc,
-            "asr": r.asr, "ra": r.ra, "psnr": r.psnr, "ssim": r.ssim, "wall_s": r.wall_s}
-
-
-def _export_cell(v: Any) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:.4f}" if abs(v) < 100 else f"{v:.1f}"
-    return str(v)
+            "asr": r.asr, "ra": r.ra, "psnr": r.psnr, "ssim": r.ssim, "wall_s": r.wall_s,
+            "ok": r.sanity_ok}
 
 
 def export_text(rows: Iterable[RunRow], fmt: str, now: float = 0.0) -> str:
-    """Rows as `csv`, `md` or `json`, in the given order."""
-    records = [export_record(r) for r in rows]
-    if fmt == "json":
-        return json.dumps(records, indent=2) + "\n"
-    if fmt == "csv":
-        out = io.StringIO()
-        w = csv.DictWriter(out, fieldnames=EXPORT_COLUMNS, lineterminator="\n")
-        w.writeheader()
-        w.writerows(records)
-        return out.getvalue()
-    if fmt == "md":
-        lines = ["| " + " | ".join(EXPORT_COLUMNS) + " |", "|" + "---|" * len(EXPORT_COLUMNS)]
-        lines += ["| " + " | ".join(_export_cell(r[c]) for c in EXPORT_COLUMNS) + " |"
-                  for r in records]
-        return "\n".join(lines) + "\n"
-    raise ValueError(f"unknown export format {fmt!r}: csv, md or json")
+    """Rows as `csv`, `md` or `json`, in the given order (as `ibtui leaderboard --format`)."""
+    return render([export_record(r) for r in rows], fmt)

@@ -1,0 +1,141 @@
+"""The leaderboard's rows, columns and export formats, and the run filters a large sweep needs.
+
+Shared by `ibtui leaderboard`/`ibtui ls` (ibtui/cli.py) and the app's export (ibtui/tui/), so
+both write the same columns in the same cell format.
+"""
+
+from __future__ import annotations
+
+import csv
+import fnmatch
+import io
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ibtui.errors import IbtuiError
+
+BOARD_COLUMNS = ["run", "attack", "dataset", "arch", "rate", "seed", "state", "score", "d_xt",
+                 "d_ty", "clean_acc", "asr", "ra", "psnr", "ssim", "wall_s", "ok"]
+SANITY_TEXT = ("ok: ✔ when every MI sanity check of the run passed, ✖ when one failed, – when "
+               "none was recorded. The checks bound each estimate: I(X;T) ≤ log N, no estimate "
+               "at its estimator's ceiling, I(X;Ŷ) ≤ min(I(X;T), I(T;Ŷ)) (data processing), "
+               "the Fano lower bound from the error rate.")
+
+
+def board_record(run, state: str | None = None) -> dict[str, Any]:
+    """One leaderboard row of a run (`ibtui.runs.store.Run`); `state` defaults to the run's
+    effective state, with its damage in brackets."""
+    s = run.summary or {}
+    sp = run.spec
+    if state is None:
+        state = run.state if not run.damaged else f"{run.state} ({'; '.join(run.damaged)})"
+    ok = s.get("sanity_ok")
+    return {
+        "run": run.id, "attack": sp.get("attack"), "dataset": sp.get("dataset"),
+        "arch": sp.get("arch"), "rate": sp.get("poison_rate"), "seed": sp.get("seed"),
+        "state": state, "score": s.get("score"), "d_xt": s.get("d_xt"), "d_ty": s.get("d_ty"),
+        "clean_acc": s.get("clean_acc"), "asr": s.get("asr"), "ra": s.get("ra"),
+        "psnr": s.get("psnr"), "ssim": s.get("ssim"), "wall_s": s.get("wall_seconds"),
+        "ok": ok if isinstance(ok, bool) else None,
+    }
+
+
+def cell(v: Any) -> str:
+    """A value as export text: 4 decimals (1 from 100 on), '-' for none."""
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.4f}" if abs(v) < 100 else f"{v:.1f}"
+    return str(v)
+
+
+def sort_records(rows: list[dict], column: str) -> list[dict]:
+    """Ascending by `column`; numbers before text, missing values last."""
+    if column not in BOARD_COLUMNS:
+        raise IbtuiError(f"--sort {column!r}: unknown column; allowed: {', '.join(BOARD_COLUMNS)}")
+    present = [r for r in rows if r[column] is not None]
+    missing = [r for r in rows if r[column] is None]
+
+    def key(r):  # numbers before text, never a comparison between the two
+        v = r[column]
+        num = isinstance(v, (int, float)) and not isinstance(v, bool)
+        return (0, v, "") if num else (1, 0, str(v))
+
+    return sorted(present, key=key) + missing
+
+
+def render(records: Iterable[dict], fmt: str, escape=lambda s: s) -> str:
+    """Records as `json`, `csv` or `md` text (in the given order); `escape` cleans md cells."""
+    records = list(records)
+    if fmt == "json":
+        return json.dumps(records, indent=2, default=str) + "\n"
+    if fmt == "csv":
+        out = io.StringIO()
+        w = csv.DictWriter(out, fieldnames=BOARD_COLUMNS, lineterminator="\n")
+        w.writeheader()
+        w.writerows(records)
+        return out.getvalue()
+    if fmt == "md":
+        lines = ["| " + " | ".join(BOARD_COLUMNS) + " |", "|" + "---|" * len(BOARD_COLUMNS)]
+        lines += ["| " + " | ".join(escape(cell(r[c])).replace("|", "\\|")
+                                    for c in BOARD_COLUMNS) + " |" for r in records]
+        return "\n".join(lines) + "\n"
+    raise ValueError(f"unknown export format {fmt!r}: csv, md or json")
+
+
+# --- filters ----------------------------------------------------------------------------------
+
+@dataclass
+class RunFilter:
+    """Runs of a large sweep: every given kind must match (any of its values). `names` are
+    globs on the run id or the experiment name; `tags` match the spec's `tags` list."""
+
+    states: list[str] = field(default_factory=list)
+    attacks: list[str] = field(default_factory=list)
+    datasets: list[str] = field(default_factory=list)
+    archs: list[str] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return any((self.states, self.attacks, self.datasets, self.archs, self.names, self.tags))
+
+    def check(self) -> RunFilter:
+        from ibtui.runs.store import STATES
+
+        allowed = (*STATES, "damaged")
+        for s in self.states:
+            if s not in allowed:
+                raise IbtuiError(f"--state {s!r}: unknown state; allowed: {', '.join(allowed)}")
+        return self
+
+    def matches(self, run_id: str, state: str, spec: dict) -> bool:
+        if self.states and state not in self.states:
+            return False
+        for want, key in ((self.attacks, "attack"), (self.datasets, "dataset"),
+                          (self.archs, "arch")):
+            if want and spec.get(key) not in want:
+                return False
+        if self.names:
+            name = spec.get("name")
+            if not any(fnmatch.fnmatchcase(run_id, g)
+                       or (isinstance(name, str) and fnmatch.fnmatchcase(name, g))
+                       for g in self.names):
+                return False
+        if self.tags:
+            tags = spec.get("tags")
+            tags = [tags] if isinstance(tags, str) else tags if isinstance(tags, list) else []
+            if not any(t in tags for t in self.tags):
+                return False
+        return True
+
+    def __call__(self, run) -> bool:
+        return self.matches(run.id, run.state, run.spec or {})
+
+    def describe(self) -> str:
+        parts = [f"{k} {'|'.join(v)}" for k, v in (
+            ("state", self.states), ("attack", self.attacks), ("dataset", self.datasets),
+            ("arch", self.archs), ("name", self.names), ("tag", self.tags)) if v]
+        return ", ".join(parts)
