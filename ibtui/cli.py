@@ -384,10 +384,10 @@ def _where(state, attack, dataset, arch, name, tag) -> RunFilter | None:
 def _print_replicas(runs_dir: Path, fmt: str, where: RunFilter | None = None) -> None:
     """One row per configuration across its seeds: mean ± 95% interval, ranks it ties with."""
     from ibtui.analysis.replicas import METRICS, group_replicas
-    from ibtui.runs.store import list_runs_cached
+    from ibtui.runs.store import list_runs
 
     rows = [{"run": r.id, "spec": r.spec, **{m: (r.summary or {}).get(m) for m in METRICS}}
-            for r in list_runs_cached(runs_dir) if where is None or where(r)]
+            for r in list_runs(runs_dir) if where is None or where(r)]
     groups = group_replicas(rows)
     if fmt == "json":
         print(json.dumps([{

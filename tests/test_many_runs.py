@@ -11,6 +11,7 @@ from ibtui.runs import store
 from ibtui.runs.store import (
     INDEX_NAME,
     RunIndex,
+    light_spec,
     light_status,
     light_summary,
     list_runs,
@@ -20,7 +21,7 @@ from ibtui.runs.store import (
 
 def _view(runs):
     """What a listing shows: the index keeps summaries without their bulky tables."""
-    return [(r.id, r.state, light_status(r.status), r.spec,
+    return [(r.id, r.state, light_status(r.status), r.spec if r.light else light_spec(r.spec),
              r.summary if r.light else light_summary(r.summary), sorted(r.damaged))
             for r in runs]
 
@@ -69,7 +70,7 @@ def test_index_is_only_a_cache(tmp_path):
     list_runs_cached(runs)
     (runs / INDEX_NAME).unlink()  # deleting it loses nothing
     assert _view(list_runs_cached(runs)) == want
-    (runs / INDEX_NAME).write_text('{"version": 1, "runs": {"x": 3, "y": {"sig": 1}}}')
+    (runs / INDEX_NAME).write_text('{"version": 4, "runs": {"x": 3, "y": {"sig": 1}}}')
     assert _view(list_runs_cached(runs)) == want  # damaged: rebuilt
     (runs / INDEX_NAME).write_text("\x00garbage")
     assert _view(list_runs_cached(runs)) == want

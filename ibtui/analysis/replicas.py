@@ -17,8 +17,6 @@ import json
 import math
 from dataclasses import dataclass, field
 
-from scipy import stats
-
 NOT_SCIENCE = ("seed", "threads", "device", "data_root", "download")
 METRICS = ("score", "d_xt", "d_ty", "clean_acc", "asr")
 
@@ -57,6 +55,8 @@ def mean_interval(values: list[float], level: float = 0.95) -> Interval | None:
     if n < 2:
         return Interval(mean, None, None, 1)
     sd = math.sqrt(sum((v - mean) ** 2 for v in vals) / (n - 1))
+    from scipy import stats  # local: config_key is used where scipy is not loaded (runs index)
+
     half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * sd / math.sqrt(n)
     return Interval(mean, mean - half, mean + half, n)
 
