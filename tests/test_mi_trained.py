@@ -73,30 +73,86 @@ def test_independence_gives_about_zero():
 
 def test_separable_accuracy_and_ceiling():
     a, b, truth = _gauss(2.0, 4, 2048)
-    est = estimate(a, b, "infonce-separable", batch_size=256, max_epochs=40, lr=3e-3,
-                   hidden=64, embed=32, early_stop_patience=0, seed=0)
-    assert est.ceiling == pytest.approx(math.log(256))
-    assert est.value == pytest.approx(truth, rel=0.15)
-
-
-def test_mine_accuracy():
-    a, b, truth = _gauss(1.0, 2, 1024)
-    est = estimate(a, b, "mine", batch_size=256, max_epochs=40, lr=1e-3, hidden=32,
-                   early_stop_patience=0, seed=0)
-    assert est.ceiling is None
-    assert est.value == pytest.approx(truth, abs=0.25)
+    est = estimate(a, b, "infonce-separable", seed=0)
+    assert est.settings["folds"] == 3  # cross-fitting: the smallest held-out fold sets the cap
+    assert est.ceiling == pytest.approx(math.log(2048 // 3))
+    assert est.value == pytest.approx(truth, rel=0.10)
+    assert est.value == pytest.approx(sum(est.settings["fold_values"]) / 3)
+    assert est.settings["converged"] is True
 
 
 def test_invariance_under_invertible_maps():
-    a, b, truth = _gauss(1.0, 2, 1024)
-    kw = {"batch_size": 256, "max_epochs": 40, "lr": 3e-3, "hidden": 64, "embed": 32,
-          "early_stop_patience": 0, "seed": 0}
-    base = estimate(a, b, "infonce-separable", **kw).value
+    a, b, truth = _gauss(1.0, 2, 2048)
+    base = estimate(a, b, "infonce-separable", seed=0).value
     # strictly increasing maps, coordinate-wise: invertible
     mapped = estimate(3 * a + 1.5 * torch.sin(a) + 1, 2 * b + 0.1 * b.pow(3), "infonce-separable",
-                      **kw).value
-    assert mapped == pytest.approx(base, abs=0.25)
-    assert mapped == pytest.approx(truth, abs=0.3)
+                      seed=0).value
+    assert mapped == pytest.approx(base, abs=0.1)
+    assert mapped == pytest.approx(truth, abs=0.1)
+
+
+def test_step_budget_and_did_not_converge_flag():
+    a, b, _ = _gauss(1.0, 2, 1024)
+    for method in ("infonce-separable", "mine"):
+        short = estimate(a, b, method, max_steps=30, eval_every=10, folds=1, seed=0)
+        assert short.settings["steps"] == 30 and short.settings["converged"] is False
+        assert len(short.settings["curve"]) == 3
+        legacy = estimate(a, b, method, max_epochs=2, patience=0, folds=1, seed=0)  # -> steps
+        batches = max(1, (1024 - round(1024 * 0.3)) // legacy.settings["batch_size"])
+        assert legacy.settings["steps"] == 2 * batches
+
+
+def test_rank_standardisation_is_monotone_and_fitted_on_training_rows():
+    from ibtui.mi.trained import _standardise
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(500, 3, generator=g).exp()  # skewed
+    rows = torch.arange(100, 500)
+    z = _standardise(x, rows, "rank")
+    order = x.argsort(0)
+    assert (z.gather(0, order).diff(dim=0) >= 0).all()  # monotone per column
+    assert z[rows].mean(0).abs().max() < 0.05 and (z[rows].std(0) - 1).abs().max() < 0.05
+    ties = torch.tensor([[0.0], [0.0], [1.0], [1.0]])
+    zt = _standardise(ties, torch.arange(4), "rank")
+    assert zt[0] == zt[1] and zt[2] == zt[3] and zt[0] < zt[2]  # ties stay tied
+    assert torch.equal(_standardise(x, rows, "none"), x)
+
+
+def _bmi_within(method: str, mi: float, d: int, transform: str, sides: str) -> None:
+    task = T.bmi_task(mi, d, transform, sides, n=5000)
+    est = estimate(task.a, task.b, method, seed=0)
+    if est.ceiling is not None:
+        assert mi < est.ceiling - 1.0
+    assert abs(est.value - mi) <= max(0.10 * mi, 0.05), (task.name, est.value)
+    assert est.settings["converged"] is True
+
+
+def test_separable_bmi_halfcube_within_10_percent():
+    """Closed-form truth under invertible transforms (Czyż et al. 2023), 5,000 pairs, defaults."""
+    _bmi_within("infonce-separable", 2.0, 10, "halfcube", "both")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("mi", "d", "transform", "sides"),
+                         [(0.5, 5, "id", "both"), (4.0, 5, "normalcdf", "both"),
+                          (4.0, 20, "asinh", "y")])
+def test_separable_bmi_tasks_within_10_percent(mi, d, transform, sides):
+    _bmi_within("infonce-separable", mi, d, transform, sides)
+
+
+@pytest.mark.slow
+def test_mine_bmi_low_mi_within_10_percent():
+    # MINE reaches the truth at low MI only: at 2-4 nats its Donsker-Varadhan value stays
+    # 15-50% low (bench/RESULTS.md), so no test claims more
+    _bmi_within("mine", 0.5, 5, "id", "both")
+
+
+def test_bmi_transforms_keep_the_truth_and_change_the_data():
+    base = T.bmi_task(2.0, 5, "id", "both", n=100)
+    for name in ("halfcube", "asinh", "normalcdf"):
+        t = T.bmi_task(2.0, 5, name, "both", n=100)
+        assert t.truth == 2.0 and not torch.allclose(t.b, base.b)
+        assert torch.equal(t.b.argsort(0), base.b.argsort(0))  # monotone per coordinate
 
 
 def test_noise_aware_needs_noise_model():

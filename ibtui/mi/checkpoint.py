@@ -73,13 +73,16 @@ def _sample_kwargs(opts: dict, method: str, term: str) -> dict[str, Any]:
         return {**common, "batch_size": opts[f"batch_{term}"], "hidden": opts["hidden"],
                 "negatives": opts[f"negatives_{term}"], "lr": opts[f"lr_{term}"],
                 "max_epochs": opts[f"max_epochs_{term}"]}
+    steps = {"tol": opts["converge_tol"], "patience": opts["converge_patience"],
+             "eval_every": opts["eval_every"], "standardise": opts["standardise"],
+             "weight_decay": opts["weight_decay"], "grad_clip": opts["grad_clip"]}
     if method == "infonce-separable":
-        return {**common, "batch_size": opts["separable_batch"], "lr": opts["separable_lr"],
-                "embed": opts["separable_dim"], "max_epochs": opts["separable_epochs"],
-                "holdout": opts["separable_holdout"]}
-    return {**common, "batch_size": opts["mine_batch"], "lr": opts["mine_lr"],
+        return {**steps, "batch_size": opts["separable_batch"], "lr": opts["separable_lr"],
+                "embed": opts["separable_dim"], "max_steps": opts["separable_steps"],
+                "max_epochs": opts["separable_epochs"], "holdout": opts["separable_holdout"]}
+    return {**steps, "batch_size": opts["mine_batch"], "lr": opts["mine_lr"],
             "hidden": opts["mine_hidden"], "ema": opts["mine_ema"],
-            "max_epochs": opts["mine_epochs"]}
+            "max_steps": opts["mine_steps"], "max_epochs": opts["mine_epochs"]}
 
 
 def estimate_checkpoint(model, x: torch.Tensor, subsets: dict[str, np.ndarray], *,

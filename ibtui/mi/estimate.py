@@ -45,10 +45,10 @@ def estimate(a: Any, b: Any, method: str = "infonce-paper", **options: Any) -> M
         kwargs = {**PAPER_TERMS[term], "max_epochs": schedule[f"max_epochs_{term}"], **options}
         fn = trained.infonce_paper
     elif method == "infonce-separable":
-        kwargs = {"max_epochs": schedule["separable_epochs"], **options}
+        kwargs = {"max_steps": schedule["separable_steps"], **options}
         fn = trained.infonce_separable
     elif method == "mine":
-        kwargs = {"max_epochs": schedule["mine_epochs"], **options}
+        kwargs = {"max_steps": schedule["mine_steps"], **options}
         fn = trained.mine
     elif method == "noise-aware":
         raise ValueError("noise-aware needs the noise model, not samples: use "

@@ -17,10 +17,10 @@ DEFAULT_METHOD = "noise-aware"
 
 # epochs that depend on `schedule` (None in OPTIONS = taken from here)
 SCHEDULES: dict[str, dict[str, int]] = {
-    "paper": {"max_epochs_xt": 350, "max_epochs_ty": 250, "separable_epochs": 200,
-              "mine_epochs": 300},
-    "quick": {"max_epochs_xt": 40, "max_epochs_ty": 30, "separable_epochs": 40,
-              "mine_epochs": 40},
+    "paper": {"max_epochs_xt": 350, "max_epochs_ty": 250, "separable_steps": 4000,
+              "mine_steps": 4000},
+    "quick": {"max_epochs_xt": 40, "max_epochs_ty": 30, "separable_steps": 1000,
+              "mine_steps": 1000},
 }
 
 
@@ -80,19 +80,32 @@ OPTIONS: dict[str, Opt] = {
     "early_stop_delta": Opt(float, 1e-2, 0.0, 1e3),
     "early_stop_patience": Opt(int, 10, 0, 100000, help="0 = never stop early"),
     "last_epochs": Opt(int, 5, 1, 1000, help="value = mean of the last n epochs"),
-    # infonce-separable
-    "separable_batch": Opt(int, 4096, 2, 1 << 20),
-    "separable_epochs": Opt(int, None, 1, 100000, nullable=True),
+    # infonce-separable and mine: budgets in optimiser steps with a convergence rule
+    "separable_batch": Opt(int, 256, 2, 1 << 20),
+    "separable_steps": Opt(int, None, 1, 10_000_000, nullable=True,
+                           help="most optimiser steps (null = from `schedule`)"),
+    "separable_epochs": Opt(int, None, 1, 100000, nullable=True,
+                            help="legacy: converted to steps (epochs x batches per epoch)"),
     "separable_lr": Opt(float, 1e-3, 1e-8, 1.0),
-    "separable_dim": Opt(int, 64, 1, 4096),
-    "separable_holdout": Opt(float, 0.5, 0.05, 0.95, help="share of pairs held out for "
+    "separable_dim": Opt(int, 32, 1, 4096),
+    "separable_holdout": Opt(float, 0.3, 0.05, 0.95, help="share of pairs held out for "
                              "evaluating the bound"),
-    # mine
-    "mine_batch": Opt(int, 256, 2, 1 << 20),
-    "mine_epochs": Opt(int, None, 1, 100000, nullable=True),
-    "mine_lr": Opt(float, 2e-4, 1e-8, 1.0),
+    "mine_batch": Opt(int, 512, 2, 1 << 20),
+    "mine_steps": Opt(int, None, 1, 10_000_000, nullable=True,
+                      help="most optimiser steps (null = from `schedule`)"),
+    "mine_epochs": Opt(int, None, 1, 100000, nullable=True,
+                       help="legacy: converted to steps (epochs x batches per epoch)"),
+    "mine_lr": Opt(float, 5e-4, 1e-8, 1.0),
     "mine_ema": Opt(float, 0.01, 1e-6, 1.0),
-    "mine_hidden": Opt(int, 512, 1, 1 << 16),
+    "mine_hidden": Opt(int, 64, 1, 1 << 16),
+    "standardise": Opt(str, "rank", choices=("rank", "zscore", "none"),
+                       help="input standardisation of infonce-separable and mine (rank = "
+                            "per-coordinate Gaussianisation, MI-invariant)"),
+    "converge_tol": Opt(float, 0.005, 0.0, 10.0, help="nats: least held-out improvement "
+                        "that resets the convergence rule"),
+    "converge_patience": Opt(int, 10, 0, 100000, help="held-out evaluations without "
+                             "improvement before a stage stops (0 = run the whole budget)"),
+    "eval_every": Opt(int, 50, 1, 100000, help="optimiser steps between held-out evaluations"),
 }
 
 

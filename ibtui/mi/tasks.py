@@ -279,3 +279,36 @@ def noisy_relu(scale: float, n: int = 40, k: int = 8, d: int = 2, seed: int = 0,
     return NoisyNetTask(f"relu{d}d-x{scale:g}", truth, s.float(), sigma,
                         detail=f"N={n}, k={k}, truth at k={k_ref} (at k={k_ref // 4}: "
                                f"{quarter:.3f})")
+
+
+# --- bmi-benchmark-style tasks (Czyż et al. 2023): closed-form MI under invertible transforms ---
+
+def _half_cube(x: torch.Tensor) -> torch.Tensor:
+    return x * x.abs().sqrt()
+
+
+def _normal_cdf(x: torch.Tensor) -> torch.Tensor:
+    return 0.5 * (1 + torch.erf(x / math.sqrt(2)))
+
+
+TRANSFORMS = {"id": lambda x: x, "halfcube": _half_cube, "asinh": torch.asinh,
+              "normalcdf": _normal_cdf}
+
+
+def bmi_task(mi: float, d: int = 5, transform: str = "id", sides: str = "both",
+             n: int = 5000, seed: int = 0) -> Task:
+    """X ~ N(0, I_d), Y = ρX + √(1−ρ²)ε coordinate-wise with I(X;Y) = −(d/2) ln(1−ρ²) = `mi`,
+    then a coordinate-wise invertible `transform` (half-cube x|x|^½, asinh, or the normal CDF Φ)
+    applied to Y ("y") or to both X and Y ("both"). MI is invariant to invertible maps of
+    either side, so the truth stays `mi` (Czyż et al. 2023, "Beyond normal")."""
+    g = torch.Generator().manual_seed(seed * 1009 + int(mi * 1000) + d)
+    rho = math.sqrt(1 - math.exp(-2 * mi / d))
+    x = torch.randn(n, d, generator=g)
+    y = rho * x + math.sqrt(1 - rho * rho) * torch.randn(n, d, generator=g)
+    f = TRANSFORMS[transform]
+    if sides == "both":
+        x = f(x)
+    y = f(y)
+    side = "" if transform == "id" else f"-{transform}-{sides}"
+    return Task(f"bmi{d}d-{mi:g}{side}", mi, x, y, "ty", y[:, None, :0], 1.0,
+                detail=f"{d}+{d}-d Gaussian, rho={rho:.3f}, {transform} on {sides}")

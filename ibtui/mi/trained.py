@@ -1,18 +1,29 @@
 """Trained (variational) estimators on samples: infonce-paper, infonce-separable, mine.
 
-All three train a critic on the N pairs (a_i, b_i) for a number of epochs (one pass over a
-random permutation each), report per epoch the mean of the batch estimates (weighted by batch
-size) and return the mean of the last `last_epochs` epochs (the authors' rule).
-Early stopping (our reading of "dynamic early stopping, δ = 1e-2"): stop when the epoch value has
-not exceeded its best by more than δ for `early_stop_patience` epochs.
-
-- infonce-paper: concat critic, K negatives per positive drawn with replacement from the
-  current batch; I ≥ mean[f(a,b⁺) − logsumexp(f(a,b⁺), f(a,b⁻₁..K))] + log(K+1) ≤ log(K+1).
-- infonce-separable: separable critic, every other pair of the batch is a negative; trained
-  on half the pairs and evaluated on the other half (no memorisation); ceiling log B.
-- mine: Donsker–Varadhan bound E_p[f] − log E_{p⊗p}[e^f] with b shuffled inside the batch;
-  the gradient of the log term uses an exponential moving average (rate `ema`) of E[e^f]
-  (Belghazi et al. 2018). No ceiling (it may overshoot).
+- infonce-paper (the authors' estimator, kept faithful): concat critic, K negatives per positive
+  drawn with replacement from the current batch; I ≥ mean[f(a,b⁺) − logsumexp(f(a,b⁺),
+  f(a,b⁻₁..K))] + log(K+1) ≤ log(K+1). Budget in epochs (one pass over a random permutation),
+  per-epoch value = the mean of the batch estimates on the training pairs, result = the mean of
+  the last `last_epochs` epochs; early stopping (our reading of "dynamic early stopping,
+  δ = 1e-2"): stop when the epoch value has not exceeded its best by more than δ for
+  `early_stop_patience` epochs. No input standardisation (the authors feed raw values).
+  Since negatives come from the batch, f(a_i, b_j) takes only B distinct values per row: when
+  B < K the B×B score matrix is computed once and the K negatives gathered from it (the same
+  function and gradients, K/B times cheaper).
+- infonce-separable and mine (ours, built to converge; issue 12): inputs standardised with the
+  training pairs' mean and std; pairs split into training and held-out shares; the budget is a
+  number of optimiser steps (`max_steps`), and every `eval_every` steps the bound is evaluated
+  on the held-out pairs. Convergence rule: stop when the best mean of `window` consecutive
+  held-out evaluations has not improved by more than `tol` nats for `patience` evaluations;
+  `converged` records whether the rule fired before `max_steps` (False = "did not converge").
+  The value is that best window mean (the curve is in settings["curve"]).
+  - infonce-separable: separable critic g(a)·h(b), in-batch negatives for training; held-out
+    bound over all held-out pairs at once (B = held-out count, capped at `eval_pairs`), so
+    the ceiling log B is far above the values it measures at 2,000–10,000 pairs.
+  - mine: Donsker–Varadhan bound E_p[f] − log E_{p⊗p}[e^f], b shuffled inside the batch, the
+    gradient of the log term through an exponential moving average of E[e^f] (rate `ema`,
+    Belghazi et al. 2018); held-out value with `eval_shuffles` shuffles of the held-out b. No
+    ceiling (it may overshoot).
 """
 
 from __future__ import annotations
@@ -23,7 +34,7 @@ from collections.abc import Callable
 
 import torch
 
-from ibtui.mi.critics import ConcatCritic, SeparableCritic
+from ibtui.mi.critics import ConcatCritic, GaussConcatCritic, GaussSeparableCritic
 from ibtui.mi.result import MIEstimate
 
 Progress = Callable[[float, str], None] | None
@@ -76,7 +87,9 @@ def _settings(**values) -> dict:
 def _finish(method: str, stopper: _Stopper, last: int, ceiling: float | None,
             settings: dict, t0: float) -> MIEstimate:
     hist = stopper.history
-    settings = {**settings, "epochs": len(hist), "curve": [round(v, 5) for v in hist]}
+    # converged: the early-stopping rule fired before the epoch budget ran out
+    settings = {**settings, "epochs": len(hist), "curve": [round(v, 5) for v in hist],
+                "converged": bool(stopper.patience) and stopper.since >= stopper.patience}
     return MIEstimate(value=float(sum(hist[-last:]) / len(hist[-last:])), method=method,
                       ceiling=ceiling, settings=settings, seconds=time.perf_counter() - t0)
 
@@ -96,7 +109,11 @@ def infonce_paper(a: torch.Tensor, b: torch.Tensor, *, batch_size: int = 128,
 
     def batch_value(idx: torch.Tensor) -> float:
         neg = torch.randint(0, len(idx), (len(idx), negatives), generator=gen).to(a.device)
-        pos, negs = critic.pairs(a[idx], b[idx], neg)
+        if len(idx) < negatives:  # B×B scores once, the K negatives gathered from them
+            scores = critic.matrix(a[idx], b[idx])
+            pos, negs = scores.diagonal(), scores.gather(1, neg)
+        else:
+            pos, negs = critic.pairs(a[idx], b[idx], neg)
         lse = torch.logsumexp(torch.cat([pos[:, None], negs], 1), 1)
         est = (pos - lse).mean() + log_k1
         _step(opt, critic.parameters(), -est, grad_clip)
@@ -111,70 +128,204 @@ def infonce_paper(a: torch.Tensor, b: torch.Tensor, *, batch_size: int = 128,
     return _finish("infonce-paper", stopper, last_epochs, log_k1, settings, t0)
 
 
-def infonce_separable(a: torch.Tensor, b: torch.Tensor, *, batch_size: int = 4096,
-                      max_epochs: int = 200, lr: float = 1e-3, hidden: int = 256,
-                      embed: int = 64, weight_decay: float = 1e-4, grad_clip: float = 5.0,
-                      early_stop_delta: float = 1e-2, early_stop_patience: int = 10,
-                      last_epochs: int = 5, holdout: float = 0.5, seed: int = 0,
-                      progress: Progress = None) -> MIEstimate:
-    """InfoNCE with a separable critic and in-batch negatives, evaluated on held-out pairs.
+def _standardise(x: torch.Tensor, rows: torch.Tensor, mode: str | bool = "rank"
+                 ) -> torch.Tensor:
+    """Per-column input standardisation fitted on the training `rows` only.
 
-    A bound computed on the pairs the critic was trained on can exceed the truth (the critic
-    memorises them); so the critic trains on a random (1 − holdout) share and each epoch's
-    value is the bound on the held-out pairs, in batches of B = min(batch_size, held-out).
-    Ceiling log B.
+    "rank" (default): x ↦ Φ⁻¹(F̂(x)) with F̂ the training rows' empirical CDF (mid-ranks for
+    ties): a monotone, hence MI-preserving, map of each coordinate that makes every marginal
+    ≈ N(0, 1) (Gaussian-copula preprocessing). "zscore" (or True): (x − mean) / std. "none" (or
+    False): unchanged.
     """
+    if mode is False or mode == "none":
+        return x
+    ref = x[rows]
+    if mode is True or mode == "zscore":
+        return (x - ref.mean(0)) / ref.std(0).clamp_min(1e-8)
+    if mode != "rank":
+        raise ValueError("standardise must be 'rank', 'zscore' or 'none'")
+    srt = ref.T.contiguous().sort(1).values  # (d, n_train)
+    q = x.T.contiguous()
+    mid = (torch.searchsorted(srt, q, right=False) + torch.searchsorted(srt, q, right=True)) / 2
+    u = (mid.double() + 0.5) / (len(ref) + 1)
+    return torch.special.ndtri(u).T.to(x.dtype).contiguous()
+
+
+class _Converge:
+    """The step-budget convergence rule of infonce-separable and mine (module doc)."""
+
+    def __init__(self, max_steps: int, window: int, tol: float, patience: int):
+        self.max_steps, self.window, self.tol, self.patience = max_steps, window, tol, patience
+        self.curve: list[float] = []
+        self.best, self.since = -math.inf, 0
+
+    def add(self, value: float) -> bool:
+        """Record one held-out evaluation; True when the rule says stop (converged)."""
+        if not math.isfinite(value):  # diverged: counts as no improvement, kept out of windows
+            value = -math.inf
+        self.curve.append(value)
+        if len(self.curve) < self.window:
+            return False
+        w = sum(self.curve[-self.window :]) / self.window
+        if w > self.best + self.tol:
+            self.best, self.since = w, 0
+        else:
+            self.best = max(self.best, w)
+            self.since += 1
+        return self.patience > 0 and self.since >= self.patience
+
+    def value(self) -> float:
+        if len(self.curve) < self.window or not math.isfinite(self.best):
+            finite = [v for v in self.curve if math.isfinite(v)]
+            return max(finite) if finite else math.nan
+        return self.best
+
+
+def _split(n: int, holdout: float, gen: torch.Generator, device) -> tuple:
+    order = torch.randperm(n, generator=gen).to(device)
+    n_eval = min(max(2, round(n * holdout)), n - 2)
+    return order[n_eval:], order[:n_eval]
+
+
+def _train_steps(step_fn, eval_fn, rule: _Converge, eval_every: int, progress: Progress,
+                 name: str, stages: int = 2) -> tuple[int, bool, list[int]]:
+    """Run step_fn(stage) until the rule fires in every stage or the step budget is spent.
+
+    Stage 0 trains the critic's Gaussian-form path alone, stage 1 everything (the MLP path
+    starts at zero, so stage 1 begins where stage 0 ended); the value is the best held-out
+    window over both. Returns (steps, converged, the step at which each stage ended).
+    """
+    steps, stage, ends = 0, 0, []
+    while steps < rule.max_steps:
+        step_fn(stage)
+        steps += 1
+        if steps % eval_every == 0 or steps == rule.max_steps:
+            with torch.no_grad():
+                stop = rule.add(eval_fn())
+            if progress:
+                progress(min(steps / rule.max_steps, 1.0), f"{name} step {steps}")
+            if stop:
+                ends.append(steps)
+                stage += 1
+                if stage >= stages:
+                    return steps, True, ends
+                rule.since = 0
+    return steps, False, ends
+
+
+def _crossfit(fn, a: torch.Tensor, b: torch.Tensor, folds: int, kw: dict) -> MIEstimate:
+    """K-fold cross-fitting: the pairs are cut into `folds` parts; for each, a critic trains on
+    the others and is evaluated on it. Value = the mean of the folds' held-out values (every
+    pair is evaluated once, so the sampling noise of the held-out bound shrinks about √folds
+    against one split); converged = every fold converged; ceiling = the smallest fold's."""
+    t0 = time.perf_counter()
+    gen = torch.Generator().manual_seed(int(kw["seed"]) + 7919)
+    order = torch.randperm(len(a), generator=gen).to(a.device)
+    parts = order.tensor_split(folds)
+    progress = kw.pop("progress")
+    outs = []
+    for f, ev in enumerate(parts):
+        tr = torch.cat([p for g, p in enumerate(parts) if g != f])
+
+        def inner(frac: float, detail: str, f=f) -> None:
+            if progress:
+                progress((f + frac) / folds, f"fold {f + 1}/{folds}: {detail}")
+
+        outs.append(fn(a, b, **kw, folds=1, rows=(tr, ev), progress=inner))
+    settings = dict(outs[0].settings)
+    settings.update(folds=folds, fold_values=[o.value for o in outs],
+                    steps=sum(o.settings["steps"] for o in outs),
+                    converged=all(o.settings["converged"] for o in outs),
+                    curves=[o.settings["curve"] for o in outs])
+    settings.pop("curve", None)
+    ceilings = [o.ceiling for o in outs if o.ceiling is not None]
+    return MIEstimate(value=sum(o.value for o in outs) / folds, method=outs[0].method,
+                      ceiling=min(ceilings) if ceilings else None, settings=settings,
+                      seconds=time.perf_counter() - t0)
+
+
+def infonce_separable(a: torch.Tensor, b: torch.Tensor, *, batch_size: int = 256,
+                      max_steps: int = 4000, lr: float = 1e-3, hidden: int = 64,
+                      embed: int = 32, weight_decay: float = 1e-4, grad_clip: float = 5.0,
+                      holdout: float = 0.3, eval_every: int = 50, eval_pairs: int = 4096,
+                      window: int = 4, tol: float = 0.005, patience: int = 10,
+                      standardise: str = "rank", gauss_lr: float = 3e-3, folds: int = 3,
+                      max_epochs: int | None = None, seed: int = 0, progress: Progress = None,
+                      rows: tuple | None = None, **_ignored) -> MIEstimate:
+    """InfoNCE with a separable critic, trained in steps, evaluated on held-out pairs (module doc).
+
+    max_epochs (legacy option) converts to steps: epochs × training batches per epoch.
+    Ceiling: log B with B = the held-out pairs scored together (≤ eval_pairs).
+    folds > 1: cross-fitting (`_crossfit`); the held-out share is then 1/folds.
+    """
+    kw = {k: v for k, v in locals().items() if k not in ("a", "b", "folds", "rows", "_ignored")}
+    if rows is None and folds > 1:
+        return _crossfit(infonce_separable, a, b, folds, kw)
     t0 = time.perf_counter()
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    order = torch.randperm(len(a), generator=gen).to(a.device)
-    n_eval = min(max(2, round(len(a) * holdout)), len(a) - 2)
-    tr, ev = order[n_eval:], order[:n_eval]
+    tr, ev = rows if rows is not None else _split(len(a), holdout, gen, a.device)
+    a, b = _standardise(a, tr, standardise), _standardise(b, tr, standardise)
+    ev = ev[:eval_pairs]
     train_batch = min(batch_size, len(tr))
-    eval_batch = min(batch_size, n_eval)
-    critic = SeparableCritic(a.shape[1], b.shape[1], hidden, embed).to(a.device)
-    opt = torch.optim.AdamW(critic.parameters(), lr=lr, weight_decay=weight_decay)
+    if max_epochs is not None:
+        max_steps = max_epochs * max(1, len(tr) // train_batch)
+    critic = GaussSeparableCritic(a.shape[1], b.shape[1], hidden, embed).to(a.device)
+    gauss = [*critic.ga.parameters(), *critic.gb.parameters()]
+    opts = [torch.optim.AdamW(gauss, lr=gauss_lr, weight_decay=weight_decay),
+            torch.optim.AdamW(critic.parameters(), lr=lr, weight_decay=weight_decay)]
 
     def bound(idx: torch.Tensor) -> torch.Tensor:
         scores = critic(a[idx], b[idx])
         return (scores.diagonal() - torch.logsumexp(scores, 1)).mean() + math.log(len(idx))
 
-    stopper = _Stopper(max_epochs, early_stop_delta, early_stop_patience)
-    epoch = 0
-    while True:
-        perm = tr[torch.randperm(len(tr), generator=gen).to(a.device)]
-        for start in range(0, len(tr) - train_batch + 1, train_batch):  # equal batches
-            _step(opt, critic.parameters(), -bound(perm[start : start + train_batch]), grad_clip)
-        with torch.no_grad():
-            vals = [bound(ev[i : i + eval_batch]).item()
-                    for i in range(0, n_eval - eval_batch + 1, eval_batch)]
-        epoch += 1
-        if progress:
-            progress(min(epoch / max_epochs, 1.0), f"infonce-separable epoch {epoch}")
-        if stopper.done(sum(vals) / len(vals)):
-            break
-    settings = _settings(batch_size=batch_size, eval_batch=eval_batch, lr=lr,
-                         max_epochs=max_epochs, hidden=hidden, embed=embed,
+    def step(stage: int) -> None:
+        idx = tr[torch.randint(0, len(tr), (train_batch,), generator=gen).to(a.device)]
+        _step(opts[stage], critic.parameters(), -bound(idx), grad_clip)
+
+    rule = _Converge(max_steps, window, tol, patience)
+    steps, converged, ends = _train_steps(step, lambda: bound(ev).item(), rule, eval_every,
+                                          progress, "infonce-separable")
+    settings = _settings(batch_size=batch_size, eval_batch=len(ev), lr=lr, gauss_lr=gauss_lr,
+                         max_steps=max_steps, steps=steps, converged=converged, stage_ends=ends,
+                         hidden=hidden, embed=embed,
                          weight_decay=weight_decay, grad_clip=grad_clip, holdout=holdout,
-                         early_stop_delta=early_stop_delta,
-                         early_stop_patience=early_stop_patience, last_epochs=last_epochs,
-                         seed=seed, n=len(a))
-    return _finish("infonce-separable", stopper, last_epochs, math.log(eval_batch), settings, t0)
+                         eval_every=eval_every, window=window, tol=tol, patience=patience,
+                         standardise=standardise, seed=seed, n=len(a),
+                         curve=[round(v, 5) if math.isfinite(v) else None for v in rule.curve])
+    return MIEstimate(value=rule.value(), method="infonce-separable",
+                      ceiling=math.log(len(ev)), settings=settings,
+                      seconds=time.perf_counter() - t0)
 
 
-def mine(a: torch.Tensor, b: torch.Tensor, *, batch_size: int = 256, max_epochs: int = 300,
-         lr: float = 2e-4, hidden: int = 512, ema: float = 0.01, weight_decay: float = 1e-4,
-         grad_clip: float = 5.0, early_stop_delta: float = 1e-2, early_stop_patience: int = 0,
-         last_epochs: int = 5, seed: int = 0, progress: Progress = None) -> MIEstimate:
-    """MINE (Donsker–Varadhan) with the EMA-corrected gradient."""
+def mine(a: torch.Tensor, b: torch.Tensor, *, batch_size: int = 512, max_steps: int = 4000,
+         lr: float = 5e-4, hidden: int = 64, ema: float = 0.01, weight_decay: float = 1e-4,
+         grad_clip: float = 5.0, holdout: float = 0.3, eval_every: int = 50,
+         eval_shuffles: int = 32, window: int = 4, tol: float = 0.005, patience: int = 10,
+         standardise: str = "rank", gauss_lr: float = 1e-3, folds: int = 3,
+         max_epochs: int | None = None, seed: int = 0, progress: Progress = None,
+         rows: tuple | None = None, **_ignored) -> MIEstimate:
+    """MINE (Donsker–Varadhan) with the EMA-corrected gradient, in steps, held-out value;
+    folds > 1: cross-fitting (`_crossfit`)."""
+    kw = {k: v for k, v in locals().items() if k not in ("a", "b", "folds", "rows", "_ignored")}
+    if rows is None and folds > 1:
+        return _crossfit(mine, a, b, folds, kw)
     t0 = time.perf_counter()
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    critic = ConcatCritic(a.shape[1], b.shape[1], hidden).to(a.device)
-    opt = torch.optim.Adam(critic.parameters(), lr=lr, weight_decay=weight_decay)
+    tr, ev = rows if rows is not None else _split(len(a), holdout, gen, a.device)
+    a, b = _standardise(a, tr, standardise), _standardise(b, tr, standardise)
+    train_batch = min(batch_size, len(tr))
+    if max_epochs is not None:
+        max_steps = max_epochs * max(1, len(tr) // train_batch)
+    critic = GaussConcatCritic(a.shape[1], b.shape[1], hidden).to(a.device)
+    gauss = [*critic.ga.parameters(), *critic.gb.parameters()]
+    opts = [torch.optim.Adam(gauss, lr=gauss_lr, weight_decay=weight_decay),
+            torch.optim.Adam(critic.parameters(), lr=lr, weight_decay=weight_decay)]
     state = {"ma": None}
 
-    def batch_value(idx: torch.Tensor) -> float:
+    def step(stage: int) -> None:
+        idx = tr[torch.randint(0, len(tr), (train_batch,), generator=gen).to(a.device)]
         perm = torch.randperm(len(idx), generator=gen).to(a.device)
         joint, marg = critic.shuffled(a[idx], b[idx], perm)
         lme = torch.logsumexp(marg, 0) - math.log(len(idx))  # log mean e^f
@@ -182,13 +333,25 @@ def mine(a: torch.Tensor, b: torch.Tensor, *, batch_size: int = 256, max_epochs:
         state["ma"] = mean_exp if state["ma"] is None else (1 - ema) * state["ma"] + ema * mean_exp
         # gradient of log E[e^f] with E[e^f] replaced by its moving average in the denominator
         surrogate = joint.mean() - (marg - lme.detach()).exp().mean() * (mean_exp / state["ma"])
-        _step(opt, critic.parameters(), -surrogate, grad_clip)
-        return (joint.mean() - lme).item()
+        _step(opts[stage], critic.parameters(), -surrogate, grad_clip)
 
-    stopper = _Stopper(max_epochs, early_stop_delta, early_stop_patience)
-    _loop(len(a), batch_size, stopper, gen, a.device, batch_value, progress, "mine")
-    settings = _settings(batch_size=batch_size, lr=lr, max_epochs=max_epochs, hidden=hidden, ema=ema,
-                    weight_decay=weight_decay, grad_clip=grad_clip,
-                    early_stop_delta=early_stop_delta, early_stop_patience=early_stop_patience,
-                    last_epochs=last_epochs, seed=seed, n=len(a))
-    return _finish("mine", stopper, last_epochs, None, settings, t0)
+    eval_gen = torch.Generator().manual_seed(seed + 1)  # fixed shuffles: a smooth curve
+    perms = [torch.randperm(len(ev), generator=eval_gen).to(a.device)
+             for _ in range(eval_shuffles)]
+
+    def held_out() -> float:
+        pairs = [critic.shuffled(a[ev], b[ev], p) for p in perms]
+        joint = pairs[0][0].mean()
+        marg = torch.cat([m for _, m in pairs])
+        return float(joint - (torch.logsumexp(marg, 0) - math.log(len(marg))))
+
+    rule = _Converge(max_steps, window, tol, patience)
+    steps, converged, ends = _train_steps(step, held_out, rule, eval_every, progress, "mine")
+    settings = _settings(batch_size=batch_size, lr=lr, gauss_lr=gauss_lr, max_steps=max_steps,
+                         steps=steps, converged=converged, stage_ends=ends, hidden=hidden, ema=ema,
+                         weight_decay=weight_decay, grad_clip=grad_clip, holdout=holdout,
+                         eval_every=eval_every, eval_shuffles=eval_shuffles, window=window,
+                         tol=tol, patience=patience, standardise=standardise, seed=seed,
+                         n=len(a), curve=[round(v, 5) for v in rule.curve])
+    return MIEstimate(value=rule.value(), method="mine", ceiling=None, settings=settings,
+                      seconds=time.perf_counter() - t0)
