@@ -204,19 +204,43 @@ def test_reader_rereads_only_changed_runs(tmp_path, monkeypatch):
     first, error = reader.rows()
     assert len(first) == 13 and error == ""
     loads = []
-    import ibtui.tui.poller as poller
+    import ibtui.runs.store as store
 
-    real = poller.load_run
-    monkeypatch.setattr(poller, "load_run", lambda p: loads.append(p.name) or real(p))
+    real = store.load_run
+    monkeypatch.setattr(store, "load_run", lambda p: loads.append(p.name) or real(p))
     again, _ = reader.rows()
-    assert loads == [] and again == first
+    assert loads == [] and again == first and not reader.changed
     rid = "paper-blend-digits-resnet18-p0.05-s1"
     status = json.loads((runs / rid / "status.json").read_text())
     status["phase"] = "poisoning"
     (runs / rid / "status.json").write_text(json.dumps(status) + "\n")
     third, _ = reader.rows()
-    assert loads == [rid]
+    assert loads == [rid] and reader.changed
     assert {r.id: r for r in third}[rid].phase == "poisoning"
+    monkeypatch.setattr(store, "load_run", real)
     detail, changed = reader.detail(rid)
     assert changed and detail is not None
     assert reader.detail(rid) == (detail, False)
+
+
+def test_reader_looks_at_finished_runs_in_rotation(tmp_path):
+    """Idle polls stat only a slice of the finished runs; a change to one (a resume from
+    another terminal) is seen within one sweep; a new run at once."""
+    import shutil
+
+    runs = make_fixture_runs(tmp_path)
+    reader = RunsReader(runs, sweep_s=4, poll_interval=1)
+    rows, _ = reader.rows()
+    done = next(r for r in rows if r.state == "done")
+    status = json.loads((runs / done.id / "status.json").read_text())
+    status["state"] = "queued"
+    (runs / done.id / "status.json").write_text(json.dumps(status) + "\n")
+    for _ in range(5):
+        rows, _ = reader.rows()
+    assert {r.id: r for r in rows}[done.id].state == "queued"
+    shutil.copytree(runs / done.id, runs / "zz-new")
+    rows, _ = reader.rows()
+    assert reader.changed and "zz-new" in {r.id for r in rows}
+    shutil.rmtree(runs / "zz-new")
+    rows, _ = reader.rows()
+    assert "zz-new" not in {r.id for r in rows}

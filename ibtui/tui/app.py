@@ -1,8 +1,10 @@
 """The ibtui Textual app: runs, run detail, compose, leaderboard and workers over one runs dir.
 
 Data flow: a thread worker polls the runs directory every `poll_interval` seconds
-(`RunsReader` re-reads only files whose mtime/size changed) and posts `RunsUpdated` /
-`RunDetailUpdated` messages, which coalesce in the app's queue. The app keeps the latest
+(`RunsReader` re-reads only files whose mtime/size changed, and with nothing queued or running
+looks at a few files only) and posts `RunsUpdated` / `RunDetailUpdated` messages only when
+something changed (or a run is running: its elapsed time ticks); they coalesce in the app's
+queue. The app keeps the latest
 snapshot and publishes it on signals the screens subscribe to. The UI thread never reads run
 files or talks to the scheduler itself: cancel, resume, launch and save run in thread workers
 too, and their errors are reported in one place (`on_worker_state_changed`).
@@ -86,7 +88,7 @@ class IbtuiApp(App[None]):
         self.gpus = gpus
         self.threads = threads
         self.experiments_file = Path(experiments_file or "experiments.toml")
-        self.reader = RunsReader(self.runs_dir)
+        self.reader = RunsReader(self.runs_dir, poll_interval=poll_interval)
         self.snapshot = Snapshot(now=clock())
         self.loaded = False
         self.details: dict[str, RunDetail] = {}
@@ -95,6 +97,7 @@ class IbtuiApp(App[None]):
         self.detail_signal: Signal[RunDetail] = Signal(self, "detail")
         self._polling = False
         self._poll_again = False
+        self._posted: Snapshot | None = None  # the last snapshot the poll thread posted
         self._last_error = ""
         self.sub_title = display_path(self.runs_dir)
 
@@ -120,9 +123,14 @@ class IbtuiApp(App[None]):
                 self._poll_again = False
                 watched = list(self.watched)
                 rows, error = self.reader.rows()
-                snap = Snapshot(rows=rows, scheduler=scheduler_info(self.runs_dir),
-                                now=self.clock(), error=error)
-                self.post_message(RunsUpdated(snap))
+                sched = scheduler_info(self.runs_dir)
+                last = self._posted
+                # idle means idle: nothing new, nothing running (whose elapsed time ticks)
+                if (last is None or self.reader.changed or sched != last.scheduler
+                        or error != last.error or any(r.state == "running" for r in rows)):
+                    snap = Snapshot(rows=rows, scheduler=sched, now=self.clock(), error=error)
+                    self._posted = snap
+                    self.post_message(RunsUpdated(snap))
                 for rid in watched:
                     detail, changed = self.reader.detail(rid)
                     if changed:
@@ -259,6 +267,7 @@ class IbtuiApp(App[None]):
                 request_cancel(self.runs_dir / i)
             except IbtuiError as e:
                 errors.append(str(e))
+        self.reader.refresh(ids)
         done = len(ids) - len(errors)
         self.call_from_thread(self._report, f"Cancel requested for {done} run(s).", errors)
 
@@ -279,6 +288,7 @@ class IbtuiApp(App[None]):
                 set_queued(self.runs_dir / i)
             except IbtuiError as e:
                 errors.append(str(e))
+        self.reader.refresh(ids)
         pid = self.start_scheduler(self.runs_dir, jobs=self.jobs, gpus=self.gpus,
                                    threads=self.threads)
         started = f"; scheduler started (pid {pid})" if pid else ""

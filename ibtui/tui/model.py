@@ -77,6 +77,8 @@ class RunRow:
     order: int = 0  # creation order in the runs directory
     sanity: tuple[tuple[bool, str], ...] = ()  # (ok, what) per MI sanity check, failed first
     alarm: str = ""  # backdoor alarm (issue 13): "! c" names class c, "ok", "" = no data yet
+    config: str = ""  # every spec field but the seed (ibtui.analysis.replicas.config_key)
+    tags: tuple[str, ...] = ()
 
     def elapsed(self, now: float) -> float | None:
         if not self.started:
@@ -151,7 +153,20 @@ def row_from_run(run: Run, order: int = 0) -> RunRow:
         host=st.get("host") if isinstance(st.get("host"), str) else None,
         note="; ".join(notes), has_summary=run.summary is not None, order=order,
         sanity=sanity_lines(summ), alarm=_alarm_cell(run),
+        config=run.config or _config_key(spec), tags=_tags(spec.get("tags")),
     )
+
+
+def _config_key(spec: dict) -> str:
+    from ibtui.analysis.replicas import config_key
+
+    return config_key(spec) if spec else ""
+
+
+def _tags(v: Any) -> tuple[str, ...]:
+    if isinstance(v, str):
+        return (v,)
+    return tuple(str(t) for t in v) if isinstance(v, list) else ()
 
 
 def _alarm_cell(run: Run) -> str:
