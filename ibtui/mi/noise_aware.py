@@ -248,13 +248,17 @@ def ba_lower_bound(s: torch.Tensor, sigma: float, *, mc_samples: int = 2, seed: 
         scale = (evals + sigma**2).sqrt()
         centre = mean.mean(0)
         centres = ((mean - centre) @ evecs) / scale
+        pred = torch.ones_like(scale)
         if kk > 1 and n > 1:  # posterior-mean (James–Stein) centres: a better classifier
             noise = evals / scale.pow(2) / kk
             spread = (centres.pow(2).sum(0) / (n - 1)).clamp_min(1e-300)
-            centres = centres * (1 - noise / spread).clamp_min(0.0)
+            shrink = (1 - noise / spread).clamp_min(0.0)
+            centres = centres * shrink
+            pred = 1 + shrink * noise  # predictive variance: T's own + the centre's posterior
+        centres = centres / pred.sqrt()
         for _ in range(mc_samples):
             t = held + sigma * torch.randn(held.shape, generator=gen, dtype=s.dtype)
-            ll = _class_loglik(((t - centre) @ evecs) / scale, centres)
+            ll = _class_loglik(((t - centre) @ evecs) / scale / pred.sqrt(), centres)
             vals.append(ll[torch.arange(n), torch.arange(n)])
     per_input = torch.stack(vals).mean(0)  # inputs are the independent unit: conservative
     mean_ll = float(per_input.mean())
