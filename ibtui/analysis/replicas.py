@@ -76,16 +76,18 @@ def group_replicas(rows: list[dict], by: str = "score") -> list[Group]:
     """rows: dicts with `run`, `spec` (resolved spec) and the METRICS; unfinished runs (metric
     None) are left out of the intervals but counted in `runs`."""
     groups: dict[str, Group] = {}
+    members_of: dict[str, list[dict]] = {}  # linear in the rows (10,000 runs in the app)
     for r in rows:
         spec = r.get("spec") or {}
         key = config_key(spec)
         g = groups.setdefault(key, Group(key, {k: spec.get(k) for k in (
             "name", "attack", "dataset", "arch", "poison_rate")}, [], []))
         g.runs.append(r["run"])
+        members_of.setdefault(key, []).append(r)
         if isinstance(spec.get("seed"), int):
             g.seeds.append(spec["seed"])
-    for g in groups.values():
-        members = [r for r in rows if r["run"] in g.runs]
+    for key, g in groups.items():
+        members = members_of[key]
         g.metrics = {m: mean_interval([r.get(m) for r in members]) for m in METRICS}
     ordered = sorted(groups.values(), key=lambda g: (g.metrics.get(by) is None,
                                                      g.metrics[by].mean if g.metrics.get(by) else 0))

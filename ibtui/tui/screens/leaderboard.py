@@ -218,7 +218,15 @@ class LeaderboardScreen(TableScreen):
             self.notify("Highlight a run (not a group row) to see its checks.",
                         severity="warning")
             return
-        self.app.push_screen(ChecksScreen(self.table.rows_by_id[cid]))
+        row = self.table.rows_by_id[cid]
+        if not row.sanity and row.sanity_ok is not None:
+            # rows keep the checks' verdict only; the checks themselves: this run's summary
+            from dataclasses import replace
+
+            from ibtui.tui.model import sanity_lines
+
+            row = replace(row, sanity=sanity_lines(self.app.reader.summary(cid) or {}))
+        self.app.push_screen(ChecksScreen(row))
 
     def action_export(self) -> None:
         from ibtui.tui.screens.dialogs import ExportScreen

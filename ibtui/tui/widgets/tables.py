@@ -1,9 +1,13 @@
 """Run tables: sortable, filterable, multi-select DataTables keyed by run id.
 
+Both are paged: filtering and sorting happen on the in-memory rows (a row's filter text and
+sort key are computed once per version of the row), and only one page (PAGE_SIZE rows; `]`
+and `[` turn pages) becomes DataTable rows, so ten thousand runs cost what a page costs.
 `RunsTable` is live: each snapshot updates only the cells that changed (`update_cell`), adds
 and removes rows by key, and re-sorts with `DataTable.sort` on the cells' raw values.
 `LeaderboardTable` changes rarely (when a run finishes) and is rebuilt in its own order, so it
-can show group header rows. Both fold columns whose value is the same in every row into the
+can show group header rows (by attack, dataset, arch, rate, or by configuration across seeds
+with the 95% intervals of ibtui.analysis.replicas). Both fold columns whose value is the same in every row into the
 header line when the terminal is too narrow for all of them.
 """
 
@@ -150,7 +154,12 @@ class RunTableBase(Table):
                 tooltip="Open the highlighted run"),
         Binding("space", "toggle_select", "Mark", id="table.select",
                 tooltip="Select or unselect the run (on a group row: the whole group)"),
+        Binding("right_square_bracket", "page(1)", "Next page", key_display="]", show=False,
+                id="table.next_page", tooltip="The next page of rows (long lists are paged)"),
+        Binding("left_square_bracket", "page(-1)", "Previous page", key_display="[",
+                show=False, id="table.prev_page", tooltip="The previous page of rows"),
     ]
+    PAGE_SIZE = 250
 
     class SelectionChanged(Message):
         def __init__(self, table: RunTableBase) -> None:
@@ -176,8 +185,13 @@ class RunTableBase(Table):
         self.sort_reverse = False
         self.selected: set[str] = set()
         self.folded: dict[str, str] = {}
-        self.visible_ids: list[str] = []
+        self.visible_ids: list[str] = []  # every row the filter lets through, in order
         self.mark_colors: dict[str, str] = {}  # run id -> colour of its selection mark
+        self.page = 0
+        self.pages = 1
+        self._fields: dict[str, tuple[RunRow, dict[str, str]]] = {}  # filter text per row
+        self._keys: dict[str, tuple[RunRow, tuple]] = {}  # sort key per row
+        self._keyed_by: tuple = ()
 
     # --- what the screens call ---------------------------------------------------------
     def set_rows(self, rows: Iterable[RunRow], now: float) -> None:
@@ -187,15 +201,27 @@ class RunTableBase(Table):
         self.sync()
 
     def set_filter(self, text: str) -> Filter:
-        self.filter = compile_filter(text, [c.key for c in self.all_columns] + ["id", "note"])
+        self.filter = compile_filter(text, [c.key for c in self.all_columns]
+                                     + ["id", "note", "tag"])
+        self.page = 0
         self.sync()
         return self.filter
+
+    def action_page(self, step: int) -> None:
+        page = min(max(self.page + step, 0), self.pages - 1)
+        if page != self.page:
+            self.page = page
+            self.sync()
+            if self.row_count:
+                self.move_cursor(row=0, animate=False)
+            self.post_message(self.SelectionChanged(self))
 
     def sort_by(self, column: str | None, reverse: bool | None = None) -> None:
         if reverse is None:
             reverse = (not self.sort_reverse) if column == self.sort_column else \
                 (self._column(column).numeric if column else False)
         self.sort_column, self.sort_reverse = column, reverse
+        self.page = 0
         self.sync()
 
     def cycle_sort(self) -> None:
@@ -262,14 +288,67 @@ class RunTableBase(Table):
             return (v is not None, 0 if v is None else v, -row.order)
         return (v is None, 0 if v is None else v, row.order)
 
-    def shown_columns(self) -> list[Column]:
+    def shown_columns(self, rows: Iterable[RunRow] | None = None) -> list[Column]:
+        """Columns that fit, measured on `rows` (the page shown; default: every row)."""
         width = self.size.width or self.app.size.width
-        self.shown, self.folded = fold_columns(self.all_columns, self.rows_by_id.values(),
-                                               self.now, width, self.foldable, self.droppable)
+        rows = self.rows_by_id.values() if rows is None else rows
+        self.shown, self.folded = fold_columns(self.all_columns, rows, self.now, width,
+                                               self.foldable, self.droppable)
         return self.shown
 
+    def _plain(self, row: RunRow) -> dict[str, str]:
+        hit = self._fields.get(row.id)
+        if hit is not None and hit[0] is row:
+            return hit[1]
+        fields = plain_fields(row, self.now)
+        fields["tag"] = " ".join(row.tags)
+        if row.state == "running":  # its elapsed time changes: not kept
+            self._fields.pop(row.id, None)
+        else:
+            self._fields[row.id] = (row, fields)
+        return fields
+
     def matching(self) -> list[RunRow]:
-        return [r for r in self.rows_by_id.values() if self.filter(plain_fields(r, self.now))]
+        if not self.filter.terms:
+            return list(self.rows_by_id.values())
+        return [r for r in self.rows_by_id.values() if self.filter(self._plain(r))]
+
+    def _key(self, row: RunRow) -> tuple:
+        by = (self.sort_column, self.sort_reverse)
+        if by != self._keyed_by:
+            self._keys.clear()
+            self._keyed_by = by
+        hit = self._keys.get(row.id)
+        if hit is not None and hit[0] is row:
+            return hit[1]
+        key = self.row_sort_key(row)
+        if self.sort_column != "elapsed":  # the clock moves elapsed times
+            self._keys[row.id] = (row, key)
+        return key
+
+    def ordered_matching(self) -> list[RunRow]:
+        """Every row the filter lets through, sorted (missing values last either way)."""
+        rows = self.matching()
+        if self.sort_column is None:
+            return rows  # rows_by_id keeps creation order
+        return sorted(rows, key=self._key,
+                      reverse=self.sort_reverse and self.sort_column is not None)
+
+    def page_of(self, rows: list) -> list:
+        """The current page of `rows` (clamped to the last page)."""
+        size = self.PAGE_SIZE
+        self.pages = max(1, -(-len(rows) // size))
+        self.page = min(self.page, self.pages - 1)
+        return rows[self.page * size:(self.page + 1) * size]
+
+    def page_text(self) -> str:
+        """`rows 251–500 of 10000 · [ ] pages`, or '' when everything fits on one page."""
+        if self.pages <= 1:
+            return ""
+        n = len(self.visible_ids)
+        lo = self.page * self.PAGE_SIZE
+        return (f"rows {lo + 1}–{min(lo + self.PAGE_SIZE, n)} of {n} · page {self.page + 1}/"
+                f"{self.pages} · [ ] turn pages")
 
     def _label(self, c: Column) -> Text:
         label = Text(c.label, justify="right" if c.numeric else "left")
@@ -323,7 +402,10 @@ class RunsTable(RunTableBase):
         if not self.is_mounted:
             return
         cursor = self.cursor_id
-        shown = self.shown_columns()
+        ordered = self.ordered_matching()
+        self.visible_ids = [r.id for r in ordered]
+        wanted = self.page_of(ordered)
+        shown = self.shown_columns(wanted)
         layout = (tuple(c.key for c in shown), self.sort_column, self.sort_reverse)
         if layout != self._layout:
             self.clear(columns=True)
@@ -334,7 +416,6 @@ class RunsTable(RunTableBase):
                 self.add_column(self._label(c), key=c.key)
             self._layout = layout
         keys = [MARK, *(c.key for c in shown)]
-        wanted = self.matching()
         wanted_ids = {r.id for r in wanted}
         structural = False
         for rid in list(self._rendered):
@@ -356,36 +437,42 @@ class RunsTable(RunTableBase):
                     if new != prev:
                         self.update_cell(row.id, key, cell, update_width=True)
             self._rendered[row.id] = sigs
-            sort_key = self.row_sort_key(row)
+            sort_key = self._key(row)
             if self._sort_keys.get(row.id) != sort_key:
                 self._sort_keys[row.id] = sort_key
                 resort = True
         if resort:
             self._sort()
             self._restore_cursor(cursor)
-        self.visible_ids = [str(r.key.value) for r in self.ordered_rows]
 
     def _sort(self) -> None:
         rows = self.rows_by_id
-        self.sort(MARK, key=lambda mark: self.row_sort_key(rows[mark.run_id]),
+        self.sort(MARK, key=lambda mark: self._key(rows[mark.run_id]),
                   reverse=self.sort_reverse and self.sort_column is not None)
 
 
 class LeaderboardTable(RunTableBase):
-    """Finished runs, optionally grouped under header rows (`group:<value>` keys)."""
+    """Finished runs, optionally grouped under header rows (`group:<value>` keys). Grouped by
+    `config`, a group is one configuration across its seeds: its header shows each metric's
+    mean ± 95% interval, its rank and the ranks it cannot be told apart from
+    (ibtui.analysis.replicas.group_replicas), and groups are ordered by rank."""
 
-    GROUPS = (None, "attack", "dataset", "arch", "rate")
+    GROUPS = (None, "attack", "dataset", "arch", "rate", "config")
+    INTERVAL_COLUMNS = {"score": "score", "d_xt": "d_xt", "d_ty": "d_ty", "acc": "clean_acc",
+                        "asr": "asr"}
 
     def __init__(self, *args, **kw) -> None:
         super().__init__(*args, **kw)
         self.group: str | None = None
         self.collapsed: set[str] = set()  # group row keys whose members are hidden
         self._built: tuple = ()
+        self._replicas: tuple[tuple, dict] = ((), {})
 
     def cycle_group(self) -> None:
         i = self.GROUPS.index(self.group)
         self.group = self.GROUPS[(i + 1) % len(self.GROUPS)]
         self.collapsed.clear()
+        self.page = 0
         self.sync()
 
     @property
@@ -413,12 +500,37 @@ class LeaderboardTable(RunTableBase):
     def group_value(self, row: RunRow) -> str:
         if self.group == "rate":
             return fmt_rate(row.rate)
+        if self.group == "config":
+            return row.config or row.id
         return str(getattr(row, self.group or "id") or "–")
 
+    def replica_groups(self, rows: list[RunRow]) -> dict:
+        """{configuration key: Group} of these rows (computed again only when they change)."""
+        from ibtui.analysis.replicas import METRICS, group_replicas
+
+        ident = tuple(map(id, rows))
+        if ident == self._replicas[0]:
+            return self._replicas[1]
+        records = [{"run": r.id, "spec": {"config": r.config or r.id, "name": r.name,
+                                          "attack": r.attack, "dataset": r.dataset,
+                                          "arch": r.arch, "poison_rate": r.rate,
+                                          "seed": r.seed},
+                    **dict(zip(METRICS, (r.score, r.d_xt, r.d_ty, r.acc, r.asr), strict=True))}
+                   for r in rows]
+        by_id = {r.id: r for r in rows}
+        groups = {}
+        for g in group_replicas(records):
+            groups[by_id[g.runs[0]].config or g.runs[0]] = g
+        self._replicas = (ident, groups)
+        return groups
+
     def ordered(self) -> list[RunRow]:
-        rows = sorted(self.matching(), key=self.row_sort_key,
-                      reverse=self.sort_reverse and self.sort_column is not None)
-        if self.group is not None:
+        rows = self.ordered_matching()
+        if self.group == "config":
+            groups = self.replica_groups(rows)
+            rank = {k: g.rank for k, g in groups.items()}
+            rows.sort(key=lambda r: rank.get(self.group_value(r), 0))
+        elif self.group is not None:
             firsts: dict[str, int] = {}
             for i, r in enumerate(rows):
                 firsts.setdefault(self.group_value(r), i)
@@ -445,12 +557,27 @@ class LeaderboardTable(RunTableBase):
     def _group_row(self, value: str, members: list[RunRow], shown: list[Column],
                    closed: bool) -> list[Text]:
         cells: list[Text] = [Text("▸" if closed else "▾", style="bold")]
+        rep = self._replicas[1].get(value) if self.group == "config" else None
         for i, c in enumerate(shown):
             if i == 0:  # the group's name and size, whatever the first column is
                 n = len(members)
-                cells.append(Text(f"{self.group} {value} · {n} run{'s' * (n != 1)}",
-                                  style="bold underline"))
-            elif c.numeric and c.key not in ("seed", "rate"):
+                if rep is not None:
+                    lab = rep.label
+                    what = (f"#{rep.rank} {lab['name']} {lab['attack']} {lab['dataset']} "
+                            f"{lab['arch']} p{fmt_rate(lab['poison_rate'])} · {len(rep.seeds)} "
+                            f"seed{'s' * (len(rep.seeds) != 1)}")
+                    if rep.ties:
+                        what += f" · ties #{', #'.join(map(str, rep.ties[:4]))}"
+                        what += "…" if len(rep.ties) > 4 else ""
+                    cells.append(Text(what, style="bold underline"))
+                else:
+                    cells.append(Text(f"{self.group} {value} · {n} run{'s' * (n != 1)}",
+                                      style="bold underline"))
+            elif rep is not None and c.key in self.INTERVAL_COLUMNS:
+                iv = rep.metrics.get(self.INTERVAL_COLUMNS[c.key])
+                cells.append(Text("–" if iv is None else iv.text(), style="italic",
+                                  justify="right"))
+            elif c.numeric and c.key not in ("seed", "rate") and rep is None:
                 vals = [c.render(r, self.now).sort_value for r in members]
                 vals = [v for v in vals if v is not None]
                 mean = sum(vals) / len(vals) if vals else None
@@ -467,22 +594,31 @@ class LeaderboardTable(RunTableBase):
                 if self.row_count else None
         except CellDoesNotExist:
             cursor = None
-        shown = self.shown_columns()
         rows = self.ordered()
-        body = []
+        self.visible_ids = [r.id for r in rows]  # closed groups' runs still count as shown
+        # what the table holds, without rendering: ("group", value, members, closed) or a run
+        items: list[tuple] = []
         if self.group is None:
-            body = [(r.id, [self._mark(r), *(c.render(r, self.now) for c in shown)]) for r in rows]
+            items = [("run", r) for r in rows]
         else:
             groups: dict[str, list[RunRow]] = {}
             for r in rows:
                 groups.setdefault(self.group_value(r), []).append(r)
             for value, members in groups.items():
-                key = f"group:{value}"
-                closed = key in self.collapsed
-                body.append((key, self._group_row(value, members, shown, closed)))
+                closed = f"group:{value}" in self.collapsed
+                items.append(("group", value, members, closed))
                 if not closed:
-                    body += [(r.id, [self._mark(r), *(c.render(r, self.now) for c in shown)])
-                             for r in members]
+                    items += [("run", r) for r in members]
+        page = self.page_of(items)
+        shown = self.shown_columns([it[1] for it in page if it[0] == "run"] or rows[:1])
+        body = []
+        for it in page:
+            if it[0] == "run":
+                r = it[1]
+                body.append((r.id, [self._mark(r), *(c.render(r, self.now) for c in shown)]))
+            else:
+                _, value, members, closed = it
+                body.append((f"group:{value}", self._group_row(value, members, shown, closed)))
         built = (tuple(c.key for c in shown), self.sort_column, self.sort_reverse,
                  tuple((k, tuple(_sig(x) for x in cells)) for k, cells in body))
         if built == self._built:
@@ -494,7 +630,6 @@ class LeaderboardTable(RunTableBase):
             self.add_column(self._label(c), key=c.key)
         for key, cells in body:
             self.add_row(*cells, key=key)
-        self.visible_ids = [r.id for r in rows]  # closed groups' runs still count as shown
         self._restore_cursor(cursor)
 
 
