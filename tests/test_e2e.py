@@ -74,16 +74,26 @@ def test_dry_run_lists_runs(tmp_path, cli_env):
 
 
 def test_worker_failure_is_recorded_and_others_continue(tmp_path, cli_env):
-    """A run whose data cannot load fails with the reason; the other run still finishes."""
+    """A run that fails at run time (NaN loss at epoch 2) is recorded with the reason and makes
+    `ibtui run` exit 1 naming it; the other run still finishes. Missing data is caught earlier,
+    at validation: exit 2 and nothing created."""
     spec = tmp_path / "two.toml"
     tiny_spec(spec, name="ok", epochs=1, mi_epochs="[1]")
-    spec.write_text(spec.read_text() + '\n[[experiment]]\nname = "nodata"\ndataset = "cifar10"\n'
-                    f'data_root = "{tmp_path / "nothing"}"\nepochs = 1\nwidth = 8\n')
+    spec.write_text(spec.read_text() + '\n[[experiment]]\nname = "bad"\nepochs = 2\nwidth = 8\n'
+                    'mi_epochs = [1]\nbatch_size = 256\n')
     runs = tmp_path / "runs"
-    r = run_cli(["run", str(spec), "--runs-dir", str(runs)], cli_env)
-    assert r.returncode == 0, r.stderr
+    r = run_cli(["run", str(spec), "--runs-dir", str(runs)], dict(cli_env, IBTUI_INJECT_NAN="loss-2"))
+    assert r.returncode == 1, r.stderr
     states = {run.spec["name"]: run for run in list_runs(runs)}
     assert states["ok"].state == "done"
-    assert states["nodata"].state == "failed"
-    assert "nothing" in states["nodata"].status["error"]
-    assert read_jsonl(states["nodata"].path / "metrics.jsonl") == []
+    assert states["bad"].state == "failed"
+    assert "epoch 2" in states["bad"].status["error"]
+    assert states["bad"].id in r.stderr and "worker.log" in r.stderr
+    assert [m["epoch"] for m in read_jsonl(states["bad"].path / "metrics.jsonl")] == [1]
+
+    nodata = tmp_path / "nodata.toml"
+    nodata.write_text(f'[[experiment]]\nname = "nodata"\ndataset = "cifar10"\n'
+                      f'data_root = "{tmp_path / "nothing"}"\n')
+    r = run_cli(["run", str(nodata), "--runs-dir", str(tmp_path / "runs2")], cli_env)
+    assert r.returncode == 2 and "CIFAR-10 files are missing" in r.stderr
+    assert not list_runs(tmp_path / "runs2")
