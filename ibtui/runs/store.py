@@ -742,6 +742,7 @@ class RunIndex:
         self.runs_dir = Path(runs_dir)
         self.persist = persist
         self._entries: dict[str, dict] = {}
+        self._raw: dict[str, list] = {}  # as read from the index file, unpacked when used
         self._loaded = False
         self._dirty = False
 
@@ -756,10 +757,20 @@ class RunIndex:
         obj, _ = read_json(self.index_path)
         if not obj or obj.get("version") != INDEX_VERSION or not isinstance(obj.get("runs"), dict):
             return
-        for rid, e in obj["runs"].items():
-            entry = _entry(e)
-            if entry is not None:
-                self._entries[rid] = entry
+        self._raw = {rid: e for rid, e in obj["runs"].items()
+                     if isinstance(e, list) and len(e) == 7}
+
+    def _get(self, name: str) -> dict | None:
+        e = self._entries.get(name)
+        if e is None and name in self._raw:
+            e = _entry(self._raw.pop(name))
+            if e is not None:
+                self._entries[name] = e
+        return e
+
+    def known(self) -> set[str]:
+        """The runs the index knows (not necessarily still there)."""
+        return set(self._entries) | set(self._raw)
 
     def save(self) -> None:
         """Write the index when it changed (atomically; silently skipped when the runs
@@ -769,10 +780,12 @@ class RunIndex:
             return
         self._dirty = False
         racy = time.time_ns() - int(RACY_S * 1e9)
-        keep = {rid: [e["sig"], e["config"], e["damaged"], e["logs"],
-                      _pack(e["status"], LIGHT_STATUS), _pack(e["spec"], LIGHT_SPEC),
-                      _pack(e["summary"], LIGHT_SUMMARY)]
-                for rid, e in self._entries.items() if e.get("newest", 0) < racy}
+        keep = dict(self._raw)
+        keep.update({rid: [e["sig"], e["config"], e["damaged"], e["logs"],
+                           _pack(e["status"], LIGHT_STATUS), _pack(e["spec"], LIGHT_SPEC),
+                           _pack(e["summary"], LIGHT_SUMMARY)]
+                     for rid, e in self._entries.items() if e.get("newest", 0) < racy})
+        keep = dict(sorted(keep.items(), key=lambda kv: (_raw_created(kv[1]), kv[0])))
         try:
             atomic_write_text(self.index_path, json.dumps(
                 {"version": INDEX_VERSION, "runs": keep}, separators=(",", ":"), default=str))
@@ -815,14 +828,13 @@ class RunIndex:
         try:
             files = file_sig(name, dir_fd=fd) if fd is not None else file_sig(p)
         except OSError as e:
-            self._entries.pop(name, None)
+            self.forget({name})
             return Run(path=p, damaged=[f"unreadable: {_why(e)}"]), True
         if files is None:
-            if self._entries.pop(name, None) is not None:
-                self._dirty = True
+            self.forget({name})
             return None, True
         sig = _digest(files)
-        e = self._entries.get(name)
+        e = self._get(name)
         changed = e is None or e["sig"] != sig
         if changed:
             e = self._entries[name] = self._read(p, sig, _newest_ns(files))
@@ -830,9 +842,27 @@ class RunIndex:
         return Run(path=p, status=e["status"], spec=e["spec"], summary=e["summary"],
                    damaged=list(e["damaged"]), light=True, config=e["config"]), changed
 
+    def indexed(self) -> list[str]:
+        """The runs the index file knows, oldest first, without looking at any run directory
+        (see `indexed_run`): a first picture to show at once, checked with `check` after."""
+        if not self._loaded:
+            self._load_index()
+        made = {n: (_created(e["status"]), n) for n, e in self._entries.items()}
+        made.update({n: (_raw_created(e), n) for n, e in self._raw.items()})
+        return sorted(made, key=made.__getitem__)
+
+    def indexed_run(self, name: str) -> Run | None:
+        """A run as the index file last saw it (None when it holds no such run)."""
+        e = self._get(name)
+        if e is None:
+            return None
+        return Run(path=self._child(name), status=e["status"], spec=e["spec"],
+                   summary=e["summary"], damaged=list(e["damaged"]), light=True,
+                   config=e["config"])
+
     def forget(self, names: set[str]) -> None:
         for n in names:
-            if self._entries.pop(n, None) is not None:
+            if self._entries.pop(n, None) is not None or self._raw.pop(n, None) is not None:
                 self._dirty = True
 
     def _child(self, name: str) -> Path:
@@ -867,13 +897,13 @@ class RunIndex:
                 if run is None:
                     continue
                 if logs and run.status:
-                    self._logs(run, self._entries[name], fd)
+                    self._logs(run, self._get(name), fd)
                 out.append(run)
         finally:
             if fd is not None:
                 os.close(fd)
         if ids is None:
-            self.forget(set(self._entries) - set(names))
+            self.forget(self.known() - set(names))
         out.sort(key=lambda r: (_created(r.status), r.id))
         self.save()
         return out
@@ -898,6 +928,15 @@ def _config_key(spec: dict) -> str:
     from ibtui.analysis.replicas import config_key  # local: analysis is above the store
 
     return config_key(spec)
+
+
+def _raw_created(e: list) -> float:
+    """The creation time in an index entry as stored (0 when absent or malformed)."""
+    try:
+        c = e[4][1]
+    except (TypeError, IndexError, KeyError):
+        return 0
+    return c if _is_num(c) else 0
 
 
 def _created(status: dict) -> float:

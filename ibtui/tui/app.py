@@ -135,7 +135,7 @@ class IbtuiApp(App[None]):
                     detail, changed = self.reader.detail(rid)
                     if changed:
                         self.post_message(RunDetailUpdated(rid, detail))
-                if not self._poll_again:
+                if not (self._poll_again or self.reader.more):
                     break
         finally:
             self._polling = False

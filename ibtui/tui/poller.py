@@ -18,6 +18,7 @@ from ibtui.runs.store import Run, RunIndex, effective_state, load_run, read_json
 from ibtui.tui.model import ACTIVE, RunRow, row_from_run
 
 RACY_NS = 2_000_000_000
+FIRST_ROWS = 500  # the first poll shows these oldest runs from the index, the rest follows
 DETAIL_FILES = ("status.json", "summary.json", "metrics.jsonl", "mi.jsonl", "worker.log",
                 "spec.toml", "classes.jsonl")
 
@@ -84,6 +85,10 @@ class RunsReader:
         self._pending: set[str] = set()  # directories that hold no run yet
         self._dir_mtime: int | None = None
         self._rotation: list[str] = []
+        self._active: set[str] = set()  # queued or running: looked at on every poll
+        self._fresh: set[str] = set()  # rows built in this poll
+        self._later: list[str] = []  # indexed runs not yet shown (the first poll)
+        self.more = False  # rows() has more to show right away
         self._ordered: tuple[RunRow, ...] = ()
         self._details: dict[str, tuple[tuple, RunDetail]] = {}
         self.changed = True  # whether the last rows() differed from the one before
@@ -107,6 +112,14 @@ class RunsReader:
             return (), ""
         except OSError as e:
             return self._ordered, f"{self.runs_dir}: {e.strerror}"
+        if self._later:
+            self._add(self._later)
+            self._later = []
+            self.more = False
+            self._order()
+            return self._ordered, ""
+        if self._dir_mtime is None and not self._rows and self._first():
+            return self._ordered, ""
         todo: set[str] = set(self._pending)
         self._pending.clear()
         # listed again when the directory changed, or changed so recently that another change
@@ -120,12 +133,11 @@ class RunsReader:
             for gone in set(self._rows) - names:
                 del self._rows[gone]
                 self._details.pop(gone, None)
+                self._active.discard(gone)
                 self.changed = True
-            self.index.forget(set(self.index._entries) - names)
+            self.index.forget(self.index.known() - names)
             todo |= names - set(self._rows)
-        for name, (run, row) in self._rows.items():
-            if row.state in ACTIVE or run.status.get("state") in ACTIVE:
-                todo.add(name)
+        todo |= self._active
         if not self._rotation:
             self._rotation = sorted(set(self._rows) - todo)
         k = max(1, int(len(self._rows) * self.per_poll + 0.999))
@@ -140,15 +152,53 @@ class RunsReader:
                 os.close(fd)
         self.index.save()
         if self.changed or len(self._ordered) != len(self._rows):
-            ordered = sorted((row for _, row in self._rows.values()),
-                             key=lambda r: (r.created, r.id))
-            self._ordered = tuple(_with_order(r, i) for i, r in enumerate(ordered))
-            self.changed = True
+            self._order()
+        self._fresh.clear()
         return self._ordered, ""
+
+    def _first(self) -> bool:
+        """The first poll: the oldest runs as the index saw them, to show a first page at
+        once (`more` says the rest follows on the next call, at once); every run is then
+        checked on the poll after. False when there is no index."""
+        names = self.index.indexed()  # a run removed since: gone on the next poll
+        if not names:
+            return False
+        self._add(names[:FIRST_ROWS])
+        self._later = names[FIRST_ROWS:]
+        self.more = bool(self._later)
+        self._pending.update(names)  # checked with the directory's listing
+        self._order()
+        return True
+
+    def _add(self, names: list[str]) -> None:
+        for name in names:
+            run = self.index.indexed_run(name)
+            if run is None:
+                continue
+            row = row_from_run(run)
+            self._rows[run.id] = (run, row)
+            self._fresh.add(run.id)
+            if row.state in ACTIVE or run.status.get("state") in ACTIVE:
+                self._active.add(run.id)
+
+    def _order(self) -> None:
+        ordered = sorted((row for _, row in self._rows.values()),
+                         key=lambda r: (r.created, r.id))
+        for i, r in enumerate(ordered):
+            if r.order != i:
+                if r.id in self._fresh:  # built in this poll, not shown yet: set in place
+                    object.__setattr__(r, "order", i)
+                else:
+                    ordered[i] = _with_order(r, i)
+                    self._rows[r.id] = (self._rows[r.id][0], ordered[i])
+        self._ordered = tuple(ordered)
+        self.changed = True
+        self._fresh.clear()
 
     def _look(self, name: str, fd: int | None) -> None:
         run, read = self.index.check(name, fd)
         if run is None:
+            self._active.discard(name)
             if self._rows.pop(name, None) is not None:
                 self.changed = True
             if (self.runs_dir / name).is_dir():
@@ -163,7 +213,12 @@ class RunsReader:
             return
         if cached is None or row != cached[1]:
             self._rows[name] = (run, row)
+            self._fresh.add(name)
             self.changed = True
+        if row.state in ACTIVE or run.status.get("state") in ACTIVE:
+            self._active.add(name)
+        else:
+            self._active.discard(name)
 
     def summary(self, run_id: str) -> dict | None:
         """A run's whole summary.json (rows keep only its headline numbers)."""

@@ -14,7 +14,7 @@ from textual.widgets import DataTable, Footer, Static
 
 from ibtui.tui.model import FOLDABLE, LEADERBOARD_COLUMN_LIST, export_text, fmt_rate
 from ibtui.tui.poller import RunDetail, Snapshot
-from ibtui.tui.screens.runs import TableScreen, view_text
+from ibtui.tui.screens.runs import TableScreen, set_text, view_text
 from ibtui.tui.widgets.bars import FilterBar, RunLine
 from ibtui.tui.widgets.plots import TERM_LABEL, Chart, compare_color, compare_series, legend, rich_color
 from ibtui.tui.widgets.tables import LeaderboardTable, RunTableBase
@@ -92,6 +92,8 @@ class LeaderboardScreen(TableScreen):
         self.show_snapshot(self.app.snapshot)
 
     def show_snapshot(self, snap: Snapshot) -> None:
+        if not self.is_shown():
+            return
         rows = [r for r in snap.rows if r.has_summary]
         self.table.set_rows(rows, snap.now)
         self.refresh_bars()
@@ -105,11 +107,11 @@ class LeaderboardScreen(TableScreen):
             top.append(f" · grouped by {self.table.group}", style="yellow")
         if n == 0 and self.app.loaded:
             top.append(" · runs appear here when they finish", style="dim")
-        self.query_one("#topbar", Static).update(top)
+        set_text(self.query_one("#topbar", Static), top)
         view = view_text(self.table, n)
         bar = self.query_one("#viewbar", Static)
-        bar.update(view)
-        bar.display = bool(view.plain)
+        if set_text(bar, view):
+            bar.display = bool(view.plain)
         cid = self.table.cursor_id
         self.query_one(RunLine).show(self.table.rows_by_id.get(cid) if cid else None, snap.now)
         self.update_compare()

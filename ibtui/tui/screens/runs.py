@@ -57,13 +57,35 @@ def view_text(table: RunTableBase, total: int) -> Text:
         parts.append(Text(f"{len(table.selected)} selected", style="bold yellow"))
     if table.folded:
         parts.append(Text("all: " + " ".join(table.folded.values()), style="dim"))
+    page = table.page_text()
+    if page:
+        parts.append(Text(page, style="bold"))
     return Text(" · ").join(parts)
+
+
+def set_text(widget: Static, text: Text) -> bool:
+    """Update a Static only when its text changed (an update re-lays the screen out)."""
+    key = (text.plain, tuple((s.start, s.end, str(s.style)) for s in text.spans), str(text.style))
+    if getattr(widget, "_ibtui_shown", None) == key:
+        return False
+    widget._ibtui_shown = key  # type: ignore[attr-defined]
+    widget.update(text)
+    return True
 
 
 class TableScreen(Screen):
     """What the runs and leaderboard screens share: filter bar, sort keys, selection."""
 
     table: RunTableBase
+    _stale = False  # a snapshot arrived while another screen was shown
+
+    def is_shown(self) -> bool:
+        """Whether this screen is the one on top; otherwise a snapshot only marks it stale
+        and on_screen_resume shows the latest."""
+        if self.is_current:
+            return True
+        self._stale = True
+        return False
 
     def show_filter(self) -> None:
         bar = self.query_one(FilterBar)
@@ -182,6 +204,8 @@ class RunsScreen(TableScreen):
         self.show_snapshot(self.app.snapshot)
 
     def show_snapshot(self, snap: Snapshot) -> None:
+        if not self.is_shown():
+            return
         self.table.set_rows(snap.rows, snap.now)
         self.refresh_bars()
 
@@ -198,11 +222,11 @@ class RunsScreen(TableScreen):
         top.append("  ")
         top.append_text(scheduler_text(snap, compact=compact))
         top.append("  l board · w workers", style="dim")
-        self.query_one("#topbar", Static).update(top)
+        set_text(self.query_one("#topbar", Static), top)
         view = view_text(self.table, len(snap.rows))
         bar = self.query_one("#viewbar", Static)
-        bar.update(view)
-        bar.display = bool(view.plain)
+        if set_text(bar, view):
+            bar.display = bool(view.plain)
         self.update_run_line()
 
     def update_run_line(self) -> None:

@@ -81,6 +81,8 @@ class WorkersScreen(Screen):
         self.show_snapshot(self.app.snapshot)
 
     def show_snapshot(self, snap: Snapshot) -> None:
+        if not self.is_current:  # shown again on resume
+            return
         rows = snap.by_id()
         labels = short_labels(list(snap.rows)) if self.size.width < 120 else {}
         self.query_one("#topbar", Static).update(scheduler_lines(snap))

@@ -73,4 +73,7 @@ class RunLine(Static):
         t = run_line(row, now)
         if extra is not None:
             t = Text.assemble(extra, "\n", t)
-        self.update(t)
+        key = (t.plain, tuple((s.start, s.end, str(s.style)) for s in t.spans))
+        if key != getattr(self, "_shown", None):  # an update re-lays the screen out
+            self._shown = key
+            self.update(t)
