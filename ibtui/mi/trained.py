@@ -303,7 +303,8 @@ def mine(a: torch.Tensor, b: torch.Tensor, *, batch_size: int = 512, max_steps: 
          grad_clip: float = 5.0, holdout: float = 0.3, eval_every: int = 50,
          eval_shuffles: int = 32, window: int = 4, tol: float = 0.005, patience: int = 10,
          standardise: str = "rank", gauss_lr: float = 1e-3, folds: int = 3,
-         max_epochs: int | None = None, seed: int = 0, progress: Progress = None,
+         gauss_path: bool = True, max_epochs: int | None = None, seed: int = 0,
+         progress: Progress = None,
          rows: tuple | None = None, **_ignored) -> MIEstimate:
     """MINE (Donsker–Varadhan) with the EMA-corrected gradient, in steps, held-out value;
     folds > 1: cross-fitting (`_crossfit`)."""
@@ -318,10 +319,14 @@ def mine(a: torch.Tensor, b: torch.Tensor, *, batch_size: int = 512, max_steps: 
     train_batch = min(batch_size, len(tr))
     if max_epochs is not None:
         max_steps = max_epochs * max(1, len(tr) // train_batch)
-    critic = GaussConcatCritic(a.shape[1], b.shape[1], hidden).to(a.device)
-    gauss = [*critic.ga.parameters(), *critic.gb.parameters()]
-    opts = [torch.optim.Adam(gauss, lr=gauss_lr, weight_decay=weight_decay),
-            torch.optim.Adam(critic.parameters(), lr=lr, weight_decay=weight_decay)]
+    if gauss_path:
+        critic = GaussConcatCritic(a.shape[1], b.shape[1], hidden).to(a.device)
+        gauss = [*critic.ga.parameters(), *critic.gb.parameters()]
+        opts = [torch.optim.Adam(gauss, lr=gauss_lr, weight_decay=weight_decay),
+                torch.optim.Adam(critic.parameters(), lr=lr, weight_decay=weight_decay)]
+    else:  # the plain concat MLP critic, one stage
+        critic = ConcatCritic(a.shape[1], b.shape[1], hidden).to(a.device)
+        opts = [torch.optim.Adam(critic.parameters(), lr=lr, weight_decay=weight_decay)]
     state = {"ma": None}
 
     def step(stage: int) -> None:
@@ -346,12 +351,13 @@ def mine(a: torch.Tensor, b: torch.Tensor, *, batch_size: int = 512, max_steps: 
         return float(joint - (torch.logsumexp(marg, 0) - math.log(len(marg))))
 
     rule = _Converge(max_steps, window, tol, patience)
-    steps, converged, ends = _train_steps(step, held_out, rule, eval_every, progress, "mine")
+    steps, converged, ends = _train_steps(step, held_out, rule, eval_every, progress, "mine",
+                                          stages=len(opts))
     settings = _settings(batch_size=batch_size, lr=lr, gauss_lr=gauss_lr, max_steps=max_steps,
                          steps=steps, converged=converged, stage_ends=ends, hidden=hidden, ema=ema,
                          weight_decay=weight_decay, grad_clip=grad_clip, holdout=holdout,
                          eval_every=eval_every, eval_shuffles=eval_shuffles, window=window,
-                         tol=tol, patience=patience, standardise=standardise, seed=seed,
-                         n=len(a), curve=[round(v, 5) for v in rule.curve])
+                         tol=tol, patience=patience, standardise=standardise,
+                         gauss_path=gauss_path, seed=seed, n=len(a), curve=[round(v, 5) for v in rule.curve])
     return MIEstimate(value=rule.value(), method="mine", ceiling=None, settings=settings,
                       seconds=time.perf_counter() - t0)
