@@ -88,6 +88,8 @@ FIELDS: dict[str, Field] = {
     "observe_classes": Field("all", (int, str), "clean classes whose MI is estimated: \"all\" or a list", listy=True),
     "stealth_epochs": Field("all", (str,), "representative epochs for the stealth score"),
     "seed": Field(0, (int,), "random seed"),
+    "tags": Field([], (str,), "labels to filter runs by (`ibtui ls --tag`, `tag:` in the app)",
+                  listy=True),
     "device": Field("auto", (str,), "auto | cpu | cuda | cuda:N"),
     "threads": Field(0, (int,), "CPU threads of the worker (torch and OpenMP); "
                      "0 = the launcher's choice: the machine's cores shared among the jobs"),
@@ -312,7 +314,7 @@ def validate_experiment(raw: dict, *, file: str, exp: str, defaults: dict | None
                 raise SpecError(f"{where}: unknown field; allowed: {', '.join(FIELDS)}")
             f = FIELDS[key]
             items = value if isinstance(value, list) else [value]
-            if isinstance(value, list) and not value:
+            if isinstance(value, list) and not value and key != "tags":  # no tags: fine
                 raise SpecError(f"{where}: empty list")
             if f.listy and key == "observe_classes" and value == "all":
                 items = []

@@ -10,7 +10,8 @@ from __future__ import annotations
 KEYS: list[tuple[str, str, str]] = [
     ("move", "j/k or ↓/↑", "tables, lists, Summary and Log tabs"),
     ("first / last", "g/G or Home/End", "on the Log tab, G/End also resumes following"),
-    ("page", "PageUp/PageDown", ""),
+    ("page", "PageUp/PageDown", "Runs, Leaderboard: long lists come in pages of 250 rows, "
+                                "] next page, [ previous"),
     ("open", "Enter", "a run; on a leaderboard group row: open or close the group"),
     ("back", "Esc or q", "Esc first clears a filter or selection; q on Runs quits "
                          "(asking first while runs are active)"),

@@ -7,6 +7,7 @@ Everything here is cheap and pure, so the poll thread builds rows and the UI onl
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -334,13 +335,25 @@ class Filter:
         return True
 
 
+_PATTERN_CHARS = set("^$()[]{}+|\\")
+
+
+def _glob(term: str) -> str | None:
+    """A term with * or ? and no other pattern character is a glob on the whole value
+    (`name:sweep3*`, `id:*-s0`): its regular expression, else None."""
+    if ("*" in term or "?" in term) and not (_PATTERN_CHARS & set(term)):
+        return "^" + fnmatch.translate(term)
+    return None
+
+
 def compile_filter(text: str, columns: list[str] | None = None) -> Filter:
     """Whitespace-separated terms that must all match (case-insensitive).
 
     A term is a regular expression (or, if it is not a valid one, a plain substring) searched
     in every column; `column:term` (e.g. `state:run`, `attack:^b`) searches one column only.
+    A term with * or ? and no other pattern character is a glob matching a whole value.
     """
-    known = set(columns or [*COLUMNS, "id", "note"])
+    known = set(columns or [*COLUMNS, "id", "note", "tag"])
     f = Filter(text=text)
     errors = []
     for term in text.split():
@@ -350,7 +363,7 @@ def compile_filter(text: str, columns: list[str] | None = None) -> Filter:
             if head.lower() in known and rest:
                 col, term = head.lower(), rest
         try:
-            pat = re.compile(term, re.IGNORECASE)
+            pat = re.compile(_glob(term) or term, re.IGNORECASE)
         except re.error as e:
             errors.append(f"{term!r}: {e.msg}; matched as plain text")
             pat = re.compile(re.escape(term), re.IGNORECASE)
