@@ -119,3 +119,121 @@ def test_read_only_runs_dir_still_lists(tmp_path, monkeypatch):
 
     monkeypatch.setattr(store, "atomic_write_text", refuse)
     assert _view(list_runs_cached(runs)) == _view(list_runs(runs))
+
+
+# --- the CLI's filters, limits and the ok column --------------------------------------------------
+
+def _cli(*args):
+    from typer.testing import CliRunner
+
+    from ibtui.cli import app
+
+    r = CliRunner().invoke(app, [str(a) for a in args], env={"IBTUI_RUNS_DIR": None,
+                                                             "COLUMNS": "160"})
+    return r
+
+
+def test_ls_and_leaderboard_filters(tmp_path):
+    runs = make_fixture_runs(tmp_path)
+    r = _cli("ls", "--runs-dir", runs, "--format", "json", "--state", "done", "--attack", "badnets")
+    assert r.exit_code == 0, r.output
+    got = {x["run"] for x in json.loads(r.stdout)["runs"]}
+    assert got == {"paper-badnets-digits-resnet18-p0.1-s0", "paper-badnets-digits-resnet18-p0.05-s0"}
+    r = _cli("leaderboard", "--runs-dir", runs, "--format", "json", "--arch", "vgg16",
+             "--name", "*-s1")
+    assert {x["run"] for x in json.loads(r.stdout)} == {"paper-wanet-digits-vgg16-p0.05-s1",
+                                                        "paper-ftrojan-digits-vgg16-p0.1-s1"}
+    r = _cli("ls", "--runs-dir", runs, "--state", "nope")
+    assert r.exit_code == 2 and "allowed: queued, running" in r.stderr
+    r = _cli("ls", "--runs-dir", runs, "--name", "paper*", "--dataset", "digits")
+    assert r.exit_code == 0 and "12 of 13 runs" in r.stdout
+
+
+def test_tags_filter_runs(tmp_path):
+    runs = make_fixture_runs(tmp_path)
+    spec = runs / "paper-blend-digits-resnet18-p0.1-s0" / "spec.toml"
+    spec.write_text(spec.read_text().replace("tags = []", 'tags = ["sweep-a", "x"]'))
+    r = _cli("leaderboard", "--runs-dir", runs, "--format", "json", "--tag", "sweep-a")
+    assert [x["run"] for x in json.loads(r.stdout)] == ["paper-blend-digits-resnet18-p0.1-s0"]
+
+
+def test_ls_table_shows_the_newest_and_says_how_many_are_left_out(tmp_path):
+    runs = make_fixture_runs(tmp_path)
+    r = _cli("ls", "--runs-dir", runs, "--limit", "3")
+    assert r.exit_code == 0
+    assert "the newest 3 of 13 runs" in r.stdout and "--limit 0" in r.stdout
+    assert "paper-badnets-digits-resnet18-p0.05-s0" in r.stdout  # the newest
+    assert "broken-run" not in r.stdout
+
+
+def test_leaderboard_explains_the_ok_column(tmp_path):
+    runs = make_fixture_runs(tmp_path)
+    r = _cli("leaderboard", "--runs-dir", runs)
+    assert r.exit_code == 0 and "ok: ✔ when every MI sanity check" in r.stdout
+    rows = json.loads(_cli("leaderboard", "--runs-dir", runs, "--format", "json").stdout)
+    ok = {x["run"]: x["ok"] for x in rows}
+    assert ok["paper-badnets-digits-resnet18-p0.1-s0"] is False
+    assert ok["paper-blend-digits-resnet18-p0.1-s0"] is True
+
+
+# --- the app: pages, and idle means idle ------------------------------------------------------------
+
+def _finished_only(tmp_path):
+    import shutil
+
+    runs = make_fixture_runs(tmp_path)
+    for r in list_runs(runs):
+        if r.state in ("running", "queued"):
+            shutil.rmtree(r.path)
+    return runs
+
+
+def test_app_tables_are_paged_and_idle_polls_post_nothing(tmp_path, monkeypatch):
+    import asyncio
+
+    from fixtures_runs import FIXTURE_NOW
+
+    from ibtui.tui.app import IbtuiApp
+    from ibtui.tui.widgets.tables import LeaderboardTable, RunsTable, RunTableBase
+
+    monkeypatch.chdir(tmp_path)
+    runs = _finished_only(tmp_path)
+    monkeypatch.setattr(RunTableBase, "PAGE_SIZE", 4)
+
+    async def go():
+        app = IbtuiApp(runs, poll_interval=3600, clock=lambda: FIXTURE_NOW,
+                       start_scheduler=lambda *a, **k: None)
+        async with app.run_test(size=(160, 40)) as pilot:
+            for _ in range(3):
+                await app.workers.wait_for_complete()
+                await pilot.pause()
+            t = app.screen.query_one(RunsTable)
+            total = len(app.snapshot.rows)
+            assert total == 9 and t.row_count == 4 and len(t.visible_ids) == total
+            first = [str(r.key.value) for r in t.ordered_rows]
+            await pilot.press("right_square_bracket")
+            second = [str(r.key.value) for r in t.ordered_rows]
+            assert t.page == 1 and t.row_count == 4 and not set(first) & set(second)
+            assert "rows 5–8 of 9" in t.page_text()
+            await pilot.press("right_square_bracket", "right_square_bracket")
+            assert t.page == 2 and t.row_count == 1  # the last page
+            t.set_filter("state:done")
+            assert t.page == 0 and t.row_count == 4 and len(t.visible_ids) == 4 and t.pages == 1
+            # idle: polls that find nothing new post no snapshot, and nothing is redrawn
+            posted = app._posted
+            for _ in range(3):
+                app.poll_now()
+                await app.workers.wait_for_complete()
+                await pilot.pause()
+            assert app._posted is posted
+            await pilot.press("l")
+            await pilot.pause()
+            lt = app.screen.query_one(LeaderboardTable)
+            assert lt.row_count == len(lt.visible_ids) == 3  # the runs with a summary
+            for _ in range(5):  # v: attack, dataset, arch, rate, config
+                await pilot.press("v")
+            assert lt.group == "config"
+            keys = [str(r.key.value) for r in lt.ordered_rows]
+            assert keys[0].startswith("group:")
+
+    asyncio.run(go())
