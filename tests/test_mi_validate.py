@@ -14,7 +14,7 @@ def test_validation_rows_for_noisy_net_and_bmi_tasks(monkeypatch):
     monkeypatch.setattr(V, "_build_tasks", lambda quick: [])
     monkeypatch.setattr(V, "noisy_net_tasks",
                         lambda quick: [T.noisy_linear(0.8, n=40, d=16, k=4, ref_draws=4)])
-    monkeypatch.setattr(V, "bmi_tasks", lambda quick: [T.bmi_task(1.0, 5, "asinh", "y", n=600)])
+    monkeypatch.setattr(V, "bmi_tasks", lambda quick: [T.bmi_task(1.0, 5, "asinh", "y", n=300)])
     rows = V.run_validation(True, None, ["noise-aware", "infonce-separable"])
     by = {(r["task"], r["method"]): r for r in rows}
     lin = [r for (task, _), r in by.items() if task.startswith("linear")]
