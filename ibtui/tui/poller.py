@@ -14,10 +14,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ibtui.runs.store import Run, RunIndex, effective_state, load_run, read_json
+from ibtui.runs.store import Run, RunIndex, effective_state, load_run, no_gc, read_json
 from ibtui.tui.model import ACTIVE, RunRow, row_from_run
 
 RACY_NS = 2_000_000_000
+SAVE_EVERY_S = 30.0  # the app writes the runs index at most this often (the CLI: each call)
 FIRST_ROWS = 500  # the first poll shows these oldest runs from the index, the rest follows
 DETAIL_FILES = ("status.json", "summary.json", "metrics.jsonl", "mi.jsonl", "worker.log",
                 "spec.toml", "classes.jsonl")
@@ -150,7 +151,7 @@ class RunsReader:
         finally:
             if fd is not None:
                 os.close(fd)
-        self.index.save()
+        self.index.save(every_s=SAVE_EVERY_S)
         if self.changed or len(self._ordered) != len(self._rows):
             self._order()
         self._fresh.clear()
@@ -171,6 +172,10 @@ class RunsReader:
         return True
 
     def _add(self, names: list[str]) -> None:
+        with no_gc():
+            self._add_rows(names)
+
+    def _add_rows(self, names: list[str]) -> None:
         for name in names:
             run = self.index.indexed_run(name)
             if run is None:
