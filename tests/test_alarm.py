@@ -239,3 +239,11 @@ def test_class_statistics_record_every_class_and_leave_training_alone(tmp_path, 
     for row in recs[1]["classes"].values():
         assert row["n"] == 20 and 0 <= row["acc"] <= 1 and row["loss_std"] >= 0
         assert 0 < row["ss_top"] <= 1 and -1 <= row["ac_silhouette"] <= 1
+
+
+def test_odd_class_keys_are_skipped(tmp_path):
+    run = write_run(tmp_path / "r", depart=2, noise=0.01)
+    with open(run / "classes.jsonl", "a") as f:
+        f.write(json.dumps({"epoch": 5, "classes": {"²": {"ss_top": 1.0}, "x": {}}}) + "\n")
+    assert alarm.verdict(run)["top_class"] == 2
+    assert alarm.alarm_lines(run)[0].startswith("backdoor alarm:")

@@ -83,13 +83,13 @@ def load_inputs(run_dir: Path) -> dict:
         e, cl = _epoch(r), r.get("classes")
         if e is None or not isinstance(cl, dict):
             continue
-        classes[e] = {str(c): v for c, v in cl.items() if isinstance(v, dict) and str(c).isdigit()}
+        classes[e] = {str(c): v for c, v in cl.items() if isinstance(v, dict) and str(c).isdecimal()}
     losses: dict[int, dict[str, float]] = {}
     for r in _lines(run_dir / "metrics.jsonl"):
         e, cl = _epoch(r), r.get("class_loss")
         if e is None or not isinstance(cl, dict):
             continue
-        vals = {str(c): _num(v) for c, v in cl.items() if str(c).isdigit()}
+        vals = {str(c): _num(v) for c, v in cl.items() if str(c).isdecimal()}
         losses[e] = {c: v for c, v in vals.items() if v is not None}
     mi: dict[int, dict[str, dict[str, float]]] = {}
     method = None
@@ -97,7 +97,7 @@ def load_inputs(run_dir: Path) -> dict:
         e, sub, term, v = _epoch(r), r.get("subset"), r.get("term"), _num(r.get("value"))
         if method is None and isinstance(r.get("method"), str):
             method = r["method"]
-        if (e is None or not isinstance(sub, str) or not sub.isdigit() or term not in ("xt", "ty")
+        if (e is None or not isinstance(sub, str) or not sub.isdecimal() or term not in ("xt", "ty")
                 or v is None or r.get("method") != method):
             continue
         mi.setdefault(e, {}).setdefault(term, {})[sub] = v
@@ -373,8 +373,14 @@ def summary_record(run_dir: Path) -> dict | None:
 
 def alarm_lines(run) -> list[str]:
     """Plain-text lines for `ibtui show`: verdict, first epoch, suspicion per class, baselines.
-    `run` is an ibtui.runs.store.Run (or a run directory)."""
-    path = Path(getattr(run, "path", run))
+    `run` is an ibtui.runs.store.Run (or a run directory). Never raises."""
+    try:
+        return _alarm_lines(Path(getattr(run, "path", run)))
+    except Exception as e:  # noqa: BLE001 - a reader never breaks on a damaged run
+        return [f"backdoor alarm: unreadable per-class records ({type(e).__name__}: {e})"]
+
+
+def _alarm_lines(path: Path) -> list[str]:
     v = verdict(path)
     if v is None:
         return ["backdoor alarm: no per-class statistics yet (classes.jsonl)"]
