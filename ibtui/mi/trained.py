@@ -57,6 +57,8 @@ class _Stopper:
 
 
 def _step(opt: torch.optim.Optimizer, params, loss: torch.Tensor, clip: float) -> None:
+    if not bool(torch.isfinite(loss)):  # an overflowing batch (e.g. e^f in MINE): skip it
+        return
     opt.zero_grad(set_to_none=True)
     loss.backward()
     if clip > 0:
@@ -293,7 +295,8 @@ def infonce_separable(a: torch.Tensor, b: torch.Tensor, *, batch_size: int = 256
                          eval_every=eval_every, window=window, tol=tol, patience=patience,
                          standardise=standardise, seed=seed, n=len(a),
                          curve=[round(v, 5) if math.isfinite(v) else None for v in rule.curve])
-    return MIEstimate(value=rule.value(), method="infonce-separable",
+    settings["raw_value"] = rule.value()  # a held-out bound below 0 says nothing: reported as 0
+    return MIEstimate(value=max(rule.value(), 0.0), method="infonce-separable",
                       ceiling=math.log(len(ev)), settings=settings,
                       seconds=time.perf_counter() - t0)
 
@@ -359,5 +362,8 @@ def mine(a: torch.Tensor, b: torch.Tensor, *, batch_size: int = 512, max_steps: 
                          eval_every=eval_every, eval_shuffles=eval_shuffles, window=window,
                          tol=tol, patience=patience, standardise=standardise,
                          gauss_path=gauss_path, seed=seed, n=len(a), curve=[round(v, 5) for v in rule.curve])
-    return MIEstimate(value=rule.value(), method="mine", ceiling=None, settings=settings,
+    settings["raw_value"] = rule.value()
+    value = rule.value()
+    return MIEstimate(value=max(value, 0.0) if math.isfinite(value) else value, method="mine",
+                      ceiling=None, settings=settings,
                       seconds=time.perf_counter() - t0)
