@@ -6,7 +6,8 @@ rows and its idle CPU, at N runs against 2 runs, measured in one run of this scr
 --src: a runs directory with a few real finished runs (default: two are made first with a
 tiny spec: digits, ResNet-18 width 8, 1 epoch, BadNets and Blend). The N synthetic runs are
 copies of them (their small files; no checkpoint), varied in name, seed, poison rate, score and
-creation time. Each command runs twice; the second call (index warm) is the one compared.
+creation time. Each command runs twice: without the runs index (it is deleted first) and
+with it warm; the second call is the one compared. The app starts with the index warm.
 The app runs headless (Textual's run_test) in a child process: first rows = process start
 until the runs table has rows; idle CPU = the child's user+system CPU over --idle seconds on
 the runs screen with every run finished, as a share of one core.
@@ -116,7 +117,9 @@ def make_runs(src: Path, dest: Path, n: int) -> None:
 
 
 def cli_time(runs: Path, *args: str) -> tuple[float, float]:
-    """(first call, second call) wall seconds of `ibtui ARGS --runs-dir runs`."""
+    """(first call: no index yet, second call: index warm) wall seconds of
+    `ibtui ARGS --runs-dir runs`."""
+    (runs / ".ibtui-index.json").unlink(missing_ok=True)
     out = []
     for _ in range(2):
         t = time.perf_counter()
@@ -152,7 +155,6 @@ def main() -> None:
                 t = time.perf_counter()
                 make_runs(src, runs, n)
                 print(f"made {n} runs in {time.perf_counter() - t:.1f} s", file=sys.stderr)
-            (runs / ".ibtui-index.json").unlink(missing_ok=True)
             ls = cli_time(runs, "ls")
             board = cli_time(runs, "leaderboard", "--format", "json")
             first, cpu, rows = app_time(runs, a.idle)

@@ -470,13 +470,13 @@ def ls(runs_dir: Path = RunsDir,
         slurm_state = reconcile(runs_dir)  # one sacct call; badly ended jobs become crashed
         runs = list_runs_cached(runs_dir, logs=True)
     total = len(runs)
-    if where:
-        runs = [r for r in runs if where(r)]
     try:
         info = scheduler_info(runs_dir)
     except Exception:  # a damaged scheduler file is no scheduler
         info = None
-    warning = _queue_warning(runs_dir, runs, info)
+    warning = _queue_warning(runs_dir, runs, info)  # about every run, whatever is shown
+    if where:
+        runs = [r for r in runs if where(r)]
     rows = []
     for r in runs:
         st, s = r.status, r.summary or {}
