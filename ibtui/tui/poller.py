@@ -20,6 +20,7 @@ from ibtui.tui.model import ACTIVE, RunRow, row_from_run
 RACY_NS = 2_000_000_000
 SAVE_EVERY_S = 30.0  # the app writes the runs index at most this often (the CLI: each call)
 FIRST_ROWS = 500  # the first poll shows these oldest runs from the index, the rest follows
+READ_AT_ONCE = 500  # runs read in full per call (a first read without an index: rows as they come)
 DETAIL_FILES = ("status.json", "summary.json", "metrics.jsonl", "mi.jsonl", "worker.log",
                 "spec.toml", "classes.jsonl")
 
@@ -100,8 +101,11 @@ class RunsReader:
 
     def rows(self) -> tuple[tuple[RunRow, ...], str]:
         """Every run as a row (creation order) and an error if the directory is unreadable;
-        `self.changed` says whether anything differs from the last call."""
+        `self.changed` says whether anything differs from the last call; `self.more` that
+        runs are still to be read (at most READ_AT_ONCE are read again per call, so a first
+        read without an index shows rows as they come): call again at once."""
         self.changed = False
+        self.more = False
         try:
             mtime = os.stat(self.runs_dir).st_mtime_ns
         except FileNotFoundError:
@@ -116,7 +120,6 @@ class RunsReader:
         if self._later:
             self._add(self._later)
             self._later = []
-            self.more = False
             self._order()
             return self._ordered, ""
         if self._dir_mtime is None and not self._rows and self._first():
@@ -145,9 +148,16 @@ class RunsReader:
         todo.update(self._rotation[-k:])
         del self._rotation[-k:]
         fd = self.index.open_dir()
+        reads = 0
         try:
-            for name in todo:
-                self._look(name, fd)
+            names = list(todo)
+            for i, name in enumerate(names):
+                if self._look(name, fd):
+                    reads += 1
+                    if reads >= READ_AT_ONCE and i + 1 < len(names):
+                        self._pending.update(names[i + 1:])
+                        self.more = True
+                        break
         finally:
             if fd is not None:
                 os.close(fd)
@@ -200,7 +210,8 @@ class RunsReader:
         self.changed = True
         self._fresh.clear()
 
-    def _look(self, name: str, fd: int | None) -> None:
+    def _look(self, name: str, fd: int | None) -> bool:
+        """Look at one run; whether its files were read again."""
         run, read = self.index.check(name, fd)
         if run is None:
             self._active.discard(name)
@@ -208,14 +219,14 @@ class RunsReader:
                 self.changed = True
             if (self.runs_dir / name).is_dir():
                 self._pending.add(name)  # no spec.toml nor status.json yet: look again
-            return
+            return False
         cached = self._rows.get(name)
         if cached is None or read:
             row = row_from_run(run)
         elif run.status.get("state") == "running" and effective_state(run.status) != cached[1].state:
             row = row_from_run(run)  # liveness changes without any file changing
         else:
-            return
+            return read
         if cached is None or row != cached[1]:
             self._rows[name] = (run, row)
             self._fresh.add(name)
@@ -224,6 +235,7 @@ class RunsReader:
             self._active.add(name)
         else:
             self._active.discard(name)
+        return read
 
     def summary(self, run_id: str) -> dict | None:
         """A run's whole summary.json (rows keep only its headline numbers)."""
