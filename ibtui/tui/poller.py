@@ -14,11 +14,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ibtui.runs.slurm import reconcile
 from ibtui.runs.store import Run, RunIndex, effective_state, load_run, no_gc, read_json
 from ibtui.tui.model import ACTIVE, RunRow, row_from_run
 
 RACY_NS = 2_000_000_000
 SAVE_EVERY_S = 30.0  # the app writes the runs index at most this often (the CLI: each call)
+SLURM_EVERY_S = 10.0  # one sacct call at most this often, for every Slurm run together
 FIRST_ROWS = 500  # the first poll shows these oldest runs from the index, the rest follows
 READ_AT_ONCE = 500  # runs read in full per call (a first read without an index: rows as they come)
 DETAIL_FILES = ("status.json", "summary.json", "metrics.jsonl", "mi.jsonl", "worker.log",
@@ -94,6 +96,7 @@ class RunsReader:
         self._ordered: tuple[RunRow, ...] = ()
         self._details: dict[str, tuple[tuple, RunDetail]] = {}
         self.changed = True  # whether the last rows() differed from the one before
+        self._slurm_asked = float("-inf")
 
     def refresh(self, ids) -> None:
         """Look at these runs on the next poll (after the app changed them)."""
@@ -124,6 +127,7 @@ class RunsReader:
             return self._ordered, ""
         if self._dir_mtime is None and not self._rows and self._first():
             return self._ordered, ""
+        self._ask_slurm()
         todo: set[str] = set(self._pending)
         self._pending.clear()
         # listed again when the directory changed, or changed so recently that another change
@@ -166,6 +170,22 @@ class RunsReader:
             self._order()
         self._fresh.clear()
         return self._ordered, ""
+
+    def _ask_slurm(self) -> None:
+        """Slurm runs: one sacct call (with a timeout) per SLURM_EVERY_S for all of them, so a
+        job that ended CANCELLED/TIMEOUT/... shows as crashed with that reason. We run in the
+        app's thread worker, never on the UI thread; a failing sacct is "state unknown"."""
+        now = time.monotonic()
+        if now - self._slurm_asked < SLURM_EVERY_S:
+            return
+        if not any(self._rows[n][0].status.get("executor") == "slurm"
+                   for n in self._active if n in self._rows):
+            return
+        self._slurm_asked = now
+        try:
+            self._pending.update(reconcile(self.runs_dir))
+        except OSError:
+            pass
 
     def _first(self) -> bool:
         """The first poll: the oldest runs as the index saw them, to show a first page at
