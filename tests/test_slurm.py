@@ -187,3 +187,17 @@ def test_time_limit_requeues_and_resumes(tmp_path):
     assert run.state == "done"
     assert int(run.status.get("slurm_restarts", 0)) >= 1 and run.status.get("requeued")
     assert [m["epoch"] for m in run.metrics()] == list(range(1, 21))
+
+
+def test_app_rows_name_the_slurm_job(tmp_path):
+    from ibtui.runs.store import atomic_write_json
+    from ibtui.spec import experiment_to_toml, load_spec_text
+    from ibtui.tui.model import row_from_run
+
+    (spec,) = load_spec_text({"experiment": [{"name": "s"}]}, "f")
+    d = tmp_path / spec.run_id
+    d.mkdir()
+    (d / "spec.toml").write_text(experiment_to_toml(spec.values, "[experiment]"))
+    atomic_write_json(d / "status.json", {"state": "queued", "created": 1.0, "executor": "slurm"})
+    atomic_write_json(d / "slurm.json", {"job_id": "12_0"})
+    assert "Slurm job 12_0 pending" in row_from_run(load_run(d)).note

@@ -109,6 +109,13 @@ def sanity_lines(summary: dict) -> tuple[tuple[bool, str], ...]:
     return tuple(sorted(out, key=lambda x: x[0]))
 
 
+def _slurm_job(run: Run) -> str | None:
+    """The job id the launcher got back (slurm.json), for a run that has not started yet."""
+    from ibtui.runs.slurm import job_id
+
+    return job_id(run.path)
+
+
 def row_from_run(run: Run, order: int = 0) -> RunRow:
     """Never raises: whatever is unreadable becomes a blank field and a note."""
     spec, st, summ = run.spec or {}, run.status or {}, run.summary or {}
@@ -125,6 +132,11 @@ def row_from_run(run: Run, order: int = 0) -> RunRow:
         notes.insert(0, str(st["error"]))
     elif state == "crashed":
         notes.insert(0, f"worker pid {st.get('pid')} is gone; r resumes from the checkpoint")
+    if st.get("executor") == "slurm" and state in ("queued", "running"):
+        job = st.get("slurm_job_id") or _slurm_job(run)
+        notes.insert(0, f"Slurm job {job or '?'}" + (f" ({st['error']})" if st.get("error") else
+                                                   " pending in the cluster's queue"
+                                                   if state == "queued" else ""))
     acc = _num(summ.get("clean_acc"))
     asr = _num(summ.get("asr"))
     if acc is None:
