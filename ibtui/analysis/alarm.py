@@ -410,23 +410,18 @@ LIVE_FILES = ("classes.jsonl", "metrics.jsonl", "mi.jsonl")
 def live_verdict(run) -> dict | None:
     """The detector's current verdict for the app: summary.json's `alarm` once the run has one,
     else computed from the files, cached until classes/metrics/mi change. Never raises."""
-    import os
 
     summ = getattr(run, "summary", None)
     if isinstance(summ, dict) and isinstance(summ.get("alarm"), dict) \
             and isinstance(summ["alarm"].get("suspicion"), dict):
         return summ["alarm"]
     path = Path(getattr(run, "path", run))
-    sig = []
-    for n in LIVE_FILES:
-        try:
-            st = os.stat(path / n)
-            sig.append((st.st_mtime_ns, st.st_size))
-        except OSError:
-            sig.append(None)
+    from ibtui.runs.store import file_signature
+
+    sig = file_signature(path, LIVE_FILES)
     key = str(path)
     cached = _LIVE.get(key)
-    if cached is not None and cached[0] == tuple(sig):
+    if cached is not None and cached[0] == sig:
         return cached[1]
     try:
         v = verdict(path) if sig[0] is not None else None

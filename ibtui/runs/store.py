@@ -981,3 +981,16 @@ def list_runs_cached(runs_dir: Path, logs: bool = False, ids: set[str] | None = 
     """`list_runs` through the runs directory's index (see RunIndex): the same runs, the same
     damage, the same liveness, without re-reading runs whose files did not change."""
     return RunIndex(runs_dir).runs(logs=logs, ids=ids)
+
+
+def file_signature(path: Path, names: tuple[str, ...]) -> tuple:
+    """(mtime_ns, size) of each named file in `path`, None for one that cannot be read: equal
+    signatures mean nothing to re-read (readers' caches key on it)."""
+    out = []
+    for n in names:
+        try:
+            st = os.stat(Path(path) / n)
+            out.append((st.st_mtime_ns, st.st_size))
+        except OSError:
+            out.append(None)
+    return tuple(out)

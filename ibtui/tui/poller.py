@@ -15,7 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ibtui.runs.slurm import reconcile
-from ibtui.runs.store import Run, RunIndex, effective_state, load_run, no_gc, read_json
+from ibtui.runs.store import (
+    Run,
+    RunIndex,
+    effective_state,
+    file_signature,
+    load_run,
+    no_gc,
+    read_json,
+)
 from ibtui.tui.model import ACTIVE, RunRow, row_from_run
 
 RACY_NS = 2_000_000_000
@@ -28,14 +36,7 @@ DETAIL_FILES = ("status.json", "summary.json", "metrics.jsonl", "mi.jsonl", "wor
 
 
 def _sig(path: Path, names: tuple[str, ...]) -> tuple:
-    out = []
-    for n in names:
-        try:
-            st = os.stat(path / n)
-            out.append((st.st_mtime_ns, st.st_size))
-        except OSError:
-            out.append(None)
-    return tuple(out)
+    return file_signature(path, names)
 
 
 @dataclass(frozen=True)
