@@ -84,7 +84,10 @@ class WorkersScreen(Screen):
         if not self.is_current:  # shown again on resume
             return
         rows = snap.by_id()
-        labels = short_labels(list(snap.rows)) if self.size.width < 120 else {}
+        # labels from the runs this screen lists (not every run: ten thousand of them)
+        listed = [r for r in snap.rows if r.state in ("queued", "running", "damaged")
+                  or r.state in RESUMABLE]
+        labels = short_labels(listed) if self.size.width < 120 else {}
         self.query_one("#topbar", Static).update(scheduler_lines(snap))
         workers = []
         for w in (snap.scheduler or {}).get("workers") or []:
