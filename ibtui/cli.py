@@ -594,26 +594,15 @@ def resume(runs: list[str] = typer.Argument(..., metavar="RUN..."), runs_dir: Pa
                                        help="queue and follow; a background scheduler runs them")) -> None:
     """Continue crashed, failed or interrupted runs from their last checkpoint (exit codes as `run`)."""
     from ibtui.runs.scheduler import set_queued
-    from ibtui.runs.slurm import ExecutorConfig, check_cluster, submit
-    from ibtui.runs.store import find_run, load_run
+    from ibtui.runs.slurm import resubmit
+    from ibtui.runs.store import find_run
 
     try:
         res = _plan(jobs, gpus, threads)
         paths = [find_run(runs_dir, k) for k in runs]
         for p in paths:
             set_queued(p)
-        # a run goes back to the executor it was launched with: Slurm runs are resubmitted,
-        # one job array per distinct set of Slurm settings
-        by_settings: dict[str, list[Path]] = {}
-        for p in paths:
-            status = load_run(p).status
-            if status.get("executor") == "slurm":
-                key = json.dumps(status.get("slurm") or {}, sort_keys=True)
-                by_settings.setdefault(key, []).append(p)
-        for key, group in by_settings.items():
-            cfg = ExecutorConfig(**json.loads(key))
-            check_cluster(cfg, "resume")
-            submit(group, cfg, runs_dir)
+        resubmit(paths, runs_dir)  # Slurm runs go back to Slurm
     except IbtuiError as e:
         fail(e)
     _launch(runs_dir, paths, res, detach)

@@ -203,6 +203,24 @@ def submit(paths: list[Path], cfg: ExecutorConfig, runs_dir: Path) -> list[str]:
     return [j.job_id for j in jobs]
 
 
+def resubmit(paths: list[Path], runs_dir: Path) -> list[Path]:
+    """Resume = back to the executor a run was launched with: the Slurm runs among `paths`
+    (already set queued) are submitted again, one job array per distinct set of settings.
+    Returns the Slurm runs."""
+    import json
+
+    groups: dict[str, list[Path]] = {}
+    for p in paths:
+        status = read_json(Path(p) / "status.json")[0] or {}
+        if status.get("executor") == "slurm":
+            groups.setdefault(json.dumps(status.get("slurm") or {}, sort_keys=True), []).append(p)
+    for key, group in groups.items():
+        cfg = ExecutorConfig(**json.loads(key))
+        check_cluster(cfg, "resume")
+        submit(group, cfg, runs_dir)
+    return [p for group in groups.values() for p in group]
+
+
 def job_id(path: Path) -> str | None:
     info, _ = read_json(Path(path) / "slurm.json")
     return str(info["job_id"]) if info and info.get("job_id") else None

@@ -31,6 +31,7 @@ from textual.worker import Worker, WorkerState
 
 from ibtui.errors import IbtuiError
 from ibtui.runs.scheduler import ensure_scheduler, request_cancel, scheduler_info, set_queued
+from ibtui.runs.slurm import resubmit
 from ibtui.tui.messages import RunDetailUpdated, RunsUpdated
 from ibtui.tui.model import RESUMABLE
 from ibtui.tui.poller import RunDetail, RunsReader, Snapshot
@@ -288,6 +289,10 @@ class IbtuiApp(App[None]):
                 set_queued(self.runs_dir / i)
             except IbtuiError as e:
                 errors.append(str(e))
+        try:  # Slurm runs go back to Slurm (sbatch has a timeout; we are off the UI thread)
+            resubmit([self.runs_dir / i for i in ids], self.runs_dir)
+        except IbtuiError as e:
+            errors.append(str(e))
         self.reader.refresh(ids)
         pid = self.start_scheduler(self.runs_dir, jobs=self.jobs, gpus=self.gpus,
                                    threads=self.threads)
