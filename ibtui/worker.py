@@ -37,11 +37,14 @@ def spec_threads(path: Path) -> int:
 def choose_threads(path: Path) -> int:
     """The run's own field, else the launcher's plan, else the CPUs Slurm gave this task, else
     every core this process may use."""
+    explicit = spec_threads(path)
+    if explicit:
+        return explicit
     for var in (THREADS_ENV, "SLURM_CPUS_PER_TASK"):
         env = os.environ.get(var, "")
         if env.isdigit() and int(env) > 0:
-            return spec_threads(path) or int(env)
-    return spec_threads(path) or cpu_count()
+            return int(env)
+    return cpu_count()
 
 
 def main(run_dir: str) -> int:
