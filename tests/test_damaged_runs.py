@@ -172,8 +172,14 @@ def _denied(path) -> bool:
 def _patched() -> ExitStack:
     """Reads under an UNREADABLE name fail with EACCES, as chmod 000 does for a normal user
     (the suite may run as root, who reads through any mode)."""
-    real_listdir, real_read = os.listdir, store._read_bytes
+    real_listdir, real_read, real_stat = os.listdir, store._read_bytes, os.stat
     real_open = open
+
+    def stat(p, *a, **k):
+        # a file inside an unreadable directory cannot be stat'ed; the directory itself can
+        if isinstance(p, (str, Path)) and Path(p).parent.name.startswith(UNREADABLE):
+            raise PermissionError(13, "Permission denied", str(p))
+        return real_stat(p, *a, **k)
 
     def listdir(p="."):
         if _denied(p) and Path(p).name.startswith(UNREADABLE):
@@ -192,6 +198,7 @@ def _patched() -> ExitStack:
 
     stack = ExitStack()
     stack.enter_context(mock.patch.object(store.os, "listdir", listdir))
+    stack.enter_context(mock.patch.object(store.os, "stat", stat))
     stack.enter_context(mock.patch.object(store, "_read_bytes", read))
     stack.enter_context(mock.patch("builtins.open", opener))
     return stack
