@@ -41,29 +41,30 @@ def runs(tmp_path_factory) -> Path:
 def test_markdown_table_i_layout(runs):
     text = report(runs, ["dataset", "poison_rate"], "md")
     assert text.splitlines() == [
-        "| Attack | D_XT | D_TY | Score | Runs |",
-        "|---|---:|---:|---:|---:|",
-        "| **CIFAR-10 (25% poison)** | | | | |",
-        "| LC | 0.2000 | 0.4000 | 0.3000 | 1 |",
-        "| **CIFAR-10 (10% poison)** | | | | |",
-        "| BadNets | 0.4000 ± 0.1414 | 0.3000 ± 0.1414 | 0.3500 ± 0.1414 | 2 |",
-        "| Blend | 0.6000 | 0.2000 | 0.4000 | 1 |",
-        "| **CIFAR-10 (1% poison)** | | | | |",
-        "| BadNets | 0.7000 | 0.1000 | 0.4000 | 1 |",
-        "| **SVHN (10% poison)** | | | | |",
-        "| WaNet | 0.5000 | 0.5000 | 0.5000 | 1 |",
+        "| Attack | D_XT | D_TY | Score | Runs | Ties |",
+        "|---|---:|---:|---:|---:|---|",
+        "| **CIFAR-10 (25% poison)** | | | | | |",
+        "| LC | 0.2000 (n=1) | 0.4000 (n=1) | 0.3000 (n=1) | 1 | – |",
+        "| **CIFAR-10 (10% poison)** | | | | | |",
+        # two seeds: half-width t(0.975, 1)·s/√2 = 12.7062·0.1414/1.4142 = 1.2706
+        "| BadNets | 0.4000 ± 1.2706 | 0.3000 ± 1.2706 | 0.3500 ± 1.2706 | 2 | Blend |",
+        "| Blend | 0.6000 (n=1) | 0.2000 (n=1) | 0.4000 (n=1) | 1 | BadNets |",
+        "| **CIFAR-10 (1% poison)** | | | | | |",
+        "| BadNets | 0.7000 (n=1) | 0.1000 (n=1) | 0.4000 (n=1) | 1 | – |",
+        "| **SVHN (10% poison)** | | | | | |",
+        "| WaNet | 0.5000 (n=1) | 0.5000 (n=1) | 0.5000 (n=1) | 1 | – |",
     ]
 
 
 def test_markdown_grouped_by_dataset_names_the_rate(runs):
     lines = report(runs, ["dataset"], "md").splitlines()
-    assert lines[2] == "| **CIFAR-10** | | | | |"
+    assert lines[2] == "| **CIFAR-10** | | | | | |"
     assert lines[3:8] == [
-        "| BadNets-10% | 0.4000 ± 0.1414 | 0.3000 ± 0.1414 | 0.3500 ± 0.1414 | 2 |",
-        "| BadNets-1% | 0.7000 | 0.1000 | 0.4000 | 1 |",
-        "| Blend-10% | 0.6000 | 0.2000 | 0.4000 | 1 |",
-        "| LC-25% | 0.2000 | 0.4000 | 0.3000 | 1 |",
-        "| **SVHN** | | | | |",
+        "| BadNets-10% | 0.4000 ± 1.2706 | 0.3000 ± 1.2706 | 0.3500 ± 1.2706 | 2 | all |",
+        "| BadNets-1% | 0.7000 (n=1) | 0.1000 (n=1) | 0.4000 (n=1) | 1 | all |",
+        "| Blend-10% | 0.6000 (n=1) | 0.2000 (n=1) | 0.4000 (n=1) | 1 | all |",
+        "| LC-25% | 0.2000 (n=1) | 0.4000 (n=1) | 0.3000 (n=1) | 1 | all |",
+        "| **SVHN** | | | | | |",
     ]
 
 
@@ -75,20 +76,21 @@ def test_ungrouped_table_has_no_sections(runs):
 
 def test_latex_table(runs):
     lines = report(runs, ["dataset", "poison_rate"], "latex").splitlines()
-    assert lines[:4] == [r"\begin{tabular}{lrrrr}", r"\toprule",
-                         r"Attack & $D_{XT}$ & $D_{TY}$ & Score & Runs \\", r"\midrule"]
-    assert lines[4] == r"\multicolumn{5}{l}{\textit{CIFAR-10 (25\% poison)}} \\"
-    assert lines[5] == r"LC & 0.2000 & 0.4000 & 0.3000 & 1 \\"
+    assert lines[:4] == [r"\begin{tabular}{lrrrrl}", r"\toprule",
+                         r"Attack & $D_{XT}$ & $D_{TY}$ & Score & Runs & Ties \\", r"\midrule"]
+    assert lines[4] == r"\multicolumn{6}{l}{\textit{CIFAR-10 (25\% poison)}} \\"
+    assert lines[5] == r"LC & 0.2000 (n=1) & 0.4000 (n=1) & 0.3000 (n=1) & 1 & -- \\"
     assert lines[6] == r"\midrule"
-    assert lines[8] == (r"BadNets & $0.4000 \pm 0.1414$ & $0.3000 \pm 0.1414$ & "
-                        r"$0.3500 \pm 0.1414$ & 2 \\")
+    assert lines[8] == (r"BadNets & $0.4000 \pm 1.2706$ & $0.3000 \pm 1.2706$ & "
+                        r"$0.3500 \pm 1.2706$ & 2 & Blend \\")
     assert lines[-2:] == [r"\bottomrule", r"\end{tabular}"]
 
 
 def test_csv_table(runs):
     rows = list(csv.DictReader(io.StringIO(report(runs, ["dataset", "poison_rate"], "csv"))))
-    assert list(rows[0]) == ["dataset", "poison_rate", "attack", "label", "n", "d_xt", "d_xt_std",
-                             "d_ty", "d_ty_std", "score", "score_std"]
+    assert list(rows[0]) == ["dataset", "poison_rate", "attack", "label", "n"] + [
+        c for v in ("d_xt", "d_ty", "score") for c in (v, f"{v}_std", f"{v}_lo", f"{v}_hi")
+    ] + ["ties"]
     assert [(r["dataset"], r["poison_rate"], r["attack"]) for r in rows] == [
         ("cifar10", "0.25", "lc"), ("cifar10", "0.1", "badnets"), ("cifar10", "0.1", "blend"),
         ("cifar10", "0.01", "badnets"), ("svhn", "0.1", "wanet")]
@@ -97,7 +99,9 @@ def test_csv_table(runs):
     assert float(bad["d_xt"]) == pytest.approx(0.4)
     assert float(bad["d_xt_std"]) == pytest.approx(0.1414, abs=1e-4)
     assert float(bad["score"]) == pytest.approx(0.35)
-    assert rows[2]["score_std"] == ""
+    assert float(bad["score_hi"]) - 0.35 == pytest.approx(12.706205 * 0.1414214 / 2 ** 0.5)
+    assert bad["ties"] == "Blend" and rows[0]["ties"] == ""
+    assert rows[2]["score_std"] == "" and rows[2]["score_lo"] == ""
 
 
 def test_rows_split_by_a_setting_that_differs(tmp_path):
@@ -106,8 +110,35 @@ def test_rows_split_by_a_setting_that_differs(tmp_path):
     write_run(runs, attack="badnets", arch="vgg16", with_features=False, score=(0.3, 0.3),
               spec_extra={"lr": 0.001})
     lines = report(runs, ["dataset", "poison_rate"], "md").splitlines()
-    assert lines[3] == "| BadNets (arch=resnet18, lr=0.01) | 0.1000 | 0.1000 | 0.1000 | 1 |"
-    assert lines[4] == "| BadNets (arch=vgg16, lr=0.001) | 0.3000 | 0.3000 | 0.3000 | 1 |"
+    assert lines[3] == ("| BadNets (arch=resnet18, lr=0.01) | 0.1000 (n=1) | 0.1000 (n=1) | "
+                        "0.1000 (n=1) | 1 | BadNets (arch=vgg16, lr=0.001) |")
+    assert lines[4] == ("| BadNets (arch=vgg16, lr=0.001) | 0.3000 (n=1) | 0.3000 (n=1) | "
+                        "0.3000 (n=1) | 1 | BadNets (arch=resnet18, lr=0.01) |")
+
+
+def test_three_seeds_mean_interval_and_ties_by_hand(tmp_path):
+    """Three seeds per attack; the interval is mean ± t(0.975, 2)·s/√3, t = 4.302653."""
+    runs = tmp_path / "runs"
+    # badnets scores 0.10, 0.20, 0.30 (d_xt = d_ty = score); blend 0.50, 0.52, 0.54;
+    # lc 0.25 (one seed)
+    for seed, sc in enumerate((0.10, 0.20, 0.30)):
+        write_run(runs, attack="badnets", seed=seed, score=(sc, sc), with_features=False)
+    for seed, sc in enumerate((0.50, 0.52, 0.54)):
+        write_run(runs, attack="blend", seed=seed, score=(sc, sc), with_features=False)
+    write_run(runs, attack="lc", score=(0.25, 0.25), with_features=False)
+    lines = report(runs, ["dataset", "poison_rate"], "md").splitlines()
+    # badnets: mean 0.2, s = 0.1, half = 4.302653·0.1/√3 = 0.248414 -> [-0.048, 0.448]
+    # blend: mean 0.52, s = 0.02, half = 4.302653·0.02/√3 = 0.049683 -> [0.470, 0.570]
+    # they do not overlap (0.448 < 0.470): no tie; lc (n=1) ties with both ("all")
+    assert lines[3:] == [
+        "| BadNets | 0.2000 ± 0.2484 | 0.2000 ± 0.2484 | 0.2000 ± 0.2484 | 3 | LC |",
+        "| Blend | 0.5200 ± 0.0497 | 0.5200 ± 0.0497 | 0.5200 ± 0.0497 | 3 | LC |",
+        "| LC | 0.2500 (n=1) | 0.2500 (n=1) | 0.2500 (n=1) | 1 | all |",
+    ]
+    rows = list(csv.DictReader(io.StringIO(report(runs, ["dataset", "poison_rate"], "csv"))))
+    half = 4.302653 * 0.1 / 3 ** 0.5
+    assert float(rows[0]["score_lo"]) == pytest.approx(0.2 - half, rel=1e-6)
+    assert float(rows[0]["score_hi"]) == pytest.approx(0.2 + half, rel=1e-6)
 
 
 def test_report_errors(runs, tmp_path):

@@ -1,8 +1,16 @@
-"""Stealth score on hand-computed examples (METHOD.md §6)."""
+"""Stealth score on hand-computed examples (METHOD.md §6), and its within-run bootstrap."""
+
+import math
 
 import pytest
 
-from ibtui.analysis.stealth import stealth_score
+from ibtui.analysis.stealth import (
+    bootstrap_label,
+    interval_text,
+    run_intervals,
+    stealth_bootstrap,
+    stealth_score,
+)
 
 ROLES = {"0": "all", "0_backdoor": "backdoor", "0_clean": "clean", "1": "class", "2": "class"}
 
@@ -89,3 +97,79 @@ def test_values_at_their_ceiling_are_flagged_with_their_share():
     assert out["ceiling_share"] == pytest.approx(2 / 20) and out["ceiling_flag"] is True
     only_first = stealth_score(r, ROLES, epochs=[1])
     assert only_first["ceiling_share"] == 0 and only_first["ceiling_flag"] is False
+
+
+# --- within-run bootstrap ---------------------------------------------------------------------
+
+def with_se(records, se):
+    """Records with settings.mc_stderr as noise-aware writes it (se: one number or {subset: se})."""
+    for r in records:
+        r["settings"] = {"mc_stderr": se if isinstance(se, (int, float)) else se[r["subset"]]}
+    return records
+
+
+def test_bootstrap_with_zero_stderr_is_the_score_itself():
+    r = with_se(recs(1, "xt", {"0": 2, "0_backdoor": 4, "0_clean": 1, "1": 0, "2": 2})
+                + recs(1, "ty", {"0": 1, "0_backdoor": 1, "0_clean": 3, "1": 3, "2": 1}), 0.0)
+    out = stealth_bootstrap(r, ROLES, b=200)
+    for key, want in (("score", 5 / 12), ("d_xt", 1 / 3), ("d_ty", 0.5)):
+        assert out[f"{key}_interval"] == [pytest.approx(want), pytest.approx(want)]
+    assert out["b"] == 200 and out["level"] == 0.95 and "equal-N subsample" in out["misses"]
+    assert stealth_score(r, ROLES)["score"] == pytest.approx(5 / 12)  # the score is unchanged
+
+
+def test_bootstrap_width_matches_the_delta_method():
+    # The clean classes fix min (0) and max (10) exactly (stderr 0), so the normalisation is
+    # fixed: ref = 0.5 and each target's normalised value is v/10. The targets (stderr 0.2 each)
+    # sit far from the reference (D = 0.3, 0.4, 0.2: |·| never folds), so D_m is linear in
+    # them: D_m = mean of three (v_s/10 - 0.5), sd(D_m) = 0.2/10 · √3/3 = 0.011547, and
+    # score = (D_XT + D_TY)/2 has sd √2·0.011547/2 = 0.0081650. The 95% delta-method interval
+    # is ± 1.959964 sd.
+    se = {"0": 0.2, "0_backdoor": 0.2, "0_clean": 0.2, "1": 0.0, "2": 0.0}
+    r = with_se(recs(1, "xt", {"0": 8, "0_backdoor": 9, "0_clean": 7, "1": 0, "2": 10}), se)
+    r += with_se(recs(1, "ty", {"0": 2, "0_backdoor": 1, "0_clean": 3, "1": 0, "2": 10}), se)
+    base = stealth_score(r, ROLES)
+    assert base["d_xt"] == pytest.approx(0.3) and base["d_ty"] == pytest.approx(0.3)
+    out = stealth_bootstrap(r, ROLES, b=1000, seed=1)
+    sd_d = 0.2 / 10 * math.sqrt(3) / 3
+    sd_score = math.sqrt(2) * sd_d / 2
+    for key, sd, centre in (("d_xt", sd_d, 0.3), ("d_ty", sd_d, 0.3), ("score", sd_score, 0.3)):
+        lo, hi = out[f"{key}_interval"]
+        assert hi - lo == pytest.approx(2 * 1.959964 * sd, rel=0.1), key  # B = 1000: ±~4%
+        assert (lo + hi) / 2 == pytest.approx(centre, abs=0.2 * sd), key
+    assert stealth_bootstrap(r, ROLES, b=1000, seed=1) == out  # seeded: the same every time
+
+
+def test_bootstrap_needs_a_stderr_for_every_value():
+    r = recs(1, "xt", {"0": 2, "0_backdoor": 4, "0_clean": 1, "1": 0, "2": 2})
+    r += recs(1, "ty", {"0": 1, "0_backdoor": 1, "0_clean": 3, "1": 3, "2": 1})
+    with_se(r[1:], 0.1)  # the first value has none (a trained estimator records none)
+    out = stealth_bootstrap(r, ROLES)
+    assert out["score_interval"] is None and out["note"] == "1 of 10 m MI values carry no standard error"
+    assert bootstrap_label(out).startswith("(no within-run interval: 1 of 10")
+    nothing = stealth_bootstrap([], ROLES)
+    assert nothing["score_interval"] is None and "note" in nothing
+
+
+def test_run_intervals_from_summary_or_computed_from_mi_jsonl():
+    r = with_se(recs(1, "xt", {"0": 2, "0_backdoor": 4, "0_clean": 1, "1": 0, "2": 2})
+                + recs(1, "ty", {"0": 1, "0_backdoor": 1, "0_clean": 3, "1": 3, "2": 1}), 0.05)
+    for x in r:
+        x["role"] = ROLES[x["subset"]]
+    st = stealth_score(r, ROLES)
+    # an old summary (no bootstrap block): computed now from the records, same score
+    old = {"score": st["score"], "stealth": st}
+    got = run_intervals(old, r)
+    assert got["computed"] and got == {**stealth_bootstrap(r, ROLES, epochs=[1], method="m"),
+                                       "computed": "now, from mi.jsonl"}
+    assert bootstrap_label(got) == "(95%, within-run bootstrap, B=500, computed now)"
+    # a summary with its own bootstrap: read as written
+    boot = {"score_interval": [0.1, 0.2], "b": 300, "level": 0.95}
+    assert run_intervals({"score": 0.15, "stealth": {**st, "bootstrap": boot}}, []) is boot
+    assert bootstrap_label(boot) == "(95%, within-run bootstrap, B=300)"
+    # records that no longer give the recorded score: no interval
+    moved = run_intervals({"score": st["score"] + 0.1, "stealth": st}, r)
+    assert moved["score_interval"] is None and "no longer" in moved["note"]
+    assert run_intervals(None, r) is None and run_intervals({"score": None}, r) is None
+    assert interval_text(0.0912, [0.0831, 0.0994]) == "0.091 [0.083, 0.099]"
+    assert interval_text(0.0912, None) == "0.091" and interval_text(None, None) == "–"

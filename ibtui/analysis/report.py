@@ -1,9 +1,13 @@
 """Stealth-score tables (paper Table I) and the perceptibility-vs-stealth scatter (Fig. 10).
 
 Only runs in state done with a summary.json count. Runs that share every setting but the
-seed (and the run-id suffix) are one row: mean ± sample std over them. Rows are grouped by
-the `group_by` fields (sections of the table); within a group, a row is an attack plus any
-other setting that differs inside the group (named in the row label).
+seed (and the run-id suffix) are one row: with two seeds or more, the mean ± the half-width of
+its 95% Student-t interval over them (ibtui.analysis.replicas.mean_interval); with one, the
+value and "n=1". Rows are grouped by the `group_by` fields (sections of the table); within a
+group, a row is an attack plus any other setting that differs inside the group (named in the
+row label). The Ties column names the rows of the same section whose score intervals overlap
+this row's: their order cannot be told from these seeds (a row with one seed has no interval
+and ties with every other row of its section).
 """
 
 from __future__ import annotations
@@ -24,12 +28,13 @@ from ibtui.analysis.figures import (
     style_context,
     write_csv,
 )
+from ibtui.analysis.replicas import Interval, mean_interval
 from ibtui.errors import RunStoreError, SpecError
 
 FORMATS = ("md", "latex", "csv")
 VALUES = ("d_xt", "d_ty", "score")
-HEADERS = {"md": ("Attack", "D_XT", "D_TY", "Score", "Runs"),
-           "latex": ("Attack", "$D_{XT}$", "$D_{TY}$", "Score", "Runs")}
+HEADERS = {"md": ("Attack", "D_XT", "D_TY", "Score", "Runs", "Ties"),
+           "latex": ("Attack", "$D_{XT}$", "$D_{TY}$", "Score", "Runs", "Ties")}
 ATTACK_ORDER = ("badnets", "blend", "wanet", "lc", "adap-blend", "ftrojan")
 # settings that never make two runs different rows
 IGNORED = ("seed", "data_root", "download", "device")
@@ -158,14 +163,33 @@ def aggregate(runs: list[dict], group_by: list[str],
                    "_sort": (_attack_rank(s0.get("attack")), -_rate_sort(s0.get("poison_rate")),
                              label)}
             for v in values:
-                mean, std = _mean_std([x for x in (num(m["summary"].get(v)) for m in ms)
-                                       if x is not None])
+                vals = [x for x in (num(m["summary"].get(v)) for m in ms) if x is not None]
+                mean, std = _mean_std(vals)
+                iv = mean_interval(vals)
                 row[v], row[f"{v}_std"] = mean, std
+                row[f"{v}_lo"], row[f"{v}_hi"] = (None, None) if iv is None else (iv.lo, iv.hi)
+                row[f"{v}_n"] = 0 if iv is None else iv.n
             rows.append(row)
     rows.sort(key=lambda r: (_group_sort(group_by, r["group"]), r["_sort"]))
     for r in rows:
         del r["_sort"]
+    if "score" in values:
+        _mark_ties(rows)
     return rows
+
+
+def _mark_ties(rows: list[dict]) -> None:
+    """row["ties"]: the labels of the rows of its section whose score intervals overlap its
+    own (replicas.Interval.overlaps: a row with one seed overlaps every row)."""
+    sections: dict[str, list[dict]] = {}
+    for r in rows:
+        sections.setdefault(_canon(r["group"]), []).append(r)
+    for members in sections.values():
+        ivs = [None if r["score"] is None else
+               Interval(r["score"], r["score_lo"], r["score_hi"], r["score_n"]) for r in members]
+        for r, iv in zip(members, ivs, strict=True):
+            r["ties"] = [o["label"] for o, ov in zip(members, ivs, strict=True)
+                         if o is not r and iv is not None and ov is not None and iv.overlaps(ov)]
 
 
 def _short(v: Any) -> str:
@@ -197,14 +221,28 @@ def _group_sort(group_by: list[str], gvals: dict) -> tuple:
     return tuple(key)
 
 
-def _fmt(mean: float | None, std: float | None, fmt: str) -> str:
+def _fmt(row: dict, v: str, fmt: str) -> str:
+    """mean ± half-width of the 95% t-interval; one seed: the value and n=1."""
+    mean, lo, hi = row[v], row.get(f"{v}_lo"), row.get(f"{v}_hi")
     if mean is None:
         return "–" if fmt == "md" else "--"
-    if std is None:
-        return f"{mean:.4f}"
+    if lo is None or hi is None:
+        return f"{mean:.4f} (n=1)"
+    half = (hi - lo) / 2
     if fmt == "latex":
-        return f"${mean:.4f} \\pm {std:.4f}$"
-    return f"{mean:.4f} ± {std:.4f}"
+        return f"${mean:.4f} \\pm {half:.4f}$"
+    return f"{mean:.4f} ± {half:.4f}"
+
+
+def _ties(row: dict, section_size: int) -> str:
+    """The labels this row ties with; "all" when it ties with every other row of a section
+    of three or more; "–" for none."""
+    ties = row.get("ties") or []
+    if not ties:
+        return "–"
+    if len(ties) == section_size - 1 and section_size > 2:
+        return "all"
+    return ", ".join(ties)
 
 
 def _latex_escape(s: str) -> str:
@@ -224,31 +262,37 @@ def render(rows: list[dict], group_by: list[str], fmt: str) -> str:
         import io
 
         cols = [*group_by, "attack", *([] if "poison_rate" in group_by else ["poison_rate"]),
-                "label", "n"] + [c for v in VALUES for c in (v, f"{v}_std")]
+                "label", "n"] + [c for v in VALUES for c in (v, f"{v}_std", f"{v}_lo", f"{v}_hi")]
+        cols.append("ties")
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
         w.writerow(cols)
         for r in rows:
-            cells = {**{g: r["group"].get(g) for g in group_by}, **r}
+            cells = {**{g: r["group"].get(g) for g in group_by}, **r,
+                     "ties": "; ".join(r.get("ties") or [])}
             w.writerow(["" if cells.get(c) is None else
                         (_canon(cells[c]) if isinstance(cells[c], (list, dict)) else cells[c])
                         for c in cols])
         return buf.getvalue()
     lines = []
     current = None
+    size: dict[str, int] = {}
+    for r in rows:
+        size[r["group_label"]] = size.get(r["group_label"], 0) + 1
     if fmt == "md":
         h = HEADERS["md"]
         lines.append("| " + " | ".join(h) + " |")
-        lines.append("|---|" + "---:|" * (len(h) - 1))
+        lines.append("|---|" + "---:|" * (len(h) - 2) + "---|")
         for r in rows:
             if group_by and r["group_label"] != current:
                 current = r["group_label"]
                 lines.append(f"| **{_md_escape(current)}** |" + " |" * (len(h) - 1))
-            cells = [_md_escape(r["label"])] + [_fmt(r[v], r[f"{v}_std"], fmt) for v in VALUES]
-            lines.append("| " + " | ".join(cells + [str(r["n"])]) + " |")
+            cells = [_md_escape(r["label"])] + [_fmt(r, v, fmt) for v in VALUES]
+            ties = _md_escape(_ties(r, size[r["group_label"]]))
+            lines.append("| " + " | ".join([*cells, str(r["n"]), ties]) + " |")
         return "\n".join(lines) + "\n"
     h = HEADERS["latex"]
-    lines += [r"\begin{tabular}{l" + "r" * (len(h) - 1) + "}", r"\toprule",
+    lines += [r"\begin{tabular}{l" + "r" * (len(h) - 2) + "l}", r"\toprule",
               " & ".join(h) + r" \\", r"\midrule"]
     for r in rows:
         if group_by and r["group_label"] != current:
@@ -257,14 +301,16 @@ def render(rows: list[dict], group_by: list[str], fmt: str) -> str:
             current = r["group_label"]
             title = _latex_escape(current)
             lines.append(rf"\multicolumn{{{len(h)}}}{{l}}{{\textit{{{title}}}}} \\")
-        cells = [_latex_escape(r["label"])] + [_fmt(r[v], r[f"{v}_std"], fmt) for v in VALUES]
-        lines.append(" & ".join(cells + [str(r["n"])]) + r" \\")
+        cells = [_latex_escape(r["label"])] + [_fmt(r, v, fmt) for v in VALUES]
+        ties = _ties(r, size[r["group_label"]]).replace("–", "--")
+        lines.append(" & ".join([*cells, str(r["n"]), _latex_escape(ties)]) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
     return "\n".join(lines) + "\n"
 
 
 def report(runs_dir: Path, group_by: list[str] | None = None, fmt: str = "md") -> str:
-    """Table I of the runs directory: attack, D_XT, D_TY, score (mean ± std over seeds)."""
+    """Table I of the runs directory: attack, D_XT, D_TY, score (mean ± 95% t-interval
+    half-width over seeds, or the value and n=1), runs, ties."""
     fmt = (fmt or "md").lower()
     if fmt not in FORMATS:
         raise SpecError(f"report format {fmt!r} not allowed; allowed: {', '.join(FORMATS)}")

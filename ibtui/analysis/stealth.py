@@ -79,3 +79,122 @@ def stealth_score(records: list[dict], roles: dict[str, str], epochs: list[int] 
     out.update(d_xt=d["xt"], d_ty=d["ty"], score=(d["xt"] + d["ty"]) / 2, epochs=chosen,
                ceiling_share=share, ceiling_flag=share > 0)
     return out
+
+
+# --- within-run uncertainty ------------------------------------------------------------------
+
+BOOTSTRAP_B = 500
+BOOTSTRAP_COVERS = ("the Monte Carlo error of every MI value the score uses (its recorded "
+                    "standard error), carried through the normalisation and the score")
+BOOTSTRAP_MISSES = ("which images form each equal-N subsample, the k noisy forward draws the "
+                    "conditional model is fitted on, the estimator's bias, the choice of "
+                    "representative epochs, and training randomness (seeds)")
+
+
+def value_stderr(record: dict) -> float | None:
+    """The standard error recorded with an MI value: settings.mc_stderr (noise-aware's Monte
+    Carlo error) or settings.stderr; None when neither is a finite number ≥ 0."""
+    settings = record.get("settings") if isinstance(record.get("settings"), dict) else {}
+    for key in ("mc_stderr", "stderr"):
+        v = settings.get(key)
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0:
+            return float(v)
+    return None
+
+
+def stealth_bootstrap(records: list[dict], roles: dict[str, str], epochs: list[int] | None = None,
+                      method: str | None = None, *, b: int = BOOTSTRAP_B, seed: int = 0,
+                      level: float = 0.95) -> dict:
+    """Within-run 95% intervals of the stealth score, D_XT and D_TY: a parametric bootstrap.
+
+    Each replicate draws every MI value of `method` that the score reads (every checkpoint and
+    subset: the min-max normalisation spans them all) as value + stderr·Z, Z ~ N(0, 1)
+    independent (stderr from `value_stderr`), and recomputes `stealth_score` on those values at
+    the epochs the recorded score used. The interval is the replicates' percentile interval.
+    It covers BOOTSTRAP_COVERS; it does not cover BOOTSTRAP_MISSES (across-seed intervals:
+    ibtui.analysis.replicas). Because D takes |·|, a difference near 0 folds its replicates
+    upward, so the interval can lie above a score close to 0. Seeded: the same records give the
+    same interval.
+
+    Returns {score_interval, d_xt_interval, d_ty_interval: [lo, hi] or None, b, level, seed,
+    method, covers, misses} plus `note` when no interval can be given (no score, or a value
+    without a standard error, as the trained estimators record none)."""
+    base = stealth_score(records, roles, epochs=epochs, method=method)
+    method = base["method"]
+    out: dict = {"score_interval": None, "d_xt_interval": None, "d_ty_interval": None,
+                 "b": int(b), "level": level, "seed": seed, "method": method,
+                 "covers": BOOTSTRAP_COVERS, "misses": BOOTSTRAP_MISSES}
+    if base["score"] is None:
+        out["note"] = base.get("note") or "no score"
+        return out
+    used = [r for r in records if r.get("method") == method and r.get("subset") in roles
+            and r.get("term") in ("xt", "ty") and isinstance(r.get("value"), (int, float))
+            and math.isfinite(r["value"])]
+    se = [value_stderr(r) for r in used]
+    missing = sum(s is None for s in se)
+    if missing:
+        out["note"] = f"{missing} of {len(used)} {method} MI values carry no standard error"
+        return out
+    slim = [{"epoch": r["epoch"], "term": r["term"], "subset": r["subset"], "method": method,
+             "value": float(r["value"]), "at_ceiling": r.get("at_ceiling")} for r in used]
+    values = np.array([r["value"] for r in slim])
+    draws = values + np.random.default_rng(seed).standard_normal((int(b), len(slim))) * np.array(se)
+    reps = np.empty((int(b), 3))
+    for i, row in enumerate(draws):
+        for r, v in zip(slim, row, strict=True):
+            r["value"] = v
+        s = stealth_score(slim, roles, epochs=base["epochs"], method=method)
+        reps[i] = s["score"], s["d_xt"], s["d_ty"]
+    lo, hi = np.quantile(reps, [(1 - level) / 2, (1 + level) / 2], axis=0)
+    for j, key in enumerate(("score", "d_xt", "d_ty")):
+        out[f"{key}_interval"] = [float(lo[j]), float(hi[j])]
+    return out
+
+
+def run_intervals(summary: dict | None, mi: list[dict]) -> dict | None:
+    """A run's within-run bootstrap (as `stealth_bootstrap` returns it): the one its summary
+    holds, else (runs summarised before intervals existed) computed now from its mi.jsonl at
+    the epochs and method of its recorded score, given only when it reproduces that score.
+    None when the run has no summary or no scored stealth block."""
+    if not isinstance(summary, dict):
+        return None
+    st = summary.get("stealth") if isinstance(summary.get("stealth"), dict) else {}
+    if isinstance(st.get("bootstrap"), dict):
+        return st["bootstrap"]
+    score = summary.get("score")
+    if not isinstance(score, (int, float)) or not st.get("epochs"):
+        return None
+    roles = {r["subset"]: r["role"] for r in mi
+             if isinstance(r, dict) and isinstance(r.get("subset"), str)
+             and isinstance(r.get("role"), str)}
+    try:
+        out = stealth_bootstrap(mi, roles, epochs=list(st["epochs"]), method=st.get("method"))
+        again = stealth_score(mi, roles, epochs=list(st["epochs"]), method=st.get("method"))
+    except (KeyError, TypeError, ValueError) as e:  # damaged records: no interval, no crash
+        return {"score_interval": None, "note": f"records unreadable ({type(e).__name__})"}
+    if again["score"] is None or abs(again["score"] - score) > 1e-9:
+        return {**out, "score_interval": None, "d_xt_interval": None, "d_ty_interval": None,
+                "note": "mi.jsonl no longer gives the recorded score"}
+    out["computed"] = "now, from mi.jsonl"
+    return out
+
+
+def interval_text(value: float | None, interval: list | None, fmt: str = ".3f") -> str:
+    """`0.091 [0.083, 0.099]`, or the value alone when there is no interval ("–": no value)."""
+    if not isinstance(value, (int, float)):
+        return "–"
+    if not (isinstance(interval, (list, tuple)) and len(interval) == 2
+            and all(isinstance(v, (int, float)) for v in interval)):
+        return f"{value:{fmt}}"
+    return f"{value:{fmt}} [{interval[0]:{fmt}}, {interval[1]:{fmt}}]"
+
+
+def bootstrap_label(boot: dict | None) -> str:
+    """`(95%, within-run bootstrap, B=500)`, or why there is no interval."""
+    if not isinstance(boot, dict):
+        return "(no within-run interval)"
+    if boot.get("score_interval") is None:
+        return f"(no within-run interval: {boot.get('note') or 'not recorded'})"
+    level = boot.get("level", 0.95)
+    when = ", computed now" if boot.get("computed") else ""
+    return f"({level:.0%}, within-run bootstrap, B={boot.get('b')}{when})"

@@ -1,5 +1,11 @@
-"""Step 4: summary.json, the run's leaderboard row (stealth score per MI method, sanity checks,
-accuracy/ASR of the last epoch, trigger perceptibility, timing, and the runtime it ran under)."""
+"""Step 4: summary.json, the run's leaderboard row (stealth score per MI method with its
+within-run 95% intervals, sanity checks, accuracy/ASR of the last epoch, trigger
+perceptibility, timing, and the runtime it ran under).
+
+`score_interval`, `d_xt_interval`, `d_ty_interval` ([lo, hi] or None) are the main method's
+within-run intervals; each method's stealth block holds its own under `bootstrap` (with B,
+the seed, what the bootstrap covers and what it misses: ibtui.analysis.stealth.stealth_bootstrap).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,7 @@ from pathlib import Path
 
 from ibtui.analysis.alarm import summary_record as alarm_record
 from ibtui.analysis.phases import detect_phases
-from ibtui.analysis.stealth import stealth_score
+from ibtui.analysis.stealth import stealth_bootstrap, stealth_score
 from ibtui.data.poison import PoisonedData
 from ibtui.mi import sanity_checks
 from ibtui.runs.store import read_jsonl
@@ -26,7 +32,10 @@ def summarise(spec: dict, run_dir: Path, data: PoisonedData, num_classes: int, p
     phases = detect_phases(mi, roles)
     epochs = phases.get("representative_epochs") if s["stealth_epochs"] == "phases" and phases else None
     by_method = {m: stealth_score(mi, roles, epochs=epochs, method=m) for m in s["mi_method"]}
+    for m, st in by_method.items():  # within-run 95% intervals (parametric bootstrap)
+        st["bootstrap"] = stealth_bootstrap(mi, roles, epochs=epochs, method=m)
     main = by_method[s["mi_method"][0]]
+    boot = main["bootstrap"]
     sizes = {k: int(len(v)) for k, v in data.subsets.items()}
     try:
         sanity = sanity_checks(
@@ -44,6 +53,7 @@ def summarise(spec: dict, run_dir: Path, data: PoisonedData, num_classes: int, p
         "mi_method": s["mi_method"][0],
         "score": main["score"], "d_xt": main["d_xt"], "d_ty": main["d_ty"],
         "ceiling_share": main.get("ceiling_share"),
+        **{f"{k}_interval": boot[f"{k}_interval"] for k in ("score", "d_xt", "d_ty")},
         "stealth": main, "stealth_by_method": by_method,
         "clean_acc": last.get("test_acc"), "asr": last.get("asr"),
         "asr_all": last.get("asr_all"), "ra": last.get("ra"),
