@@ -7,7 +7,7 @@ import torch
 
 from ibtui.mi import estimate
 from ibtui.mi import tasks as T
-from ibtui.mi.critics import ConcatCritic
+from ibtui.mi.critics import ConcatCritic, infonce_batch, infonce_batch_reference, unique_pairs
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -25,6 +25,40 @@ def test_factorised_equals_concat():
     perm = torch.randperm(5)
     j, m = critic.shuffled(a, b, perm)
     assert torch.allclose(m, critic(torch.cat([a, b[perm]], 1)), atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize(("batch", "negatives", "chunk"), [(96, 40, 500), (40, 96, 300), (7, 3, 4)])
+def test_fused_infonce_equals_every_pair_through_the_mlp(dtype, batch, negatives, chunk):
+    """infonce-paper's fast batch bound = the direct one (old code), value and every gradient."""
+    torch.manual_seed(1)
+    critic = ConcatCritic(6, 3, hidden=24).to(dtype)
+    for prm in critic.parameters():  # away from the default init: larger, varied scores
+        prm.data.mul_(2.0)
+    a, b = 2 * torch.randn(batch, 6, dtype=dtype), 2 * torch.randn(batch, 3, dtype=dtype)
+    neg = torch.randint(0, batch, (batch, negatives))
+    out = {}
+    for name, fn in (("fused", lambda: infonce_batch(critic, a, b, neg, chunk=chunk)),
+                     ("factorised", lambda: infonce_batch_reference(critic, a, b, neg)),
+                     ("plain", lambda: infonce_batch_reference(critic, a, b, neg, plain=True))):
+        critic.zero_grad()
+        value = fn()
+        value.backward()
+        out[name] = (value.detach(), [p.grad.clone() for p in critic.parameters()])
+    tol = 1e-10 if dtype == torch.float64 else 1e-5
+    for ref in ("factorised", "plain"):
+        assert abs(out["fused"][0] - out[ref][0]) <= tol * max(1.0, abs(out[ref][0]))
+        for g, r in zip(out["fused"][1], out[ref][1], strict=True):
+            assert (g - r).abs().max() <= tol * max(1.0, r.abs().max()), ref
+    assert max(g.abs().max() for g in out["plain"][1]) > 1e-3  # the gradients are not trivial
+
+
+def test_unique_pairs_counts_every_candidate_once():
+    neg = torch.tensor([[0, 2, 2], [1, 1, 1], [0, 0, 1]])
+    rows, cols, counts = unique_pairs(neg)
+    got = {(int(r), int(c)): int(n) for r, c, n in zip(rows, cols, counts, strict=True)}
+    # row i: the positive b_i once plus its K negatives (which may include b_i again)
+    assert got == {(0, 0): 2, (0, 2): 2, (1, 1): 4, (2, 0): 2, (2, 1): 1, (2, 2): 1}
 
 
 def _gauss(mi: float, d: int, n: int, seed: int = 0):

@@ -4,10 +4,24 @@ ConcatCritic (the paper's): f(a, b) = MLP([a; b]) with two hidden ReLU layers. I
 linear in [a; b], so W[a; b] + c = W_a a + W_b b + c: `pairs(a, b, neg)` computes W_a a and
 W_b b once per batch and broadcasts them over the K negatives — the same function as
 `forward(cat([a, b]))` at a fraction of the cost.
+`infonce_batch(critic, a, b, neg)` (what infonce-paper trains on): the paper's InfoNCE batch
+bound mean_i[f(a_i,b_i) − logsumexp(f(a_i,b_i), f(a_i,b_neg[i,1..K]))] + log(K+1), the same
+function (and gradients) as `pairs` + logsumexp but computed much faster on CPU:
+  1. each row's K+1 candidates (b_i and its K negatives, drawn with replacement from the batch)
+     are reduced to the distinct b_j with a multiplicity c_ij, and the logsumexp runs over
+     f(a_i, b_j) + log c_ij (≈ 21% fewer pairs at B = 512, K = 256; at B < K the row has at
+     most B distinct pairs, as with the B×B matrix);
+  2. the scores, the per-row logsumexp and the backward pass of layers 2–3 are fused in chunks
+     of ~`chunk` pairs that stay in cache (a custom autograd Function: the forward computes the
+     gradients of the bound w.r.t. the first layer's outputs W_a a, W_b b and the weights of the
+     later layers; backward only scales them), instead of (B, K, hidden) tensors of 64 MiB each
+     allocated, filled and read several times per step.
 SeparableCritic: f(a, b) = g(a)·h(b), all B×B pairs of a batch from one matrix product.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
@@ -47,6 +61,100 @@ class ConcatCritic(nn.Module):
         """f(a_i, b_i) and f(a_i, b_perm[i]) (MINE's joint and product-of-marginals terms)."""
         pa, pb = self.parts(a, b)
         return self.rest(pa + pb).squeeze(-1), self.rest(pa + pb[perm]).squeeze(-1)
+
+
+def unique_pairs(neg: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Row i's candidates {i} ∪ neg[i] (b-indices into the batch) as distinct (row, col) pairs
+    sorted by row then col, with multiplicities: (rows, cols, counts)."""
+    n, width = neg.shape
+    m = max(n, int(neg.max()) + 1 if neg.numel() else n)
+    rows = torch.arange(n, device=neg.device)
+    ext = torch.cat([rows[:, None], neg], 1)
+    keys = (rows[:, None] * m + ext).flatten().sort().values
+    uniq, counts = torch.unique_consecutive(keys, return_counts=True)
+    return uniq // m, uniq % m, counts
+
+
+def _relu_grad(grad: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """grad where out > 0, else 0 (ReLU's backward, one fused op)."""
+    return torch.ops.aten.threshold_backward(grad, out, 0)
+
+
+class _FusedInfoNCE(torch.autograd.Function):
+    """Value and gradients of the InfoNCE batch bound through layers 2–3 of a ConcatCritic,
+    from the first layer's outputs pa = W_a a + c (B, H) and pb = W_b b (B', H)."""
+
+    @staticmethod
+    def forward(ctx, pa, pb, w2, b2, w3, b3, rows, cols, logc, chunk):
+        n = pa.shape[0]
+        grad = ctx.needs_input_grad[:6]
+        want = any(grad)
+        total = pa.new_zeros(())
+        dpa, dpb = torch.zeros_like(pa), torch.zeros_like(pb)
+        dw2, db2 = torch.zeros_like(w2), torch.zeros_like(b2)
+        dw3, db3 = torch.zeros_like(w3), torch.zeros_like(b3)
+        w3v = w3[0]
+        starts = torch.searchsorted(rows, torch.arange(n + 1, device=rows.device)).tolist()
+        per_row = max(1, len(rows) // max(n, 1))
+        step = max(1, chunk // per_row)
+        for r0 in range(0, n, step):
+            r1 = min(n, r0 + step)
+            p0, p1 = starts[r0], starts[r1]
+            r, c, lc = rows[p0:p1], cols[p0:p1], logc[p0:p1]
+            local = r - r0
+            h1 = pa.index_select(0, r).add_(pb.index_select(0, c)).clamp_min_(0)
+            z2 = torch.addmm(b2, h1, w2.T)
+            h2 = z2.clamp_min(0)
+            s = h2 @ w3v + b3
+            top = torch.full((r1 - r0,), -math.inf, dtype=s.dtype, device=s.device)
+            top = top.scatter_reduce(0, local, s, "amax")
+            e = (s + lc - top[local]).exp_()
+            z = torch.zeros_like(top).index_add_(0, local, e)
+            pos = r == c
+            total += s[pos].sum() - (top + z.log()).sum()
+            if not want:
+                continue
+            gs = (pos.to(s.dtype) - e / z[local]) / n  # d bound / d score
+            dw3 += (gs @ h2)[None]
+            db3 += gs.sum()
+            dz2 = _relu_grad(gs[:, None] * w3v, z2)
+            dw2.addmm_(dz2.T, h1)
+            db2 += dz2.sum(0)
+            dh1 = _relu_grad(dz2 @ w2, h1)
+            dpa.index_add_(0, r, dh1)
+            dpb.index_add_(0, c, dh1)
+        ctx.save_for_backward(dpa, dpb, dw2, db2, dw3, db3)
+        return total / n
+
+    @staticmethod
+    def backward(ctx, g):
+        return (*(g * t for t in ctx.saved_tensors), None, None, None, None)
+
+
+def infonce_batch(critic: ConcatCritic, a: torch.Tensor, b: torch.Tensor, neg: torch.Tensor,
+                  chunk: int = 4096) -> torch.Tensor:
+    """The paper's InfoNCE batch bound (module doc), differentiable w.r.t. the critic."""
+    rows, cols, counts = unique_pairs(neg)
+    pa, pb = critic.parts(a, b)
+    logc = counts.to(pa.dtype).log()
+    lin2, lin3 = critic.rest[1], critic.rest[3]
+    value = _FusedInfoNCE.apply(pa, pb, lin2.weight, lin2.bias, lin3.weight, lin3.bias,
+                                rows, cols, logc, chunk)
+    return value + math.log(neg.shape[1] + 1)
+
+
+def infonce_batch_reference(critic: ConcatCritic, a: torch.Tensor, b: torch.Tensor,
+                            neg: torch.Tensor, plain: bool = False) -> torch.Tensor:
+    """The same bound the direct way: every (a_i, b_neg[i,k]) pair through the critic
+    (factorised first layer, or `plain`: the concatenated input through the whole MLP)."""
+    if plain:
+        k = neg.shape[1]
+        pos = critic(torch.cat([a, b], 1))
+        negs = critic(torch.cat([a[:, None].expand(-1, k, -1), b[neg]], 2))
+    else:
+        pos, negs = critic.pairs(a, b, neg)
+    lse = torch.logsumexp(torch.cat([pos[:, None], negs], 1), 1)
+    return (pos - lse).mean() + math.log(neg.shape[1] + 1)
 
 
 def _mlp(din: int, hidden: int, dout: int) -> nn.Sequential:

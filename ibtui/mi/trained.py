@@ -7,9 +7,11 @@
   the last `last_epochs` epochs; early stopping (our reading of "dynamic early stopping,
   δ = 1e-2"): stop when the epoch value has not exceeded its best by more than δ for
   `early_stop_patience` epochs. No input standardisation (the authors feed raw values).
-  Since negatives come from the batch, f(a_i, b_j) takes only B distinct values per row: when
-  B < K the B×B score matrix is computed once and the K negatives gathered from it (the same
-  function and gradients, K/B times cheaper).
+  Each batch's bound and gradients come from `critics.infonce_batch`: the same function as
+  scoring every (a_i, b_neg) pair through the MLP (tested against it), computed on the distinct
+  pairs only (negatives repeat: drawn with replacement from the batch) with the first layer
+  factorised and layers 2–3 fused in cache-sized chunks (~3x faster per step on one CPU
+  thread; bench/bench_infonce_paper.py --time-steps).
 - infonce-separable and mine (ours, built to converge; issue 12): inputs standardised with the
   training pairs' mean and std; pairs split into training and held-out shares; the budget is a
   number of optimiser steps (`max_steps`), and every `eval_every` steps the bound is evaluated
@@ -34,7 +36,12 @@ from collections.abc import Callable
 
 import torch
 
-from ibtui.mi.critics import ConcatCritic, GaussConcatCritic, GaussSeparableCritic
+from ibtui.mi.critics import (
+    ConcatCritic,
+    GaussConcatCritic,
+    GaussSeparableCritic,
+    infonce_batch,
+)
 from ibtui.mi.result import MIEstimate
 
 Progress = Callable[[float, str], None] | None
@@ -111,13 +118,7 @@ def infonce_paper(a: torch.Tensor, b: torch.Tensor, *, batch_size: int = 128,
 
     def batch_value(idx: torch.Tensor) -> float:
         neg = torch.randint(0, len(idx), (len(idx), negatives), generator=gen).to(a.device)
-        if len(idx) < negatives:  # B×B scores once, the K negatives gathered from them
-            scores = critic.matrix(a[idx], b[idx])
-            pos, negs = scores.diagonal(), scores.gather(1, neg)
-        else:
-            pos, negs = critic.pairs(a[idx], b[idx], neg)
-        lse = torch.logsumexp(torch.cat([pos[:, None], negs], 1), 1)
-        est = (pos - lse).mean() + log_k1
+        est = infonce_batch(critic, a[idx], b[idx], neg)  # = infonce_batch_reference, faster
         _step(opt, critic.parameters(), -est, grad_clip)
         return est.item()
 
