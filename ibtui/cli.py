@@ -523,14 +523,25 @@ def ls(runs_dir: Path = RunsDir,
 @app.command()
 def show(run_key: str = typer.Argument(..., metavar="RUN"), runs_dir: Path = RunsDir,
          fmt: ListFormat = typer.Option("table", "--format", help="output format")) -> None:
-    """A run's spec, metrics, MI table and summary."""
+    """A run's spec, metrics, MI table and summary, with its score's within-run interval and,
+    when other seeds of its configuration are in the runs directory, the mean ± 95% interval
+    over them."""
+    from ibtui.analysis.replicas import replicas_of
+    from ibtui.analysis.stealth import run_intervals
     from ibtui.runs.store import find_run, load_run
 
     r = load_run(find_run(runs_dir, run_key))
     metrics, mi = r.metrics(), r.mi()
+    boot = run_intervals(r.summary, mi)
+    seeds = replicas_of(runs_dir, r.spec) if r.spec else None
     if fmt == "json":
+        across = None if seeds is None else {
+            "config": seeds.key, "seeds": sorted(seeds.seeds), "runs": seeds.runs,
+            **{m: (None if iv is None else {"mean": iv.mean, "lo": iv.lo, "hi": iv.hi, "n": iv.n})
+               for m, iv in seeds.metrics.items()}}
         print(json.dumps({"run": r.id, "state": r.state, "damaged": r.damaged, "status": r.status,
-                          "spec": r.spec, "summary": r.summary, "metrics": metrics, "mi": mi},
+                          "spec": r.spec, "summary": r.summary, "metrics": metrics, "mi": mi,
+                          "within_run": boot, "across_seeds": across},
                          indent=2, default=str))
         return
     head = Text.assemble(Text(one_line(r.id), style="bold"), "  state ", (r.state, "bold"))
@@ -573,10 +584,13 @@ def show(run_key: str = typer.Argument(..., metavar="RUN"), runs_dir: Path = Run
             if k in s:
                 t.add_row(k, lit(_cell(s[k])))
         console.print(t)
+        _show_intervals(s, boot)
         for c in s.get("sanity") or []:
             if c.get("ok", True) is False:
                 say(f"sanity check failed: {c.get('check')} {c.get('subset', '')} "
                     f"e{c.get('epoch', '')}: {c.get('detail', '')}", style="yellow")
+    if seeds is not None:
+        _show_seeds(seeds)
     from ibtui.analysis.alarm import alarm_lines  # issue 13: the backdoor alarm's verdict
 
     try:
@@ -585,6 +599,41 @@ def show(run_key: str = typer.Argument(..., metavar="RUN"), runs_dir: Path = Run
         lines = [f"backdoor alarm: unavailable ({type(e).__name__}: {e})"]
     for line in lines:
         say(line)
+
+
+def _show_intervals(summary: dict, boot: dict | None) -> None:
+    """`score 0.091 [0.083, 0.099] (95%, within-run bootstrap, B=500)` and D_XT, D_TY."""
+    from ibtui.analysis.stealth import bootstrap_label, interval_text
+
+    boot = boot or {}
+    line = Text("score ", style="bold")
+    line.append(interval_text(summary.get("score"), boot.get("score_interval")), style="bold")
+    line.append(" " + one_line(bootstrap_label(boot or None)))
+    console.print(line, soft_wrap=True)
+    if boot.get("score_interval") is not None:
+        say(f"  D_XT {interval_text(summary.get('d_xt'), boot.get('d_xt_interval'))} · "
+            f"D_TY {interval_text(summary.get('d_ty'), boot.get('d_ty_interval'))} · covers "
+            "only the Monte Carlo error of the MI values (not which images were drawn, nor "
+            "the training seed)", style="dim")
+
+
+def _show_seeds(group) -> None:
+    """The run's configuration across its seeds: mean ± 95% t-interval per metric."""
+    seeds = ", ".join(map(str, sorted(group.seeds))) or "–"
+    t = Table(title=Text(one_line(f"across seeds: configuration {group.key}, seeds {seeds} "
+                                  "(mean ± 95% t-interval)")))
+    for c in ("metric", "mean ± half-width", "interval", "n"):
+        t.add_column(c, justify="left" if c == "metric" else "right")
+    for m, name in (("score", "score"), ("d_xt", "D_XT"), ("d_ty", "D_TY"),
+                    ("clean_acc", "clean acc"), ("asr", "ASR")):
+        iv = group.metrics.get(m)
+        if iv is None:
+            t.add_row(name, "–", "–", "0")
+            continue
+        span = "–" if iv.lo is None else f"[{iv.lo:.3f}, {iv.hi:.3f}]"
+        t.add_row(name, iv.text(), span, str(iv.n))
+    console.print(t)
+    say(f"runs: {one_line(', '.join(group.runs))}", style="dim")
 
 
 @app.command()
@@ -769,7 +818,7 @@ def report(runs_dir: Path = RunsDir,
            fmt: ReportFormat = typer.Option("md", "--format", help="table format"),
            scatter: Path | None = typer.Option(None, "--scatter",
                                                help="also save the perceptibility-vs-stealth scatter here")) -> None:
-    """The paper's Table I from the runs directory (mean ± std over seeds)."""
+    """The paper's Table I from the runs directory (mean ± 95% t-interval over seeds, ties)."""
     from ibtui.analysis.report import perceptibility_scatter
     from ibtui.analysis.report import report as make_report
     from ibtui.runs.store import require_runs_dir

@@ -7,12 +7,14 @@ affords, a percentile bootstrap over seeds cannot be wider than the seeds' own r
 under-covers badly; the t interval is the honest small-sample choice. One seed: no interval.
 
 Ranking: configurations are ordered by their mean; two whose intervals overlap cannot be told
-apart, and each row lists the ranks it is tied with.
+apart, and each row lists the ranks it is tied with (found by a sweep over the intervals:
+O(G log G) plus the tied pairs for G configurations).
 """
 
 from __future__ import annotations
 
 import hashlib
+import heapq
 import json
 import math
 from dataclasses import dataclass, field
@@ -93,8 +95,58 @@ def group_replicas(rows: list[dict], by: str = "score") -> list[Group]:
                                                      g.metrics[by].mean if g.metrics.get(by) else 0))
     for i, g in enumerate(ordered, 1):
         g.rank = i
-    for g in ordered:
-        mine = g.metrics.get(by)
-        g.ties = [o.rank for o in ordered if o is not g and mine and o.metrics.get(by)
-                  and mine.overlaps(o.metrics[by])]
+    mark_ties(ordered, by)
     return ordered
+
+
+def mark_ties(ordered: list[Group], by: str = "score") -> None:
+    """g.ties = the ranks (ascending) of every other group whose `by` interval overlaps g's
+    (Interval.overlaps; a group without the metric ties with none, one with a single seed with
+    every group that has the metric).
+
+    A sweep over the intervals sorted by their lower end, keeping the open ones in a heap by
+    upper end: O(G log G) plus the number of tied pairs, instead of testing every pair."""
+    with_metric = [g for g in ordered if g.metrics.get(by) is not None]
+    single = [g for g in with_metric if g.metrics[by].lo is None]
+    spans = sorted((g for g in with_metric if g.metrics[by].lo is not None),
+                   key=lambda g: g.metrics[by].lo)
+    tied: dict[int, list[int]] = {g.rank: [] for g in ordered}
+    open_: list[tuple[float, int]] = []  # (upper end, rank) of intervals that may still overlap
+    for g in spans:
+        iv = g.metrics[by]
+        while open_ and open_[0][0] < iv.lo:  # ends before this (and every later) one starts
+            heapq.heappop(open_)
+        for _, rank in open_:  # started no later than this one, ends at or after its start
+            tied[rank].append(g.rank)
+            tied[g.rank].append(rank)
+        heapq.heappush(open_, (iv.hi, g.rank))
+    single_ranks = [g.rank for g in single]
+    all_ranks = [g.rank for g in with_metric]
+    for g in ordered:
+        if g.metrics.get(by) is None:
+            g.ties = []
+        elif g.metrics[by].lo is None:
+            g.ties = [r for r in all_ranks if r != g.rank]
+        else:
+            g.ties = sorted(tied[g.rank] + single_ranks)
+
+
+def replicas_of(runs_dir, spec: dict) -> Group | None:
+    """The configuration of `spec` across the seeds of its runs in `runs_dir` (through the
+    runs directory's index), or None when only one run has that configuration."""
+    from ibtui.runs.store import list_runs_cached  # local: the store imports this module
+
+    key = config_key(spec)
+    rows = []
+    for r in list_runs_cached(runs_dir):
+        if (r.config or config_key(r.spec)) != key:
+            continue
+        label = {k: r.spec.get(k) for k in ("name", "attack", "dataset", "arch", "poison_rate",
+                                            "seed")}
+        rows.append({"run": r.id, "spec": {"config": key, **label},
+                     **{m: (r.summary or {}).get(m) for m in METRICS}})
+    if len(rows) < 2:
+        return None
+    (group,) = group_replicas(rows)
+    group.key = key
+    return group
