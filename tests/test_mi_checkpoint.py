@@ -74,9 +74,28 @@ def test_noise_aware_matches_manual_draws(setup):
     with torch.no_grad(), torch.random.fork_rng(devices=[]):
         torch.manual_seed(3)
         s = torch.stack([model.forward_mi(x[torch.as_tensor(union)])[0] for _ in range(2)], 1)
-    est = noisy_mi(s[np.searchsorted(union, subsets["1"])], 0.1, seed=rec["settings"]["seed"],
-                   conditional="draws")
+    # the measurement scale: xt_scale (default 0.5) x the RMS spread of all measured images
+    means = s.double().mean(1)
+    spread = float((means - means.mean(0)).pow(2).mean().sqrt())
+    assert rec["settings"]["xt_scale"] == 0.5
+    assert rec["settings"]["spread"] == pytest.approx(spread, rel=1e-9)
+    assert rec["settings"]["sigma_m"] == pytest.approx(0.5 * spread, rel=1e-9)
+    sigma = math.sqrt(0.1**2 + (0.5 * spread) ** 2)
+    assert rec["settings"]["sigma"] == pytest.approx(sigma, rel=1e-9)
+    sub = s[np.searchsorted(union, subsets["1"])]
+    est = noisy_mi(sub, sigma, seed=rec["settings"]["seed"], conditional="draws")
     assert rec["value"] == pytest.approx(est.value, abs=1e-9)
+    own = noisy_mi(sub, 0.1, seed=rec["settings"]["seed"], conditional="draws", bracket=False)
+    assert rec["settings"]["network_noise_value"] == pytest.approx(own.value, abs=1e-9)
+    assert own.value > rec["value"]  # more noise, less information (data processing)
+    # xt_scale = 0: the network's own noise, the paper's quantity
+    zero, _ = _run(setup, ["noise-aware"], xt_scale=0.0)
+    rec0 = next(r for r in zero if r["subset"] == "1" and r["term"] == "xt")
+    assert rec0["value"] == pytest.approx(own.value, abs=1e-9)
+    assert rec0["settings"]["sigma_m"] == 0.0 and "network_noise_value" not in rec0["settings"]
+    # I(T;Ŷ) does not depend on the measurement scale
+    ty = next(r for r in recs if r["subset"] == "1" and r["term"] == "ty")
+    assert ty["value"] == next(r for r in zero if r["subset"] == "1" and r["term"] == "ty")["value"]
 
 
 def test_max_samples(setup):

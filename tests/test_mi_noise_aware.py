@@ -216,3 +216,25 @@ def test_small_noisy_relu_against_large_k_mixture():
         assert est.lower <= task.truth
         draws = noisy_mi(task.s, task.sigma, conditional="draws")
         assert draws.value - task.truth > abs(est.value - task.truth)  # the k = 8 mixture: up
+
+
+def test_measurement_sigma_hand_computed_and_scale_free():
+    from ibtui.mi.noise_aware import measurement_sigma, representation_spread
+
+    # two inputs, k = 2 draws each, d = 2: means (0, 0) and (2, 4); grand mean (1, 2);
+    # squared deviations per coordinate 1, 4, 1, 4 -> mean 2.5 -> spread sqrt(2.5)
+    s = torch.tensor([[[0.0, 1.0], [0.0, -1.0]], [[2.0, 4.0], [2.0, 4.0]]])
+    assert representation_spread(s) == pytest.approx(math.sqrt(2.5))
+    sigma, info = measurement_sigma(s, 0.3, 0.5)
+    assert info["sigma_m"] == pytest.approx(0.5 * math.sqrt(2.5))
+    assert sigma == pytest.approx(math.sqrt(0.09 + 0.25 * 2.5))
+    assert measurement_sigma(s, 0.3, 0.0)[0] == 0.3  # scale 0: the network's own noise
+    # with no own noise the measured I(X;T) is unchanged by rescaling the representation
+    g = torch.Generator().manual_seed(0)
+    s = torch.randn(50, 4, 6, generator=g) + 3 * torch.randn(50, 1, 6, generator=g)
+    a = noisy_mi(s, measurement_sigma(s, 0.0, 0.5)[0], seed=1, lower_bound=False)
+    b = noisy_mi(7 * s, measurement_sigma(7 * s, 0.0, 0.5)[0], seed=1, lower_bound=False)
+    assert a.value == pytest.approx(b.value, abs=1e-6)
+    # larger scale, less information (data processing: more noise on T)
+    c = noisy_mi(s, measurement_sigma(s, 0.0, 1.0)[0], seed=1, lower_bound=False)
+    assert c.value < a.value - 0.1

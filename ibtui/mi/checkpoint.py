@@ -8,7 +8,11 @@ which changes the noise each epoch but not the quantity estimated).
 
 Sample-based inputs: I(X;T): a = the image as the model sees it before normalisation (float in
 [0,1], flattened NHWC, 3072-d), b = T. I(T;Ŷ): a = T, b = softmax probabilities.
-Noise-aware: I(X;T) = noisy_mi(S, σ_T); I(T;Ŷ) = noisy_mi_ty(S, W, σ_ty, sigma_t=σ_T).
+Noise-aware: I(X;T) = noisy_mi(S, σ) with σ² = σ_T² + σ_m², σ_m = xt_scale × the spread of S
+over every measured image (`measurement_sigma`: a measurement scale that follows the
+representation; xt_scale = 0 gives the network's own noise, whose value is also kept in
+settings["network_noise_value"]); I(T;Ŷ) = noisy_mi_ty(S, W, σ_ty, sigma_t=σ_T). The sample-based
+methods always measure the network's own T (the authors' quantity).
 Subsets with fewer than 2 images are skipped (no record).
 
 Record fields: term, subset, method, value, n, settings, seconds, and
@@ -32,7 +36,7 @@ import numpy as np
 import torch
 
 from ibtui.mi.estimate import estimate
-from ibtui.mi.noise_aware import noisy_mi, noisy_mi_ty
+from ibtui.mi.noise_aware import measurement_sigma, noisy_mi, noisy_mi_ty
 from ibtui.mi.options import validate_methods, validate_mi_options
 
 Progress = Callable[[float, str], None] | None
@@ -121,6 +125,8 @@ def estimate_checkpoint(model, x: torch.Tensor, subsets: dict[str, np.ndarray], 
     fwd_seconds = time.perf_counter() - t0
     sigma_t, sigma_ty = draws["sigma_t"], float(model.noise_ty)
     weight = model.classifier.weight.detach()
+    # one measurement scale for every subset of this checkpoint, from all measured images
+    sigma_xt, scale_info = measurement_sigma(draws["s"], sigma_t, opts["xt_scale"])
 
     jobs = [(term, name, m) for name in chosen for m in methods for term in ("xt", "ty")]
     records = []
@@ -135,8 +141,13 @@ def estimate_checkpoint(model, x: torch.Tensor, subsets: dict[str, np.ndarray], 
         if method == "noise-aware":
             na = {key: opts[key] for key in ("mc_samples", "bracket", "chunk_mb", "precision")}
             if term == "xt":
-                est = noisy_mi(draws["s"][pos], sigma_t, seed=js,
+                est = noisy_mi(draws["s"][pos], sigma_xt, seed=js,
                                conditional=opts["xt_conditional"], **na)
+                est.settings.update(scale_info)
+                if opts["xt_scale"] > 0:  # the paper's quantity, for reference (no bounds)
+                    own = noisy_mi(draws["s"][pos], sigma_t, seed=js, lower_bound=False,
+                                   conditional=opts["xt_conditional"], **{**na, "bracket": False})
+                    est.settings["network_noise_value"] = own.value
             else:
                 est = noisy_mi_ty(draws["s"][pos], weight, sigma_ty, sigma_t=sigma_t,
                                   target=opts["ty_target"], seed=js, **na)

@@ -54,6 +54,13 @@ OPTIONS: dict[str, Opt] = {
                                "(shrinkage chosen on held-out draws; captures correlated "
                                "upstream noise), the former diagonal one ('diagonal' = "
                                "'gaussian'), or the mixture of the k draws (exact as k grows)"),
+    "xt_scale": Opt(float, 0.5, 0.0, 100.0,
+                    help="I(X;T) is measured on T + σ_m Z with σ_m = xt_scale × the spread of "
+                         "the representation at the checkpoint (RMS per coordinate of the "
+                         "images' mean S over every measured subset): clustering at a scale "
+                         "that follows the representation, so the curves move instead of "
+                         "sitting at log N. 0 = the network's own noise only (the paper's "
+                         "quantity; also recorded as settings.network_noise_value)"),
     "ty_target": Opt(str, "probs", choices=("probs", "logits"),
                      help="I(T;Y^) with Y^ = probability vector (9-d) or the 10 logits"),
     "precision": Opt(str, "float64", choices=("float64", "float32"),
