@@ -119,7 +119,7 @@ def make_runs(src: Path, dest: Path, n: int) -> None:
 def cli_time(runs: Path, *args: str) -> tuple[float, float]:
     """(first call: no index yet, second call: index warm) wall seconds of
     `ibtui ARGS --runs-dir runs`."""
-    (runs / ".ibtui-index.json").unlink(missing_ok=True)
+    (runs / ".ibtui-index").unlink(missing_ok=True)
     out = []
     for _ in range(2):
         t = time.perf_counter()

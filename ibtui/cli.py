@@ -457,18 +457,20 @@ def ls(runs_dir: Path = RunsDir,
                                  "runs (0 = all; json lists all)")) -> None:
     """List runs with their state and progress (and whether a scheduler runs the queue)."""
     from ibtui.runs.scheduler import scheduler_info
-    from ibtui.runs.store import iter_state_counts, list_runs_cached, require_runs_dir
+    from ibtui.runs.store import RunIndex, iter_state_counts, require_runs_dir
 
     where = _where(state, attack, dataset, arch, name, tag)
-    # through the runs directory's index: runs whose files did not change are not read again;
-    # damage in the logs is listed too
-    runs = list_runs_cached(require_runs_dir(runs_dir), logs=True)
+    # through the runs directory's index: runs whose files did not change are not read again
+    index = RunIndex(require_runs_dir(runs_dir))
+    runs = index.runs()
     slurm_state: dict[str, str] = {}
-    if any(r.status.get("executor") == "slurm" for r in runs):
+    # sacct is asked only about Slurm runs not known to have ended well (reconcile's own test)
+    if any(r.state in ("queued", "running", "crashed") and r.status.get("executor") == "slurm"
+           for r in runs):
         from ibtui.runs.slurm import job_id, reconcile
 
         slurm_state = reconcile(runs_dir)  # one sacct call; badly ended jobs become crashed
-        runs = list_runs_cached(runs_dir, logs=True)
+        runs = index.runs()
     total = len(runs)
     try:
         info = scheduler_info(runs_dir)
@@ -477,8 +479,12 @@ def ls(runs_dir: Path = RunsDir,
     warning = _queue_warning(runs_dir, runs, info)  # about every run, whatever is shown
     if where:
         runs = [r for r in runs if where(r)]
+    # the table shows the newest `limit` runs: only their rows are built, and only their logs
+    # are checked for damage (json lists every run with its logs' damage)
+    shown = runs[-limit:] if fmt != "json" and 0 < limit < len(runs) else runs
+    index.add_log_damage(shown)
     rows = []
-    for r in runs:
+    for r in shown:
         st, s = r.status, r.summary or {}
         rows.append({
             "run": r.id, "state": r.state, "phase": st.get("phase"), "epoch": st.get("epoch"),
@@ -496,11 +502,10 @@ def ls(runs_dir: Path = RunsDir,
     title = f"{len(runs)} runs in {runs_dir}"
     if where:
         title = f"{len(runs)} of {total} runs in {runs_dir} ({where.describe()})"
-    shown = rows[-limit:] if 0 < limit < len(rows) else rows
     t = Table(title=Text(one_line(title)))
     for c in ("run", "state", "phase", "epoch", "acc", "asr", "score", "note"):
         t.add_column(c)
-    for row in shown:
+    for row in rows:
         note = "; ".join(row["damaged"]) or (row["error"] or "")
         if row.get("slurm_job") and row["state"] in ("queued", "running"):
             note = f"slurm {row['slurm_job']} {row.get('slurm_state') or 'state unknown'}"
@@ -508,9 +513,9 @@ def ls(runs_dir: Path = RunsDir,
                   f"{row['epoch'] or 0}/{row['epochs'] or '?'}", _cell(row["acc"]),
                   _cell(row["asr"]), _cell(row["score"]), lit(note[:60]))
     console.print(t)
-    if len(shown) < len(rows):
+    if len(shown) < len(runs):
         counts = ", ".join(f"{n} {s}" for s, n in iter_state_counts(runs))
-        say(f"the newest {len(shown)} of {len(rows)} runs ({counts}); --limit 0 lists all; narrow "
+        say(f"the newest {len(shown)} of {len(runs)} runs ({counts}); --limit 0 lists all; narrow "
             "with --state, --attack, --dataset, --arch, --name GLOB, --tag", style="yellow")
     if info:
         workers = info.get("workers")

@@ -70,12 +70,53 @@ def test_index_is_only_a_cache(tmp_path):
     list_runs_cached(runs)
     (runs / INDEX_NAME).unlink()  # deleting it loses nothing
     assert _view(list_runs_cached(runs)) == want
+    good = (runs / INDEX_NAME).read_bytes()
     (runs / INDEX_NAME).write_text('{"version": 4, "runs": {"x": 3, "y": {"sig": 1}}}')
     assert _view(list_runs_cached(runs)) == want  # damaged: rebuilt
     (runs / INDEX_NAME).write_text("\x00garbage")
     assert _view(list_runs_cached(runs)) == want
-    idx = json.loads((runs / INDEX_NAME).read_text())
-    assert set(idx["runs"]) == {r[0] for r in want}
+    for cut in (len(good) // 2, len(good) - 1):  # torn, or one byte changed: never trusted
+        (runs / INDEX_NAME).write_bytes(good[:cut])
+        assert _view(list_runs_cached(runs)) == want
+        (runs / INDEX_NAME).write_bytes(good[:cut] + bytes([good[cut] ^ 1]) + good[cut + 1:])
+        assert _view(list_runs_cached(runs)) == want
+    idx = RunIndex(runs)
+    assert set(idx.indexed()) == {r[0] for r in want}
+
+
+def test_a_first_read_shared_among_processes_reads_the_same(tmp_path, monkeypatch):
+    runs = make_fixture_runs(tmp_path)
+    _age(runs)
+    plain = list_runs(runs)
+    for r in plain:
+        r.metrics(), r.mi()
+    monkeypatch.setattr(store, "PARALLEL_MIN", 1)  # every first read in child processes
+    first = list_runs_cached(runs, logs=True)
+    assert _view(first) == _view(plain)
+    assert _view(list_runs_cached(runs, logs=True)) == _view(plain)
+
+
+def test_log_damage_of_some_runs_only(tmp_path):
+    runs = make_fixture_runs(tmp_path)
+    ids = [r.id for r in list_runs(runs) if r.status]
+    for rid in (ids[0], ids[-1]):  # one run shown below, one not
+        with open(runs / rid / "metrics.jsonl", "a") as f:
+            f.write("{garbage\n")
+    _age(runs)
+    plain = {r.id: r for r in list_runs(runs)}
+    for r in plain.values():
+        r.metrics(), r.mi()
+    idx = RunIndex(runs)
+    listed = idx.runs()
+    idx.add_log_damage(listed[-3:])
+    for r in listed:
+        want = plain[r.id].damaged if r in listed[-3:] else \
+            [d for d in plain[r.id].damaged if "jsonl" not in d]
+        assert sorted(r.damaged) == sorted(want), r.id
+    assert sum("metrics.jsonl" in d for r in listed for d in r.damaged) == 1
+    again = RunIndex(runs).runs(logs=True)  # the rest read now, the three from the index
+    assert _view(again) == _view(list(plain.values()))
+    assert sum("metrics.jsonl" in d for r in again for d in r.damaged) == 2
 
 
 def test_removed_and_added_runs(tmp_path):
