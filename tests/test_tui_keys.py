@@ -568,3 +568,90 @@ async def test_compose_marks_the_focused_field(runs):
             assert lit == [f"row-{want}"], lit
             await pilot.press("tab")
         assert str(screen.query_one("#launch").variant) == "default"  # not the focus colour
+
+
+# --- seeds and intervals (issue 12, item 5) ----------------------------------------------
+
+def add_seeds(runs: Path, scores=(0.55, 0.75), seeds=(5, 6)) -> list[str]:
+    """Copies of DONE (seed 0, score 0.65) with other seeds and scores: one configuration,
+    three seeds. The first copy's summary carries a within-run bootstrap."""
+    import json
+    import re
+    import shutil
+
+    ids = []
+    for i, (seed, score) in enumerate(zip(seeds, scores, strict=True)):
+        rid = DONE.replace("-s0", f"-s{seed}")
+        shutil.copytree(runs / DONE, runs / rid)
+        spec = (runs / rid / "spec.toml").read_text()
+        (runs / rid / "spec.toml").write_text(re.sub(r"(?m)^seed = 0$", f"seed = {seed}", spec))
+        summary = json.loads((runs / rid / "summary.json").read_text())
+        summary.update(seed=seed, score=score, d_xt=score, d_ty=score)
+        if i == 0:
+            summary["stealth"] = dict(summary["stealth"], score=score, bootstrap={
+                "score_interval": [0.5, 0.6], "d_xt_interval": [0.45, 0.65],
+                "d_ty_interval": [0.5, 0.61], "b": 500, "level": 0.95})
+        (runs / rid / "summary.json").write_text(json.dumps(summary))
+        ids.append(rid)
+    return ids
+
+
+@sync
+async def test_leaderboard_replicas_key_shows_one_row_per_configuration(runs):
+    add_seeds(runs)
+    app = make_app(runs)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await settle(pilot)
+        await to_leaderboard(pilot)
+        lt = app.screen.query_one(LeaderboardTable)
+        assert len(lt.visible_ids) == 5 and not lt.replicas
+        await pilot.press("R")
+        assert lt.replicas and lt.group == "config"
+        keys = [str(r.key.value) for r in lt.ordered_rows]
+        assert keys and all(k.startswith("group:") for k in keys)  # one row per configuration
+        assert len(keys) == lt.config_count() == 3
+        cells = {k: [c.plain for c in lt.get_row(k)] for k in keys}
+        # badnets p0.1, seeds 0, 5, 6 with scores 0.65, 0.55, 0.75: mean 0.65, s = 0.1,
+        # half-width t(0.975, 2)·s/√3 = 4.302653·0.1/1.7320508 = 0.248
+        bad = next(c for c in cells.values() if "badnets" in c[1])
+        assert "3 seeds" in bad[1] and "0.650 ± 0.248" in bad
+        assert "ties #" in bad[1]  # its wide interval overlaps the others (one seed each)
+        blend = next(c for c in cells.values() if "blend" in c[1])
+        assert "1 seed " in blend[1] + " " and "0.375 (n=1)" in blend
+        top = plain(app.screen.query_one("#topbar", Static))
+        assert "replicas: 3 configurations" in top
+        await pilot.press("enter")  # opens the highlighted configuration: its runs
+        assert len(lt.ordered_rows) > 3
+        await pilot.press("R")  # back to the runs as they were
+        assert not lt.replicas and lt.group is None
+        assert not any(str(r.key.value).startswith("group:") for r in lt.ordered_rows)
+
+
+@sync
+async def test_run_summary_shows_the_interval_and_the_seeds(runs):
+    first, _ = add_seeds(runs)
+    app = make_app(runs)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        move_to(table(app), first)
+        await pilot.press("enter")
+        await settle(pilot)
+        await pilot.press("3")
+        await settle(pilot)
+        assert isinstance(app.screen, RunScreen)
+        text = plain(app.screen.query_one("#summary-body", Static))
+        assert "0.550 [0.500, 0.600]" in text and "0.550 [0.450, 0.650]" in text
+        assert "(95%, within-run bootstrap, B=500)" in text
+        assert "Across seeds" in text and "score 0.650 ± 0.248" in text
+        assert "3 finished of 4 runs; seeds 0, 1, 5, 6" in text  # seed 1 is still running
+        await pilot.press("escape")
+        await settle(pilot)
+        # a run summarised before intervals, whose MI records carry no standard error: says so
+        move_to(table(app), DONE.replace("badnets", "blend"))
+        await pilot.press("enter")
+        await settle(pilot)
+        await pilot.press("3")
+        await settle(pilot)
+        text = plain(app.screen.query_one("#summary-body", Static))
+        assert "no within-run interval" in text and "carry no standard error" in text
+        assert "Across seeds" not in text

@@ -133,7 +133,7 @@ def mark_ties(ordered: list[Group], by: str = "score") -> None:
 
 def replicas_of(runs_dir, spec: dict) -> Group | None:
     """The configuration of `spec` across the seeds of its runs in `runs_dir` (through the
-    runs directory's index), or None when only one run has that configuration."""
+    runs directory's index), or None unless at least two of them have a score."""
     from ibtui.runs.store import list_runs_cached  # local: the store imports this module
 
     key = config_key(spec)
@@ -145,7 +145,7 @@ def replicas_of(runs_dir, spec: dict) -> Group | None:
                                             "seed")}
         rows.append({"run": r.id, "spec": {"config": key, **label},
                      **{m: (r.summary or {}).get(m) for m in METRICS}})
-    if len(rows) < 2:
+    if sum(isinstance(r["score"], (int, float)) for r in rows) < 2:
         return None
     (group,) = group_replicas(rows)
     group.key = key

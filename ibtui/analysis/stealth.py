@@ -172,6 +172,8 @@ def run_intervals(summary: dict | None, mi: list[dict]) -> dict | None:
         again = stealth_score(mi, roles, epochs=list(st["epochs"]), method=st.get("method"))
     except (KeyError, TypeError, ValueError) as e:  # damaged records: no interval, no crash
         return {"score_interval": None, "note": f"records unreadable ({type(e).__name__})"}
+    if out.get("note"):  # no interval anyway (e.g. values without a standard error)
+        return out
     if again["score"] is None or abs(again["score"] - score) > 1e-9:
         return {**out, "score_interval": None, "d_xt_interval": None, "d_ty_interval": None,
                 "note": "mi.jsonl no longer gives the recorded score"}

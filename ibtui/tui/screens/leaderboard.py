@@ -39,6 +39,9 @@ class LeaderboardScreen(TableScreen):
         Binding("v", "group", "Group", id="board.group",
                 tooltip="Group rows by attack, dataset, arch or poison rate (enter on a group "
                         "row opens or closes it)"),
+        Binding("R", "replicas", "Replicas", show=False, id="board.replicas",
+                tooltip="One row per configuration across its seeds: mean ± 95% interval, "
+                        "seeds, ties (again: back)"),
         Binding("i", "checks", "Checks", id="board.checks",
                 tooltip="The highlighted run's MI sanity checks (the ok column), failed first"),
         Binding("e", "export", "Export", id="board.export",
@@ -103,7 +106,11 @@ class LeaderboardScreen(TableScreen):
         n = len(self.table.rows_by_id)
         top = Text.assemble(("ibtui ", "bold"), ("leaderboard", "underline"),
                             f"  {n} finished run{'s' * (n != 1)} with a summary")
-        if self.table.group:
+        if self.table.replicas:
+            configs = self.table.config_count()
+            top.append(f" · replicas: {configs} configuration{'s' * (configs != 1)}, mean ± "
+                       "95% t-interval over seeds (enter: its runs, R: back)", style="yellow")
+        elif self.table.group:
             top.append(f" · grouped by {self.table.group}", style="yellow")
         if n == 0 and self.app.loaded:
             top.append(" · runs appear here when they finish", style="dim")
@@ -199,6 +206,10 @@ class LeaderboardScreen(TableScreen):
 
     def action_group(self) -> None:
         self.table.cycle_group()
+        self.refresh_bars()
+
+    def action_replicas(self) -> None:
+        self.table.toggle_replicas()
         self.refresh_bars()
 
     def action_term(self) -> None:

@@ -82,8 +82,30 @@ def alarm_parts(v: dict | None) -> list:
     return out
 
 
-def summary_renderable(d: RunDetail) -> Group:
+def seeds_text(group) -> Text:
+    """`across 3 seeds (0, 1, 2): score 0.200 ± 0.248 · D_XT … (mean ± 95% t-interval)`."""
+    seeds = ", ".join(map(str, sorted(group.seeds))) or "–"
+    iv = group.metrics.get("score")
+    n = iv.n if iv is not None else 0
+    out = Text.assemble(("Across seeds", "bold"),
+                        f" (this configuration, {n} finished of {len(group.runs)} runs; "
+                        f"seeds {seeds}): ")
+    for key, name in (("score", "score"), ("d_xt", "D_XT"), ("d_ty", "D_TY"),
+                      ("clean_acc", "acc"), ("asr", "ASR")):
+        iv = group.metrics.get(key)
+        out.append(f"{name} ", style="bold")
+        out.append(("–" if iv is None else iv.text()) + ("  " if key != "asr" else ""))
+    out.append("  (mean ± half-width of the 95% t-interval)", style="dim")
+    return out
+
+
+def summary_renderable(d: RunDetail, boot: dict | None = None, seeds=None) -> Group:
+    """The Summary tab. boot: the run's within-run bootstrap (ibtui.analysis.stealth.
+    run_intervals); seeds: its configuration across seeds (replicas.Group) or None."""
+    from ibtui.analysis.stealth import bootstrap_label, interval_text
+
     s = d.summary or {}
+    boot = boot or {}
     parts: list = []
     if not s:
         why = ("written when the run finishes" if d.row.state in ("queued", "running")
@@ -97,10 +119,12 @@ def summary_renderable(d: RunDetail) -> Group:
         t.add_column(justify="right")
         method = (s.get("stealth") or {}).get("method") or s.get("mi_method") or ""
         pairs = [
-            ("stealth score", fmt_float(s.get("score")), "clean acc",
-             fmt_float(s.get("clean_acc"))),
-            ("D_XT", fmt_float(s.get("d_xt")), "ASR", fmt_float(s.get("asr"))),
-            ("D_TY", fmt_float(s.get("d_ty")), "ASR (all)", fmt_float(s.get("asr_all"))),
+            ("stealth score", interval_text(s.get("score"), boot.get("score_interval")),
+             "clean acc", fmt_float(s.get("clean_acc"))),
+            ("D_XT", interval_text(s.get("d_xt"), boot.get("d_xt_interval")), "ASR",
+             fmt_float(s.get("asr"))),
+            ("D_TY", interval_text(s.get("d_ty"), boot.get("d_ty_interval")), "ASR (all)",
+             fmt_float(s.get("asr_all"))),
             ("MI method", str(method), "RA", fmt_float(s.get("ra"))),
             ("poisoned", str(s.get("n_poison", "–")), "PSNR", fmt_float(s.get("psnr"), 2)),
             ("backdoor subset", str(s.get("n_backdoor", "–")), "SSIM", fmt_float(s.get("ssim"))),
@@ -110,6 +134,9 @@ def summary_renderable(d: RunDetail) -> Group:
         for row in pairs:
             t.add_row(*row)
         parts.append(t)
+        parts.append(Text("score, D_XT, D_TY: " + bootstrap_label(boot or None), style="dim"))
+        if seeds is not None:
+            parts.append(seeds_text(seeds))
         by_method = s.get("stealth_by_method") or {}
         if len(by_method) > 1:
             m = Table("method", "score", "D_XT", "D_TY", box=None, padding=(0, 2, 0, 0),
@@ -258,6 +285,7 @@ class RunScreen(Screen):
         self.method: str | None = None
         self.detail: RunDetail | None = None
         self._log: tuple | None = None  # None: nothing shown yet
+        self._intervals: tuple = (None, None)  # (summary score, MI records), bootstrap
 
     def compose(self) -> ComposeResult:
         yield Static(id="run-info", classes="runline")
@@ -336,7 +364,8 @@ class RunScreen(Screen):
         self.query_one("#chart-loss", Chart).draw(loss, "train loss per class", xlim=xlim,
                                                   empty="no epoch yet")
         self.query_one("#legend-loss", Static).update(legend(loss))
-        self.query_one("#summary-body", Static).update(summary_renderable(d))
+        self.query_one("#summary-body", Static).update(
+            summary_renderable(d, self.intervals(d), self.seeds(d)))
         log = tuple(d.log)
         if log != self._log:
             view = self.query_one(LogView)
@@ -346,6 +375,35 @@ class RunScreen(Screen):
                 view.reset(log or ["(no worker.log yet)"])
             self._log = log
             self.show_follow(view.follow)
+
+    def intervals(self, d: RunDetail) -> dict | None:
+        """The within-run bootstrap: the summary's, or computed once from mi.jsonl (older
+        runs) and kept while the summary and the MI records stay the same."""
+        from ibtui.analysis.stealth import run_intervals
+
+        if not d.summary:
+            return None
+        key = (d.summary.get("score"), len(d.mi))
+        if self._intervals[0] != key:
+            self._intervals = (key, run_intervals(d.summary, d.mi))
+        return self._intervals[1]
+
+    def seeds(self, d: RunDetail):
+        """This run's configuration across the seeds the app knows (None: fewer than two
+        of its runs have a score)."""
+        from ibtui.analysis.replicas import METRICS, group_replicas
+
+        config = d.row.config if d.row is not None else ""
+        if not config:
+            return None
+        mates = [r for r in self.app.snapshot.rows if r.config == config]
+        if sum(r.score is not None for r in mates) < 2:
+            return None
+        (group,) = group_replicas([
+            {"run": r.id, "spec": {"config": config, "seed": r.seed},
+             **dict(zip(METRICS, (r.score, r.d_xt, r.d_ty, r.acc, r.asr), strict=True))}
+            for r in mates])
+        return group
 
     def show_follow(self, follow: bool) -> None:
         n = len(self._log or ())

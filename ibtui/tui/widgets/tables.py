@@ -455,7 +455,9 @@ class LeaderboardTable(RunTableBase):
     """Finished runs, optionally grouped under header rows (`group:<value>` keys). Grouped by
     `config`, a group is one configuration across its seeds: its header shows each metric's
     mean ± 95% interval, its rank and the ranks it cannot be told apart from
-    (ibtui.analysis.replicas.group_replicas), and groups are ordered by rank."""
+    (ibtui.analysis.replicas.group_replicas), and groups are ordered by rank. The replicas view
+    (`toggle_replicas`) is that grouping with every group closed: one row per configuration
+    (enter opens one to list its runs)."""
 
     GROUPS = (None, "attack", "dataset", "arch", "rate", "config")
     INTERVAL_COLUMNS = {"score": "score", "d_xt": "d_xt", "d_ty": "d_ty", "acc": "clean_acc",
@@ -467,13 +469,36 @@ class LeaderboardTable(RunTableBase):
         self.collapsed: set[str] = set()  # group row keys whose members are hidden
         self._built: tuple = ()
         self._replicas: tuple[tuple, dict] = ((), {})
+        self.replicas = False  # one row per configuration; `collapsed` then holds open groups
+        self._group_before: str | None = None
 
     def cycle_group(self) -> None:
+        if self.replicas:  # leave the replicas view for the grouping it replaced, then cycle
+            self.replicas, self.group = False, self._group_before
         i = self.GROUPS.index(self.group)
         self.group = self.GROUPS[(i + 1) % len(self.GROUPS)]
         self.collapsed.clear()
         self.page = 0
         self.sync()
+
+    def toggle_replicas(self) -> None:
+        """One row per configuration across its seeds (mean ± 95% interval, seeds, ties), or
+        back to the rows as they were."""
+        if self.replicas:
+            self.replicas, self.group = False, self._group_before
+        else:
+            self.replicas, self._group_before, self.group = True, self.group, "config"
+        self.collapsed.clear()
+        self.page = 0
+        self.sync()
+
+    def config_count(self) -> int:
+        """Configurations in the last grouping by configuration (the rows shown)."""
+        return len(self._replicas[1]) if self.group == "config" else 0
+
+    def is_closed(self, key: str) -> bool:
+        """A group row's members are hidden (replicas view: unless opened)."""
+        return (key in self.collapsed) != self.replicas
 
     @property
     def cursor_key(self) -> str | None:
@@ -605,7 +630,7 @@ class LeaderboardTable(RunTableBase):
             for r in rows:
                 groups.setdefault(self.group_value(r), []).append(r)
             for value, members in groups.items():
-                closed = f"group:{value}" in self.collapsed
+                closed = self.is_closed(f"group:{value}")
                 items.append(("group", value, members, closed))
                 if not closed:
                     items += [("run", r) for r in members]
