@@ -171,3 +171,13 @@ def test_perceptibility_scatter_without_metrics(tmp_path):
     runs = tmp_path / "runs"
     write_run(runs, with_features=False)
     assert perceptibility_scatter(runs, tmp_path / "out") is None
+
+
+def test_ties_name_long_labels_by_their_place_in_the_section():
+    from ibtui.analysis.report import _ties
+
+    long = "BadNets-10% (mi_options=" + "x" * 40 + ")"
+    section = [{"label": "BadNets", "ties": [long]}, {"label": long, "ties": ["BadNets"]}]
+    assert _ties(section[0], section) == "row 2"
+    assert _ties(section[1], section) == "BadNets"
+    assert _ties({"label": "a", "ties": []}, section) == "–"

@@ -39,6 +39,7 @@ ATTACK_ORDER = ("badnets", "blend", "wanet", "lc", "adap-blend", "ftrojan")
 # settings that never make two runs different rows
 IGNORED = ("seed", "data_root", "download", "device")
 PERCEPTUAL = ("psnr", "ssim", "lpips")
+LONG_LABEL = 40  # a tied row's label longer than this is named by its place in the section
 
 
 def _fields() -> list[str]:
@@ -234,14 +235,18 @@ def _fmt(row: dict, v: str, fmt: str) -> str:
     return f"{mean:.4f} ± {half:.4f}"
 
 
-def _ties(row: dict, section_size: int) -> str:
-    """The labels this row ties with; "all" when it ties with every other row of a section
-    of three or more; "–" for none."""
+def _ties(row: dict, section: list[dict]) -> str:
+    """The labels this row ties with ("row 2, row 3": their places in the section when a label
+    is too long to repeat); "all" when it ties with every other row of a section of three or
+    more; "–" for none."""
     ties = row.get("ties") or []
     if not ties:
         return "–"
-    if len(ties) == section_size - 1 and section_size > 2:
+    if len(ties) == len(section) - 1 and len(section) > 2:
         return "all"
+    if any(len(t) > LONG_LABEL for t in ties):
+        labels = [r["label"] for r in section]
+        return ", ".join(f"row {labels.index(t) + 1}" for t in ties)
     return ", ".join(ties)
 
 
@@ -276,9 +281,9 @@ def render(rows: list[dict], group_by: list[str], fmt: str) -> str:
         return buf.getvalue()
     lines = []
     current = None
-    size: dict[str, int] = {}
+    sections: dict[str, list[dict]] = {}
     for r in rows:
-        size[r["group_label"]] = size.get(r["group_label"], 0) + 1
+        sections.setdefault(r["group_label"], []).append(r)
     if fmt == "md":
         h = HEADERS["md"]
         lines.append("| " + " | ".join(h) + " |")
@@ -288,7 +293,7 @@ def render(rows: list[dict], group_by: list[str], fmt: str) -> str:
                 current = r["group_label"]
                 lines.append(f"| **{_md_escape(current)}** |" + " |" * (len(h) - 1))
             cells = [_md_escape(r["label"])] + [_fmt(r, v, fmt) for v in VALUES]
-            ties = _md_escape(_ties(r, size[r["group_label"]]))
+            ties = _md_escape(_ties(r, sections[r["group_label"]]))
             lines.append("| " + " | ".join([*cells, str(r["n"]), ties]) + " |")
         return "\n".join(lines) + "\n"
     h = HEADERS["latex"]
@@ -302,7 +307,7 @@ def render(rows: list[dict], group_by: list[str], fmt: str) -> str:
             title = _latex_escape(current)
             lines.append(rf"\multicolumn{{{len(h)}}}{{l}}{{\textit{{{title}}}}} \\")
         cells = [_latex_escape(r["label"])] + [_fmt(r, v, fmt) for v in VALUES]
-        ties = _ties(r, size[r["group_label"]]).replace("–", "--")
+        ties = _ties(r, sections[r["group_label"]]).replace("–", "--")
         lines.append(" & ".join([*cells, str(r["n"]), _latex_escape(ties)]) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
     return "\n".join(lines) + "\n"
