@@ -103,7 +103,8 @@ OPTIONS: dict[str, Opt] = {
     "mine_epochs": Opt(int, None, 1, 100000, nullable=True,
                        help="legacy: converted to steps (epochs x batches per epoch)"),
     "mine_lr": Opt(float, 5e-4, 1e-8, 1.0),
-    "mine_ema": Opt(float, 0.01, 1e-6, 1.0),
+    "mine_ema": Opt(float, 1.0, 1e-6, 1.0, help="rate of the moving average of E[e^f] in MINE's "
+                    "gradient (1 = the batch's own mean: bounded, stable at high MI)"),
     "mine_hidden": Opt(int, 64, 1, 1 << 16),
     "standardise": Opt(str, "rank", choices=("rank", "zscore", "none"),
                        help="input standardisation of infonce-separable and mine (rank = "
