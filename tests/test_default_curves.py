@@ -32,3 +32,12 @@ def test_default_xt_curves_move_and_stay_below_log_n(tmp_path):
     for name in subsets:
         curve = [r["value"] for r in sorted(xt, key=lambda r: r["epoch"]) if r["subset"] == name]
         assert max(curve) - min(curve) > 0.05, (name, curve)  # the curve moves
+
+
+def test_runs_created_before_the_measurement_scale_keep_measuring_the_same(tmp_path):
+    spec = tiny_spec(tmp_path / "e.toml")
+    (run_dir,) = create_runs(load_spec(spec), tmp_path / "runs")
+    text = (run_dir / "spec.toml").read_text()
+    assert "xt_scale = 0.5" in text  # new runs store the scale they measure at
+    (run_dir / "spec.toml").write_text(text.replace("xt_scale = 0.5\n", ""))
+    assert Experiment(run_dir).spec["mi_options"]["xt_scale"] == 0.0

@@ -40,6 +40,11 @@ class Experiment:
         self.dir = Path(run_dir)
         self.w = RunWriter(self.dir)
         self.spec = read_spec_file(self.dir / "spec.toml")
+        opts = self.spec["mi_options"]
+        if "xt_conditional" in opts and "xt_scale" not in opts:
+            # written resolved before the measurement scale existed: its I(X;T) records are at
+            # the network's own noise, and a resumed run must go on measuring the same quantity
+            opts["xt_scale"] = 0.0
         for m in self.spec["mi_method"]:  # refill option defaults that TOML could not store
             self.spec["mi_options"] = validate_mi_options(m, self.spec["mi_options"])
         self.should_stop = should_stop
