@@ -147,6 +147,13 @@ def test_sanity_checks_flags():
     expected = math.log(10) + 0.2 * math.log(0.2) + 0.8 * math.log(0.8) - 0.2 * math.log(9)
     assert fano["bound"] == pytest.approx(expected) and not fano["ok"]
     assert by[("fano", "0")]["ok"] and by[("fano", "0")]["bound"] == 0.0
+    # at a measurement scale, Fano is checked on the network's own-noise value
+    scaled = [{"term": "xt", "subset": "all", "method": "m", "value": 0.5, "epoch": 1,
+               "settings": {"xt_scale": 0.5, "network_noise_value": 2.0}}]
+    (f,) = [f for f in sanity_checks(scaled, subset_sizes={}, backdoor_share=0.1,
+                                      num_classes=10, error_rates={"all": 0.2})
+            if f["check"] == "fano"]
+    assert f["ok"] and f["value"] == 2.0
     assert not by[("value", "1")]["ok"]
     assert any(f["check"] == "record" and not f["ok"] for f in flags)
     for f in flags:

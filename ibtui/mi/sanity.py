@@ -11,6 +11,8 @@ Each flag: {check, subset, epoch, ok, value, bound, detail}. Checks:
 - fano:        for subsets in `error_rates` whose labels span the classes (name "all" or any
   name not starting with a class digit), I(X;T) and I(T;Ŷ) ≥ log C − h_b(Pe) − Pe log(C−1)
   (Y → X → T → Ŷ, uniform classes). For single-class subsets H(Y) = 0 and the bound is 0.
+  I(X;T) measured at a scale (settings.network_noise_value present) is checked at the
+  network's own noise: the classifier reads T, not T plus the measurement noise.
 """
 
 from __future__ import annotations
@@ -74,6 +76,10 @@ def _one(rec: dict, by_key: dict, subset_sizes: dict, h_b: float, num_classes: i
                              f"{method}: I(X;Y^) <= min(I(X;T), I(T;Y^))"))
     if term in ("xt", "ty") and name in error_rates:
         bound = fano_bound(error_rates[name], num_classes) if _multi_class(name) else 0.0
+        # Fano holds for the T the classifier reads: I(X;T) at a measurement scale (T plus
+        # extra noise, `xt_scale`) is compared through its value at the network's own noise
+        own = (rec.get("settings") or {}).get("network_noise_value") if term == "xt" else None
+        value = float(own) if isinstance(own, (int, float)) else value
         out.append(_flag("fano", rec, value >= bound - _TOL, value, bound,
                          f"{method} {term}: >= log C - h_b(Pe) - Pe log(C-1), "
                          f"Pe = {error_rates[name]:.4f}"))
