@@ -40,7 +40,7 @@ def runs(tmp_path_factory) -> Path:
 def test_plot_one_run(runs, tmp_path):
     run = runs / "fx-badnets-cifar10-resnet18-p0.1-s0"
     files = plot_runs([run], tmp_path, "png")
-    assert len(files) == 8 and all(p.exists() for p in files)
+    assert len(files) == 8 and all(p.exists() for p in files)  # one method: no -mi_methods
     rid = run.name
     mi = check_pair(files, f"{rid}-mi_curves", "png",
                     ["run", "method", "term", "epoch", "subset", "role", "value", "lower",
@@ -71,6 +71,21 @@ def test_plot_second_method_as_svg(runs, tmp_path):
                       ["run", "method", "subset", "role", "epoch", "i_xt", "i_ty"])
     assert {r["method"] for r in rows} == {"mine"}
     assert "<svg" in (tmp_path / f"{run.name}-accuracy.svg").read_text()[:500]
+    # both methods on the same axes, each with its ceiling
+    both = check_pair(files, f"{run.name}-mi_methods", "svg",
+                      ["run", "method", "term", "series", "subset", "epoch", "value", "ceiling"])
+    data = RunData(run)
+    assert {r["method"] for r in both} == set(data.methods) and len(data.methods) == 2
+    for method in data.methods:
+        for term in ("xt", "ty"):
+            mine = [r for r in both if r["method"] == method and r["term"] == term]
+            assert {r["series"] for r in mine} == {"backdoor", "clean_mean"}
+            recs = data.table(method)[term]["0_backdoor"]
+            bd = {int(r["epoch"]): float(r["value"]) for r in mine if r["series"] == "backdoor"}
+            assert bd == pytest.approx({e: float(r["value"]) for e, r in recs.items()})
+            assert float(mine[0]["ceiling"]) == pytest.approx(
+                max(float(r["ceiling"]) for sub in data.table(method)[term].values()
+                    for r in sub.values()))
 
 
 def test_plot_several_runs(runs, tmp_path):

@@ -3,7 +3,8 @@
 One run: `<run>-mi_curves` (paper Fig. 3: I(X;T) and I(T;Ŷ) per subset over epochs),
 `<run>-info_plane` (I(X;T) vs I(T;Ŷ) trajectories), `<run>-accuracy` (train/test accuracy,
 ASR, RA), `<run>-class_loss` (training loss by class). With an extra MI method, its curves and
-plane get their own files (`-mi_curves-<method>`). Several runs: `compare-mi_curves`,
+plane get their own files (`-mi_curves-<method>`), and `<run>-mi_methods` puts every method's
+backdoor and clean-mean curves on the same axes with each method's ceiling (dotted). Several runs: `compare-mi_curves`,
 `compare-info_plane`, `compare-accuracy`, `compare-class_loss`, the same quantities overlaid.
 
 Style: Okabe-Ito palette (colour-blind safe), the backdoor subset thick, vermillion and on
@@ -379,6 +380,57 @@ def fig_mi_curves(run: RunData, method: str):
     return fig, MI_COLUMNS, rows
 
 
+METHODS_COLUMNS = ["run", "method", "term", "series", "subset", "epoch", "value", "ceiling"]
+METHOD_COLOURS = [OKABE_ITO[c] for c in ("blue", "vermillion", "green", "purple")]
+
+
+def fig_mi_methods(run: RunData):
+    """Every MI method of the run on the same axes (one colour per method): the backdoor
+    subset (thick) and the clean-class mean (dashed; else the first subset), with each
+    method's ceiling for that term as a dotted line of its colour (e.g. infonce-paper's
+    log(K+1)), so the ceiling's effect on the curves is visible next to the other method."""
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(7.2, 3.0), sharex=True)
+    rows: list[dict] = []
+    for ax, term in zip(axes, ("xt", "ty"), strict=False):
+        for i, method in enumerate(run.methods):
+            colour = METHOD_COLOURS[i % len(METHOD_COLOURS)]
+            table = run.table(method)[term]
+            series: list[tuple[str, str, dict[int, float], dict]] = []
+            bd = next((s for s in run.subsets(method) if run.roles.get(s) == "backdoor"), None)
+            if bd is not None and table.get(bd):
+                series.append(("backdoor", bd, {e: float(r["value"]) for e, r in
+                                                table[bd].items()}, {"lw": 2.2}))
+            mean = run.clean_mean(term, method)
+            if mean:
+                series.append(("clean_mean", "clean_mean", mean, {"lw": 1.2, "ls": "--"}))
+            elif not series and table:
+                first = next(iter(sorted(table)))
+                series.append(("subset", first, {e: float(r["value"]) for e, r in
+                                                 table[first].items()}, {"lw": 1.2}))
+            ceilings = [c for recs in table.values() for r in recs.values()
+                        if (c := num(r.get("ceiling"))) is not None]
+            ceiling = max(ceilings) if ceilings else None
+            for name, subset, pts, st in series:
+                what = {"backdoor": "backdoor", "clean_mean": "clean-class mean"}.get(
+                    name) or subset_label(subset, run.roles.get(subset), run.target)
+                label = f"{method}: {what}"
+                ax.plot(*_series(pts), color=colour, label=label, marker="o", **st)
+                rows += [{"run": run.id, "method": method, "term": term, "series": name,
+                          "subset": subset, "epoch": e, "value": v, "ceiling": ceiling}
+                         for e, v in sorted(pts.items())]
+            if ceiling is not None and series:
+                ax.axhline(ceiling, color=colour, ls=":", lw=1.0, label=f"{method}: ceiling")
+        ax.set_title(TERM_TITLE[term])
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(TERM_LABEL[term])
+    fig.suptitle(f"{run.id}  (MI methods side by side)", fontsize=8, fontweight="normal", y=1.02)
+    fig.tight_layout()
+    _bottom_legend(fig, axes, ncol=3)
+    fig.subplots_adjust(bottom=0.32)
+    return fig, METHODS_COLUMNS, rows
+
+
 PLANE_COLUMNS = ["run", "method", "subset", "role", "epoch", "i_xt", "i_ty"]
 
 
@@ -675,6 +727,8 @@ def plot_runs(run_dirs: list[Path], out_dir: Path, fmt: str = "png") -> list[Pat
             suffix = "" if i == 0 else f"-{method}"
             jobs.append((f"{run.id}-mi_curves{suffix}", lambda m=method: fig_mi_curves(run, m)))
             jobs.append((f"{run.id}-info_plane{suffix}", lambda m=method: fig_info_plane(run, m)))
+        if len(run.methods) > 1:
+            jobs.append((f"{run.id}-mi_methods", lambda: fig_mi_methods(run)))
         if run.metrics:
             jobs.append((f"{run.id}-accuracy", lambda: fig_accuracy(run)))
             jobs.append((f"{run.id}-class_loss", lambda: fig_class_loss(run)))
