@@ -571,7 +571,7 @@ def show(run_key: str = typer.Argument(..., metavar="RUN"), runs_dir: Path = Run
         recs = [m for m in mi if m["method"] == method]
         subsets = list(dict.fromkeys(m["subset"] for m in recs))
         for term, label in (("xt", "I(X;T)"), ("ty", "I(T;Ŷ)")):
-            t = Table(title=Text(one_line(f"{label} [nats], {method}")))
+            t = Table(title=Text(one_line(f"{label} [nats], {method}{_scale_note(recs, term)}")))
             t.add_column("epoch", justify="right")
             for sub in subsets:
                 t.add_column(lit(sub), justify="right")
@@ -579,6 +579,7 @@ def show(run_key: str = typer.Argument(..., metavar="RUN"), runs_dir: Path = Run
                 vals = {m["subset"]: m.get("value") for m in recs if m["epoch"] == e and m["term"] == term}
                 t.add_row(str(e), *[_cell(vals.get(sub)) for sub in subsets])
             console.print(t)
+        _show_bracket(recs, method)
     if r.summary:
         s = r.summary
         keys = ["score", "d_xt", "d_ty", "clean_acc", "asr", "asr_all", "ra", "psnr", "ssim",
@@ -604,6 +605,38 @@ def show(run_key: str = typer.Argument(..., metavar="RUN"), runs_dir: Path = Run
         lines = [f"backdoor alarm: unavailable ({type(e).__name__}: {e})"]
     for line in lines:
         say(line)
+
+
+def _scale_note(recs: list[dict], term: str) -> str:
+    """How I(X;T) was measured, when at a measurement scale (mi_options.xt_scale)."""
+    scales = {(m.get("settings") or {}).get("xt_scale") for m in recs if m.get("term") == term}
+    scales.discard(None)
+    scales.discard(0.0)
+    if term != "xt" or len(scales) != 1:
+        return ""
+    return (f", on T + σ_m·Z with σ_m = {scales.pop():g} × the representation's spread "
+            "(xt_scale; README: Mutual information)")
+
+
+def _show_bracket(recs: list[dict], method: str) -> None:
+    """I(X;T) at the last checkpoint as [lower bound, estimate, ceiling], with the value at the
+    network's own noise where the estimate was measured at a scale."""
+    xt = [m for m in recs if m.get("term") == "xt" and isinstance(m.get("epoch"), int)]
+    if not xt or not any(m.get("lower") is not None for m in xt):
+        return
+    last = max(m["epoch"] for m in xt)
+    rows = [m for m in xt if m["epoch"] == last]
+    own = any("network_noise_value" in (m.get("settings") or {}) for m in rows)
+    t = Table(title=Text(one_line(f"I(X;T) bracket at epoch {last}, {method}: certified lower "
+                                  "bound ≤ truth; estimate; ceiling (⚠ = within 0.1 nats)")))
+    for c in ("subset", "lower", "estimate", "ceiling", *(["network noise only"] if own else [])):
+        t.add_column(c, justify="left" if c == "subset" else "right")
+    for m in rows:
+        est = _cell(m.get("value")) + (" ⚠" if m.get("at_ceiling") else "")
+        extra = [_cell((m.get("settings") or {}).get("network_noise_value"))] if own else []
+        t.add_row(lit(m.get("subset")), _cell(m.get("lower")), est, _cell(m.get("ceiling")),
+                  *extra)
+    console.print(t)
 
 
 def _show_intervals(summary: dict, boot: dict | None) -> None:
