@@ -329,7 +329,7 @@ def _sort_rows(rows: list[dict], column: str) -> list[dict]:
 
 def _print_board(runs_dir: Path, ids: set[str] | None = None, sort: str = "score",
                  fmt: str = "table", where: RunFilter | None = None, limit: int = 0) -> None:
-    from ibtui.runs.board import SANITY_TEXT, render
+    from ibtui.runs.board import CEILING_TEXT, SANITY_TEXT, ceiling_text, render
 
     rows = _sort_rows(board_rows(runs_dir, ids, where), sort)
     fmt = _value(fmt)
@@ -341,16 +341,18 @@ def _print_board(runs_dir: Path, ids: set[str] | None = None, sort: str = "score
         rows = rows[:limit]
     # attack, dataset, arch, rate and seed are spelled out in the run id: keep the table narrow
     cols = ["run", "state", "score", "d_xt", "d_ty", "clean_acc", "asr", "ra", "psnr", "ssim",
-            "ok"]
+            "ok", "ceiling"]
     if console.width < 110:  # an 80-column terminal: the essentials (all columns: --format)
-        cols = [*cols[:7], "ok"]
+        cols = [*cols[:7], "ok", "ceiling"]
     t = Table(title="Stealth-score leaderboard (lower = stealthier)")
     for c in cols:
         t.add_column("acc" if c == "clean_acc" else c,
                      justify="left" if c in ("run", "state") else "right",
-                     overflow="fold", no_wrap=c != "run", min_width=20 if c == "run" else None)
+                     overflow="fold", no_wrap=c not in ("run", "state"),
+                     min_width=20 if c == "run" else None)
     for r in rows:
         t.add_row(*[lit(_cell(r[c])) if c in ("run", "state") else _ok(r[c]) if c == "ok"
+                    else _ceiling(r[c], ceiling_text) if c == "ceiling"
                     else _num(r[c]) for c in cols])
     console.print(t)
     if total > len(rows):
@@ -358,6 +360,12 @@ def _print_board(runs_dir: Path, ids: set[str] | None = None, sort: str = "score
             "narrow with --state, --attack, --dataset, --arch, --name, --tag)", style="yellow")
     if any(r["ok"] is not None for r in rows):
         say(SANITY_TEXT + " `ibtui show RUN` lists a run's checks.", style="dim")
+    if any(r["ceiling"] is not None for r in rows):
+        say(CEILING_TEXT, style="dim")
+
+
+def _ceiling(share, text) -> Text:
+    return Text(text(share), style="yellow" if share else "")
 
 
 def _ok(v) -> Text:

@@ -207,6 +207,24 @@ def test_ls_table_shows_the_newest_and_says_how_many_are_left_out(tmp_path):
     assert "broken-run" not in r.stdout
 
 
+def test_leaderboard_ceiling_column(tmp_path):
+    runs = make_fixture_runs(tmp_path)
+    p = runs / "paper-blend-digits-resnet18-p0.1-s0" / "summary.json"
+    s = json.loads(p.read_text())
+    s["ceiling_share"], s["stealth"]["ceiling_flag"] = 0.37, True
+    p.write_text(json.dumps(s))
+    r = _cli("leaderboard", "--runs-dir", runs)
+    assert r.exit_code == 0 and "⚠ 37%" in r.stdout and "ceiling: the share" in r.stdout
+    rows = {x["run"]: x for x in json.loads(_cli("leaderboard", "--runs-dir", runs,
+                                                  "--format", "json").stdout)}
+    assert rows["paper-blend-digits-resnet18-p0.1-s0"]["ceiling"] == 0.37
+    assert rows["paper-badnets-digits-resnet18-p0.1-s0"]["ceiling"] is None
+    md = _cli("leaderboard", "--runs-dir", runs, "--format", "md").stdout
+    assert "| ceiling |" in md.splitlines()[0] and "⚠ 37%" in md
+    csv = _cli("leaderboard", "--runs-dir", runs, "--format", "csv").stdout.splitlines()
+    assert csv[0].endswith(",ok,ceiling") and any(line.endswith(",0.37") for line in csv)
+
+
 def test_leaderboard_explains_the_ok_column(tmp_path):
     runs = make_fixture_runs(tmp_path)
     r = _cli("leaderboard", "--runs-dir", runs)

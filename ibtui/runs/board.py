@@ -17,11 +17,30 @@ from typing import Any
 from ibtui.errors import IbtuiError
 
 BOARD_COLUMNS = ["run", "attack", "dataset", "arch", "rate", "seed", "state", "score", "d_xt",
-                 "d_ty", "clean_acc", "asr", "ra", "psnr", "ssim", "wall_s", "ok"]
+                 "d_ty", "clean_acc", "asr", "ra", "psnr", "ssim", "wall_s", "ok", "ceiling"]
 SANITY_TEXT = ("ok: ✔ when every MI sanity check of the run passed, ✖ when one failed, – when "
                "none was recorded. The checks bound each estimate: I(X;T) ≤ log N, no estimate "
                "at its estimator's ceiling, I(X;Ŷ) ≤ min(I(X;T), I(T;Ŷ)) (data processing), "
                "the Fano lower bound from the error rate.")
+CEILING_TEXT = ("ceiling: the share of the MI values the score was computed from that sit at "
+                "their estimator's ceiling (within 0.1 nats of e.g. log N), ⚠ when any: such a "
+                "value only says \"at least this much\", so the score then partly compares lower "
+                "bounds; – when the run recorded none (exports: the share, 0 to 1).")
+
+
+def ceiling_share(summary: dict | None) -> float | None:
+    """The stealth score's share of inputs at their ceiling (summary.json `ceiling_share`)."""
+    v = (summary or {}).get("ceiling_share")
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1
+    return float(v) if ok else None
+
+
+def ceiling_text(share: float | None) -> str:
+    """`⚠ 37%` when any input of the score sat at its ceiling, `0%` when none did, `–`
+    when not recorded."""
+    if share is None:
+        return "–"
+    return f"⚠ {max(1, round(share * 100))}%" if share > 0 else "0%"
 
 
 def board_record(run, state: str | None = None) -> dict[str, Any]:
@@ -38,7 +57,7 @@ def board_record(run, state: str | None = None) -> dict[str, Any]:
         "state": state, "score": s.get("score"), "d_xt": s.get("d_xt"), "d_ty": s.get("d_ty"),
         "clean_acc": s.get("clean_acc"), "asr": s.get("asr"), "ra": s.get("ra"),
         "psnr": s.get("psnr"), "ssim": s.get("ssim"), "wall_s": s.get("wall_seconds"),
-        "ok": ok if isinstance(ok, bool) else None,
+        "ok": ok if isinstance(ok, bool) else None, "ceiling": ceiling_share(s),
     }
 
 
@@ -82,8 +101,9 @@ def render(records: Iterable[dict], fmt: str, escape=lambda s: s) -> str:
         return out.getvalue()
     if fmt == "md":
         lines = ["| " + " | ".join(BOARD_COLUMNS) + " |", "|" + "---|" * len(BOARD_COLUMNS)]
-        lines += ["| " + " | ".join(escape(cell(r[c])).replace("|", "\\|")
-                                    for c in BOARD_COLUMNS) + " |" for r in records]
+        lines += ["| " + " | ".join(escape(ceiling_text(r[c]) if c == "ceiling" else cell(r[c]))
+                                    .replace("|", "\\|") for c in BOARD_COLUMNS) + " |"
+                  for r in records]
         return "\n".join(lines) + "\n"
     raise ValueError(f"unknown export format {fmt!r}: csv, md or json")
 

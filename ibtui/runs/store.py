@@ -202,7 +202,7 @@ STATUS_SCHEMA: dict[str, tuple] = {
 SUMMARY_SCHEMA: dict[str, tuple] = {
     **{k: NUM for k in ("score", "d_xt", "d_ty", "clean_acc", "asr", "asr_all", "ra", "psnr",
                         "ssim", "lpips", "poison_rate", "poison_seconds", "train_seconds",
-                        "mi_seconds", "wall_seconds")},
+                        "mi_seconds", "wall_seconds", "ceiling_share")},
     **{k: INT for k in ("n_poison", "n_backdoor", "epochs", "width", "seed", "target")},
     **{k: STR for k in ("run_id", "name", "attack", "dataset", "arch", "mi_method",
                         "lpips_note")},
@@ -640,11 +640,10 @@ LIGHT_STATUS = ("state", "created", "started", "ended", "heartbeat", "pid", "pid
 LIGHT_SPEC = ("name", "attack", "dataset", "arch", "width", "poison_rate", "seed", "epochs",
               "target", "tags")
 # summary.json: its headline numbers and flags; the sanity checks as counts, the alarm's
-# verdict without its per-class detail, the stealth score's ceiling flag without the score's
-# per-epoch tables
+# verdict without its per-class detail, the stealth score's share of inputs at their ceiling
 LIGHT_SUMMARY = ("score", "d_xt", "d_ty", "clean_acc", "asr", "ra", "psnr", "ssim",
                  "wall_seconds", "sanity_ok", "sanity_failed", "sanity_passed", "alarm",
-                 "ceiling_share", "ceiling_flag")
+                 "ceiling_share")
 RACY_S = 2.0  # a file changed this recently may change again within its mtime tick: not indexed
 RACY_NS = int(RACY_S * 1e9)
 # The index file: a header line, a digest of the payload, and the payload: marshal's encoding
@@ -686,9 +685,6 @@ def light_summary(summary: dict | None) -> dict | None:
         out["alarm"] = {k: alarm[k] for k in ("top_class", "poisoned", "p", "epoch",
                                               "first_epoch") if k in alarm}
         out["alarm"]["suspicion"] = {}
-    flag = (summary.get("stealth") or {}).get("ceiling_flag")
-    if isinstance(flag, bool):  # the score's own flag (summary.json keeps it in `stealth`)
-        out["ceiling_flag"] = flag
     return out
 
 

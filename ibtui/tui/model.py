@@ -16,7 +16,14 @@ from typing import Any
 
 from rich.text import Text
 
-from ibtui.runs.board import BOARD_COLUMNS, SANITY_TEXT, render
+from ibtui.runs.board import (
+    BOARD_COLUMNS,
+    CEILING_TEXT,
+    SANITY_TEXT,
+    ceiling_share,
+    ceiling_text,
+    render,
+)
 from ibtui.runs.store import Run
 
 STATE_STYLE = {
@@ -67,6 +74,7 @@ class RunRow:
     ssim: float | None = None
     wall_s: float | None = None
     sanity_ok: bool | None = None
+    ceiling: float | None = None  # share of the score's MI values at their estimator's ceiling
     created: float = 0.0
     started: float | None = None
     ended: float | None = None
@@ -160,6 +168,7 @@ def row_from_run(run: Run, order: int = 0) -> RunRow:
         psnr=_num(summ.get("psnr")), ssim=_num(summ.get("ssim")),
         wall_s=_num(summ.get("wall_seconds")),
         sanity_ok=summ.get("sanity_ok") if isinstance(summ.get("sanity_ok"), bool) else None,
+        ceiling=ceiling_share(summ),
         created=_num(st.get("created")) or 0.0, started=_num(st.get("started")),
         ended=_num(st.get("ended")), heartbeat=_num(st.get("heartbeat")),
         pid=st.get("pid") if isinstance(st.get("pid"), int) else None,
@@ -401,6 +410,9 @@ LEADERBOARD_COLUMN_LIST: list[Column] = [
         "–" if r.sanity_ok is None else ("✔" if r.sanity_ok else "✖"), r.sanity_ok,
         style="" if r.sanity_ok is None else ("green" if r.sanity_ok else "bold red")),
         help="every MI sanity check passed (i lists them)"),
+    Column("ceiling", "ceil", lambda r, now: Cell(
+        ceiling_text(r.ceiling), r.ceiling, style="yellow" if r.ceiling else "", justify="right"),
+        numeric=True, help=CEILING_TEXT),
 ]
 
 
@@ -429,7 +441,7 @@ def export_record(r: RunRow) -> dict[str, Any]:
             "arch": r.arch or None, "rate": r.rate, "seed": r.seed, "state": r.state,
             "score": r.score, "d_xt": r.d_xt, "d_ty": r.d_ty, "clean_acc": r.acc,
             "asr": r.asr, "ra": r.ra, "psnr": r.psnr, "ssim": r.ssim, "wall_s": r.wall_s,
-            "ok": r.sanity_ok}
+            "ok": r.sanity_ok, "ceiling": r.ceiling}
 
 
 def export_text(rows: Iterable[RunRow], fmt: str, now: float = 0.0) -> str:
