@@ -296,3 +296,43 @@ def test_app_tables_are_paged_and_idle_polls_post_nothing(tmp_path, monkeypatch)
             assert keys[0].startswith("group:")
 
     asyncio.run(go())
+
+
+def test_workers_needs_attention_table_is_paged(tmp_path, monkeypatch):
+    import asyncio
+
+    from fixtures_runs import FIXTURE_NOW
+    from textual.widgets import DataTable, Static
+
+    from ibtui.tui.app import IbtuiApp
+    from ibtui.tui.widgets.tables import RunTableBase
+
+    monkeypatch.chdir(tmp_path)
+    runs = _finished_only(tmp_path)
+    monkeypatch.setattr(RunTableBase, "PAGE_SIZE", 2)
+
+    async def go():
+        app = IbtuiApp(runs, poll_interval=3600, clock=lambda: FIXTURE_NOW,
+                       start_scheduler=lambda *a, **k: None)
+        async with app.run_test(size=(160, 40)) as pilot:
+            for _ in range(3):
+                await app.workers.wait_for_complete()
+                await pilot.pause()
+            await pilot.press("w")
+            await pilot.pause()
+            queue = app.screen.query_one("#queue", DataTable)
+            waiting = [r for r in app.snapshot.rows if r.state != "done"]
+            assert len(waiting) > 4 and queue.row_count == 2
+            first = [str(r.key.value) for r in queue.ordered_rows]
+            await pilot.press("right_square_bracket")
+            second = [str(r.key.value) for r in queue.ordered_rows]
+            assert queue.row_count == 2 and not set(first) & set(second)
+            title = str(app.screen.query_one("#queue-title", Static).render())
+            assert f"rows 3–4 of {len(waiting)}" in title and "page 2/" in title
+            for _ in range(5):
+                await pilot.press("right_square_bracket")
+            assert queue.row_count == len(waiting) - 2 * ((len(waiting) - 1) // 2)  # the last
+            await pilot.press("left_square_bracket")
+            assert queue.row_count == 2
+
+    asyncio.run(go())

@@ -15,7 +15,7 @@ from textual.widgets import DataTable, Footer, Static
 from ibtui.tui.model import RESUMABLE, Cell, fmt_duration, fmt_progress, short_labels, state_text
 from ibtui.tui.poller import Snapshot
 from ibtui.tui.widgets.bars import RunLine
-from ibtui.tui.widgets.tables import Table, sync_table
+from ibtui.tui.widgets.tables import RunTableBase, Table, sync_table
 
 WORKER_COLUMNS = [("run", "run"), ("progress", "progress"), ("pid", "pid"), ("gpu", "GPU"),
                   ("since", "since")]
@@ -58,13 +58,20 @@ class WorkersScreen(Screen):
         Binding("s", "app.start_scheduler", "Start scheduler", id="workers.scheduler",
                 tooltip="Start a detached scheduler if none is alive"),
         Binding("l", "app.go('leaderboard')", "Board", show=False, id="workers.leaderboard"),
+        Binding("right_square_bracket", "page(1)", "Next page", key_display="]", show=False,
+                id="workers.next_page",
+                tooltip="The next page of runs waiting or needing attention (long lists are paged)"),
+        Binding("left_square_bracket", "page(-1)", "Previous page", key_display="[",
+                show=False, id="workers.prev_page", tooltip="The previous page of those runs"),
     ]
+    queue_page = 0  # the page of the waiting table shown (RunTableBase.PAGE_SIZE rows a page)
+    queue_pages = 1
 
     def compose(self) -> ComposeResult:
         yield Static(id="topbar", classes="topbar")
         yield Static("Running now", classes="section")
         yield Table(id="workers", cursor_type="row", zebra_stripes=True)
-        yield Static("Waiting or needing attention", classes="section")
+        yield Static("Waiting or needing attention", id="queue-title", classes="section")
         yield Table(id="queue", cursor_type="row", zebra_stripes=True)
         yield RunLine(id="run-line", classes="runline")
         yield Footer(compact=True, show_command_palette=False)
@@ -84,13 +91,30 @@ class WorkersScreen(Screen):
         if not self.is_current:  # shown again on resume
             return
         rows = snap.by_id()
-        # labels from the runs this screen lists (not every run: ten thousand of them)
-        listed = [r for r in snap.rows if r.state in ("queued", "running", "damaged")
-                  or r.state in RESUMABLE]
-        labels = short_labels(listed) if self.size.width < 120 else {}
         self.query_one("#topbar", Static).update(scheduler_lines(snap))
+        scheduled = (snap.scheduler or {}).get("workers") or []
+        running = {str(w.get("run")) for w in scheduled}
+        waiting = [r for r in snap.rows
+                   if r.id not in running and (r.state in ("queued", "running", "damaged")
+                                               or r.state in RESUMABLE)]
+        waiting.sort(key=lambda r: (r.state != "queued", r.order))
+        # one page of them (a sweep can leave thousands crashed or queued), as the runs table
+        size = RunTableBase.PAGE_SIZE
+        self.queue_pages = max(1, -(-len(waiting) // size))
+        self.queue_page = min(self.queue_page, self.queue_pages - 1)
+        lo = self.queue_page * size
+        page = waiting[lo:lo + size]
+        title = Text("Waiting or needing attention")
+        if self.queue_pages > 1:
+            title.append(f"  rows {lo + 1}–{lo + len(page)} of {len(waiting)} · page "
+                         f"{self.queue_page + 1}/{self.queue_pages} · [ ] turn pages",
+                         style="bold")
+        self.query_one("#queue-title", Static).update(title)
+        # labels from the runs this screen shows (not every run: ten thousand of them)
+        shown = [rows[rid] for rid in running if rid in rows] + page
+        labels = short_labels(shown) if self.size.width < 120 else {}
         workers = []
-        for w in (snap.scheduler or {}).get("workers") or []:
+        for w in scheduled:
             rid = str(w.get("run"))
             r = rows.get(rid)
             since = w.get("since")
@@ -106,18 +130,22 @@ class WorkersScreen(Screen):
                 Cell(fmt_duration(age), age, justify="right"),
             ]))
         sync_table(self.query_one("#workers", DataTable), WORKER_COLUMNS, workers)
-        running = {rid for rid, _ in workers}
-        waiting = [r for r in snap.rows
-                   if r.id not in running and (r.state in ("queued", "running", "damaged")
-                                               or r.state in RESUMABLE)]
-        waiting.sort(key=lambda r: (r.state != "queued", r.order))
         queue = [(r.id, [Text(labels.get(r.id, r.id), style="bold"), state_text(r.state),
                          Text(fmt_progress(r)),
                          Text(r.note or ("next in line" if r.state == "queued" else ""),
                               style="dim")])
-                 for r in waiting]
+                 for r in page]
         sync_table(self.query_one("#queue", DataTable), QUEUE_COLUMNS, queue)
         self.update_run_line()
+
+    def action_page(self, step: int) -> None:
+        page = min(max(self.queue_page + step, 0), self.queue_pages - 1)
+        if page != self.queue_page:
+            self.queue_page = page
+            self.show_snapshot(self.app.snapshot)
+            queue = self.query_one("#queue", DataTable)
+            if queue.row_count:
+                queue.move_cursor(row=0, animate=False)
 
     def focused_run(self) -> str | None:
         table = self.focused if isinstance(self.focused, DataTable) else \
