@@ -351,8 +351,13 @@ class RunScreen(Screen):
         for term in ("xt", "ty"):
             series = mi_series(d.mi, term, self.method)
             labelled = labelled or series
+            # I(X;T) measured at a scale (mi_options.xt_scale) is named as such
+            scales = {(r.get("settings") or {}).get("xt_scale") for r in d.mi
+                      if r.get("term") == term and r.get("method") == self.method}
+            scale = next(iter(scales)) if len(scales) == 1 else None
+            at = f" at {scale:g}×spread" if isinstance(scale, (int, float)) and scale > 0 else ""
             self.query_one(f"#chart-{term}", Chart).draw(
-                series, f"{TERM_LABEL[term]} (nats){suffix}", xlim=xlim,
+                series, f"{TERM_LABEL[term]}{at} (nats){suffix}", xlim=xlim,
                 empty="no MI checkpoint yet")
         self.query_one("#legend-mi", Static).update(legend(labelled))
         acc = acc_series(d.metrics)
