@@ -58,7 +58,8 @@ class ConcatCritic(nn.Module):
 
     def shuffled(self, a: torch.Tensor, b: torch.Tensor, perm: torch.Tensor
                  ) -> tuple[torch.Tensor, torch.Tensor]:
-        """f(a_i, b_i) and f(a_i, b_perm[i]) (MINE's joint and product-of-marginals terms)."""
+        """f(a_i, b_i) (B,) and f(a_i, b_perm[i]) (MINE's joint and product-of-marginals terms;
+        perm (B,) or (S, B) for S rearrangements at once: (S, B) scores)."""
         pa, pb = self.parts(a, b)
         return self.rest(pa + pb).squeeze(-1), self.rest(pa + pb[perm]).squeeze(-1)
 
@@ -233,11 +234,44 @@ class GaussConcatCritic(nn.Module):
         nn.init.zeros_(self.mlp.rest[-1].weight)
         nn.init.zeros_(self.mlp.rest[-1].bias)
 
+    @torch.no_grad()
+    def init_gaussian(self, a: torch.Tensor, b: torch.Tensor, ridge: float = 1e-6) -> bool:
+        """Start the Gaussian-form path at the plug-in Gaussian log-density ratio of the pairs
+        (a, b) given (the training pairs): with P = Σ⁻¹ of the joint covariance of [a; b],
+        log p(a,b)/(p(a)p(b)) = −aᵀP_ab b − ½aᵀ(P_aa − Σ_aa⁻¹)a − ½bᵀ(P_bb − Σ_bb⁻¹)b + const.
+        Only when both quadratic parts are full (≤ 64 dims) and there are more pairs than dims;
+        returns whether it did. Training then refines the critic (the MLP path adds the
+        non-Gaussian part)."""
+        da, db = a.shape[1], b.shape[1]
+        if not (self.ga.full and self.gb.full) or len(a) <= 2 * (da + db):
+            return False
+        x = torch.cat([a, b], 1).double()
+        x = x - x.mean(0)
+        cov = x.T @ x / (len(x) - 1)
+        cov += ridge * cov.diagonal().mean() * torch.eye(da + db, dtype=cov.dtype)
+        prec = torch.linalg.inv(cov)
+        w = -prec[:da, da:]
+        s_a = prec[:da, :da] - torch.linalg.inv(cov[:da, :da])
+        s_b = prec[da:, da:] - torch.linalg.inv(cov[da:, da:])
+        u, sv, vh = torch.linalg.svd(w, full_matrices=False)  # w = u diag(sv) vh
+        rank = min(len(sv), self.ga.lin.out_features)
+        root = sv[:rank].sqrt()
+        la = torch.zeros_like(self.ga.lin.weight, dtype=w.dtype)
+        lb = torch.zeros_like(self.gb.lin.weight, dtype=w.dtype)
+        la[:rank] = (u[:, :rank] * root).T
+        lb[:rank] = root[:, None] * vh[:rank]
+        dtype = self.ga.lin.weight.dtype
+        self.ga.lin.weight.copy_(la.to(dtype))
+        self.gb.lin.weight.copy_(lb.to(dtype))
+        self.ga.s.copy_(s_a.to(dtype))
+        self.gb.s.copy_(s_b.to(dtype))
+        return True
+
     def shuffled(self, a: torch.Tensor, b: torch.Tensor, perm: torch.Tensor
                  ) -> tuple[torch.Tensor, torch.Tensor]:
         la, qa = self.ga(a)
         lb, qb = self.gb(b)
         joint_m, marg_m = self.mlp.shuffled(a, b, perm)
         joint = (la * lb).sum(1) + qa[:, 0] + qb[:, 0] + joint_m
-        marg = (la * lb[perm]).sum(1) + qa[:, 0] + qb[perm, 0] + marg_m
+        marg = (la * lb[perm]).sum(-1) + qa[:, 0] + qb[perm, 0] + marg_m
         return joint, marg
