@@ -158,6 +158,44 @@ def infonce_batch_reference(critic: ConcatCritic, a: torch.Tensor, b: torch.Tens
     return (pos - lse).mean() + math.log(neg.shape[1] + 1)
 
 
+def gaussian_ratio(a: torch.Tensor, b: torch.Tensor, shrink: float | tuple = 0.0,
+                   ridge: float = 1e-6) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(W, S_a, S_b) of the Gaussian log-density ratio fitted to the pairs (a, b): with
+    P = Σ⁻¹ of the joint covariance of [a; b] (shrink = μ or (μ, λ): cross-covariance times
+    1 − μ, the off-diagonal entries of Σ_aa and Σ_bb times 1 − λ),
+    log p(a,b)/(p(a)p(b)) = aᵀWb − ½aᵀS_a a − ½bᵀS_b b + const, W = −P_ab,
+    S_a = P_aa − Σ_aa⁻¹, S_b = P_bb − Σ_bb⁻¹ (float64)."""
+    da, db = a.shape[1], b.shape[1]
+    x = torch.cat([a, b], 1).double()
+    x = x - x.mean(0)
+    cov = x.T @ x / (len(x) - 1)
+    mu, lam = shrink if isinstance(shrink, tuple) else (shrink, 0.0)
+    cov[:da, da:] *= 1 - mu
+    cov[da:, :da] *= 1 - mu
+    for blk in (slice(0, da), slice(da, da + db)):
+        diag = cov[blk, blk].diagonal().clone()
+        cov[blk, blk] *= 1 - lam
+        cov[blk, blk] += lam * torch.diag(diag)
+    cov += ridge * cov.diagonal().mean() * torch.eye(da + db, dtype=cov.dtype, device=x.device)
+    prec = torch.linalg.inv(cov)
+    return (-prec[:da, da:], prec[:da, :da] - torch.linalg.inv(cov[:da, :da]),
+            prec[da:, da:] - torch.linalg.inv(cov[da:, da:]))
+
+
+def gaussian_dv(params: tuple, a: torch.Tensor, b: torch.Tensor, shifts: int = 8) -> float:
+    """Donsker–Varadhan value of the quadratic critic `params` (from `gaussian_ratio`) on the
+    pairs (a, b), the product of marginals from `shifts` derangements (a_i, b_{i+s})."""
+    w, s_a, s_b = params
+    a, b = a.double(), b.double()
+    qa, qb = -0.5 * ((a @ s_a) * a).sum(1), -0.5 * ((b @ s_b) * b).sum(1)
+    aw = a @ w
+    joint = ((aw * b).sum(1) + qa + qb).mean()
+    n = len(a)
+    marg = torch.cat([(aw * b.roll(-s, 0)).sum(1) + qa + qb.roll(-s, 0)
+                      for s in range(1, min(shifts, n - 1) + 1)])
+    return float(joint - (torch.logsumexp(marg, 0) - math.log(len(marg))))
+
+
 def _mlp(din: int, hidden: int, dout: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(din, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
                          nn.Linear(hidden, dout))
@@ -235,24 +273,17 @@ class GaussConcatCritic(nn.Module):
         nn.init.zeros_(self.mlp.rest[-1].bias)
 
     @torch.no_grad()
-    def init_gaussian(self, a: torch.Tensor, b: torch.Tensor, ridge: float = 1e-6) -> bool:
+    def init_gaussian(self, a: torch.Tensor, b: torch.Tensor, shrink: float | tuple = 0.0
+                      ) -> bool:
         """Start the Gaussian-form path at the plug-in Gaussian log-density ratio of the pairs
-        (a, b) given (the training pairs): with P = Σ⁻¹ of the joint covariance of [a; b],
-        log p(a,b)/(p(a)p(b)) = −aᵀP_ab b − ½aᵀ(P_aa − Σ_aa⁻¹)a − ½bᵀ(P_bb − Σ_bb⁻¹)b + const.
-        Only when both quadratic parts are full (≤ 64 dims) and there are more pairs than dims;
-        returns whether it did. Training then refines the critic (the MLP path adds the
-        non-Gaussian part)."""
+        (a, b) given (the training pairs; `gaussian_ratio`, covariance shrunk by `shrink`).
+        Only when both quadratic parts are full (≤ 64 dims) and there are more than
+        2 (d_a + d_b) pairs; returns whether it did. Training then refines the critic (the MLP
+        path adds the non-Gaussian part)."""
         da, db = a.shape[1], b.shape[1]
         if not (self.ga.full and self.gb.full) or len(a) <= 2 * (da + db):
             return False
-        x = torch.cat([a, b], 1).double()
-        x = x - x.mean(0)
-        cov = x.T @ x / (len(x) - 1)
-        cov += ridge * cov.diagonal().mean() * torch.eye(da + db, dtype=cov.dtype)
-        prec = torch.linalg.inv(cov)
-        w = -prec[:da, da:]
-        s_a = prec[:da, :da] - torch.linalg.inv(cov[:da, :da])
-        s_b = prec[da:, da:] - torch.linalg.inv(cov[da:, da:])
+        w, s_a, s_b = gaussian_ratio(a, b, shrink)
         u, sv, vh = torch.linalg.svd(w, full_matrices=False)  # w = u diag(sv) vh
         rank = min(len(sv), self.ga.lin.out_features)
         root = sv[:rank].sqrt()
