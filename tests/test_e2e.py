@@ -16,11 +16,10 @@ def run_cli(args, env, timeout=600):
                           timeout=timeout)
 
 
-def test_tiny_run_end_to_end(tmp_path, cli_env):
-    spec = tiny_spec(tmp_path / "e.toml")
-    runs = tmp_path / "runs"
-    r = run_cli(["run", str(spec), "--runs-dir", str(runs)], cli_env)
-    assert r.returncode == 0, r.stdout + r.stderr
+def test_tiny_run_end_to_end(tiny_done_run, cli_env):
+    """`ibtui run` of the tiny spec (the session's shared run, conftest.tiny_done_run: also
+    test_faults' reference), what it wrote, and the reading commands on it."""
+    runs, r = tiny_done_run.runs, tiny_done_run.result
     assert "leaderboard" in r.stdout
     (run,) = list_runs(runs)
     assert run.state == "done", run.log_tail()
@@ -79,10 +78,13 @@ def test_worker_failure_is_recorded_and_others_continue(tmp_path, cli_env):
     at validation: exit 2 and nothing created."""
     spec = tmp_path / "two.toml"
     tiny_spec(spec, name="ok", epochs=1, mi_epochs="[1]")
+    # "bad" never gets to an MI epoch: what it checks is the failure, not its estimates
     spec.write_text(spec.read_text() + '\n[[experiment]]\nname = "bad"\nepochs = 2\nwidth = 8\n'
-                    'mi_epochs = [1]\nbatch_size = 256\n')
+                    'mi_epochs = [2]\nbatch_size = 256\nobserve_classes = [1]\n')
     runs = tmp_path / "runs"
-    r = run_cli(["run", str(spec), "--runs-dir", str(runs)], dict(cli_env, IBTUI_INJECT_NAN="loss-2"))
+    # --jobs 2: both workers at once (the failure must not stop or spoil the other one)
+    r = run_cli(["run", str(spec), "--runs-dir", str(runs), "--jobs", "2"],
+                dict(cli_env, IBTUI_INJECT_NAN="loss-2"))
     assert r.returncode == 1, r.stderr
     states = {run.spec["name"]: run for run in list_runs(runs)}
     assert states["ok"].state == "done"
