@@ -25,6 +25,11 @@ def configure_worker(threads: int) -> dict:
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = str(threads)
     os.environ["MKL_CBWR"] = MKL_MODE
+    # OpenMP threads that wait by spinning collapse when the cores are shared (other workers,
+    # the app, a test suite): 2-thread training steps went from ~0.25 s to 3-5 s on a busy
+    # 2-core box, and PASSIVE waiting avoids it (python bench/bench_omp_wait.py). A user's own
+    # setting wins.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import torch
 
     torch.set_num_threads(threads)
@@ -63,6 +68,7 @@ def runtime_info() -> dict:
         "gpu_name": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "mkl": torch.backends.mkl.is_available(),
         "mkl_cbwr": os.environ.get("MKL_CBWR"),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "onednn": torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled,
         "cpu": model,
         "cpu_flags": flags,
