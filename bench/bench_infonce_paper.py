@@ -11,7 +11,7 @@ per-epoch curve and seconds per optimiser step.
 --time-steps N: before/after seconds per optimiser step at those settings, on one CPU thread:
 N steps of each way of computing the batch bound and its gradients, interleaved (round r runs
 every way once, so a load change on a shared machine hits all of them alike); the median per
-way is printed with its ratio to the fused one:
+way (wall-clock and CPU process time) is printed with its ratio to the fused one:
   plain       every (a_i, b_neg) pair concatenated and run through the whole MLP;
   factorised  first layer once per a and once per b, layers 2-3 on every pair (autograd; what
               infonce-paper ran before 2026-11-30);
@@ -31,7 +31,7 @@ from ibtui.mi.critics import ConcatCritic, infonce_batch, infonce_batch_referenc
 from ibtui.mi.estimate import estimate
 
 
-def time_steps(n: int, batch: int, negatives: int, hidden: int) -> dict[str, float]:
+def time_steps(n: int, batch: int, negatives: int, hidden: int) -> dict[str, tuple[float, float]]:
     task = T.paper_gaussian(10_000)
     ways = {
         "plain": lambda c, a, b, neg: infonce_batch_reference(c, a, b, neg, plain=True),
@@ -46,11 +46,12 @@ def time_steps(n: int, batch: int, negatives: int, hidden: int) -> dict[str, flo
             for k, c in critics.items()}
     gen = torch.Generator().manual_seed(0)
     secs: dict[str, list[float]] = {k: [] for k in ways}
+    cpu: dict[str, list[float]] = {k: [] for k in ways}
     for r in range(n + 1):  # round 0: warm-up, not counted
         idx = torch.randint(0, len(task.a), (batch,), generator=gen)
         neg = torch.randint(0, batch, (batch, negatives), generator=gen)
         for k, fn in ways.items():
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             est = fn(critics[k], task.a[idx], task.b[idx], neg)
             opts[k].zero_grad(set_to_none=True)
             (-est).backward()
@@ -58,7 +59,8 @@ def time_steps(n: int, batch: int, negatives: int, hidden: int) -> dict[str, flo
             opts[k].step()
             if r:
                 secs[k].append(time.perf_counter() - t0)
-    return {k: statistics.median(v) for k, v in secs.items()}
+                cpu[k].append(time.process_time() - c0)
+    return {k: (statistics.median(secs[k]), statistics.median(cpu[k])) for k in ways}
 
 
 def main() -> None:
@@ -74,9 +76,11 @@ def main() -> None:
     if args.time_steps:
         med = time_steps(args.time_steps, args.batch, args.negatives, args.hidden)
         print(f"seconds per step (median of {args.time_steps}, B {args.batch}, K "
-              f"{args.negatives}, hidden {args.hidden}, 1 thread):")
-        for k, v in med.items():
-            print(f"  {k:<11} {v:.3f} s  ({v / med['fused']:.2f}x the fused time)")
+              f"{args.negatives}, hidden {args.hidden}, 1 thread): wall, CPU (process time: "
+              "what the step itself used, less sensitive to other jobs on a shared machine)")
+        for k, (wall, cpu) in med.items():
+            print(f"  {k:<11} wall {wall:.3f} s ({wall / med['fused'][0]:.2f}x the fused), "
+                  f"CPU {cpu:.3f} s ({cpu / med['fused'][1]:.2f}x)")
     if not args.epochs:
         return
     task = T.paper_gaussian(10_000)
