@@ -439,7 +439,33 @@ def leaderboard(
     if replicas:
         _print_replicas(require_runs_dir(runs_dir), _value(fmt), where)
         return
+    if _value(fmt) == "json" and _value(sort) == "score" and where is None:
+        sys.stdout.write(_board_json(require_runs_dir(runs_dir)))
+        return
     _print_board(require_runs_dir(runs_dir), None, _value(sort), fmt, where, max(limit, 0))
+
+
+def _board_json(runs_dir: Path) -> str:
+    """`leaderboard --format json` (by score, every run) from the runs index's listing: the
+    JSON line the index keeps of each settled run, joined (the same text as render's)."""
+    from ibtui.runs.board import board_record, encode_record, json_text, sort_key
+    from ibtui.runs.store import RunIndex
+
+    index = RunIndex(runs_dir)
+    present, missing = [], []
+    for _, run_id, _, score, line in index.listing():
+        if line is None:  # running (liveness checked now) or unreadable
+            line = encode_record(board_record(index.run(run_id)))
+        if score is None:
+            missing.append(line)
+        else:
+            present.append((sort_key(score), line))
+    present.sort(key=_first)  # stable: in creation order among equal scores, as sort_records
+    return json_text([line for _, line in present] + missing)
+
+
+def _first(pair: tuple):
+    return pair[0]
 
 
 def _queue_warning(runs_dir: Path, runs, info: dict | None) -> str | None:
@@ -455,6 +481,14 @@ def _queue_warning(runs_dir: Path, runs, info: dict | None) -> str | None:
 LS_LIMIT = 100  # table rows by default: the newest; --limit 0 shows all
 
 
+def _state_counts(listed: list[tuple]) -> list[tuple[str, int]]:
+    """(state, how many runs) of RunIndex.listing rows, by state (as iter_state_counts)."""
+    counts: dict[str, int] = {}
+    for x in listed:
+        counts[x[2]] = counts.get(x[2], 0) + 1
+    return sorted(counts.items())
+
+
 @app.command("ls")
 def ls(runs_dir: Path = RunsDir,
        fmt: ListFormat = typer.Option("table", "--format", help="output format"),
@@ -465,33 +499,39 @@ def ls(runs_dir: Path = RunsDir,
                                  "runs (0 = all; json lists all)")) -> None:
     """List runs with their state and progress (and whether a scheduler runs the queue)."""
     from ibtui.runs.scheduler import scheduler_info
-    from ibtui.runs.store import RunIndex, iter_state_counts, require_runs_dir
+    from ibtui.runs.store import RunIndex, require_runs_dir
 
     where = _where(state, attack, dataset, arch, name, tag)
-    # through the runs directory's index: runs whose files did not change are not read again
+    # through the runs directory's index: runs whose files did not change are not read again;
+    # a Run is built only for the runs looked at closer (rows shown, unsettled, filtered)
     index = RunIndex(require_runs_dir(runs_dir))
-    runs = index.runs()
+    listed = index.listing()
     slurm_state: dict[str, str] = {}
     # sacct is asked only about Slurm runs not known to have ended well (reconcile's own test)
-    if any(r.state in ("queued", "running", "crashed") and r.status.get("executor") == "slurm"
-           for r in runs):
-        from ibtui.runs.slurm import job_id, reconcile
+    if any(x[2] in ("queued", "running", "crashed")
+           and index.run(x[1]).status.get("executor") == "slurm" for x in listed):
+        from ibtui.runs.slurm import reconcile
 
         slurm_state = reconcile(runs_dir)  # one sacct call; badly ended jobs become crashed
-        runs = index.runs()
-    total = len(runs)
+        listed = index.listing()
+    total = len(listed)
     try:
         info = scheduler_info(runs_dir)
     except Exception:  # a damaged scheduler file is no scheduler
         info = None
-    warning = _queue_warning(runs_dir, runs, info)  # about every run, whatever is shown
+    # about every run, whatever is shown
+    warning = _queue_warning(runs_dir, [index.run(x[1]) for x in listed if x[2] == "queued"],
+                             info)
     if where:
-        runs = [r for r in runs if where(r)]
+        listed = [x for x in listed if where(index.run(x[1]))]
     # the table shows the newest `limit` runs: only their rows are built, and only their logs
     # are checked for damage (json lists every run with its logs' damage)
-    shown = runs[-limit:] if fmt != "json" and 0 < limit < len(runs) else runs
+    picked = listed[-limit:] if fmt != "json" and 0 < limit < len(listed) else listed
+    shown = [index.run(x[1]) for x in picked]
     index.add_log_damage(shown)
     rows = []
+    if any(r.status.get("executor") == "slurm" for r in shown):
+        from ibtui.runs.slurm import job_id
     for r in shown:
         st, s = r.status, r.summary or {}
         rows.append({
@@ -507,9 +547,9 @@ def ls(runs_dir: Path = RunsDir,
                           "scheduler": info, "warnings": [warning] if warning else []},
                          indent=2, default=str))
         return
-    title = f"{len(runs)} runs in {runs_dir}"
+    title = f"{len(listed)} runs in {runs_dir}"
     if where:
-        title = f"{len(runs)} of {total} runs in {runs_dir} ({where.describe()})"
+        title = f"{len(listed)} of {total} runs in {runs_dir} ({where.describe()})"
     t = Table(title=Text(one_line(title)))
     for c in ("run", "state", "phase", "epoch", "acc", "asr", "score", "note"):
         t.add_column(c)
@@ -521,9 +561,9 @@ def ls(runs_dir: Path = RunsDir,
                   f"{row['epoch'] or 0}/{row['epochs'] or '?'}", _cell(row["acc"]),
                   _cell(row["asr"]), _cell(row["score"]), lit(note[:60]))
     console.print(t)
-    if len(shown) < len(runs):
-        counts = ", ".join(f"{n} {s}" for s, n in iter_state_counts(runs))
-        say(f"the newest {len(shown)} of {len(runs)} runs ({counts}); --limit 0 lists all; narrow "
+    if len(shown) < len(listed):
+        counts = ", ".join(f"{n} {s}" for s, n in _state_counts(listed))
+        say(f"the newest {len(shown)} of {len(listed)} runs ({counts}); --limit 0 lists all; narrow "
             "with --state, --attack, --dataset, --arch, --name GLOB, --tag", style="yellow")
     if info:
         workers = info.get("workers")

@@ -336,3 +336,122 @@ def test_workers_needs_attention_table_is_paged(tmp_path, monkeypatch):
             assert queue.row_count == 2
 
     asyncio.run(go())
+
+
+# --- the index changes no byte of ls and leaderboard output ------------------------------------------
+
+OUTPUTS = (("ls",), ("ls", "--format", "json"), ("ls", "--limit", "0"), ("ls", "--limit", "7"),
+           ("ls", "--state", "done", "--limit", "5"), ("leaderboard", "--format", "json"),
+           ("leaderboard", "--format", "csv"), ("leaderboard", "--format", "md"),
+           ("leaderboard", "--format", "json", "--sort", "d_xt"), ("leaderboard",))
+
+
+def _fifty(tmp_path):
+    """The fixture's 13 runs and 37 copies of them: equal scores, equal creation times."""
+    import shutil
+
+    runs = make_fixture_runs(tmp_path)
+    base = sorted(p.name for p in runs.iterdir() if p.is_dir() and p.name[0] != ".")
+    for i in range(37):
+        src = base[i % len(base)]
+        dst = runs / f"copy{i:02d}-{src}"
+        shutil.copytree(runs / src, dst)
+        st = dst / "status.json"
+        if i % 3 and st.is_file():  # a third keep the creation time of their original
+            try:
+                s = json.loads(st.read_text())
+                s["created"] = s["created"] + i
+                st.write_text(json.dumps(s))
+            except (ValueError, TypeError, KeyError):
+                pass
+    _age(runs)
+    return runs
+
+
+def _outputs(runs, cold):
+    out = {}
+    for args in OUTPUTS:
+        if cold:
+            (runs / INDEX_NAME).unlink(missing_ok=True)
+        r = _cli(*args, "--runs-dir", runs)
+        assert r.exit_code == 0, (args, r.output)
+        out[args] = r.stdout
+    return out
+
+
+def _reference_board(runs, fmt):
+    """The leaderboard as a full read of every run (no index) makes it."""
+    from ibtui.runs.board import board_record, render, sort_records
+
+    return render(sort_records([board_record(r) for r in list_runs(runs)], "score"), fmt)
+
+
+def _set_score(run_dir, score, mtime_ns):
+    """Change summary.json in place (same size), its mtime set to `mtime_ns`."""
+    p = run_dir / "summary.json"
+    s = json.loads(p.read_text())
+    old = p.read_bytes()
+    s["score"] = score
+    new = json.dumps(s, separators=(",", ":")).encode()  # shorter: padded below
+    new += b" " * (len(old) - len(new))
+    assert len(new) == len(old)
+    with open(p, "r+b") as f:  # in place: the same inode
+        f.write(new)
+    os.utime(p, ns=(mtime_ns, mtime_ns))
+
+
+def test_warm_output_is_the_cold_output_byte_for_byte(tmp_path):
+    runs = _fifty(tmp_path)
+    cold = _outputs(runs, cold=True)
+    assert cold[("leaderboard", "--format", "json")] == _reference_board(runs, "json")
+    assert cold[("leaderboard", "--format", "csv")] == _reference_board(runs, "csv")
+    assert len(json.loads(cold[("leaderboard", "--format", "json")])) == 50
+    _outputs(runs, cold=False)  # the index written
+    assert (runs / INDEX_NAME).is_file()
+    assert _outputs(runs, cold=False) == cold
+    # a run changed in place (same size, an older mtime than before): never shown stale
+    some = next(d for d in sorted(runs.glob("copy*-paper-blend-*"))
+                if (d / "summary.json").is_file())
+    mtime = (some / "summary.json").stat().st_mtime_ns
+    _set_score(some, 0.123456, mtime - 10**9)
+    warm = _outputs(runs, cold=False)
+    rows = {x["run"]: x for x in json.loads(warm[("leaderboard", "--format", "json")])}
+    assert rows[some.name]["score"] == 0.123456
+    assert warm == _outputs(runs, cold=True)
+    assert warm[("leaderboard", "--format", "json")] == _reference_board(runs, "json")
+
+
+def test_a_file_changed_just_now_is_never_trusted_from_the_index(tmp_path):
+    import time
+
+    runs = _fifty(tmp_path)
+    _outputs(runs, cold=False)
+    some = runs / "paper-blend-digits-resnet18-p0.1-s0"
+    now = time.time_ns()
+    _set_score(some, 0.111111, now)
+    board = ("leaderboard", "--format", "json")
+    first = _cli(*board, "--runs-dir", runs).stdout
+    assert {x["run"]: x["score"] for x in json.loads(first)}[some.name] == 0.111111
+    _set_score(some, 0.222222, now)  # again within the same mtime: the signature is unchanged
+    again = _outputs(runs, cold=False)
+    assert {x["run"]: x["score"] for x in json.loads(again[board])}[some.name] == 0.222222
+    assert again == _outputs(runs, cold=True)
+
+
+def test_a_changed_leaderboard_record_makes_the_saved_lines_stale(tmp_path, monkeypatch):
+    from ibtui.runs import board
+
+    runs = make_fixture_runs(tmp_path)
+    _age(runs)
+    list_runs_cached(runs)
+    before = store._index_head()
+
+    def other(run, state=None):  # a leaderboard record of another shape
+        return {"run": run.id}
+
+    monkeypatch.setattr(board, "board_record", other)
+    monkeypatch.setattr(store, "_INDEX_HEADS", [])
+    assert store._index_head() != before
+    idx = RunIndex(runs)
+    lines = [x[4] for x in idx.listing() if x[4] is not None]
+    assert lines and all(json.loads(line) == {"run": json.loads(line)["run"]} for line in lines)

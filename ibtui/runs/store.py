@@ -20,6 +20,7 @@ import sys
 import tempfile
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -629,7 +630,7 @@ def iter_state_counts(runs: list[Run]) -> Iterator[tuple[str, int]]:
 
 INDEX_NAME = ".ibtui-index"  # hidden: never taken for a run
 OLD_INDEX_NAMES = (".ibtui-index.json",)  # earlier versions' index files: removed on save
-INDEX_VERSION = 5
+INDEX_VERSION = 6
 SIG_FILES = ("status.json", "spec.toml", "summary.json")
 LOG_FILES = ("metrics.jsonl", "mi.jsonl")
 # What a listing (ls, leaderboard, the app's rows and filters) needs of a run: the index keeps
@@ -646,17 +647,21 @@ LIGHT_SUMMARY = ("score", "d_xt", "d_ty", "clean_acc", "asr", "ra", "psnr", "ssi
                  "ceiling_share")
 RACY_S = 2.0  # a file changed this recently may change again within its mtime tick: not indexed
 RACY_NS = int(RACY_S * 1e9)
-# The index file: a header line, a digest of the payload, and the payload: marshal's encoding
-# of {run id: entry tuple}. marshal decodes the entries' tables in C, several times faster than
-# JSON (a tenth of a second saved at ten thousand runs). Its format belongs to one Python
-# version, so the header names the version (and the fields kept): an index written by another
-# one is rebuilt. marshal is not meant for damaged input: the digest makes sure it never sees
-# any (a torn or altered file is rebuilt). It never runs code, whatever the file holds.
-_INDEX_HEAD = (f"ibtui-index {INDEX_VERSION} python {sys.version_info[0]}.{sys.version_info[1]}"
-               f" marshal {marshal.version} fields "
-               + hashlib.blake2b(repr((LIGHT_STATUS, LIGHT_SPEC, LIGHT_SUMMARY)).encode(),
-                                 digest_size=4).hexdigest() + "\n").encode()
-_DIGEST = 16
+# The index file: a header line, the payload's length and CRC-32, and the payload: marshal's
+# encoding of {run id: (signature, head, body)}. The head is what a listing needs of every run
+# (see _head: creation time, settled state, score, the leaderboard's JSON line); the body is
+# the rest of the entry, marshal-encoded on its own and decoded only for the runs a command
+# looks at (rows shown, running runs, filters): a warm `ls` or `leaderboard --format json` at
+# ten thousand runs decodes the heads only. marshal decodes in C, several times faster than
+# JSON. Its format belongs to one Python version, so the header names the version, the fields
+# kept and the leaderboard record's code (see _index_head): an index written by another one is
+# rebuilt. marshal is not meant for damaged input: the length and checksum make sure it never
+# sees any (a torn or damaged file is rebuilt; like any unkeyed digest they do not stop someone
+# who may write the runs directory, who could as well write the runs). It never runs code,
+# whatever the file holds.
+_DIGEST = 12  # payload length (8 bytes) and its CRC-32 (4 bytes), little-endian
+# RunIndex.listing's rows: (creation time, run id, state, score, leaderboard JSON line or None)
+Listed = tuple
 # a first read of at least this many runs is shared among processes (a fork costs a few ms
 # but each run ~1 ms: TOML and JSON parsing in Python)
 PARALLEL_MIN = 200
@@ -722,11 +727,50 @@ def _newest_ns(sig: tuple) -> int:
     return max(sig[::2], default=0)
 
 
-def _entry(e: Any) -> dict | None:
+def _settled(status: dict) -> str | None:
+    """A run's state when no liveness check can change it (as Run.state answers), or None."""
+    if not status:
+        return "damaged"
+    s = status.get("state")
+    return s if type(s) is str and s in _SETTLED else None
+
+
+def _head(p: Path, e: dict) -> tuple:
+    """What every listing needs of a run, kept in the index apart from the rest so that a
+    listing of ten thousand runs decodes only this: (creation time, its state when settled
+    else None, its score, its leaderboard record as a JSON line when its state is settled
+    else None). A running run's state (and so its record) is worked out on every look."""
+    from ibtui.runs.board import board_record, encode_record  # local: the board is above
+
+    status, summary = e["status"], e["summary"]
+    state = _settled(status)
+    line = None
+    if state is not None:
+        run = Run(path=p, status=status, spec=e["spec"], summary=summary,
+                  damaged=list(e["damaged"]), light=True, config=e["config"])
+        line = encode_record(board_record(run))
+    return (_created(status), state, summary.get("score") if summary else None, line)
+
+
+def _body(e: dict) -> bytes:
+    """The rest of an entry as the index file keeps it (raises ValueError for a value marshal
+    cannot write: never from JSON or TOML)."""
+    return marshal.dumps((e["config"], tuple(e["damaged"]), e["logs"], e["status"], e["spec"],
+                          e["summary"]))
+
+
+def _entry(saved: Any) -> dict | None:
     """An index entry (as saved) as the reader keeps it, or None when it is not well formed."""
-    if type(e) is not tuple or len(e) != 7:
+    if type(saved) is not tuple or len(saved) != 3:
         return None
-    sig, config, damaged, logs, status, spec, summary = e
+    sig, head, body = saved
+    try:
+        e = marshal.loads(body)
+    except (EOFError, ValueError, TypeError):
+        return None
+    if type(e) is not tuple or len(e) != 6 or type(head) is not tuple or len(head) != 4:
+        return None
+    config, damaged, logs, status, spec, summary = e
     if not (type(sig) is tuple and type(config) is str and type(damaged) is tuple
             and (not damaged or all(type(x) is str for x in damaged))
             and (logs is None or (type(logs) is tuple and len(logs) == 2
@@ -736,15 +780,17 @@ def _entry(e: Any) -> dict | None:
             and (summary is None or type(summary) is dict)):
         return None
     return {"sig": sig, "newest": 0, "config": config, "damaged": list(damaged), "logs": logs,
-            "status": status, "spec": spec, "summary": summary}
+            "status": status, "spec": spec, "summary": summary, "head": head, "saved": saved}
 
 
 def _read_entry(p: Path, sig: tuple) -> dict:
     """A run read in full, kept as the index keeps it."""
     run = load_run(p)
-    return {"sig": sig, "newest": _newest_ns(sig), "config": _config_key(run.spec),
-            "damaged": run.damaged, "logs": None, "status": light_status(run.status),
-            "spec": light_spec(run.spec), "summary": light_summary(run.summary)}
+    e = {"sig": sig, "newest": _newest_ns(sig), "config": _config_key(run.spec),
+         "damaged": run.damaged, "logs": None, "status": light_status(run.status),
+         "spec": light_spec(run.spec), "summary": light_summary(run.summary)}
+    e["head"] = _head(p, e)
+    return e
 
 
 def _log_damage(p: Path) -> tuple[str, ...]:
@@ -800,6 +846,7 @@ class RunIndex:
         self.persist = persist
         self._entries: dict[str, dict] = {}
         self._raw: dict[str, tuple] = {}  # as read from the index file, checked when used
+        self._odd: dict[str, Run] = {}  # runs whose directory cannot be read (no entry)
         self._loaded = False
         self._dirty = False
         self._saved_at = -1e9
@@ -816,11 +863,12 @@ class RunIndex:
             data = _read_bytes(self.index_path)
         except OSError:
             return
-        head = len(_INDEX_HEAD)
-        if not data.startswith(_INDEX_HEAD):
+        top = _index_head()
+        if not data.startswith(top):
             return
-        payload = memoryview(data)[head + _DIGEST:]
-        if hashlib.blake2b(payload, digest_size=_DIGEST).digest() != data[head:head + _DIGEST]:
+        start = len(top) + _DIGEST
+        payload = memoryview(data)[start:]
+        if data[len(top):start] != _digest(payload):
             return
         try:
             with no_gc():
@@ -837,6 +885,11 @@ class RunIndex:
             if e is not None:
                 self._entries[name] = e
         return e
+
+    def run(self, name: str) -> Run | None:
+        """A run of the last `listing` (or `runs`) as a Run (its whole entry decoded)."""
+        e = self._get(name)
+        return self._odd.get(name) if e is None else self._run(self._child(name), e)
 
     def known(self) -> set[str]:
         """The runs the index knows (not necessarily still there)."""
@@ -855,16 +908,22 @@ class RunIndex:
         self._dirty = False
         racy = time.time_ns() - RACY_NS
         keep = dict(self._raw)
-        keep.update({rid: (e["sig"], e["config"], tuple(e["damaged"]), e["logs"], e["status"],
-                           e["spec"], e["summary"])
-                     for rid, e in self._entries.items()
-                     if e["newest"] < racy and type(rid) is str})
+        for rid, e in self._entries.items():
+            if e["newest"] >= racy or type(rid) is not str:
+                continue
+            saved = e.get("saved")
+            if saved is None:
+                try:  # a value marshal cannot write (never from JSON or TOML): not kept
+                    saved = e["saved"] = (e["sig"], e["head"], _body(e))
+                except ValueError:
+                    continue
+            keep[rid] = saved
         try:
             payload = marshal.dumps(keep)
-        except ValueError:  # a value marshal cannot write (never from JSON or TOML): skip it
+        except ValueError:  # a head marshal cannot write (see above): skip it
             keep = {rid: e for rid, e in keep.items() if _marshals(e)}
             payload = marshal.dumps(keep)
-        data = _INDEX_HEAD + hashlib.blake2b(payload, digest_size=_DIGEST).digest() + payload
+        data = _index_head() + _digest(payload) + payload
         try:
             atomic_write_bytes(self.index_path, data)
             for old in OLD_INDEX_NAMES:
@@ -904,10 +963,15 @@ class RunIndex:
 
     def _gone(self, name: str, p: Path, sig: OSError | None) -> Run | None:
         self.forget({name})
-        return None if sig is None else Run(path=p, damaged=[f"unreadable: {_why(sig)}"])
+        if sig is None:
+            return None
+        run = self._odd[name] = Run(path=p, damaged=[f"unreadable: {_why(sig)}"])
+        return run
 
     def _keep(self, name: str, e: dict) -> None:
         self._entries[name] = e
+        self._raw.pop(name, None)
+        self._odd.pop(name, None)
         # a run whose files just changed (a running one) is not saved: no write for it
         if e["newest"] < time.time_ns() - RACY_NS:
             self._dirty = True
@@ -937,7 +1001,7 @@ class RunIndex:
         (see `indexed_run`): a first picture to show at once, checked with `check` after."""
         if not self._loaded:
             self._load_index()
-        made = {n: (_created(e["status"]), n) for n, e in self._entries.items()}
+        made = {n: (e["head"][0], n) for n, e in self._entries.items()}
         made.update({n: (_raw_created(e), n) for n, e in self._raw.items()})
         return sorted(made, key=made.__getitem__)
 
@@ -948,6 +1012,7 @@ class RunIndex:
 
     def forget(self, names: set[str]) -> None:
         for n in names:
+            self._odd.pop(n, None)
             if self._entries.pop(n, None) is not None or self._raw.pop(n, None) is not None:
                 self._dirty = True
 
@@ -968,6 +1033,33 @@ class RunIndex:
         damage in metrics.jsonl and mi.jsonl is listed too (as `Run.metrics()`/`mi()` note it;
         or later, for only some runs: `add_log_damage`). `ids`: only these runs (others are
         not even looked at)."""
+        listed = self._listing(ids)
+        with no_gc():
+            out = [self.run(x[1]) for x in listed]
+        if logs:
+            fd = self.open_dir()
+            try:
+                with no_gc():
+                    self._add_logs(out, fd)
+            finally:
+                if fd is not None:
+                    os.close(fd)
+        self.save()
+        return out  # type: ignore[return-value]
+
+    def listing(self, ids: set[str] | None = None) -> list[Listed]:
+        """Every run as a Listed tuple (creation time, id, state, score, leaderboard JSON
+        line or None), sorted by creation as `runs` sorts them, without building a Run per
+        run: `run(id)` builds one. Every run's files are checked as `runs` checks them (a run
+        changed since the index saw it is read again), and liveness is checked for every
+        running run, so nothing is staler than `runs`; the line is None where the state is
+        not settled or the directory cannot be read (board_record of `run(id)` then).
+        `ids`: only these runs."""
+        out = self._listing(ids)
+        self.save()
+        return out
+
+    def _listing(self, ids: set[str] | None) -> list[Listed]:
         if not self._loaded:
             self._load_index()
         try:
@@ -979,39 +1071,56 @@ class RunIndex:
         fd = self.open_dir()
         try:
             with no_gc():
-                out = self._runs(names, fd)
-                if logs:
-                    self._add_logs(out, fd)
+                out = self._scan(names, fd)
         finally:
             if fd is not None:
                 os.close(fd)
         if ids is None:
             self.forget(self.known() - set(names))
-        out.sort(key=_run_order)
-        self.save()
+        out.sort(key=_listed_order)
         return out
 
-    def _runs(self, names: list[str], fd: int | None) -> list[Run]:
-        out: list[Run | None] = []
-        stale: list[tuple[int, str, Path, tuple]] = []  # runs whose files changed: read below
+    def _scan(self, names: list[str], fd: int | None) -> list[Listed]:
+        out: list[Listed] = []
+        entries, raw = self._entries, self._raw
+        stale: list[tuple[str, Path, tuple]] = []  # runs whose files changed: read below
         for name in names:
-            p, sig = self._look(name, fd)
-            if sig is None or isinstance(sig, OSError):
-                run = self._gone(name, p, sig)
-                if run is not None:
-                    out.append(run)
-                continue
-            e = self._get(name)
-            if e is None or e["sig"] != sig:
-                stale.append((len(out), name, p, sig))
-                out.append(None)
+            if fd is not None:
+                try:
+                    sig = file_sig(name, dir_fd=fd)
+                except OSError as err:
+                    sig = err
             else:
-                out.append(self._run(p, e))
-        for (i, name, p, _sig), (e, _) in zip(
-                stale, _read_jobs([(p, sig, False) for _, _, p, sig in stale]), strict=True):
+                sig = self._look(name, None)[1]
+            if sig is None or isinstance(sig, OSError):
+                if self._gone(name, self._child(name), sig) is not None:
+                    out.append((0, name, "damaged", None, None))
+                continue
+            e = entries.get(name)
+            if e is not None:
+                if e["sig"] == sig:
+                    out.append(self._listed(name, e["head"]))
+                    continue
+            else:
+                saved = raw.get(name)
+                if type(saved) is tuple and len(saved) == 3 and saved[0] == sig:
+                    head = saved[1]
+                    if type(head) is tuple and len(head) == 4:
+                        out.append(self._listed(name, head))
+                        continue
+            stale.append((name, self._child(name), sig))
+        for (name, _, _), (e, _) in zip(
+                stale, _read_jobs([(p, sig, False) for _, p, sig in stale]), strict=True):
             self._keep(name, e)
-            out[i] = self._run(p, e)
-        return out  # type: ignore[return-value]
+            out.append(self._listed(name, e["head"]))
+        return out
+
+    def _listed(self, name: str, head: tuple) -> Listed:
+        created, state, score, line = head
+        if state is None:  # not settled: its liveness is checked now
+            run = self.run(name)
+            state = run.state if run is not None else "damaged"
+        return (created, name, state, score, line)
 
     def add_log_damage(self, runs: list[Run]) -> None:
         """Note the damage in these runs' metrics.jsonl and mi.jsonl in their `damaged` (read
@@ -1041,6 +1150,7 @@ class RunIndex:
         for (run, e, lsig), (_, damage) in zip(
                 todo, _read_jobs([(run.path, None, True) for run, _, _ in todo]), strict=True):
             e["logs"] = (lsig, damage)
+            e.pop("saved", None)  # encoded again on save
             run.damaged += [x for x in damage if x not in run.damaged]
             self._dirty = True
 
@@ -1051,11 +1161,6 @@ def _marshals(v: Any) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _run_order(r: Run) -> tuple:
-    c = r.status.get("created")
-    return (c if _is_num(c) else 0, r.id)
 
 
 def _config_key(spec: dict) -> str:
@@ -1083,10 +1188,38 @@ def no_gc():
 def _raw_created(e: Any) -> float:
     """The creation time in an index entry as saved (0 when absent or malformed)."""
     try:
-        c = e[4].get("created")
-    except (TypeError, IndexError, KeyError, AttributeError):
+        c = e[1][0]
+    except (TypeError, IndexError, KeyError):
         return 0
     return c if _is_num(c) else 0
+
+
+def _listed_order(x: Listed) -> tuple:
+    return (x[0], x[1])
+
+
+_INDEX_HEADS: list[bytes] = []
+
+
+def _index_head() -> bytes:
+    """The index file's first line: its format (INDEX_VERSION), the Python and marshal
+    versions, the fields kept, and the code that makes the leaderboard's JSON lines it keeps
+    (a changed board_record makes every saved line stale: the index is then rebuilt)."""
+    if not _INDEX_HEADS:
+        from ibtui.runs import board
+
+        code = [(f.__code__.co_code, f.__code__.co_consts, f.__code__.co_names)
+                for f in (board.board_record, board.ceiling_share, board.encode_record)]
+        stamp = repr((LIGHT_STATUS, LIGHT_SPEC, LIGHT_SUMMARY, board.BOARD_COLUMNS, code))
+        _INDEX_HEADS.append(
+            (f"ibtui-index {INDEX_VERSION} python {sys.version_info[0]}.{sys.version_info[1]}"
+             f" marshal {marshal.version} fields "
+             + hashlib.blake2b(stamp.encode(), digest_size=8).hexdigest() + "\n").encode())
+    return _INDEX_HEADS[0]
+
+
+def _digest(payload: bytes | memoryview) -> bytes:
+    return len(payload).to_bytes(8, "little") + zlib.crc32(payload).to_bytes(4, "little")
 
 
 def _created(status: dict) -> float:
