@@ -10,8 +10,8 @@
   Each batch's bound and gradients come from `critics.infonce_batch`: the same function as
   scoring every (a_i, b_neg) pair through the MLP (tested against it), computed on the distinct
   pairs only (negatives repeat: drawn with replacement from the batch) with the first layer
-  factorised and layers 2–3 fused in cache-sized chunks (~3x faster per step on one CPU
-  thread; bench/bench_infonce_paper.py --time-steps).
+  factorised and layers 2–3 fused in cache-sized chunks (2.6x less CPU per step on one
+  thread at the I(T;Ŷ) settings; bench/bench_infonce_paper.py --time-steps).
 - infonce-separable and mine (ours, built to converge; issue 12): inputs standardised with the
   training pairs' mean and std; pairs split into training and held-out shares; the budget is a
   number of optimiser steps (`max_steps`), and every `eval_every` steps the bound is evaluated
