@@ -27,7 +27,7 @@ attack = ["none", "badnets"]
 poison_rate = 0.1
 target = 4
 mi_method = "noise-aware"
-mi_options = { k = 2, max_samples = 64 }
+mi_options = { k = 2, max_samples = 32 }
 """
 
 

@@ -83,17 +83,22 @@ def test_default_run_with_two_threads_finishes(tmp_path):
 
 
 def test_default_threads_are_planned_and_recorded(tmp_path):
+    """`ibtui run` plans the threads; `--threads` overrides the plan. The two commands run at
+    once, each on its own runs directory (one scheduler each: each applies its own plan)."""
     spec = spec_file(tmp_path)
-    runs = tmp_path / "runs"
-    r = cli(["run", str(spec), "--runs-dir", str(runs)], user_env())
-    assert r.returncode == 0, r.stdout + r.stderr
-    (run,) = list_runs(runs)
+    planned, forced = tmp_path / "runs", tmp_path / "runs-forced"
+    procs = [subprocess.Popen(ibtui_cmd() + ["run", str(spec), "--runs-dir", str(runs)] + extra,
+                              env=user_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)
+             for runs, extra in ((planned, []), (forced, ["--threads", "1"]))]
+    for p in procs:
+        out, err = p.communicate(timeout=800)
+        assert p.returncode == 0, out + err
+    (run,) = list_runs(planned)
     assert run.state == "done", run.log_tail()
     assert run.summary["runtime"]["threads"] == plan_resources().threads
-    # --threads overrides the plan
-    r = cli(["run", str(spec), "--runs-dir", str(runs), "--threads", "1"], user_env())
-    assert r.returncode == 0, r.stdout + r.stderr
-    (second,) = [x for x in list_runs(runs) if x.id != run.id]
+    (second,) = list_runs(forced)
+    assert second.state == "done", second.log_tail()
     assert second.summary["runtime"]["threads"] == 1
 
 
@@ -172,13 +177,14 @@ def test_scheduler_counts_workers_it_did_not_start(tmp_path):
     """A worker left running by a scheduler that went away occupies a slot of the next one."""
     runs = tmp_path / "runs"
     first, second = create_runs(load_spec(spec_file(tmp_path, epochs=2)) * 2, runs)
-    os.environ["IBTUI_PAUSE_AT"] = "after-epoch-1"
+    os.environ["IBTUI_PAUSE_AT"] = "poisoning"  # running (status written), parked before training
     try:
         a = Scheduler(runs, plan_resources(jobs=1, gpus="", threads=1), only={first.name})
         a.step()
     finally:
         del os.environ["IBTUI_PAUSE_AT"]
-    wait_until(lambda: (first / "paused-after-epoch-1").exists(), what="the first worker")
+    wait_until(lambda: (first / "paused-poisoning").exists(), what="the first worker")
+    assert load_run(first).state == "running"
     b = Scheduler(runs, plan_resources(jobs=1, gpus="", threads=1))
     b.step()
     assert b.workers == {} and load_run(second).state == "queued"
