@@ -369,8 +369,10 @@ def mine(a: torch.Tensor, b: torch.Tensor, *, batch_size: int = 512, max_steps: 
         max_steps = max_epochs * max(1, len(tr) // train_batch)
     if gauss_path:
         critic = GaussConcatCritic(a.shape[1], b.shape[1], hidden).to(a.device)
-        shrink = _choose_shrink(a[tr], b[tr], gen) if gauss_init else None
-        started = gauss_init and critic.init_gaussian(a[tr], b[tr], shrink)
+        # the plug-in start needs both quadratic parts full (≤ 64 dims each: not images)
+        can = gauss_init and critic.ga.full and critic.gb.full
+        shrink = _choose_shrink(a[tr], b[tr], gen) if can else None
+        started = can and critic.init_gaussian(a[tr], b[tr], shrink)
         gauss = [*critic.ga.parameters(), *critic.gb.parameters()]
         opts = [torch.optim.Adam(gauss, lr=gauss_lr, weight_decay=weight_decay),
                 torch.optim.Adam(critic.parameters(), lr=lr, weight_decay=weight_decay)]
