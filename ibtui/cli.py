@@ -699,8 +699,8 @@ def _show_intervals(summary: dict, boot: dict | None) -> None:
     if boot.get("score_interval") is not None:
         say(f"  D_XT {interval_text(summary.get('d_xt'), boot.get('d_xt_interval'))} · "
             f"D_TY {interval_text(summary.get('d_ty'), boot.get('d_ty_interval'))} · covers "
-            "only the Monte Carlo error of the MI values (not which images were drawn, nor "
-            "the training seed)", style="dim")
+            "which images were drawn (first order) and the Monte Carlo error of the MI values, "
+            "not the training seed", style="dim")
 
 
 def _show_seeds(group) -> None:

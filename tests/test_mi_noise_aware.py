@@ -238,3 +238,26 @@ def test_measurement_sigma_hand_computed_and_scale_free():
     # larger scale, less information (data processing: more noise on T)
     c = noisy_mi(s, measurement_sigma(s, 0.0, 1.0)[0], seed=1, lower_bound=False)
     assert c.value < a.value - 0.1
+
+
+def test_image_stderr_matches_the_spread_over_drawn_subsets():
+    """settings.image_stderr (delta method over images) predicts how much I(X;T) moves when the
+    subset's images are drawn anew from the population; the Monte Carlo error alone does not."""
+    import statistics
+
+    g = torch.Generator().manual_seed(0)
+    pop = torch.randn(20000, 3, generator=g) * torch.tensor([2.0, 1.0, 0.5])
+    vals, ses, mcs = [], [], []
+    for r in range(60):
+        e = noisy_mi(pop[torch.randperm(20000, generator=g)[:100]], 0.7, mc_samples=64, seed=r,
+                     bracket=False)
+        vals.append(e.value)
+        ses.append(e.settings["image_stderr"])
+        mcs.append(e.settings["mc_stderr"])
+    sd = statistics.stdev(vals)  # ~0.076; its own sampling error at 60 draws is ~9%
+    assert 0.75 * sd < statistics.mean(ses) < 1.3 * sd
+    assert statistics.mean(mcs) < 0.4 * sd
+    # I(T;Ŷ) and the draws conditional record it too, per image (k consecutive components)
+    s = torch.randn(30, 4, 6, generator=g)
+    assert noisy_mi(s, 0.5, conditional="draws").settings["image_stderr"] > 0
+    assert noisy_mi_ty(s, torch.randn(10, 6, generator=g), 0.4).settings["image_stderr"] > 0

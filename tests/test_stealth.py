@@ -114,7 +114,7 @@ def test_bootstrap_with_zero_stderr_is_the_score_itself():
     out = stealth_bootstrap(r, ROLES, b=200)
     for key, want in (("score", 5 / 12), ("d_xt", 1 / 3), ("d_ty", 0.5)):
         assert out[f"{key}_interval"] == [pytest.approx(want), pytest.approx(want)]
-    assert out["b"] == 200 and out["level"] == 0.95 and "equal-N subsample" in out["misses"]
+    assert out["b"] == 200 and out["level"] == 0.95 and "which images" in out["covers"]
     assert stealth_score(r, ROLES)["score"] == pytest.approx(5 / 12)  # the score is unchanged
 
 
@@ -173,3 +173,12 @@ def test_run_intervals_from_summary_or_computed_from_mi_jsonl():
     assert run_intervals(None, r) is None and run_intervals({"score": None}, r) is None
     assert interval_text(0.0912, [0.0831, 0.0994]) == "0.091 [0.083, 0.099]"
     assert interval_text(0.0912, None) == "0.091" and interval_text(None, None) == "–"
+
+
+def test_value_stderr_prefers_the_image_stderr():
+    from ibtui.analysis.stealth import value_stderr
+
+    assert value_stderr({"settings": {"mc_stderr": 0.01, "image_stderr": 0.05}}) == 0.05
+    assert value_stderr({"settings": {"mc_stderr": 0.01}}) == 0.01  # older records
+    assert value_stderr({"settings": {"image_stderr": None, "mc_stderr": 0.01}}) == 0.01
+    assert value_stderr({"settings": {}}) is None

@@ -84,18 +84,22 @@ def stealth_score(records: list[dict], roles: dict[str, str], epochs: list[int] 
 # --- within-run uncertainty ------------------------------------------------------------------
 
 BOOTSTRAP_B = 500
-BOOTSTRAP_COVERS = ("the Monte Carlo error of every MI value the score uses (its recorded "
-                    "standard error), carried through the normalisation and the score")
-BOOTSTRAP_MISSES = ("which images form each equal-N subsample, the k noisy forward draws the "
-                    "conditional model is fitted on, the estimator's bias, the choice of "
-                    "representative epochs, and training randomness (seeds)")
+BOOTSTRAP_COVERS = ("which images form each subset (to first order: the delta-method standard "
+                    "error over images, settings.image_stderr, which includes the Monte Carlo "
+                    "error; older records: the Monte Carlo error alone), carried through the "
+                    "normalisation and the score")
+BOOTSTRAP_MISSES = ("the k noisy forward draws the conditional model is fitted on, the "
+                    "estimator's bias, the choice of representative epochs, and training "
+                    "randomness (seeds)")
 
 
 def value_stderr(record: dict) -> float | None:
-    """The standard error recorded with an MI value: settings.mc_stderr (noise-aware's Monte
-    Carlo error) or settings.stderr; None when neither is a finite number ≥ 0."""
+    """The standard error recorded with an MI value: settings.image_stderr (noise-aware: over
+    which images form the subset, Monte Carlo error included), else settings.mc_stderr (the
+    Monte Carlo error alone, records written before image_stderr) or settings.stderr; None
+    when none is a finite number ≥ 0."""
     settings = record.get("settings") if isinstance(record.get("settings"), dict) else {}
-    for key in ("mc_stderr", "stderr"):
+    for key in ("image_stderr", "mc_stderr", "stderr"):
         v = settings.get(key)
         if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0:
             return float(v)

@@ -78,6 +78,7 @@ def mixture_mi(centers: torch.Tensor, sigma: float, *, mc_samples: int = 1,
     n_mc = m * mc_samples
     total = torch.zeros((), dtype=torch.float64, device=c.device)
     total_sq = torch.zeros((), dtype=torch.float64, device=c.device)
+    per_comp = torch.zeros(m, dtype=torch.float64, device=c.device)  # summed per component
     for block in range(0, n_mc, _BLOCK):  # noise drawn per fixed block: chunking-independent
         z_block = torch.randn(min(_BLOCK, n_mc - block), d, generator=gen, dtype=dt,
                               device=c.device)
@@ -90,10 +91,11 @@ def mixture_mi(centers: torch.Tensor, sigma: float, *, mc_samples: int = 1,
             contrib = (cond - marg).double()
             total += contrib.sum()
             total_sq += (contrib * contrib).sum()
+            per_comp.index_add_(0, idx, contrib)
     mean = float(total) / n_mc
     var = max(float(total_sq) / n_mc - mean * mean, 0.0)
     out = {"value": mean, "stderr": math.sqrt(var / n_mc), "lower": None, "upper": None,
-           "n_mc": n_mc}
+           "n_mc": n_mc, "per_component": per_comp / mc_samples}
     if not bracket:
         return out
 
@@ -110,6 +112,22 @@ def mixture_mi(centers: torch.Tensor, sigma: float, *, mc_samples: int = 1,
     out["lower"] = min(max(kt8_all - kt2_own, 0.0), math.log(g))
     out["upper"] = min(max(kt2_all - kt8_own, 0.0), math.log(g))
     return out
+
+
+def image_stderr(per_component: torch.Tensor, draws_per_image: int) -> float | None:
+    """Standard error of an MI estimate over which images form the subset (first order).
+
+    With X uniform over the N images, the influence of image i on I(X;T) = h(T) − h(T|X) is
+    c_i − I, where c_i = KL(p(t|i) ‖ p(t)) is the image's mean contribution to the Monte Carlo
+    estimate (the derivative of the mixture's entropy in the weight of component i is its cross
+    entropy with the mixture). So the delta-method (infinitesimal jackknife) standard error of
+    resampling images is sd(c_i)/√N; each c_i carries its own Monte Carlo noise, so this covers
+    that too. `per_component`: mean contribution per mixture component, `draws_per_image`
+    consecutive components per image."""
+    c = per_component.reshape(-1, draws_per_image).mean(1)
+    if len(c) < 2:
+        return None
+    return float(c.std() / math.sqrt(len(c)))
 
 
 _LAMBDAS = (0.0, 0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0)  # shrinkage full -> diagonal
@@ -326,9 +344,11 @@ def noisy_mi(s: torch.Tensor, sigma: float, *, mc_samples: int = 1, bracket: boo
     else:
         r = mixture_mi(s, float(sigma), mc_samples=mc_samples, bracket=bracket, seed=seed,
                        chunk_mb=chunk_mb, precision=precision)
+    per_image = 1 if (conditional != "draws" and k > 1) else k  # components per image
     settings = {"term": "xt", "n": n, "k": k, "dim": d, "sigma": float(sigma),
                 "conditional": conditional, "mc_samples": mc_samples,
-                "mc_stderr": r["stderr"], "precision": precision, "seed": seed, **info}
+                "mc_stderr": r["stderr"], "image_stderr": image_stderr(r["per_component"], per_image),
+                "precision": precision, "seed": seed, **info}
     log_n = math.log(n)
     lower, upper = r["lower"], r["upper"]
     if k > 1:
@@ -420,6 +440,7 @@ def noisy_mi_ty(s: torch.Tensor, weight: torch.Tensor, sigma_ty: float, *,
                 "sigma_ty": float(sigma_ty), "sigma_t": float(sigma_t), "target": target,
                 "rank": r, "h_y_given_t": h_cond, "h_y": h_cond + res["value"] + shift,
                 "mc_samples": mc_samples, "mc_stderr": res["stderr"],
+                "image_stderr": image_stderr(res["per_component"], s.shape[1]),
                 "precision": precision, "seed": seed}
     lower = None if res["lower"] is None else res["lower"] + shift
     upper = None if res["upper"] is None else res["upper"] + shift
