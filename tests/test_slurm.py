@@ -266,3 +266,19 @@ def test_app_rows_name_the_slurm_job(tmp_path):
     atomic_write_json(d / "status.json", {"state": "queued", "created": 1.0, "executor": "slurm"})
     atomic_write_json(d / "slurm.json", {"job_id": "12_0"})
     assert "Slurm job 12_0 pending" in row_from_run(load_run(d)).note
+
+
+@pytest.mark.parametrize("state", ["done", "failed", "cancelled", "running"])
+def test_time_limit_warning_requeues_only_an_unfinished_run(tmp_path, state):
+    """A warning that lands as the run ends must not requeue it (a 4th attempt would redo it)."""
+    import json
+
+    from ibtui.runs.slurm import SlurmWorker
+
+    (tmp_path / "status.json").write_text(json.dumps({"state": state}))
+    delayed = SlurmWorker().checkpoint(str(tmp_path))
+    after = json.loads((tmp_path / "status.json").read_text())["state"]
+    if state == "running":
+        assert delayed is not None and after == "queued"
+    else:
+        assert delayed is None and after == state

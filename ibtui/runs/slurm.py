@@ -166,11 +166,12 @@ class SlurmWorker:
             except ProcessLookupError:
                 pass
         status = read_json(path / "status.json")[0] or {}
-        if status.get("state") not in ("done", "failed", "cancelled"):
-            status.update(state="queued", phase="queued", requeued=time.time(),
-                          error="Slurm time limit or preemption: requeued, resumes from the "
-                                "last finished epoch")
-            atomic_write_json(path / "status.json", status)
+        if status.get("state") in ("done", "failed", "cancelled"):
+            return None  # the warning came as the run ended: nothing to resume, no requeue
+        status.update(state="queued", phase="queued", requeued=time.time(),
+                      error="Slurm time limit or preemption: requeued, resumes from the "
+                            "last finished epoch")
+        atomic_write_json(path / "status.json", status)
         return submitit.helpers.DelayedSubmission(SlurmWorker(), run_dir)
 
 
