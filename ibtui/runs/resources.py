@@ -39,6 +39,11 @@ def cpu_count() -> int:
 
 
 def detect_gpus() -> list[str]:
+    # importing torch costs ~2 s of CPU: skip it where no NVIDIA driver can be present
+    if os.environ.get("CUDA_VISIBLE_DEVICES") in ("", "-1") or not (
+            os.path.exists("/proc/driver/nvidia") or os.path.exists("/dev/nvidiactl")
+            or os.path.exists("/dev/dxg")):  # WSL2
+        return []
     try:
         import torch
 
