@@ -2,12 +2,17 @@
 rows and its idle CPU, at N runs against 2 runs, measured in one run of this script.
 
     .venv/bin/python bench/bench_many_runs.py [--src RUNS] [--n 1000 10000] [--idle 30]
+                                              [--repeat 5] [--no-app]
 
 --src: a runs directory with a few real finished runs (default: two are made first with a
 tiny spec: digits, ResNet-18 width 8, 1 epoch, BadNets and Blend). The N synthetic runs are
 copies of them (their small files; no checkpoint), varied in name, seed, poison rate, score and
-creation time. Each command runs twice: without the runs index (it is deleted first) and
-with it warm; the second call is the one compared. The app starts with the index warm.
+creation time. Each command runs first without the runs index (it is deleted first), then
+--repeat times with it warm, the warm calls of every N interleaved (round r calls 2, 1,000 and
+10,000 runs in turn, so that all see the same load from other processes); the medians of the
+warm calls are compared. Each call is timed in wall seconds and in CPU seconds (the child's
+user + system time, from getrusage: what other processes on the machine inflate the least).
+The app starts with the index warm.
 The app runs headless (Textual's run_test) in a child process: first rows = process start
 until the runs table has rows; idle CPU = the child's user+system CPU over --idle seconds on
 the runs screen with every run finished, as a share of one core.
@@ -18,7 +23,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -116,17 +123,21 @@ def make_runs(src: Path, dest: Path, n: int) -> None:
             os.utime(os.path.join(root, f), (old, old))
 
 
-def cli_time(runs: Path, *args: str) -> tuple[float, float]:
-    """(first call: no index yet, second call: index warm) wall seconds of
-    `ibtui ARGS --runs-dir runs`."""
+def cli_call(runs: Path, *args: str) -> tuple[float, float]:
+    """(wall seconds, CPU seconds: user + system) of one `ibtui ARGS --runs-dir runs`."""
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t = time.perf_counter()
+    subprocess.run([PY, "-m", "ibtui.cli", *args, "--runs-dir", str(runs)], check=True,
+                   stdout=subprocess.DEVNULL, env={**os.environ, "COLUMNS": "160"})
+    wall = time.perf_counter() - t
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+
+
+def cli_cold(runs: Path, *args: str) -> tuple[float, float]:
+    """cli_call without the runs index (deleted first); it leaves the index warm."""
     (runs / ".ibtui-index").unlink(missing_ok=True)
-    out = []
-    for _ in range(2):
-        t = time.perf_counter()
-        subprocess.run([PY, "-m", "ibtui.cli", *args, "--runs-dir", str(runs)], check=True,
-                       stdout=subprocess.DEVNULL, env={**os.environ, "COLUMNS": "160"})
-        out.append(time.perf_counter() - t)
-    return out[0], out[1]
+    return cli_call(runs, *args)
 
 
 def app_time(runs: Path, idle: float) -> tuple[float, float, int]:
@@ -137,40 +148,61 @@ def app_time(runs: Path, idle: float) -> tuple[float, float, int]:
     return float(first), float(cpu), int(rows)
 
 
+COMMANDS = {"ls": ("ls",), "board": ("leaderboard", "--format", "json")}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--src", type=Path, help="runs directory with a few finished runs")
     ap.add_argument("--n", type=int, nargs="+", default=[1000, 10000])
     ap.add_argument("--idle", type=float, default=30.0, help="seconds of idle CPU measured")
+    ap.add_argument("--repeat", type=int, default=5, help="warm calls of each command and N")
+    ap.add_argument("--no-app", action="store_true", help="only the CLI commands")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         src = a.src or make_real_runs(tmp)
         two = tmp / "two"
         shutil.copytree(src, two, ignore=shutil.ignore_patterns("checkpoint.pt", "artifacts"))
-        results = {}
-        for n in [2, *a.n]:
-            runs = two if n == 2 else tmp / f"n{n}"
-            if n != 2:
-                t = time.perf_counter()
-                make_runs(src, runs, n)
-                print(f"made {n} runs in {time.perf_counter() - t:.1f} s", file=sys.stderr)
-            ls = cli_time(runs, "ls")
-            board = cli_time(runs, "leaderboard", "--format", "json")
-            first, cpu, rows = app_time(runs, a.idle)
-            results[n] = dict(ls=ls, board=board, first=first, cpu=cpu, rows=rows)
-            print(f"N={n}: ls {ls[0]:.2f}/{ls[1]:.2f} s, leaderboard {board[0]:.2f}/"
-                  f"{board[1]:.2f} s, app first rows {first:.2f} s ({rows} rows in the table), "
-                  f"idle CPU {cpu:.1%} of a core", file=sys.stderr)
-        base = results[2]
-        print("| runs | `ls` cold / warm (s) | warm vs 2 | `leaderboard --format json` cold / "
-              "warm (s) | warm vs 2 | app first rows (s) | app idle CPU (one core) |")
+        dirs = {2: two}
+        for n in a.n:
+            dirs[n] = tmp / f"n{n}"
+            t = time.perf_counter()
+            make_runs(src, dirs[n], n)
+            print(f"made {n} runs in {time.perf_counter() - t:.1f} s", file=sys.stderr)
+        cold = {(n, c): cli_cold(runs, *args) for n, runs in dirs.items()
+                for c, args in COMMANDS.items()}
+        warm: dict[tuple, list] = {k: [] for k in cold}
+        for _ in range(a.repeat):  # interleaved: every N sees the same load
+            for n, runs in dirs.items():
+                for c, args in COMMANDS.items():
+                    warm[(n, c)].append(cli_call(runs, *args))
+        med = {k: (statistics.median(w for w, _ in v), statistics.median(c for _, c in v))
+               for k, v in warm.items()}
+        app = {n: app_time(runs, a.idle) for n, runs in dirs.items()} if not a.no_app else {}
+        for n in dirs:
+            line = "; ".join(
+                f"{c} cold {cold[(n, c)][0]:.2f} s (CPU {cold[(n, c)][1]:.2f}), warm median "
+                f"{med[(n, c)][0]:.2f} s (CPU {med[(n, c)][1]:.3f}; all "
+                + " ".join(f"{x:.3f}" for _, x in warm[(n, c)]) + ")" for c in COMMANDS)
+            if n in app:
+                first, cpu, rows = app[n]
+                line += (f"; app first rows {first:.2f} s ({rows} rows in the table), "
+                         f"idle CPU {cpu:.1%} of a core")
+            print(f"N={n}: {line}", file=sys.stderr)
+        print("| runs | `ls` cold / warm (s) | warm vs 2: wall, CPU | `leaderboard --format json` "
+              "cold / warm (s) | warm vs 2: wall, CPU | app first rows (s) | app idle CPU "
+              "(one core) |")
         print("|---|---|---|---|---|---|---|")
-        for n, r in results.items():
-            print(f"| {n:,} | {r['ls'][0]:.2f} / {r['ls'][1]:.2f} | "
-                  f"{r['ls'][1] / base['ls'][1]:.2f}× | {r['board'][0]:.2f} / "
-                  f"{r['board'][1]:.2f} | {r['board'][1] / base['board'][1]:.2f}× | "
-                  f"{r['first']:.2f} | {r['cpu']:.1%} |")
+        for n in dirs:
+            cells = []
+            for c in COMMANDS:
+                w, cpu = med[(n, c)]
+                bw, bcpu = med[(2, c)]
+                cells += [f"{cold[(n, c)][0]:.2f} / {w:.2f} (CPU {cpu:.2f})",
+                          f"{w / bw:.2f}×, **{cpu / bcpu:.2f}×**"]
+            first, cpu, _ = app.get(n, (float("nan"),) * 3)
+            print(f"| {n:,} | " + " | ".join(cells) + f" | {first:.2f} | {cpu:.1%} |")
 
 
 if __name__ == "__main__":

@@ -455,3 +455,17 @@ def test_a_changed_leaderboard_record_makes_the_saved_lines_stale(tmp_path, monk
     idx = RunIndex(runs)
     lines = [x[4] for x in idx.listing() if x[4] is not None]
     assert lines and all(json.loads(line) == {"run": json.loads(line)["run"]} for line in lines)
+
+
+def test_the_listing_signature_is_file_sig(tmp_path):
+    runs = make_fixture_runs(tmp_path)
+    (runs / "not-a-run").mkdir()
+    (runs / "only-summary").mkdir()
+    (runs / "only-summary" / "summary.json").write_text("{}")
+    (runs / "a-file").write_text("x")
+    fd = os.open(runs, os.O_RDONLY)
+    try:
+        for name in os.listdir(runs):
+            assert store._sig_at(name, fd) == store.file_sig(name, dir_fd=fd), name
+    finally:
+        os.close(fd)

@@ -630,7 +630,7 @@ def iter_state_counts(runs: list[Run]) -> Iterator[tuple[str, int]]:
 
 INDEX_NAME = ".ibtui-index"  # hidden: never taken for a run
 OLD_INDEX_NAMES = (".ibtui-index.json",)  # earlier versions' index files: removed on save
-INDEX_VERSION = 6
+INDEX_VERSION = 7
 SIG_FILES = ("status.json", "spec.toml", "summary.json")
 LOG_FILES = ("metrics.jsonl", "mi.jsonl")
 # What a listing (ls, leaderboard, the app's rows and filters) needs of a run: the index keeps
@@ -723,6 +723,35 @@ def file_sig(path: Path | str, names: tuple[str, ...] = SIG_FILES, must_run: boo
     return tuple(out)
 
 
+def _sig_at(name: str, fd: int) -> tuple | None:
+    """file_sig(name, dir_fd=fd) for SIG_FILES, spelled out: ten thousand runs are checked on
+    every listing."""
+    stat = os.stat
+    try:
+        a = stat(name + "/status.json", dir_fd=fd)
+        a = (a.st_mtime_ns, a.st_size)
+    except FileNotFoundError:
+        a = (-1, -1)
+    except NotADirectoryError:
+        return None
+    try:
+        b = stat(name + "/spec.toml", dir_fd=fd)
+        b = (b.st_mtime_ns, b.st_size)
+    except FileNotFoundError:
+        if a[0] == -1:  # neither status.json nor spec.toml: no run
+            return None
+        b = (-1, -1)
+    except NotADirectoryError:
+        return None
+    try:
+        c = stat(name + "/summary.json", dir_fd=fd)
+    except FileNotFoundError:
+        return (*a, *b, -1, -1)
+    except NotADirectoryError:
+        return None
+    return (*a, *b, c.st_mtime_ns, c.st_size)
+
+
 def _newest_ns(sig: tuple) -> int:
     return max(sig[::2], default=0)
 
@@ -737,9 +766,10 @@ def _settled(status: dict) -> str | None:
 
 def _head(p: Path, e: dict) -> tuple:
     """What every listing needs of a run, kept in the index apart from the rest so that a
-    listing of ten thousand runs decodes only this: (creation time, its state when settled
-    else None, its score, its leaderboard record as a JSON line when its state is settled
-    else None). A running run's state (and so its record) is worked out on every look."""
+    listing of ten thousand runs decodes only this: (creation time, run id, its state when
+    settled else None, its score, its leaderboard record as a JSON line when its state is
+    settled else None): a settled run's head is its Listed row as it is. A running run's state
+    (and so its record) is worked out on every look."""
     from ibtui.runs.board import board_record, encode_record  # local: the board is above
 
     status, summary = e["status"], e["summary"]
@@ -749,7 +779,7 @@ def _head(p: Path, e: dict) -> tuple:
         run = Run(path=p, status=status, spec=e["spec"], summary=summary,
                   damaged=list(e["damaged"]), light=True, config=e["config"])
         line = encode_record(board_record(run))
-    return (_created(status), state, summary.get("score") if summary else None, line)
+    return (_created(status), p.name, state, summary.get("score") if summary else None, line)
 
 
 def _body(e: dict) -> bytes:
@@ -768,7 +798,7 @@ def _entry(saved: Any) -> dict | None:
         e = marshal.loads(body)
     except (EOFError, ValueError, TypeError):
         return None
-    if type(e) is not tuple or len(e) != 6 or type(head) is not tuple or len(head) != 4:
+    if type(e) is not tuple or len(e) != 6 or type(head) is not tuple or len(head) != 5:
         return None
     config, damaged, logs, status, spec, summary = e
     if not (type(sig) is tuple and type(config) is str and type(damaged) is tuple
@@ -847,6 +877,7 @@ class RunIndex:
         self._entries: dict[str, dict] = {}
         self._raw: dict[str, tuple] = {}  # as read from the index file, checked when used
         self._odd: dict[str, Run] = {}  # runs whose directory cannot be read (no entry)
+        self._listed_odd = 0
         self._loaded = False
         self._dirty = False
         self._saved_at = -1e9
@@ -1075,19 +1106,22 @@ class RunIndex:
         finally:
             if fd is not None:
                 os.close(fd)
-        if ids is None:
+        # runs the index knows that are no longer there: none when it knows as many as listed
+        # (every listed run with an entry is known; entries and raw ones are disjoint)
+        if ids is None and len(self._entries) + len(self._raw) != len(out) - self._listed_odd:
             self.forget(self.known() - set(names))
-        out.sort(key=_listed_order)
+        out.sort()  # by creation time, then id: ids differ, so nothing further is compared
         return out
 
     def _scan(self, names: list[str], fd: int | None) -> list[Listed]:
         out: list[Listed] = []
         entries, raw = self._entries, self._raw
         stale: list[tuple[str, Path, tuple]] = []  # runs whose files changed: read below
+        self._listed_odd = 0  # unreadable runs listed (no entry)
         for name in names:
             if fd is not None:
                 try:
-                    sig = file_sig(name, dir_fd=fd)
+                    sig = _sig_at(name, fd)
                 except OSError as err:
                     sig = err
             else:
@@ -1095,18 +1129,20 @@ class RunIndex:
             if sig is None or isinstance(sig, OSError):
                 if self._gone(name, self._child(name), sig) is not None:
                     out.append((0, name, "damaged", None, None))
+                    self._listed_odd += 1
                 continue
             e = entries.get(name)
             if e is not None:
                 if e["sig"] == sig:
-                    out.append(self._listed(name, e["head"]))
+                    head = e["head"]
+                    out.append(head if head[2] is not None else self._listed(name, head))
                     continue
             else:
                 saved = raw.get(name)
                 if type(saved) is tuple and len(saved) == 3 and saved[0] == sig:
                     head = saved[1]
-                    if type(head) is tuple and len(head) == 4:
-                        out.append(self._listed(name, head))
+                    if type(head) is tuple and len(head) == 5 and head[1] == name:
+                        out.append(head if head[2] is not None else self._listed(name, head))
                         continue
             stale.append((name, self._child(name), sig))
         for (name, _, _), (e, _) in zip(
@@ -1116,11 +1152,10 @@ class RunIndex:
         return out
 
     def _listed(self, name: str, head: tuple) -> Listed:
-        created, state, score, line = head
-        if state is None:  # not settled: its liveness is checked now
-            run = self.run(name)
-            state = run.state if run is not None else "damaged"
-        return (created, name, state, score, line)
+        if head[2] is not None:
+            return head
+        run = self.run(name)  # not settled: its liveness is checked now
+        return (head[0], name, run.state if run is not None else "damaged", head[3], head[4])
 
     def add_log_damage(self, runs: list[Run]) -> None:
         """Note the damage in these runs' metrics.jsonl and mi.jsonl in their `damaged` (read
@@ -1192,10 +1227,6 @@ def _raw_created(e: Any) -> float:
     except (TypeError, IndexError, KeyError):
         return 0
     return c if _is_num(c) else 0
-
-
-def _listed_order(x: Listed) -> tuple:
-    return (x[0], x[1])
 
 
 _INDEX_HEADS: list[bytes] = []
