@@ -140,8 +140,9 @@ def test_more_draws_lower_the_estimate():
 
 def test_gaussian_conditional():
     x, s, sigma = T.surrogate(64, 32, 0.05, spread=0.3)
-    truth = noisy_mi(s, sigma, bracket=False, conditional="draws").value  # converged at k = 32
-    est = noisy_mi(s[:, :8], sigma, conditional="gaussian", bracket=False)
+    # converged at k = 32 (no held-out bound: at d = 512 its 32 fits are most of the time)
+    truth = noisy_mi(s, sigma, bracket=False, conditional="draws", lower_bound=False).value
+    est = noisy_mi(s[:, :8], sigma, conditional="gaussian", bracket=False, lower_bound=False)
     assert est.settings["conditional"] == "gaussian"
     assert est.value == pytest.approx(truth, rel=0.05)
     one = torch.randn(30, 1, 4)  # k = 1: nothing to fit, same as "draws"
