@@ -579,14 +579,13 @@ def show(run_key: str = typer.Argument(..., metavar="RUN"), runs_dir: Path = Run
     """A run's spec, metrics, MI table and summary, with its score's within-run interval and,
     when other seeds of its configuration are in the runs directory, the mean ± 95% interval
     over them."""
-    from ibtui.analysis.replicas import replicas_of
     from ibtui.analysis.stealth import run_intervals
     from ibtui.runs.store import find_run, load_run
 
     r = load_run(find_run(runs_dir, run_key))
     metrics, mi = r.metrics(), r.mi()
     boot = run_intervals(r.summary, mi)
-    seeds = replicas_of(runs_dir, r.spec) if r.spec else None
+    seeds = _replicas_of(runs_dir, r.spec) if r.spec else None
     if fmt == "json":
         across = None if seeds is None else {
             "config": seeds.key, "seeds": sorted(seeds.seeds), "runs": seeds.runs,
@@ -701,6 +700,28 @@ def _show_intervals(summary: dict, boot: dict | None) -> None:
             f"D_TY {interval_text(summary.get('d_ty'), boot.get('d_ty_interval'))} · covers "
             "which images were drawn (first order) and the Monte Carlo error of the MI values, "
             "not the training seed", style="dim")
+
+
+def _replicas_of(runs_dir: Path, spec: dict):
+    """The configuration of `spec` across the seeds of its runs in `runs_dir` (through the
+    runs directory's index), or None unless at least two of them have a score."""
+    from ibtui.analysis.replicas import METRICS, config_key, group_replicas
+    from ibtui.runs.store import list_runs_cached
+
+    key = config_key(spec)
+    rows = []
+    for r in list_runs_cached(runs_dir):
+        if (r.config or config_key(r.spec)) != key:
+            continue
+        label = {k: r.spec.get(k) for k in ("name", "attack", "dataset", "arch", "poison_rate",
+                                            "seed")}
+        rows.append({"run": r.id, "spec": {"config": key, **label},
+                     **{m: (r.summary or {}).get(m) for m in METRICS}})
+    if sum(isinstance(r["score"], (int, float)) for r in rows) < 2:
+        return None
+    (group,) = group_replicas(rows)
+    group.key = key
+    return group
 
 
 def _show_seeds(group) -> None:

@@ -129,24 +129,3 @@ def mark_ties(ordered: list[Group], by: str = "score") -> None:
             g.ties = [r for r in all_ranks if r != g.rank]
         else:
             g.ties = sorted(tied[g.rank] + single_ranks)
-
-
-def replicas_of(runs_dir, spec: dict) -> Group | None:
-    """The configuration of `spec` across the seeds of its runs in `runs_dir` (through the
-    runs directory's index), or None unless at least two of them have a score."""
-    from ibtui.runs.store import list_runs_cached  # local: the store imports this module
-
-    key = config_key(spec)
-    rows = []
-    for r in list_runs_cached(runs_dir):
-        if (r.config or config_key(r.spec)) != key:
-            continue
-        label = {k: r.spec.get(k) for k in ("name", "attack", "dataset", "arch", "poison_rate",
-                                            "seed")}
-        rows.append({"run": r.id, "spec": {"config": key, **label},
-                     **{m: (r.summary or {}).get(m) for m in METRICS}})
-    if sum(isinstance(r["score"], (int, float)) for r in rows) < 2:
-        return None
-    (group,) = group_replicas(rows)
-    group.key = key
-    return group
