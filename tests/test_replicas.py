@@ -102,14 +102,7 @@ def test_touching_intervals_tie_and_disjoint_ones_do_not():
 
 def test_leaderboard_replicas_cli(tmp_path):
     runs = tmp_path / "runs"
-    for seed, score in enumerate((0.1, 0.2, 0.3)):
-        (spec,) = load_spec_text({"experiment": [{"name": "e", "seed": seed}]}, "f")
-        d = runs / spec.run_id
-        d.mkdir(parents=True)
-        (d / "spec.toml").write_text(experiment_to_toml(spec.values, "[experiment]"))
-        atomic_write_json(d / "status.json", {"state": "done", "created": seed, "pid": None})
-        atomic_write_json(d / "summary.json", {"score": score, "d_xt": score, "d_ty": score,
-                                               "clean_acc": 0.9, "asr": 1.0})
+    three_seeds(runs)
     r = CliRunner().invoke(app, ["leaderboard", "--replicas", "--format", "json",
                                  "--runs-dir", str(runs)])
     assert r.exit_code == 0, r.output
