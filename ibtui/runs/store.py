@@ -20,6 +20,7 @@ import sys
 import tempfile
 import threading
 import time
+import weakref
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -630,7 +631,7 @@ def iter_state_counts(runs: list[Run]) -> Iterator[tuple[str, int]]:
 
 INDEX_NAME = ".ibtui-index"  # hidden: never taken for a run
 OLD_INDEX_NAMES = (".ibtui-index.json",)  # earlier versions' index files: removed on save
-INDEX_VERSION = 7
+INDEX_VERSION = 8
 SIG_FILES = ("status.json", "spec.toml", "summary.json")
 LOG_FILES = ("metrics.jsonl", "mi.jsonl")
 # What a listing (ls, leaderboard, the app's rows and filters) needs of a run: the index keeps
@@ -647,19 +648,21 @@ LIGHT_SUMMARY = ("score", "d_xt", "d_ty", "clean_acc", "asr", "ra", "psnr", "ssi
                  "ceiling_share")
 RACY_S = 2.0  # a file changed this recently may change again within its mtime tick: not indexed
 RACY_NS = int(RACY_S * 1e9)
-# The index file: a header line, the payload's length and CRC-32, and the payload: marshal's
-# encoding of {run id: (signature, head, body)}. The head is what a listing needs of every run
-# (see _head: creation time, settled state, score, the leaderboard's JSON line); the body is
-# the rest of the entry, marshal-encoded on its own and decoded only for the runs a command
-# looks at (rows shown, running runs, filters): a warm `ls` or `leaderboard --format json` at
-# ten thousand runs decodes the heads only. marshal decodes in C, several times faster than
-# JSON. Its format belongs to one Python version, so the header names the version, the fields
+# The index file: a header line, the length and CRC-32 of the heads, the heads: marshal's
+# encoding of {run id: (signature, head, offset of its body)}, then the bodies, each its length,
+# CRC-32 and bytes. The head is what a listing needs of every run (see _head: creation time, id,
+# settled state, score, the leaderboard's JSON line); the body is the rest of the entry,
+# marshal-encoded on its own, read (one pread) and decoded only for the runs a command looks at
+# (rows shown, running runs, filters): a warm `ls` or `leaderboard --format json` at ten
+# thousand runs reads and decodes the heads only. marshal decodes in C, several times faster
+# than JSON. Its format belongs to one Python version, so the header names the version, the fields
 # kept and the leaderboard record's code (see _index_head): an index written by another one is
 # rebuilt. marshal is not meant for damaged input: the length and checksum make sure it never
 # sees any (a torn or damaged file is rebuilt; like any unkeyed digest they do not stop someone
 # who may write the runs directory, who could as well write the runs). It never runs code,
 # whatever the file holds.
-_DIGEST = 12  # payload length (8 bytes) and its CRC-32 (4 bytes), little-endian
+_DIGEST = 12  # the heads' length (8 bytes) and CRC-32 (4 bytes), little-endian
+_BODY = 8  # before each body: its length and CRC-32 (4 bytes each, little-endian)
 # RunIndex.listing's rows: (creation time, run id, state, score, leaderboard JSON line or None)
 Listed = tuple
 # a first read of at least this many runs is shared among processes (a fork costs a few ms
@@ -789,11 +792,12 @@ def _body(e: dict) -> bytes:
                           e["summary"]))
 
 
-def _entry(saved: Any) -> dict | None:
-    """An index entry (as saved) as the reader keeps it, or None when it is not well formed."""
-    if type(saved) is not tuple or len(saved) != 3:
+def _entry(saved: Any, body: bytes | None) -> dict | None:
+    """An index entry (as saved; its body read) as the reader keeps it, or None when it is not
+    well formed."""
+    if type(saved) is not tuple or len(saved) != 3 or body is None:
         return None
-    sig, head, body = saved
+    sig, head, _ = saved
     try:
         e = marshal.loads(body)
     except (EOFError, ValueError, TypeError):
@@ -810,7 +814,8 @@ def _entry(saved: Any) -> dict | None:
             and (summary is None or type(summary) is dict)):
         return None
     return {"sig": sig, "newest": 0, "config": config, "damaged": list(damaged), "logs": logs,
-            "status": status, "spec": spec, "summary": summary, "head": head, "saved": saved}
+            "status": status, "spec": spec, "summary": summary, "head": head,
+            "saved": (sig, head, body)}
 
 
 def _read_entry(p: Path, sig: tuple) -> dict:
@@ -877,6 +882,9 @@ class RunIndex:
         self._entries: dict[str, dict] = {}
         self._raw: dict[str, tuple] = {}  # as read from the index file, checked when used
         self._odd: dict[str, Run] = {}  # runs whose directory cannot be read (no entry)
+        self._fd: int | None = None  # the loaded index file, while bodies are left to read
+        self._base = 0  # where its bodies start
+        self._closer: weakref.finalize | None = None
         self._listed_odd = 0
         self._loaded = False
         self._dirty = False
@@ -890,37 +898,99 @@ class RunIndex:
         self._loaded = True
         if not self.persist:
             return
+        top = _index_head()
         try:
-            data = _read_bytes(self.index_path)
+            fd = os.open(self.index_path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
         except OSError:
             return
-        top = _index_head()
-        if not data.startswith(top):
-            return
-        start = len(top) + _DIGEST
-        payload = memoryview(data)[start:]
-        if data[len(top):start] != _digest(payload):
-            return
+        keep = False
         try:
-            with no_gc():
-                obj = marshal.loads(payload)
-        except (EOFError, ValueError, TypeError):
+            if not stat_mod.S_ISREG(os.fstat(fd).st_mode):
+                return
+            first = os.pread(fd, len(top) + _DIGEST, 0)
+            if len(first) != len(top) + _DIGEST or not first.startswith(top):
+                return
+            size = int.from_bytes(first[len(top):len(top) + 8], "little")
+            if size > 1 << 40:
+                return
+            heads = os.pread(fd, size, len(first))
+            if first[len(top):] != _digest(heads):
+                return
+            try:
+                with no_gc():
+                    obj = marshal.loads(heads)
+            except (EOFError, ValueError, TypeError):
+                return
+            if type(obj) is dict and obj:
+                # bodies are read from this descriptor when asked for (see _read_body): the
+                # file as loaded, even after another process replaces it
+                self._raw, self._fd, self._base = obj, fd, len(first) + size
+                self._closer = weakref.finalize(self, os.close, fd)
+                keep = True
+        except OSError:
             return
-        if type(obj) is dict:
-            self._raw = obj
+        finally:
+            if not keep:
+                os.close(fd)
+
+    def _read_body(self, ref: Any) -> bytes | None:
+        """A body of the loaded index file (None when it cannot be read or is damaged)."""
+        if type(ref) is bytes:
+            return ref
+        if self._fd is None or type(ref) is not int or ref < 0:
+            return None
+        try:
+            head = os.pread(self._fd, _BODY, self._base + ref)
+            if len(head) != _BODY:
+                return None
+            n = int.from_bytes(head[:4], "little")
+            body = os.pread(self._fd, n, self._base + ref + _BODY)
+        except (OSError, OverflowError):
+            return None
+        if len(body) != n or zlib.crc32(body) != int.from_bytes(head[4:], "little"):
+            return None
+        return body
+
+    def _all_bodies(self) -> bytes:
+        """Every body of the loaded index file, as saved (b"" when none can be read)."""
+        if self._fd is None:
+            return b""
+        try:
+            return os.pread(self._fd, os.fstat(self._fd).st_size - self._base, self._base)
+        except (OSError, ValueError, OverflowError):
+            return b""
+
+    def _release(self) -> None:
+        """Close the loaded index file once no body is left to read from it."""
+        if self._fd is not None and not self._raw and self._closer is not None:
+            self._closer()
+            self._fd = self._closer = None
 
     def _get(self, name: str) -> dict | None:
         e = self._entries.get(name)
         if e is None and name in self._raw:
-            e = _entry(self._raw.pop(name))
+            saved = self._raw.pop(name)
+            ref = saved[2] if type(saved) is tuple and len(saved) == 3 else None
+            e = _entry(saved, self._read_body(ref))
             if e is not None:
                 self._entries[name] = e
+            self._release()
         return e
 
     def run(self, name: str) -> Run | None:
         """A run of the last `listing` (or `runs`) as a Run (its whole entry decoded)."""
         e = self._get(name)
-        return self._odd.get(name) if e is None else self._run(self._child(name), e)
+        if e is None:
+            odd = self._odd.get(name)
+            if odd is not None:
+                return odd
+            # its body could not be read from the index file: read the run itself
+            p, sig = self._look(name, None)
+            if sig is None or isinstance(sig, OSError):
+                return self._gone(name, p, sig)
+            e = _read_entry(p, sig)
+            self._keep(name, e)
+        return self._run(self._child(name), e)
 
     def known(self) -> set[str]:
         """The runs the index knows (not necessarily still there)."""
@@ -938,23 +1008,43 @@ class RunIndex:
         self._saved_at = now
         self._dirty = False
         racy = time.time_ns() - RACY_NS
-        keep = dict(self._raw)
+        keep: dict[str, tuple] = {}
+        bodies: list[bytes] = []
+        at = 0
+        old = self._all_bodies() if self._raw else b""
+        for rid, saved in self._raw.items():  # as loaded: each body copied as it is
+            try:
+                off = saved[2]
+                n = int.from_bytes(old[off:off + 4], "little")
+                record = old[off:off + _BODY + n]
+            except (TypeError, IndexError, ValueError):
+                continue
+            if type(off) is not int or off < 0 or len(record) != _BODY + n:
+                continue  # not there: read again next time
+            keep[rid] = (saved[0], saved[1], at)
+            bodies.append(record)
+            at += len(record)
         for rid, e in self._entries.items():
             if e["newest"] >= racy or type(rid) is not str:
                 continue
             saved = e.get("saved")
-            if saved is None:
-                try:  # a value marshal cannot write (never from JSON or TOML): not kept
+            try:  # a value marshal cannot write (never from JSON or TOML): not kept
+                if saved is None:
                     saved = e["saved"] = (e["sig"], e["head"], _body(e))
-                except ValueError:
-                    continue
-            keep[rid] = saved
+                marshal.dumps(saved[1])
+            except ValueError:
+                continue
+            body = saved[2]
+            keep[rid] = (saved[0], saved[1], at)
+            bodies.append(len(body).to_bytes(4, "little") + zlib.crc32(body).to_bytes(4, "little"))
+            bodies.append(body)
+            at += _BODY + len(body)
         try:
-            payload = marshal.dumps(keep)
-        except ValueError:  # a head marshal cannot write (see above): skip it
+            heads = marshal.dumps(keep)
+        except ValueError:  # a value marshal cannot write: skip the entry
             keep = {rid: e for rid, e in keep.items() if _marshals(e)}
-            payload = marshal.dumps(keep)
-        data = _index_head() + _digest(payload) + payload
+            heads = marshal.dumps(keep)
+        data = b"".join([_index_head(), _digest(heads), heads, *bodies])
         try:
             atomic_write_bytes(self.index_path, data)
             for old in OLD_INDEX_NAMES:
@@ -1001,7 +1091,8 @@ class RunIndex:
 
     def _keep(self, name: str, e: dict) -> None:
         self._entries[name] = e
-        self._raw.pop(name, None)
+        if self._raw.pop(name, None) is not None:
+            self._release()
         self._odd.pop(name, None)
         # a run whose files just changed (a running one) is not saved: no write for it
         if e["newest"] < time.time_ns() - RACY_NS:
@@ -1046,6 +1137,7 @@ class RunIndex:
             self._odd.pop(n, None)
             if self._entries.pop(n, None) is not None or self._raw.pop(n, None) is not None:
                 self._dirty = True
+        self._release()
 
     def _child(self, name: str) -> Path:
         # pathlib's child without re-parsing the name (a tenth of the time at 10,000 runs)
