@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ibtui.errors import IbtuiError
+from ibtui.runs.states import STATES
 
 BOARD_COLUMNS = ["run", "attack", "dataset", "arch", "rate", "seed", "state", "score", "d_xt",
                  "d_ty", "clean_acc", "asr", "ra", "psnr", "ssim", "wall_s", "ok", "ceiling"]
@@ -139,8 +140,6 @@ class RunFilter:
         return any((self.states, self.attacks, self.datasets, self.archs, self.names, self.tags))
 
     def check(self) -> RunFilter:
-        from ibtui.runs.store import STATES
-
         allowed = (*STATES, "damaged")
         for s in self.states:
             if s not in allowed:

@@ -28,9 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from ibtui.errors import IbtuiError
+from ibtui.runs.states import FINISHED, STATES  # noqa: F401 (FINISHED re-exported)
 
-STATES = ("queued", "running", "done", "failed", "crashed", "cancelled", "interrupted")
-FINISHED = ("done", "failed", "cancelled")
 _SETTLED = frozenset(STATES) - {"running"}  # states that no liveness check can change
 # A worker beats at least once per training batch and per MI progress step.
 HEARTBEAT_STALE_S = 30.0  # a worker on another host: no beat for this long = gone
