@@ -305,7 +305,7 @@ def phase_live(d: Driver, work: Path, timeout: float) -> None:
             d.type(value, pause=0.2)
         if i < len(fields) - 1:
             d.keys("Tab", pause=0.2)
-    d.wait_for(r"✔ 1 run: tiny-badnets-digits-resnet18-p0.1-s0")
+    d.wait_for(r"✔ 1 run.*: tiny-badnets-digits-resnet18-p0.1-s0")
     d.capture("compose-tiny")
     d.keys("C-r")
     d.wait_for(r"tiny|badnets")
