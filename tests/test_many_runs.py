@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 
@@ -247,12 +248,25 @@ def _finished_only(tmp_path):
     return runs
 
 
-def test_app_tables_are_paged_and_idle_polls_post_nothing(tmp_path, monkeypatch):
-    import asyncio
-
+@contextlib.asynccontextmanager
+async def _app_on(runs):
+    """The app on `runs` (no polling, no scheduler), its first snapshot shown."""
     from fixtures_runs import FIXTURE_NOW
 
     from ibtui.tui.app import IbtuiApp
+
+    app = IbtuiApp(runs, poll_interval=3600, clock=lambda: FIXTURE_NOW,
+                   start_scheduler=lambda *a, **k: None)
+    async with app.run_test(size=(160, 40)) as pilot:
+        for _ in range(3):
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+        yield app, pilot
+
+
+def test_app_tables_are_paged_and_idle_polls_post_nothing(tmp_path, monkeypatch):
+    import asyncio
+
     from ibtui.tui.widgets.tables import LeaderboardTable, RunsTable, RunTableBase
 
     monkeypatch.chdir(tmp_path)
@@ -260,12 +274,7 @@ def test_app_tables_are_paged_and_idle_polls_post_nothing(tmp_path, monkeypatch)
     monkeypatch.setattr(RunTableBase, "PAGE_SIZE", 4)
 
     async def go():
-        app = IbtuiApp(runs, poll_interval=3600, clock=lambda: FIXTURE_NOW,
-                       start_scheduler=lambda *a, **k: None)
-        async with app.run_test(size=(160, 40)) as pilot:
-            for _ in range(3):
-                await app.workers.wait_for_complete()
-                await pilot.pause()
+        async with _app_on(runs) as (app, pilot):
             t = app.screen.query_one(RunsTable)
             total = len(app.snapshot.rows)
             assert total == 9 and t.row_count == 4 and len(t.visible_ids) == total
@@ -301,10 +310,8 @@ def test_app_tables_are_paged_and_idle_polls_post_nothing(tmp_path, monkeypatch)
 def test_workers_needs_attention_table_is_paged(tmp_path, monkeypatch):
     import asyncio
 
-    from fixtures_runs import FIXTURE_NOW
     from textual.widgets import DataTable, Static
 
-    from ibtui.tui.app import IbtuiApp
     from ibtui.tui.widgets.tables import RunTableBase
 
     monkeypatch.chdir(tmp_path)
@@ -312,12 +319,7 @@ def test_workers_needs_attention_table_is_paged(tmp_path, monkeypatch):
     monkeypatch.setattr(RunTableBase, "PAGE_SIZE", 2)
 
     async def go():
-        app = IbtuiApp(runs, poll_interval=3600, clock=lambda: FIXTURE_NOW,
-                       start_scheduler=lambda *a, **k: None)
-        async with app.run_test(size=(160, 40)) as pilot:
-            for _ in range(3):
-                await app.workers.wait_for_complete()
-                await pilot.pause()
+        async with _app_on(runs) as (app, pilot):
             await pilot.press("w")
             await pilot.pause()
             queue = app.screen.query_one("#queue", DataTable)
