@@ -204,6 +204,7 @@ def test_time_limit_requeues_and_resumes(tmp_path):
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     t = time.monotonic()
     frozen, held_s, thawed = None, 0.0, False
+    held_since: dict[str, float] = {}
     try:
         while p.poll() is None:
             assert time.monotonic() - t < 800, "the requeued run did not finish"
@@ -215,8 +216,13 @@ def test_time_limit_requeues_and_resumes(tmp_path):
                                       text=True, timeout=10).stdout.split("\n")
                 for line in held:
                     if line.endswith("BeginTime"):
-                        subprocess.run(["scontrol", "update", f"JobId={line.split()[0]}",
-                                        "StartTime=now"], capture_output=True, timeout=10)
+                        job = line.split()[0]
+                        # not at once: an attempt started while the requeued one's step is still
+                        # being torn down was cancelled by Slurm and the job ended FAILED
+                        since = held_since.setdefault(job, time.monotonic())
+                        if time.monotonic() - since > 10:
+                            subprocess.run(["scontrol", "update", f"JobId={job}",
+                                            "StartTime=now"], capture_output=True, timeout=10)
             if frozen is None and not thawed:
                 if found and found[0].metrics() and st.get("state") == "running" and st.get("pid"):
                     try:
