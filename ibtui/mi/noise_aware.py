@@ -392,7 +392,7 @@ def measurement_sigma(s: torch.Tensor, sigma_t: float, scale: float) -> tuple[fl
     I(X; T_m) (issue 12, Goldfeld et al. 2019: compression is clustering at a scale).
 
     Why: with only the network's own noise σ_t, which stays fixed while the representation's
-    spread grows during training (0.2 → 1.2 per coordinate on the default digits run, σ_t = 0.1),
+    spread grows during training (0.5 → 1.3 per coordinate on the default digits run, σ_t = 0.1),
     the inputs of a class soon lie far apart compared with σ_t and I(X;T) sits at log N from
     the second checkpoint on: it says "all N inputs distinguishable" and nothing else. Added
     noise at a scale that follows the representation measures how tightly the network clusters
