@@ -6,6 +6,7 @@ import json
 import os
 import re
 import sys
+from collections import Counter
 from enum import Enum
 from pathlib import Path
 from typing import Literal
@@ -481,14 +482,6 @@ def _queue_warning(runs_dir: Path, runs, info: dict | None) -> str | None:
 LS_LIMIT = 100  # table rows by default: the newest; --limit 0 shows all
 
 
-def _state_counts(listed: list[tuple]) -> list[tuple[str, int]]:
-    """(state, how many runs) of RunIndex.listing rows, by state (as iter_state_counts)."""
-    counts: dict[str, int] = {}
-    for x in listed:
-        counts[x[2]] = counts.get(x[2], 0) + 1
-    return sorted(counts.items())
-
-
 @app.command("ls")
 def ls(runs_dir: Path = RunsDir,
        fmt: ListFormat = typer.Option("table", "--format", help="output format"),
@@ -562,7 +555,7 @@ def ls(runs_dir: Path = RunsDir,
                   _cell(row["asr"]), _cell(row["score"]), lit(note[:60]))
     console.print(t)
     if len(shown) < len(listed):
-        counts = ", ".join(f"{n} {s}" for s, n in _state_counts(listed))
+        counts = ", ".join(f"{n} {s}" for s, n in sorted(Counter(x[2] for x in listed).items()))
         say(f"the newest {len(shown)} of {len(listed)} runs ({counts}); --limit 0 lists all; narrow "
             "with --state, --attack, --dataset, --arch, --name GLOB, --tag", style="yellow")
     if info:
@@ -656,12 +649,12 @@ def show(run_key: str = typer.Argument(..., metavar="RUN"), runs_dir: Path = Run
 
 def _scale_note(recs: list[dict], term: str) -> str:
     """How I(X;T) was measured, when at a measurement scale (mi_options.xt_scale)."""
-    scales = {(m.get("settings") or {}).get("xt_scale") for m in recs if m.get("term") == term}
-    scales.discard(None)
-    scales.discard(0.0)
-    if term != "xt" or len(scales) != 1:
+    from ibtui.analysis.stealth import xt_scale_of
+
+    scale = xt_scale_of(recs) if term == "xt" else None
+    if scale is None:
         return ""
-    return (f", on T + σ_m·Z with σ_m = {scales.pop():g} × the representation's spread "
+    return (f", on T + σ_m·Z with σ_m = {scale:g} × the representation's spread "
             "(xt_scale; README: Mutual information)")
 
 

@@ -22,6 +22,14 @@ import numpy as np
 TARGET_ROLES = ("clean", "backdoor", "all")
 
 
+def _scored(records: list[dict], roles: dict[str, str], method: str | None) -> list[dict]:
+    """The records the score reads: `method`'s I(X;T) and I(T;Ŷ) of the subsets in `roles`,
+    with a finite value."""
+    return [r for r in records if r.get("method") == method and r.get("subset") in roles
+            and r.get("term") in ("xt", "ty") and isinstance(r.get("value"), (int, float))
+            and math.isfinite(r["value"])]
+
+
 def stealth_score(records: list[dict], roles: dict[str, str], epochs: list[int] | None = None,
                   method: str | None = None) -> dict:
     """Score one run's MI records (as in mi.jsonl). `roles` maps subset -> role.
@@ -33,16 +41,14 @@ def stealth_score(records: list[dict], roles: dict[str, str], epochs: list[int] 
     """
     if method is None and records:
         method = records[0].get("method")
-    recs = [r for r in records if r.get("method") == method and r.get("subset") in roles
-            and isinstance(r.get("value"), (int, float)) and math.isfinite(r["value"])]
+    recs = _scored(records, roles, method)
     targets = [s for s, r in roles.items() if r in TARGET_ROLES]
     clean = [s for s, r in roles.items() if r == "class"]
     table: dict[str, dict[int, dict[str, float]]] = {"xt": {}, "ty": {}}
     ceiling: dict[str, dict[int, dict[str, bool]]] = {"xt": {}, "ty": {}}
     for r in recs:
-        if r.get("term") in table:
-            table[r["term"]].setdefault(int(r["epoch"]), {})[r["subset"]] = float(r["value"])
-            ceiling[r["term"]].setdefault(int(r["epoch"]), {})[r["subset"]] = r.get("at_ceiling") is True
+        table[r["term"]].setdefault(int(r["epoch"]), {})[r["subset"]] = float(r["value"])
+        ceiling[r["term"]].setdefault(int(r["epoch"]), {})[r["subset"]] = r.get("at_ceiling") is True
     out: dict = {"method": method, "score": None, "d_xt": None, "d_ty": None, "epochs": [],
                  "per_epoch": {"xt": {}, "ty": {}}, "ceiling_share": None, "ceiling_flag": False}
     if not clean or not targets:
@@ -131,9 +137,7 @@ def stealth_bootstrap(records: list[dict], roles: dict[str, str], epochs: list[i
     if base["score"] is None:
         out["note"] = base.get("note") or "no score"
         return out
-    used = [r for r in records if r.get("method") == method and r.get("subset") in roles
-            and r.get("term") in ("xt", "ty") and isinstance(r.get("value"), (int, float))
-            and math.isfinite(r["value"])]
+    used = _scored(records, roles, method)
     se = [value_stderr(r) for r in used]
     missing = sum(s is None for s in se)
     if missing:
@@ -204,3 +208,14 @@ def bootstrap_label(boot: dict | None) -> str:
     level = boot.get("level", 0.95)
     when = ", computed now" if boot.get("computed") else ""
     return f"({level:.0%}, within-run bootstrap, B={boot.get('b')}{when})"
+
+
+def xt_scale_of(records: list[dict], method: str | None = None) -> float | None:
+    """The measurement scale (mi_options.xt_scale > 0) at which these I(X;T) records (of
+    `method`, if given) were all measured, or None: the network's own noise, or mixed scales."""
+    scales = {(r.get("settings") or {}).get("xt_scale") for r in records
+              if r.get("term") == "xt" and (method is None or r.get("method") == method)}
+    if len(scales) != 1:
+        return None
+    scale = scales.pop()
+    return float(scale) if isinstance(scale, (int, float)) and scale > 0 else None

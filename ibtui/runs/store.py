@@ -22,7 +22,6 @@ import threading
 import time
 import weakref
 import zlib
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -617,13 +616,6 @@ class RunWriter:
     @property
     def artifacts(self) -> Path:
         return self.path / "artifacts"
-
-
-def iter_state_counts(runs: list[Run]) -> Iterator[tuple[str, int]]:
-    counts: dict[str, int] = {}
-    for r in runs:
-        counts[r.state] = counts.get(r.state, 0) + 1
-    yield from sorted(counts.items())
 
 
 # --- reading many runs: re-read only what changed ------------------------------------------------

@@ -335,6 +335,8 @@ class RunScreen(Screen):
         self.query_one("#run-info", Static).update(head + run_line(row, snap.now))
 
     def show_detail(self, d: RunDetail) -> None:
+        from ibtui.analysis.stealth import xt_scale_of
+
         if d.run_id != self.run_id:
             return
         self.detail = d
@@ -352,10 +354,8 @@ class RunScreen(Screen):
             series = mi_series(d.mi, term, self.method)
             labelled = labelled or series
             # I(X;T) measured at a scale (mi_options.xt_scale) is named as such
-            scales = {(r.get("settings") or {}).get("xt_scale") for r in d.mi
-                      if r.get("term") == term and r.get("method") == self.method}
-            scale = next(iter(scales)) if len(scales) == 1 else None
-            at = f" at {scale:g}×spread" if isinstance(scale, (int, float)) and scale > 0 else ""
+            scale = xt_scale_of(d.mi, self.method) if term == "xt" else None
+            at = f" at {scale:g}×spread" if scale is not None else ""
             self.query_one(f"#chart-{term}", Chart).draw(
                 series, f"{TERM_LABEL[term]}{at} (nats){suffix}", xlim=xlim,
                 empty="no MI checkpoint yet")
