@@ -210,9 +210,8 @@ def _whitened_means(s: torch.Tensor, cov: torch.Tensor, sigma: float) -> torch.T
     n, k, d = s.shape
     evals, evecs = torch.linalg.eigh(cov)
     scale = (evals.clamp_min(0.0) + sigma**2).sqrt()
-    z = ((s - s.mean((0, 1))) @ evecs) / scale  # whitened draws
-    y = z.mean(1)
-    y = y - y.mean(0)
+    z = ((s - s.mean((0, 1))) @ evecs) / scale  # whitened draws, centred
+    y = z.mean(1)  # centred too: every input has k draws
     if k < 2 or n < 2:
         return y
     between = y.T @ y / (n - 1)

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ibtui.errors import RunStoreError, SpecError
+from ibtui.runs.states import FINISHED
 from ibtui.runs.store import atomic_write_json, effective_state, read_json
 
 KINDS = ("local", "slurm")
@@ -166,7 +167,7 @@ class SlurmWorker:
             except ProcessLookupError:
                 pass
         status = read_json(path / "status.json")[0] or {}
-        if status.get("state") in ("done", "failed", "cancelled"):
+        if status.get("state") in FINISHED:
             return None  # the warning came as the run ended: nothing to resume, no requeue
         status.update(state="queued", phase="queued", requeued=time.time(),
                       error="Slurm time limit or preemption: requeued, resumes from the "
