@@ -97,6 +97,13 @@ def move_to(t, run_id: str) -> None:
     t.move_cursor(row=t.get_row_index(run_id), animate=False)
 
 
+async def open_run(app, pilot, run_id: str) -> None:
+    """From the runs screen, open `run_id`'s run screen."""
+    move_to(table(app), run_id)
+    await pilot.press("enter")
+    await settle(pilot)
+
+
 @sync
 async def test_runs_screen_lists_every_state_and_damage(runs):
     app = make_app(runs)
@@ -253,9 +260,7 @@ async def test_open_damaged_run_never_breaks(runs):
     app = make_app(runs)
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
-        move_to(table(app), "broken-run")
-        await pilot.press("enter")
-        await settle(pilot)
+        await open_run(app, pilot, "broken-run")
         assert isinstance(app.screen, RunScreen)
         await pilot.press("3")
         assert "Damaged" in plain(app.screen.query_one("#summary-body", Static))
@@ -266,9 +271,7 @@ async def test_run_screen_updates_live(runs):
     app = make_app(runs)
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
-        move_to(table(app), RUNNING)
-        await pilot.press("enter")
-        await settle(pilot)
+        await open_run(app, pilot, RUNNING)
         chart = app.screen.query_one("#chart-acc", Chart)
         before = len(chart._drawn[-1][0][1])
         with open(runs / RUNNING / "metrics.jsonl", "a") as f:
@@ -537,9 +540,7 @@ async def test_compose_launch_runs_through_the_real_scheduler(tmp_path, monkeypa
         log = "\n".join(load_run(runs / rid).log_tail(30))
         assert row.state == "done", f"{row.state}: {row.note}\n{log}"
         assert row.score is not None or row.has_summary
-        move_to(table(app), rid)
-        await pilot.press("enter")
-        await settle(pilot)
+        await open_run(app, pilot, rid)
         assert app.screen.query_one("#chart-xt", Chart)._drawn[-1]
 
 

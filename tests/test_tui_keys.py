@@ -20,6 +20,7 @@ from test_tui import (  # noqa: E402
     fill,
     make_app,
     move_to,
+    open_run,
     pick,
     plain,
     settle,
@@ -633,9 +634,7 @@ async def test_run_summary_shows_the_interval_and_the_seeds(runs):
     app = make_app(runs)
     async with app.run_test(size=(160, 48)) as pilot:
         await settle(pilot)
-        move_to(table(app), first)
-        await pilot.press("enter")
-        await settle(pilot)
+        await open_run(app, pilot, first)
         await pilot.press("3")
         await settle(pilot)
         assert isinstance(app.screen, RunScreen)
@@ -647,9 +646,7 @@ async def test_run_summary_shows_the_interval_and_the_seeds(runs):
         await pilot.press("escape")
         await settle(pilot)
         # a run summarised before intervals, whose MI records carry no standard error: says so
-        move_to(table(app), DONE.replace("badnets", "blend"))
-        await pilot.press("enter")
-        await settle(pilot)
+        await open_run(app, pilot, DONE.replace("badnets", "blend"))
         await pilot.press("3")
         await settle(pilot)
         text = plain(app.screen.query_one("#summary-body", Static))
