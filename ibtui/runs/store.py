@@ -1151,14 +1151,8 @@ class RunIndex:
         with no_gc():
             out = [self.run(x[1]) for x in listed]
         if logs:
-            fd = self.open_dir()
-            try:
-                with no_gc():
-                    self._add_logs(out, fd)
-            finally:
-                if fd is not None:
-                    os.close(fd)
-        self.save()
+            self.add_log_damage(out)  # saves the index
+        self.save()  # nothing to write when add_log_damage just did
         return out  # type: ignore[return-value]
 
     def listing(self, ids: set[str] | None = None) -> list[Listed]:
