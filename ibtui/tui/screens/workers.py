@@ -15,7 +15,7 @@ from textual.widgets import DataTable, Footer, Static
 from ibtui.tui.model import RESUMABLE, Cell, fmt_duration, fmt_progress, short_labels, state_text
 from ibtui.tui.poller import Snapshot
 from ibtui.tui.widgets.bars import RunLine
-from ibtui.tui.widgets.tables import RunTableBase, Table, sync_table
+from ibtui.tui.widgets.tables import RunTableBase, Table, page_caption, paginate, sync_table
 
 WORKER_COLUMNS = [("run", "run"), ("progress", "progress"), ("pid", "pid"), ("gpu", "GPU"),
                   ("since", "since")]
@@ -100,15 +100,11 @@ class WorkersScreen(Screen):
         waiting.sort(key=lambda r: (r.state != "queued", r.order))
         # one page of them (a sweep can leave thousands crashed or queued), as the runs table
         size = RunTableBase.PAGE_SIZE
-        self.queue_pages = max(1, -(-len(waiting) // size))
-        self.queue_page = min(self.queue_page, self.queue_pages - 1)
-        lo = self.queue_page * size
-        page = waiting[lo:lo + size]
+        page, self.queue_page, self.queue_pages = paginate(waiting, self.queue_page, size)
         title = Text("Waiting or needing attention")
-        if self.queue_pages > 1:
-            title.append(f"  rows {lo + 1}–{lo + len(page)} of {len(waiting)} · page "
-                         f"{self.queue_page + 1}/{self.queue_pages} · [ ] turn pages",
-                         style="bold")
+        caption = page_caption(self.queue_page, self.queue_pages, len(waiting), size)
+        if caption:
+            title.append("  " + caption, style="bold")
         self.query_one("#queue-title", Static).update(title)
         # labels from the runs this screen shows (not every run: ten thousand of them)
         shown = [rows[rid] for rid in running if rid in rows] + page

@@ -146,6 +146,22 @@ class Table(DataTable):
             self.refresh()
 
 
+def paginate(rows: list, page: int, size: int) -> tuple[list, int, int]:
+    """(the rows of `page`, that page clamped to the last one, how many pages) for `size`
+    rows a page."""
+    pages = max(1, -(-len(rows) // size))
+    page = min(page, pages - 1)
+    return rows[page * size:(page + 1) * size], page, pages
+
+
+def page_caption(page: int, pages: int, n: int, size: int) -> str:
+    """`rows 251–500 of 10000 · page 2/40 · [ ] turn pages`, or '' when there is one page."""
+    if pages <= 1:
+        return ""
+    lo = page * size
+    return f"rows {lo + 1}–{min(lo + size, n)} of {n} · page {page + 1}/{pages} · [ ] turn pages"
+
+
 class RunTableBase(Table):
     """Shared state: rows, filter, sort, selection, folded columns."""
 
@@ -336,19 +352,12 @@ class RunTableBase(Table):
 
     def page_of(self, rows: list) -> list:
         """The current page of `rows` (clamped to the last page)."""
-        size = self.PAGE_SIZE
-        self.pages = max(1, -(-len(rows) // size))
-        self.page = min(self.page, self.pages - 1)
-        return rows[self.page * size:(self.page + 1) * size]
+        shown, self.page, self.pages = paginate(rows, self.page, self.PAGE_SIZE)
+        return shown
 
     def page_text(self) -> str:
         """`rows 251–500 of 10000 · [ ] pages`, or '' when everything fits on one page."""
-        if self.pages <= 1:
-            return ""
-        n = len(self.visible_ids)
-        lo = self.page * self.PAGE_SIZE
-        return (f"rows {lo + 1}–{min(lo + self.PAGE_SIZE, n)} of {n} · page {self.page + 1}/"
-                f"{self.pages} · [ ] turn pages")
+        return page_caption(self.page, self.pages, len(self.visible_ids), self.PAGE_SIZE)
 
     def _label(self, c: Column) -> Text:
         label = Text(c.label, justify="right" if c.numeric else "left")
