@@ -53,7 +53,8 @@ def test_never_above_log_n():
 
 
 def test_independence_gives_zero():
-    s = torch.randn(1, 4, 8).repeat(40, 1, 1)  # every input has the same S draws
+    g = torch.Generator().manual_seed(1)  # unseeded, the loose bracket's width varied (to 0.12)
+    s = torch.randn(1, 4, 8, generator=g).repeat(40, 1, 1)  # every input has the same S draws
     est = noisy_mi(s, 0.5, conditional="draws")
     assert abs(est.value) < 1e-9 and est.lower == 0.0
     lo, hi = est.settings["model_bracket"]
@@ -161,17 +162,50 @@ def linear_tasks():
 
 
 def test_linear_noisy_network_full_covariance_within_5_percent(linear_tasks):
-    """T|X exactly Gaussian with a correlated covariance; truth by whitening (exact MC)."""
-    truths = [t.truth for t in linear_tasks]
-    assert min(truths) < 1.6 and max(truths) > math.log(118) - 0.3  # ~1 nat up to log N
+    """T|X exactly Gaussian with a correlated covariance; truth by whitening (exact MC).
+
+    The estimate of one task varies with the noise draws (~3% sd at 0.9 nats with k = 8, the
+    runs' default; ~10% with k = 4), so the claim tested is the bias: the mean error over
+    independent noise draws of the same network and inputs (bench/bench_mi_noisy_tasks.py
+    measures k = 4 too). On the 32-d task at 0.86 nats keeping the PSD part of B − V was
+    +12% too high at k = 4; raw means of the draws are +50–100%."""
+    cases = [(32, 0.3), (16, 0.4), (64, 0.5), (64, 1.6)]
+    truths = {c: T.noisy_linear(c[1], d=c[0], k=1, ref_draws=1024).truth for c in cases}
+    assert min(truths.values()) < 1.0 and max(truths.values()) > math.log(118) - 0.1
+    for (d, scale), truth in truths.items():
+        errors = []
+        for r in range(8):
+            task = T.noisy_linear(scale, d=d, k=8, noise_seed=r, truth=truth)
+            est = noisy_mi(task.s, task.sigma, mc_samples=4, seed=r, lower_bound=False)
+            assert est.settings["conditional"] == "full"
+            errors.append(est.value / truth - 1)
+        assert abs(sum(errors) / len(errors)) < 0.05, (d, scale, errors)
     for task in linear_tasks:
-        est = noisy_mi(task.s, task.sigma, mc_samples=4, seed=1)
-        assert est.settings["conditional"] == "full"
-        assert est.value == pytest.approx(task.truth, rel=0.05), task.name
         old = noisy_mi(task.s, task.sigma, mc_samples=4, seed=1, conditional="diagonal")
         if task.truth < 4.0 and task.s.shape[2] == 64:  # 64-d like the real network's T:
             # the diagonal model misses the correlations and is far too high
             assert old.value > task.truth * 1.08, task.name
+
+
+def test_signal_covariance_drops_pure_noise_and_keeps_signal():
+    """B = Λ + V + fluctuations: directions below the Marchenko–Pastur edge are noise."""
+    from ibtui.mi.noise_aware import _signal_cov
+
+    g = torch.Generator().manual_seed(0)
+    n, d = 200, 20
+    signal = torch.zeros(n, d, dtype=torch.float64)
+    signal[:, 0] = 3.0 * torch.randn(n, generator=g, dtype=torch.float64)  # one strong direction
+    noisy = signal + torch.randn(n, d, generator=g, dtype=torch.float64)  # V = I
+    between = noisy.T @ noisy / (n - 1)
+    est = _signal_cov(between, torch.eye(d, dtype=torch.float64), n - 1, 10_000)
+    evals = torch.linalg.eigvalsh(est)
+    assert evals[-1] == pytest.approx(9.0, rel=0.25)  # the signal's variance, noise removed
+    assert evals[:-1].abs().max() < 1e-9  # every pure-noise direction dropped
+    clip = torch.linalg.eigvalsh(between - torch.eye(d, dtype=torch.float64)).clamp_min(0)
+    assert clip[:-1].sum() > 1.0  # what the PSD part of B − V kept of the noise
+    # no noise in the means: B is kept whole
+    exact = _signal_cov(between, torch.zeros(d, d, dtype=torch.float64), n - 1, 10_000)
+    assert torch.allclose(exact, between, atol=1e-9)
 
 
 def test_lower_bound_never_above_truth(linear_tasks):

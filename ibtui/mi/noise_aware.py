@@ -192,20 +192,49 @@ def _psd_root(a: torch.Tensor, inverse: bool = False) -> torch.Tensor:
     return (u * e) @ u.T
 
 
+def _signal_cov(between: torch.Tensor, noise: torch.Tensor, dof_between: int,
+                dof_noise: int) -> torch.Tensor:
+    """Estimate of the true means' covariance Λ from the means' covariance B = Λ + V + sampling
+    fluctuations (dof_between degrees of freedom) and the estimated noise in them V
+    (dof_noise degrees of freedom).
+
+    B − V is unbiased, but its eigenvalues spread: pure-noise directions come out positive as
+    often as negative, and the signal's eigenvalues are pushed up by the noise mixed into them;
+    keeping its PSD part biased I(X;T) up by 8–15% at 0.9–1.4 nats on 32-d noisy linear nets
+    (k = 4; bench/RESULTS.md). So B is read in the coordinates where V = I: a direction is
+    kept only when its eigenvalue ℓ there exceeds the Marchenko–Pastur edge (1 + √(d/dof_B))²,
+    the largest eigenvalue pure noise reaches, and contributes ℓ − 1 (noise removed); the rest
+    is taken for noise and dropped. Directions in which the means carry no noise (V ≈ 0) have
+    ℓ ≫ 1 and are kept whole. The edge treats V as known; the wider Wachter edge that allows for
+    V's own estimation error dropped too much signal (−6% to −21% at 0.9–2 nats, k = 4), the
+    MP edge leaves the bias within ±5% over noise draws (bench/bench_mi_linear32.py). Falls
+    back to (B − V)₊ when V has fewer degrees of freedom than dimensions.
+    """
+    d = len(between)
+    if dof_noise <= d:
+        return _psd_root(between - noise).matrix_power(2)
+    v_e, v_u = torch.linalg.eigh((noise + noise.T) / 2)
+    if float(v_e.max()) <= 0:  # the draws of every input coincide: the means are exact
+        return between
+    v_e = v_e.clamp_min(float(v_e.max()) * 1e-12)
+    root, root_inv = (v_u * v_e.sqrt()) @ v_u.T, (v_u * v_e.rsqrt()) @ v_u.T
+    ell, q = torch.linalg.eigh(root_inv @ between @ root_inv)
+    edge = (1 + math.sqrt(d / max(dof_between, 1))) ** 2
+    lam = torch.where(ell > edge, ell - 1, torch.zeros_like(ell))
+    return root @ (q * lam) @ q.T @ root
+
+
 def _whitened_means(s: torch.Tensor, cov: torch.Tensor, sigma: float) -> torch.Tensor:
     """Means of the draws s (N, k, d) in the coordinates where T|X=i ~ N(mean_i, cov + σ²I)
     becomes N(·, I), with their spread matched to that of the true means.
 
-    A mean of k draws carries noise of covariance W/k, W the within-input covariance of the
+    A mean of k draws carries noise of covariance V = W/k, W the within-input covariance of the
     whitened draws (T's own σ is not in the draws), so the means' covariance B overstates the
-    true means' covariance by W/k: in every direction, including those the true means do not
-    use at all. B − W/k is its unbiased (ANOVA) estimate; the means are mapped by
-    (B − W/k)₊^½ B^−½, so that their covariance is that estimate's PSD part while keeping their
-    shape (variance matching as a matrix). Matching each eigen-coordinate of `cov` separately
-    left the noise spread in the unused directions and biased I(X;T) up (+12–18% at 0.9–1.4
-    nats on a 32-d noisy linear net, +4% at 1.3 nats on a 16-d one; bench/RESULTS.md); the
-    posterior mean (B − W/k)B⁻¹ would shrink the spread to (B − W/k)B⁻¹(B − W/k) and bias it
-    down. The raw means bias it up.
+    true means' covariance by V: in every direction, including those the true means do not
+    use at all. The means are mapped by Λ̂^½ B^−½ with Λ̂ the estimate of the true means'
+    covariance (`_signal_cov`), so that their covariance is Λ̂ while keeping their shape
+    (variance matching as a matrix). The posterior mean Λ̂B⁻¹ would shrink the spread to
+    Λ̂B⁻¹Λ̂ and bias I(X;T) down; the raw means bias it up.
     """
     n, k, d = s.shape
     evals, evecs = torch.linalg.eigh(cov)
@@ -217,7 +246,8 @@ def _whitened_means(s: torch.Tensor, cov: torch.Tensor, sigma: float) -> torch.T
     between = y.T @ y / (n - 1)
     r = (z - z.mean(1, keepdim=True)).reshape(n * k, d)
     noise = r.T @ r / (n * (k - 1)) / k
-    return y @ (_psd_root(between - noise) @ _psd_root(between, inverse=True)).T
+    signal = _signal_cov(between, noise, n - 1, n * (k - 1))
+    return y @ (_psd_root(signal) @ _psd_root(between, inverse=True)).T
 
 
 def gaussian_conditional(s: torch.Tensor, sigma: float, *, lam: float | None = None

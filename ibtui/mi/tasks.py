@@ -215,8 +215,8 @@ def _spectrum_matrix(rows: int, cols: int, decay: float, g: torch.Generator) -> 
 
 
 def noisy_linear(scale: float, n: int = 118, k: int = 4, d: int = 32, seed: int = 0,
-                 sigma: float = 0.1, upstream: float = 0.6, ref_draws: int = 64
-                 ) -> NoisyNetTask:
+                 sigma: float = 0.1, upstream: float = 0.6, ref_draws: int = 64,
+                 noise_seed: int | None = None, truth: float | None = None) -> NoisyNetTask:
     """Noisy *linear* network: x_i ~ N(0, I_16)·scale (N fixed inputs),
     h = A₁x + σ₁Z₁ (32-d), S = A₂h + 0.1σ Z₂ (d-d), T = S + σZ.
 
@@ -225,6 +225,9 @@ def noisy_linear(scale: float, n: int = 118, k: int = 4, d: int = 32, seed: int 
     real network's). T|X=i = N(μ_i, Σ + σ²I) exactly; whitening by (Σ + σ²I)^(-1/2) turns it into
     a mixture of N unit-variance isotropic Gaussians, whose MI is computed by the independent
     Monte Carlo reference (`reference_xt`, `ref_draws` samples per input). `scale` sets the MI.
+    noise_seed: draw the noise from its own seed (the network and inputs, hence the truth, stay
+    those of `seed`): repeated noise draws of one task measure an estimator's bias. truth: the
+    truth of that task when already known (skips the reference).
     """
     g = torch.Generator().manual_seed(seed)
     a1 = torch.randn(32, 16, generator=g, dtype=torch.float64) / 4.0
@@ -233,12 +236,16 @@ def noisy_linear(scale: float, n: int = 118, k: int = 4, d: int = 32, seed: int 
     mu = x @ a1.T @ a2.T
     s2 = 0.1 * sigma
     cov = upstream**2 * a2 @ a2.T + s2**2 * torch.eye(d, dtype=torch.float64)
+    if noise_seed is not None:
+        g = torch.Generator().manual_seed(10_000 + noise_seed)
     z1 = torch.randn(n, k, 32, generator=g, dtype=torch.float64)
     z2 = torch.randn(n, k, d, generator=g, dtype=torch.float64)
     s = mu[:, None] + upstream * z1 @ a2.T + s2 * z2
-    chol = torch.linalg.cholesky(cov + sigma**2 * torch.eye(d, dtype=torch.float64))
-    white = torch.linalg.solve_triangular(chol, mu.T, upper=False).T
-    truth = reference_xt(white[:, None, :].float().double(), 1.0, draws=ref_draws, seed=seed + 5)
+    if truth is None:
+        chol = torch.linalg.cholesky(cov + sigma**2 * torch.eye(d, dtype=torch.float64))
+        white = torch.linalg.solve_triangular(chol, mu.T, upper=False).T
+        truth = reference_xt(white[:, None, :].float().double(), 1.0, draws=ref_draws,
+                             seed=seed + 5)
     top = float(torch.linalg.eigvalsh(cov)[-1])
     return NoisyNetTask(f"linear{d}d-x{scale:g}", truth, s.float(), sigma,
                         detail=f"N={n}, k={k}, within trace {float(cov.trace()):.2f}, "
