@@ -207,7 +207,7 @@ def _signal_cov(between: torch.Tensor, noise: torch.Tensor, dof_between: int,
     is taken for noise and dropped. Directions in which the means carry no noise (V ≈ 0) have
     ℓ ≫ 1 and are kept whole. The edge treats V as known; the wider Wachter edge that allows for
     V's own estimation error dropped too much signal (−6% to −21% at 0.9–2 nats, k = 4), the
-    MP edge leaves the bias within ±5% over noise draws (bench/bench_mi_linear32.py). Falls
+    MP edge leaves the bias within ±3% over noise draws (bench/bench_mi_noisy_tasks.py). Falls
     back to (B − V)₊ when V has fewer degrees of freedom than dimensions.
     """
     d = len(between)
