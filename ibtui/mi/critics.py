@@ -158,24 +158,42 @@ def infonce_batch_reference(critic: ConcatCritic, a: torch.Tensor, b: torch.Tens
     return (pos - lse).mean() + math.log(neg.shape[1] + 1)
 
 
+def _sym_power(m: torch.Tensor, power: float) -> torch.Tensor:
+    e, u = torch.linalg.eigh((m + m.T) / 2)
+    return (u * e.clamp_min(1e-12 * float(e.max().clamp_min(1e-300))).pow(power)) @ u.T
+
+
 def gaussian_ratio(a: torch.Tensor, b: torch.Tensor, shrink: float | tuple = 0.0,
                    ridge: float = 1e-6) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(W, S_a, S_b) of the Gaussian log-density ratio fitted to the pairs (a, b): with
-    P = Σ⁻¹ of the joint covariance of [a; b] (shrink = μ or (μ, λ): cross-covariance times
-    1 − μ, the off-diagonal entries of Σ_aa and Σ_bb times 1 − λ),
+    P = Σ⁻¹ of the joint covariance of [a; b] (shrink = μ, (μ, λ) or (μ, λ, α): the off-diagonal
+    entries of Σ_aa and Σ_bb times 1 − λ; the sample canonical correlations (singular values of
+    Σ_aa^−½ Σ_ab Σ_bb^−½) pulled towards their mean by α, then times 1 − μ),
     log p(a,b)/(p(a)p(b)) = aᵀWb − ½aᵀS_a a − ½bᵀS_b b + const, W = −P_ab,
-    S_a = P_aa − Σ_aa⁻¹, S_b = P_bb − Σ_bb⁻¹ (float64)."""
+    S_a = P_aa − Σ_aa⁻¹, S_b = P_bb − Σ_bb⁻¹ (float64).
+
+    Why α: when the information is spread over many canonical pairs, sampling noise spreads
+    their sample correlations (20 + 20 dims, 0.5 nats, 3,333 pairs: true ρ = 0.22 for all 20);
+    pooling them keeps the directions and removes most of that spread (held-out value of the
+    plug-in critic 0.43 → 0.46 nats)."""
     da, db = a.shape[1], b.shape[1]
     x = torch.cat([a, b], 1).double()
     x = x - x.mean(0)
     cov = x.T @ x / (len(x) - 1)
-    mu, lam = shrink if isinstance(shrink, tuple) else (shrink, 0.0)
-    cov[:da, da:] *= 1 - mu
-    cov[da:, :da] *= 1 - mu
+    shrink = shrink if isinstance(shrink, tuple) else (shrink,)
+    mu, lam, alpha = (*shrink, 0.0, 0.0)[:3]
     for blk in (slice(0, da), slice(da, da + db)):
         diag = cov[blk, blk].diagonal().clone()
         cov[blk, blk] *= 1 - lam
         cov[blk, blk] += lam * torch.diag(diag)
+    cross = cov[:da, da:] * (1 - mu)
+    if alpha > 0:
+        ra, rb = _sym_power(cov[:da, :da], 0.5), _sym_power(cov[da:, da:], 0.5)
+        canon = torch.linalg.solve(ra, torch.linalg.solve(rb, cross.T).T)  # ra⁻¹ Σ_ab rb⁻¹
+        u, rho, vh = torch.linalg.svd(canon, full_matrices=False)
+        rho = (1 - alpha) * rho + alpha * rho.mean()
+        cross = ra @ (u * rho) @ vh @ rb
+    cov[:da, da:], cov[da:, :da] = cross, cross.T
     cov += ridge * cov.diagonal().mean() * torch.eye(da + db, dtype=cov.dtype, device=x.device)
     prec = torch.linalg.inv(cov)
     return (-prec[:da, da:], prec[:da, :da] - torch.linalg.inv(cov[:da, :da]),
@@ -210,6 +228,20 @@ class SeparableCritic(nn.Module):
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """(B, B) scores f(a_i, b_j)."""
         return self.g(a) @ self.h(b).T
+
+
+@torch.no_grad()
+def _load_bilinear(lin_a: nn.Linear, lin_b: nn.Linear, w: torch.Tensor) -> None:
+    """Set the two linear maps so that (L_a a)·(L_b b) = aᵀWb (W factored by its SVD)."""
+    u, sv, vh = torch.linalg.svd(w, full_matrices=False)  # w = u diag(sv) vh
+    rank = min(len(sv), lin_a.out_features)
+    root = sv[:rank].sqrt()
+    la = torch.zeros_like(lin_a.weight, dtype=w.dtype)
+    lb = torch.zeros_like(lin_b.weight, dtype=w.dtype)
+    la[:rank] = (u[:, :rank] * root).T
+    lb[:rank] = root[:, None] * vh[:rank]
+    lin_a.weight.copy_(la.to(lin_a.weight.dtype))
+    lin_b.weight.copy_(lb.to(lin_b.weight.dtype))
 
 
 class _GaussPart(nn.Module):
@@ -254,6 +286,20 @@ class GaussSeparableCritic(nn.Module):
         nn.init.zeros_(self.h[-1].weight)
         nn.init.zeros_(self.h[-1].bias)
 
+    @torch.no_grad()
+    def init_gaussian(self, a: torch.Tensor, b: torch.Tensor, shrink: float | tuple = 0.0
+                      ) -> bool:
+        """Start the Gaussian-form path at the plug-in Gaussian log-density ratio of the pairs
+        given (as `GaussConcatCritic.init_gaussian`; the terms in a alone are left out, they
+        cancel in InfoNCE). Only when b's quadratic part is full (≤ 64 dims) and there are more
+        than 2 (d_a + d_b) pairs; returns whether it did."""
+        if not self.gb.full or len(a) <= 2 * (a.shape[1] + b.shape[1]):
+            return False
+        w, _, s_b = gaussian_ratio(a, b, shrink)
+        _load_bilinear(self.ga, self.gb.lin, w)
+        self.gb.s.copy_(s_b.to(self.gb.s.dtype))
+        return True
+
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         lb, qb = self.gb(b)
         return self.ga(a) @ lb.T + qb.T + self.g(a) @ self.h(b).T
@@ -284,18 +330,9 @@ class GaussConcatCritic(nn.Module):
         if not (self.ga.full and self.gb.full) or len(a) <= 2 * (da + db):
             return False
         w, s_a, s_b = gaussian_ratio(a, b, shrink)
-        u, sv, vh = torch.linalg.svd(w, full_matrices=False)  # w = u diag(sv) vh
-        rank = min(len(sv), self.ga.lin.out_features)
-        root = sv[:rank].sqrt()
-        la = torch.zeros_like(self.ga.lin.weight, dtype=w.dtype)
-        lb = torch.zeros_like(self.gb.lin.weight, dtype=w.dtype)
-        la[:rank] = (u[:, :rank] * root).T
-        lb[:rank] = root[:, None] * vh[:rank]
-        dtype = self.ga.lin.weight.dtype
-        self.ga.lin.weight.copy_(la.to(dtype))
-        self.gb.lin.weight.copy_(lb.to(dtype))
-        self.ga.s.copy_(s_a.to(dtype))
-        self.gb.s.copy_(s_b.to(dtype))
+        _load_bilinear(self.ga.lin, self.gb.lin, w)
+        self.ga.s.copy_(s_a.to(self.ga.s.dtype))
+        self.gb.s.copy_(s_b.to(self.gb.s.dtype))
         return True
 
     def shuffled(self, a: torch.Tensor, b: torch.Tensor, perm: torch.Tensor
