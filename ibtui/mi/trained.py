@@ -316,7 +316,10 @@ def infonce_separable(a: torch.Tensor, b: torch.Tensor, *, batch_size: int = 256
         idx = tr[torch.randint(0, len(tr), (train_batch,), generator=gen).to(a.device)]
         _step(opts[stage], critic.parameters(), -bound(idx), grad_clip)
 
-    shrink = _choose_shrink(a[tr], b[tr], gen) if gauss_init and critic.gb.full else None
+    # the plug-in start needs b's quadratic part full and a small enough to fit a covariance
+    # (≤ 64 dims each, like MINE's: not images)
+    can = gauss_init and critic.gb.full and a.shape[1] <= 64
+    shrink = _choose_shrink(a[tr], b[tr], gen) if can else None
     started = shrink is not None and critic.init_gaussian(a[tr], b[tr], shrink)
     with torch.no_grad():  # the plug-in start is a critic too (`_best_of`)
         start_value = bound(ev).item() if started else -math.inf
