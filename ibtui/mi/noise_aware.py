@@ -357,8 +357,8 @@ def noisy_mi(s: torch.Tensor, sigma: float, *, mc_samples: int = 1, bracket: boo
       James–Stein per coordinate. Misses correlated upstream noise.
     - "draws": T|X=i = the mixture of the k draws (exact as k → ∞; biased upward at finite k,
       often to ≈ log N when the draws of one input lie far apart compared with σ).
-    "full" rescales the whitened means per eigen-coordinate so that their spread is the unbiased
-    estimate of the true means' spread (`_whitened_means`). The value is the Monte Carlo MI
+    "full" maps the whitened means so that their covariance is the estimate of the true means'
+    covariance kept above the Marchenko–Pastur edge (`_whitened_means`, `_signal_cov`). The value is the Monte Carlo MI
     of the fitted mixture (N·k·mc_samples draws, standard error in settings["mc_stderr"]),
     whitened to unit variance.
     lower: a certified held-out Barber–Agakov lower bound on the true I(X;T) (`ba_lower_bound`;
