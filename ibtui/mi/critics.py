@@ -26,6 +26,8 @@ import math
 import torch
 from torch import nn
 
+from ibtui.mi.noise_aware import sym_powers
+
 
 class ConcatCritic(nn.Module):
     def __init__(self, dim_a: int, dim_b: int, hidden: int = 128):
@@ -158,11 +160,6 @@ def infonce_batch_reference(critic: ConcatCritic, a: torch.Tensor, b: torch.Tens
     return (pos - lse).mean() + math.log(neg.shape[1] + 1)
 
 
-def _sym_power(m: torch.Tensor, power: float) -> torch.Tensor:
-    e, u = torch.linalg.eigh((m + m.T) / 2)
-    return (u * e.clamp_min(1e-12 * float(e.max().clamp_min(1e-300))).pow(power)) @ u.T
-
-
 def gaussian_ratio(a: torch.Tensor, b: torch.Tensor, shrink: float | tuple = 0.0,
                    ridge: float = 1e-6) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(W, S_a, S_b) of the Gaussian log-density ratio fitted to the pairs (a, b): with
@@ -188,7 +185,7 @@ def gaussian_ratio(a: torch.Tensor, b: torch.Tensor, shrink: float | tuple = 0.0
         cov[blk, blk] += lam * torch.diag(diag)
     cross = cov[:da, da:] * (1 - mu)
     if alpha > 0:
-        ra, rb = _sym_power(cov[:da, :da], 0.5), _sym_power(cov[da:, da:], 0.5)
+        (ra,), (rb,) = sym_powers(cov[:da, :da], 0.5), sym_powers(cov[da:, da:], 0.5)
         canon = torch.linalg.solve(ra, torch.linalg.solve(rb, cross.T).T)  # ra⁻¹ Σ_ab rb⁻¹
         u, rho, vh = torch.linalg.svd(canon, full_matrices=False)
         rho = (1 - alpha) * rho + alpha * rho.mean()
@@ -244,16 +241,19 @@ def _load_bilinear(lin_a: nn.Linear, lin_b: nn.Linear, w: torch.Tensor) -> None:
     lin_b.weight.copy_(lb.to(lin_b.weight.dtype))
 
 
+FULL_QUADRATIC_DIMS = 64  # a free quadratic form up to this many dims, low rank above
+
+
 class _GaussPart(nn.Module):
     """x ↦ (Lx, −½ xᵀSx): the linear and quadratic features of a Gaussian log-density ratio.
 
     S is a free symmetric matrix starting at 0 when dim ≤ 64 (its gradient −½xxᵀ does not
     vanish there, unlike a factorised QᵀQ at small Q), else QᵀQ with Q of rank 64."""
 
-    def __init__(self, dim: int, rank: int, full_up_to: int = 64):
+    def __init__(self, dim: int, rank: int):
         super().__init__()
         self.lin = nn.Linear(dim, rank, bias=False)
-        self.full = dim <= full_up_to
+        self.full = dim <= FULL_QUADRATIC_DIMS
         if self.full:
             self.s = nn.Parameter(torch.zeros(dim, dim))
         else:

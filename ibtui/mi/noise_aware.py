@@ -192,6 +192,14 @@ def _psd_root(a: torch.Tensor, inverse: bool = False) -> torch.Tensor:
     return (u * e) @ u.T
 
 
+def sym_powers(m: torch.Tensor, *powers: float) -> tuple[torch.Tensor, ...]:
+    """m^p for each p in powers, m symmetric positive semi-definite, from one eigendecomposition;
+    eigenvalues floored at 1e-12 × the largest, so negative powers stay finite."""
+    e, u = torch.linalg.eigh((m + m.T) / 2)
+    e = e.clamp_min(1e-12 * float(e.max().clamp_min(1e-300)))
+    return tuple((u * e.pow(p)) @ u.T for p in powers)
+
+
 def _signal_cov(between: torch.Tensor, noise: torch.Tensor, dof_between: int,
                 dof_noise: int) -> torch.Tensor:
     """Estimate of the true means' covariance Λ from the means' covariance B = Λ + V + sampling
@@ -213,11 +221,9 @@ def _signal_cov(between: torch.Tensor, noise: torch.Tensor, dof_between: int,
     d = len(between)
     if dof_noise <= d:
         return _psd_root(between - noise).matrix_power(2)
-    v_e, v_u = torch.linalg.eigh((noise + noise.T) / 2)
-    if float(v_e.max()) <= 0:  # the draws of every input coincide: the means are exact
-        return between
-    v_e = v_e.clamp_min(float(v_e.max()) * 1e-12)
-    root, root_inv = (v_u * v_e.sqrt()) @ v_u.T, (v_u * v_e.rsqrt()) @ v_u.T
+    if float(noise.diagonal().max()) <= 0:  # V = 0 (V is PSD): the draws of every input
+        return between                     # coincide, the means are exact
+    root, root_inv = sym_powers(noise, 0.5, -0.5)
     ell, q = torch.linalg.eigh(root_inv @ between @ root_inv)
     edge = (1 + math.sqrt(d / max(dof_between, 1))) ** 2
     lam = torch.where(ell > edge, ell - 1, torch.zeros_like(ell))

@@ -49,6 +49,7 @@ from collections.abc import Callable
 import torch
 
 from ibtui.mi.critics import (
+    FULL_QUADRATIC_DIMS,
     ConcatCritic,
     GaussConcatCritic,
     GaussSeparableCritic,
@@ -316,11 +317,8 @@ def infonce_separable(a: torch.Tensor, b: torch.Tensor, *, batch_size: int = 256
         idx = tr[torch.randint(0, len(tr), (train_batch,), generator=gen).to(a.device)]
         _step(opts[stage], critic.parameters(), -bound(idx), grad_clip)
 
-    # the plug-in start needs b's quadratic part full and a small enough to fit a covariance
-    # (≤ 64 dims each, like MINE's: not images)
-    can = gauss_init and critic.gb.full and a.shape[1] <= 64
-    shrink = _choose_shrink(a[tr], b[tr], gen) if can else None
-    started = shrink is not None and critic.init_gaussian(a[tr], b[tr], shrink)
+    shrink = _plug_in_start(critic, a[tr], b[tr], gen) if gauss_init else None
+    started = shrink is not None
     with torch.no_grad():  # the plug-in start is a critic too (`_best_of`)
         start_value = bound(ev).item() if started else -math.inf
     rule = _Converge(max_steps, window, tol, patience)
@@ -369,6 +367,18 @@ def _choose_shrink(a: torch.Tensor, b: torch.Tensor, gen: torch.Generator) -> tu
     return max(score, key=score.get)
 
 
+def _plug_in_start(critic, a: torch.Tensor, b: torch.Tensor, gen: torch.Generator
+                   ) -> tuple | None:
+    """Start the critic's Gaussian-form path at the plug-in log-density ratio of the training
+    pairs (a, b), its shrinkage chosen inside them (`_choose_shrink`). Only when a and b have
+    ≤ 64 dims each (a covariance is fitted: not images) and the critic takes the start (enough
+    pairs); returns the shrinkage, or None when it did not start."""
+    if max(a.shape[1], b.shape[1]) > FULL_QUADRATIC_DIMS:
+        return None
+    shrink = _choose_shrink(a, b, gen)
+    return shrink if critic.init_gaussian(a, b, shrink) else None
+
+
 def mine(a: torch.Tensor, b: torch.Tensor, *, batch_size: int = 512, max_steps: int = 4000,
          lr: float = 5e-4, hidden: int = 64, ema: float = 1.0, weight_decay: float = 1e-4,
          grad_clip: float = 5.0, holdout: float = 0.3, eval_every: int = 50,
@@ -393,10 +403,8 @@ def mine(a: torch.Tensor, b: torch.Tensor, *, batch_size: int = 512, max_steps: 
         max_steps = max_epochs * max(1, len(tr) // train_batch)
     if gauss_path:
         critic = GaussConcatCritic(a.shape[1], b.shape[1], hidden).to(a.device)
-        # the plug-in start needs both quadratic parts full (≤ 64 dims each: not images)
-        can = gauss_init and critic.ga.full and critic.gb.full
-        shrink = _choose_shrink(a[tr], b[tr], gen) if can else None
-        started = can and critic.init_gaussian(a[tr], b[tr], shrink)
+        shrink = _plug_in_start(critic, a[tr], b[tr], gen) if gauss_init else None
+        started = shrink is not None
         gauss = [*critic.ga.parameters(), *critic.gb.parameters()]
         opts = [torch.optim.Adam(gauss, lr=gauss_lr, weight_decay=weight_decay),
                 torch.optim.Adam(critic.parameters(), lr=lr, weight_decay=weight_decay)]
