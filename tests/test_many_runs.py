@@ -264,6 +264,13 @@ async def _app_on(runs):
         yield app, pilot
 
 
+async def _next_page_is_new(pilot, table) -> None:
+    """`]` turns the table to a page that shares no row with the one before."""
+    first = {str(r.key.value) for r in table.ordered_rows}
+    await pilot.press("right_square_bracket")
+    assert not first & {str(r.key.value) for r in table.ordered_rows}
+
+
 def test_app_tables_are_paged_and_idle_polls_post_nothing(tmp_path, monkeypatch):
     import asyncio
 
@@ -278,10 +285,8 @@ def test_app_tables_are_paged_and_idle_polls_post_nothing(tmp_path, monkeypatch)
             t = app.screen.query_one(RunsTable)
             total = len(app.snapshot.rows)
             assert total == 9 and t.row_count == 4 and len(t.visible_ids) == total
-            first = [str(r.key.value) for r in t.ordered_rows]
-            await pilot.press("right_square_bracket")
-            second = [str(r.key.value) for r in t.ordered_rows]
-            assert t.page == 1 and t.row_count == 4 and not set(first) & set(second)
+            await _next_page_is_new(pilot, t)
+            assert t.page == 1 and t.row_count == 4
             assert "rows 5–8 of 9" in t.page_text()
             await pilot.press("right_square_bracket", "right_square_bracket")
             assert t.page == 2 and t.row_count == 1  # the last page
@@ -325,10 +330,8 @@ def test_workers_needs_attention_table_is_paged(tmp_path, monkeypatch):
             queue = app.screen.query_one("#queue", DataTable)
             waiting = [r for r in app.snapshot.rows if r.state != "done"]
             assert len(waiting) > 4 and queue.row_count == 2
-            first = [str(r.key.value) for r in queue.ordered_rows]
-            await pilot.press("right_square_bracket")
-            second = [str(r.key.value) for r in queue.ordered_rows]
-            assert queue.row_count == 2 and not set(first) & set(second)
+            await _next_page_is_new(pilot, queue)
+            assert queue.row_count == 2
             title = str(app.screen.query_one("#queue-title", Static).render())
             assert f"rows 3–4 of {len(waiting)}" in title and "page 2/" in title
             for _ in range(5):
