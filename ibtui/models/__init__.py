@@ -27,9 +27,4 @@ def create_model(arch: str, num_classes: int = 10, width: int = 64, noise_xt: fl
 
 
 # importing the modules fills the registry
-from ibtui.models import resnet  # noqa: E402,F401
-
-try:  # VGG16 arrives with its own module
-    from ibtui.models import vgg  # noqa: F401
-except ImportError:
-    pass
+from ibtui.models import resnet, vgg  # noqa: E402,F401

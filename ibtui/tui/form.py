@@ -9,16 +9,11 @@ re-loads the whole file with `load_spec` and only then replaces it atomically.
 from __future__ import annotations
 
 import re
-import sys
 import time
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 from ibtui.errors import SpecError
 from ibtui.runs.store import atomic_write_text
