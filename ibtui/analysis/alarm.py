@@ -300,31 +300,6 @@ def timeline(inp: dict, score: str = DEFAULT_SCORE, alpha: float = ALPHA,
     return out
 
 
-RECIPE_KEYS = ("dataset", "arch", "width", "epochs", "lr", "batch_size", "noise_xt", "noise_ty",
-               "mi_epochs", "momentum", "weight_decay")
-
-
-def reference_runs(run_dir: Path, max_refs: int = 8) -> list[Path]:
-    """Finished clean runs (attack "none") of the same training recipe (RECIPE_KEYS) in the
-    same runs directory, the run itself excluded: the optional null fitted on clean runs. Only
-    the recipe of the judged run is read, never its attack or target."""
-    from ibtui.runs.store import list_runs, load_run
-
-    run_dir = Path(run_dir)
-    try:
-        me = load_run(run_dir).spec
-        recipe = {k: me.get(k) for k in RECIPE_KEYS}
-        out = []
-        for r in list_runs(run_dir.parent):
-            if r.path.resolve() == run_dir.resolve() or r.state != "done":
-                continue
-            if r.spec.get("attack") == "none" and all(r.spec.get(k) == v for k, v in recipe.items()):
-                out.append(r.path)
-        return sorted(out)[:max_refs]
-    except Exception:  # noqa: BLE001 - no references is always a valid answer
-        return []
-
-
 def verdict(run_dir: Path, score: str = DEFAULT_SCORE, alpha: float = ALPHA,
             inp: dict | None = None, references: list[dict] | None = None) -> dict | None:
     """The run's current verdict: the latest checkpoint's, plus `first_epoch`, the first
