@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install clean lint
+.PHONY: run test test-fast install clean lint
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -20,6 +20,10 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# the edit-test loop: no end-to-end worker runs (marker `slow`) or Slurm cluster tests; stops at the first failure
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -x -m "not slow and not slurm"
 
 clean:
 	rm -rf $(VENV)
