@@ -33,6 +33,8 @@ from ibtui.train import (
     train_epoch,
 )
 
+HEARTBEAT_S = 1.0  # liveness writes at most this often (readers call a run lost after 30 s)
+
 
 class Experiment:
     def __init__(self, run_dir: Path, should_stop: Callable[[], str | None] = lambda: None,
@@ -50,17 +52,26 @@ class Experiment:
         self.should_stop = should_stop
         self.runtime = runtime or {}
         self.num_classes = DATASETS[self.spec["dataset"]].num_classes
-        self._last_beat = 0.0
+        self._last_beat = -math.inf
+        self._pending: dict = {}
 
     def beat(self, force: bool = False, **fields) -> None:
-        """Heartbeat (at most every 2 s unless forced or fields change) and the stop check."""
-        now = time.time()
-        if force or fields or now - self._last_beat > 2.0:
+        """Progress, liveness and the stop check; called every training step, so cheap.
+
+        Fields are kept and written to status.json at most every HEARTBEAT_S (atomic replace,
+        no fsync: liveness needs no durability), or at once when forced; a phase change is
+        written at once and fsynced (the end of the run is written durably by the worker).
+        The cancel file is looked at with each write; a stop signal every call."""
+        self._pending.update(fields)
+        phase_change = "phase" in fields and fields["phase"] != self.w.status.get("phase")
+        now = time.monotonic()
+        if force or phase_change or now - self._last_beat >= HEARTBEAT_S:
             self._last_beat = now
-            self.w.heartbeat(**fields)
+            pending, self._pending = self._pending, {}
+            self.w.set_status(fsync=phase_change, **pending)
+            if (self.dir / "cancel").exists():
+                raise Stop("cancelled", "cancelled by user")
         reason = self.should_stop()
-        if (self.dir / "cancel").exists():
-            raise Stop("cancelled", "cancelled by user")
         if reason:
             raise Stop("interrupted", reason)
 
@@ -129,17 +140,21 @@ class Experiment:
         self.w.write_summary(summary)
         return summary
 
-    def train_one(self, epoch, model, opt, sched, gen, xt, yt, xs, ys, xtrig) -> dict:
-        s = self.spec
-        t = time.time()
-        self.beat(force=True, phase="training", epoch=epoch, progress=0.0)
-
+    def step_hook(self, epoch: int) -> Callable[[int, int], None]:
+        """What the worker does after every training step (bench/bench_step_overhead.py)."""
         def on_batch(b: int, nb: int) -> None:
             self.beat(progress=round(b / nb, 4))
             if b == (nb + 1) // 2:
                 pause_point(f"mid-epoch-{epoch}", self.dir)
 
-        rec = train_epoch(model, opt, xt, yt, s["batch_size"], gen, self.num_classes, on_batch)
+        return on_batch
+
+    def train_one(self, epoch, model, opt, sched, gen, xt, yt, xs, ys, xtrig) -> dict:
+        s = self.spec
+        t = time.time()
+        self.beat(force=True, phase="training", epoch=epoch, progress=0.0)
+        rec = train_epoch(model, opt, xt, yt, s["batch_size"], gen, self.num_classes,
+                          self.step_hook(epoch))
         test_loss, test_acc, _ = evaluate(model, xs, ys)
         _, _, pred_trig = evaluate(model, xtrig, ys)
         am = attack_metrics(pred_trig, ys, s["target"])

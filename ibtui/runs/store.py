@@ -65,14 +65,18 @@ def dumps(obj: Any) -> str:
     return json.dumps(_clean(json.loads(json.dumps(obj, default=_json_default))), allow_nan=False)
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+def atomic_write_bytes(path: Path, data: bytes, fsync: bool = True) -> None:
+    """Replace `path` with `data` atomically (temp file in the same dir, os.replace); readers see
+    the old file or the new one, never a mix. fsync=False skips the flush to disk: enough for
+    liveness (a crash may lose the write, never tear it), far cheaper on shared filesystems."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if fsync:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -82,19 +86,26 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode())
+def atomic_write_text(path: Path, text: str, fsync: bool = True) -> None:
+    atomic_write_bytes(path, text.encode(), fsync=fsync)
 
 
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(json.loads(dumps(obj)), indent=2) + "\n")
+def atomic_write_json(path: Path, obj: Any, fsync: bool = True) -> None:
+    atomic_write_text(path, json.dumps(json.loads(dumps(obj)), indent=2) + "\n", fsync=fsync)
 
 
 def append_jsonl(path: Path, record: dict) -> None:
     """Append one record as a line, flushed and fsynced: a finished epoch is never lost."""
-    line = dumps(record) + "\n"
+    append_jsonl_many(path, [record])
+
+
+def append_jsonl_many(path: Path, records: list[dict]) -> None:
+    """Append records as lines with one write and one fsync (a checkpoint's MI records)."""
+    if not records:
+        return
+    text = "".join(dumps(r) + "\n" for r in records)
     with open(path, "a", encoding="utf-8") as f:
-        f.write(line)
+        f.write(text)
         f.flush()
         os.fsync(f.fileno())
 
@@ -593,22 +604,23 @@ class RunWriter:
         self.status = self.status or {}
         (self.path / "artifacts").mkdir(exist_ok=True)
 
-    def set_status(self, **fields: Any) -> None:
+    def set_status(self, fsync: bool = True, **fields: Any) -> None:
+        """Update and write status.json; durable (fsynced) unless fsync=False."""
         if fields.get("pid") and "pid_start" not in fields:  # who the pid is: see effective_state
             fields["pid_start"] = process_start_time(fields["pid"])
         self.status.update(fields)
         self.status["heartbeat"] = time.time()
-        atomic_write_json(self.path / "status.json", self.status)
+        atomic_write_json(self.path / "status.json", self.status, fsync=fsync)
 
     def heartbeat(self, **fields: Any) -> None:
-        self.set_status(**fields)
+        """A liveness write: atomic, not fsynced (the caller limits how often)."""
+        self.set_status(fsync=False, **fields)
 
     def log_metrics(self, record: dict) -> None:
         append_jsonl(self.path / "metrics.jsonl", record)
 
     def log_mi(self, records: list[dict]) -> None:
-        for r in records:
-            append_jsonl(self.path / "mi.jsonl", r)
+        append_jsonl_many(self.path / "mi.jsonl", records)
 
     def write_summary(self, summary: dict) -> None:
         atomic_write_json(self.path / "summary.json", summary)
@@ -631,7 +643,8 @@ LIGHT_STATUS = ("state", "created", "started", "ended", "heartbeat", "pid", "pid
                 "gpu", "phase", "detail", "epoch", "epochs", "progress", "test_acc", "asr",
                 "error", "executor")
 LIGHT_SPEC = ("name", "attack", "dataset", "arch", "width", "poison_rate", "seed", "epochs",
-              "target", "tags")
+              "target", "tags", "min_asr", "min_asr_reason", "lr", "batch_size", "noise_xt",
+              "noise_ty", "momentum", "weight_decay", "plateau_patience", "plateau_factor")
 # summary.json: its headline numbers and flags; the sanity checks as counts, the alarm's
 # verdict without its per-class detail, the stealth score's share of inputs at their ceiling
 LIGHT_SUMMARY = ("score", "d_xt", "d_ty", "clean_acc", "asr", "ra", "psnr", "ssim",
@@ -682,8 +695,12 @@ def light_summary(summary: dict | None) -> dict | None:
     alarm = summary.get("alarm")
     if isinstance(alarm, dict):
         out["alarm"] = {k: alarm[k] for k in ("top_class", "poisoned", "p", "epoch",
-                                              "first_epoch") if k in alarm}
+                                              "first_epoch", "no_verdict") if k in alarm}
         out["alarm"]["suspicion"] = {}
+    stealth = summary.get("stealth")
+    boot = stealth.get("bootstrap") if isinstance(stealth, dict) else None
+    if isinstance(boot, dict) and "score_interval" in boot:  # the leaderboard's interval
+        out["stealth"] = {"bootstrap": {"score_interval": boot["score_interval"]}}
     return out
 
 
