@@ -1,4 +1,4 @@
-"""Attack fidelity and perceptibility per attack and variant (issue 15).
+"""Attack fidelity and perceptibility per attack and variant.
 
 1. Fidelity: on the golden inputs (tests/data/golden_inputs.npy, 6 images), the max and mean
    absolute difference (0-255) between ibtui's poisoned training / triggered test images and the

@@ -637,7 +637,7 @@ def show(run_key: str = typer.Argument(..., metavar="RUN"), runs_dir: Path = Run
                     f"e{c.get('epoch', '')}: {c.get('detail', '')}", style="yellow")
     if seeds is not None:
         _show_seeds(seeds)
-    from ibtui.analysis.alarm import alarm_lines  # issue 13: the backdoor alarm's verdict
+    from ibtui.analysis.alarm import alarm_lines  # the backdoor alarm's verdict
 
     try:
         lines = alarm_lines(r)

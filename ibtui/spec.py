@@ -437,7 +437,7 @@ def _check_values(v: dict, *, file: str, exp: str, regs: dict[str, list[str]], m
         for x in values:
             if x not in allowed:
                 raise err(key, f"unknown {key} {x!r}; allowed: {', '.join(allowed)}")
-    clean_reference = v["attack"] == "none"  # issue 13: poison_rate is ignored, stored as 0
+    clean_reference = v["attack"] == "none"  # poison_rate is ignored, stored as 0
     if clean_reference:
         x = v["poison_rate"]
         if not (isinstance(x, (int, float)) and math.isfinite(x) and 0 <= x < 1):

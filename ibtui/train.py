@@ -1,5 +1,5 @@
 """Training on tensors held on the device (no DataLoader): batches are slices of a seeded
-permutation. The paper's recipe (METHOD.md §3): SGD momentum 0.9, weight decay 5e-4,
+permutation. The paper's recipe (docs/method.md §3): SGD momentum 0.9, weight decay 5e-4,
 ReduceLROnPlateau(factor 0.5, patience 5) on test loss, cross-entropy, no augmentation."""
 
 from __future__ import annotations

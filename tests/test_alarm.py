@@ -1,4 +1,4 @@
-"""Backdoor alarm (issue 13): hand-made per-class records, the two baselines on synthetic data
+"""Backdoor alarm: hand-made per-class records, the two baselines on synthetic data
 with a planted cluster, and the calibration of the run-level p-value."""
 
 from __future__ import annotations

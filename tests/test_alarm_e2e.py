@@ -1,4 +1,4 @@
-"""Backdoor alarm end to end (issue 13): a tiny clean run (attack "none") and a tiny poisoned
+"""Backdoor alarm end to end: a tiny clean run (attack "none") and a tiny poisoned
 one through the real CLI, scheduler and worker; per-class records, summary verdicts, `show`,
 and `alarm-eval` on the pair. Tiny runs (2 epochs, width 8) are far too short for the detector
 to be right: this checks the plumbing, not the detector's power (bench/alarm_eval.md does)."""

@@ -113,7 +113,7 @@ def test_variants_resolve(name):
     ("ftrojan", {"variant": "nope"}, "attack_options.variant"),
     ("badnets", {"colour": "green"}, "attack_options.colour"),
     ("blend", {"alpha": 2.0}, "attack_options.alpha"),
-    # issue 16: non-finite numbers, bad positions, missing files
+    # non-finite numbers, bad positions, missing files
     ("blend", {"alpha": float("nan")}, "attack_options.alpha"),
     ("blend", {"test_alpha": float("inf")}, "attack_options.test_alpha"),
     ("wanet", {"s": float("nan")}, "attack_options.s"),

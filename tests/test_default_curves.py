@@ -1,4 +1,4 @@
-"""The default I(X;T) measurement moves during training and stays off its ceiling (issue 12):
+"""The default I(X;T) measurement moves during training and stays off its ceiling:
 a real (tiny) run through the worker's Experiment, default mi_options but k and max_samples."""
 
 import math

@@ -153,7 +153,7 @@ def test_gaussian_conditional():
         noisy_mi(one, 0.5, conditional="nope")
 
 
-# --- correlated upstream noise (issue 12): noisy linear networks with exact truth ---
+# --- correlated upstream noise: noisy linear networks with exact truth ---
 
 @pytest.fixture(scope="module")
 def linear_tasks():

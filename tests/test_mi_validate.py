@@ -1,4 +1,4 @@
-"""validate-mi rows for the issue-12 tasks (noisy networks, bmi transforms), on small stand-ins."""
+"""validate-mi rows for the newer tasks (noisy networks, bmi transforms), on small stand-ins."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""Poison index rule and class-wise subsets (METHOD.md §1, §4)."""
+"""Poison index rule and class-wise subsets (docs/method.md §1, §4)."""
 
 import numpy as np
 import pytest
@@ -175,7 +175,7 @@ def test_label_keeping_samples_are_not_backdoor(digits):
 
 
 def test_ibtui_v1_rule_reproduces_older_runs():
-    """Pre-issue-15 rule: last round(p N / C) per class, LC the last round(p n_t)."""
+    """ibtui's first rule (ibtui-v1): last round(p N / C) per class, LC the last round(p n_t)."""
     y = np.repeat(np.arange(10), 135)[:1347]
     idx = select_poison_indices(y, 0.05, 0, "dirty", 10, rule="ibtui-v1")
     assert len(idx) == 70

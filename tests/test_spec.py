@@ -187,7 +187,7 @@ def test_close_rates_and_long_ids_stay_distinct_and_short():
     assert all(len(i.encode()) <= MAX_RUN_ID_BYTES and check_run_id(i) is None for i in ids)
 
 
-# --- names, device, data files, poison rate (issue 16) -------------------------------------
+# --- names, device, data files, poison rate ---------------------------------------------
 
 @pytest.mark.parametrize("name", ["", ".hidden", "-x", "a b", "a/b", "..", "x\\u0000y", "x\\ny", "tab\\t",
                                   "é", "[/]", "n" * 65, "x" * 300])

@@ -1,4 +1,4 @@
-"""Property-based tests of spec validation (issue 16): specs generated from the documented schema
+"""Property-based tests of spec validation: specs generated from the documented schema
 (`ibtui.spec.FIELDS`, `RANGES`, `CHOICES` and the registries), with values mutated into wrong
 types, NaN/inf, out-of-range numbers, Rich markup, control characters, lists and unknown keys.
 

@@ -1,4 +1,4 @@
-"""Stealth score on hand-computed examples (METHOD.md §6), and its within-run bootstrap."""
+"""Stealth score on hand-computed examples (docs/method.md §6), and its within-run bootstrap."""
 
 import math
 

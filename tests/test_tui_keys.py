@@ -571,7 +571,7 @@ async def test_compose_marks_the_focused_field(runs):
         assert str(screen.query_one("#launch").variant) == "default"  # not the focus colour
 
 
-# --- seeds and intervals (issue 12, item 5) ----------------------------------------------
+# --- seeds and intervals ----------------------------------------------------------------
 
 def add_seeds(runs: Path, scores=(0.55, 0.75), seeds=(5, 6)) -> list[str]:
     """Copies of DONE (seed 0, score 0.65) with other seeds and scores: one configuration,

@@ -111,7 +111,7 @@ def test_workers_screen(snap_compare, runs, size):
     assert snap_compare(make_app(runs), terminal_size=size, run_before=shot("w"))
 
 
-# --- screens and states added with the key table (issue 18) -----------------------------
+# --- screens and states added with the key table -------------------------------------
 
 SMALL = [pytest.param((80, 24), id="80x24")]
 

@@ -1,4 +1,4 @@
-"""Backdoor alarm (issue 13): which class is the backdoor target, and is there one at all, from
+"""Backdoor alarm: which class is the backdoor target, and is there one at all, from
 what a run records for every class alike, without being told the attack or the target.
 
 Inputs (read from the run directory, each treated as untrusted; nothing else is read):

@@ -11,7 +11,7 @@ only; the detectors never see it. Per method and reference mode:
 - detected: share of seeds whose alarm fires (p <= ALPHA) naming the target;
 - first epoch: median over seeds of the first checkpoint from which on the alarm names the target
   ("-" when it never does);
-- a pooled row per rate over the five dirty-label attacks (the issue's measure: AUROC >= 0.9 and
+- a pooled row per rate over the five dirty-label attacks (the target set for the alarm: AUROC >= 0.9 and
   top-1 >= 80% at 10%);
 - false-positive rate: clean runs whose alarm fires at the last checkpoint (any class).
 Reference modes: "none" (robust z across classes alone) and "clean-ref" (each run corrected by

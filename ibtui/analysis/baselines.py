@@ -1,4 +1,4 @@
-"""Two published poison detectors on a class's penultimate representations (issue 13 baselines).
+"""Two published poison detectors on a class's penultimate representations (the alarm's baselines).
 
 Both are implemented here from their papers with numpy / scikit-learn; no code was copied.
 

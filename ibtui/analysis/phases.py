@@ -1,4 +1,4 @@
-"""The four training phases of paper §IV-C (METHOD.md §1), found on a run's MI curves.
+"""The four training phases of paper §IV-C (docs/method.md §1), found on a run's MI curves.
 
 Rule (one MI method: the first one in the records):
 

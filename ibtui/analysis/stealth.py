@@ -1,4 +1,4 @@
-"""Stealth score (paper §IV-D, Eq. 5-6; METHOD.md §6). Lower = stealthier.
+"""Stealth score (paper §IV-D, Eq. 5-6; docs/method.md §6). Lower = stealthier.
 
 1. Min-max normalise every MI value of the run to [0, 1], separately per term (xt, ty),
    over all checkpoints and subsets.

@@ -38,7 +38,7 @@ LC_QUICK_IMAGES = 6
 def attack_order(attacks: list[str] | None = None) -> list[str]:
     if attacks is not None:
         return list(attacks)
-    # "none" (the clean reference, issue 13) has no trigger to draw
+    # "none" (the clean reference) has no trigger to draw
     return [a for a in CANONICAL if a in ATTACKS] + sorted(set(ATTACKS) - set(CANONICAL) - {"none"})
 
 

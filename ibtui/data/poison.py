@@ -1,4 +1,4 @@
-"""Poisoning a dataset and building the class-wise subsets MI is measured on (METHOD.md §1, §4)."""
+"""Poisoning a dataset and building the class-wise subsets MI is measured on (docs/method.md §1, §4)."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def select_poison_indices(y: np.ndarray, rate: float, target: int, label_mode: s
     - "random-floor" (Qi et al.'s toolbox): a uniformly random floor(p N) of the whole set.
     - "first-other" (the original FTrojan code): the first floor(p N) images whose label is not
       the target.
-    - "ibtui-v1" (ibtui before issue 15, kept to reproduce older runs): the last round(p N / C)
+    - "ibtui-v1" (ibtui's first rule, kept to reproduce older runs): the last round(p N / C)
       images of every class; clean-label, the last round(p n_t) target-class images.
 
     Clean-label (p is a share of the *target class* here, n = floor(p n_t) or round(p n_t) for
@@ -95,7 +95,7 @@ def select_poison_indices(y: np.ndarray, rate: float, target: int, label_mode: s
 
 def build_subsets(y: np.ndarray, is_backdoor: np.ndarray, is_triggered: np.ndarray, target: int,
                   observe_classes: list[int], seed: int) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    """The subsets of METHOD.md §1, as sorted index arrays, and each one's role."""
+    """The subsets of docs/method.md §1, as sorted index arrays, and each one's role."""
     t = str(target)
     in_t = y == target
     subsets = {

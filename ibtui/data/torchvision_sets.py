@@ -11,7 +11,7 @@ Files, relative to the data root (`data_root` in experiments.toml, else $IBTUI_D
   svhn:    train_32x32.mat, test_32x32.mat (the "cropped digits" format, torchvision's layout)
 
 SVHN keeps the first `SVHN_TRAIN_PER_CLASS` (4,000) training images of every class, in file
-order (40,000 images; METHOD.md section 4); its test set is complete (26,032). torchvision maps
+order (40,000 images; docs/method.md §3); its test set is complete (26,032). torchvision maps
 SVHN's label 10 to digit 0.
 
 After a successful load the decoded arrays are cached as one uncompressed .npz next to the files

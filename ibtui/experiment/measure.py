@@ -87,7 +87,7 @@ CLASS_POINTS = 1000  # at most this many training images per class for classes.j
 
 def class_statistics(spec: dict, run_dir: Path, epoch: int, model, xt: torch.Tensor,
                      y_train: np.ndarray, num_classes: int, final: bool = False) -> dict:
-    """classes.jsonl (issue 13): the same cheap statistics for every class, from the training
+    """classes.jsonl: the same cheap statistics for every class, from the training
     labels alone (no poison mask, no target): per-sample loss quantiles, accuracy and confidence
     of the labelled class, and the two baselines' numbers on the penultimate representation S
     (activation clustering: 2-means silhouette and smaller-cluster share; spectral signature: top

@@ -120,7 +120,7 @@ class Experiment:
                 representation_stats(s, self.dir, epoch, model, xt, data)
                 record["mi_seconds"] = round(time.time() - t_mi, 4)
             if epoch in s["mi_epochs"] or epoch == s["epochs"]:
-                # per-class statistics of every class alike, for the backdoor alarm (issue 13)
+                # per-class statistics of every class alike, for the backdoor alarm
                 t_cls = time.time()
                 class_statistics(s, self.dir, epoch, model, xt, data.y_train, self.num_classes,
                                  final=epoch == s["epochs"])

@@ -66,6 +66,6 @@ def summarise(spec: dict, run_dir: Path, data: PoisonedData, num_classes: int, p
         "poison_seconds": round(poison_s, 3), "train_seconds": round(train_s, 3),
         "mi_seconds": round(mi_s, 3), "wall_seconds": round(time.time() - t0, 3),
         "runtime": runtime or {},
-        # issue 13: the backdoor alarm's verdict, from per-class records only (no attack/target)
+        # the backdoor alarm's verdict, from per-class records only (no attack/target)
         "alarm": alarm_record(run_dir),
     }

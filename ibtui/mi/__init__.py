@@ -1,11 +1,11 @@
-"""Mutual-information engine of ibtui (METHOD.md §5).
+"""Mutual-information engine of ibtui (docs/method.md §5, docs/mi.md).
 
 Public API:
 - estimate(a, b, method=..., **options) -> MIEstimate     trained estimators on samples
 - noisy_mi(s, sigma, ...) -> MIEstimate                   noise-aware I(X;T)
 - noisy_mi_ty(s, weight, sigma_ty, ...) -> MIEstimate     noise-aware I(T;Ŷ)
 - estimate_checkpoint(model, x, subsets, ...) -> records  class-wise MI of one checkpoint
-- sanity_checks(records, ...) -> flags                    METHOD.md §5 sanity checks
+- sanity_checks(records, ...) -> flags                    the sanity checks of docs/method.md §5
 - METHODS, DEFAULT_METHOD, validate_mi_options(method, options)
 """
 

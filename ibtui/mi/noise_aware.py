@@ -1,4 +1,4 @@
-"""Noise-aware MI for noisy networks: no training, exact to the noise model (METHOD.md §2, §5).
+"""Noise-aware MI for noisy networks: no training, exact to the noise model (docs/method.md §2, §5).
 
 Model. X is uniform over the N inputs of a subset. For input i we hold k noiseless draws
 s_i1..s_ik of S (each draw carries fresh noise of the earlier layers), and T = S + N(0, σ²I).
@@ -424,7 +424,7 @@ def representation_spread(s: torch.Tensor) -> float:
 
 def measurement_sigma(s: torch.Tensor, sigma_t: float, scale: float) -> tuple[float, dict]:
     """The noise std of T_m = T + σ_m Z, σ_m = scale · representation_spread(s), for measuring
-    I(X; T_m) (issue 12, Goldfeld et al. 2019: compression is clustering at a scale).
+    I(X; T_m) (Goldfeld et al. 2019: compression is clustering at a scale).
 
     Why: with only the network's own noise σ_t, which stays fixed while the representation's
     spread grows during training (0.5 → 1.3 per coordinate on the default digits run, σ_t = 0.1),

@@ -72,7 +72,7 @@ OPTIONS: dict[str, Opt] = {
                        help="subsample subsets larger than this (null = all)"),
     "schedule": Opt(str, "paper", choices=tuple(SCHEDULES),
                     help="epoch defaults of the trained estimators"),
-    # infonce-paper (METHOD.md §5)
+    # infonce-paper (docs/method.md §5)
     "max_epochs_xt": Opt(int, None, 1, 100000, nullable=True),
     "max_epochs_ty": Opt(int, None, 1, 100000, nullable=True),
     "batch_xt": Opt(int, 128, 1, 1 << 20),

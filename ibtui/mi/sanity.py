@@ -1,4 +1,4 @@
-"""Sanity checks on MI records (METHOD.md §5). Never raises: a malformed record becomes a flag.
+"""Sanity checks on MI records (docs/method.md §5). Never raises: a malformed record becomes a flag.
 
 Each flag: {check, subset, epoch, ok, value, bound, detail}. Checks:
 - ceiling:     value ≤ the estimator's ceiling (log(K+1), log N, ...).

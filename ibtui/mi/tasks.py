@@ -1,4 +1,4 @@
-"""Ground-truth tasks for validating the MI estimators (METHOD.md §5).
+"""Ground-truth tasks for validating the MI estimators (docs/method.md §5).
 
 - paper_gaussian: X ~ N(0, I₅), Y = X[:, :3] + ε, ε ~ N(0, I₃/6). Each of the three used
   coordinates is an AWGN channel with SNR 6, so I(X;Y) = 3 · ½ ln(1 + 6) = 1.5 ln 7 ≈ 2.919 nats
@@ -192,7 +192,7 @@ def surrogate_ty_weight(dim: int = 512, classes: int = 10, seed: int = 0,
     return w, 0.1 * torch.randn(classes, generator=g)
 
 
-# --- noisy networks with upstream noise (issue 12): T|X has correlated, non-isotropic noise ---
+# --- noisy networks with upstream noise: T|X has correlated, non-isotropic noise ---
 
 @dataclass
 class NoisyNetTask:

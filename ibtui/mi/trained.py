@@ -12,7 +12,7 @@
   pairs only (negatives repeat: drawn with replacement from the batch) with the first layer
   factorised and layers 2–3 fused in cache-sized chunks (2.6x less CPU per step on one
   thread at the I(T;Ŷ) settings; bench/bench_infonce_paper.py --time-steps).
-- infonce-separable and mine (ours, built to converge; issue 12): inputs standardised with the
+- infonce-separable and mine (ours, built to converge): inputs standardised with the
   training pairs' mean and std; pairs split into training and held-out shares; the budget is a
   number of optimiser steps (`max_steps`), and every `eval_every` steps the bound is evaluated
   on the held-out pairs. Convergence rule: stop when the best mean of `window` consecutive
@@ -123,7 +123,7 @@ def infonce_paper(a: torch.Tensor, b: torch.Tensor, *, batch_size: int = 128,
                   hidden: int = 128, weight_decay: float = 1e-4, grad_clip: float = 5.0,
                   early_stop_delta: float = 1e-2, early_stop_patience: int = 10,
                   last_epochs: int = 5, seed: int = 0, progress: Progress = None) -> MIEstimate:
-    """The authors' InfoNCE (METHOD.md §5) with the factorised first layer."""
+    """The authors' InfoNCE (docs/method.md §5) with the factorised first layer."""
     t0 = time.perf_counter()
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)

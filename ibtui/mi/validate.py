@@ -12,7 +12,7 @@ epochs (a smoke test, far from the paper's thousands of steps), separable and mi
 Rows "noise-aware/gaussian" use `noisy_mi(..., conditional="gaussian")` on tasks with k > 1.
 Full mode: all samples, the paper's schedules (hours on CPU).
 
-Issue-12 tasks (both modes):
+Tasks for the noisy-network conditionals and the trained estimators (both modes):
 - noisy networks with correlated upstream noise (`tasks.noisy_linear`: exact truth by whitening;
   `tasks.noisy_relu`: truth = the mixture over k = 1,024 draws, 2-d) for the noise-aware
   estimator with its three conditionals: "noise-aware" (full covariance, the default; its `lower`

@@ -1,4 +1,4 @@
-"""Noisy ResNet-18 for 32x32 inputs (METHOD.md §2).
+"""Noisy ResNet-18 for 32x32 inputs (docs/method.md §2).
 
 3x3 stem with stride 1 and no max-pool; N(0, noise_xt^2) after the first ReLU and after the
 final ReLU of every BasicBlock; N(0, noise_ty^2) on the pooled features before fc. `width` is

@@ -1,4 +1,4 @@
-"""Noisy VGG16 with batch-norm for 32x32 inputs (METHOD.md section 2).
+"""Noisy VGG16 with batch-norm for 32x32 inputs (docs/method.md §2).
 
 Layers (channels scaled by width/64; 64 = paper):
   64, 64, M, 128, 128, M, 256, 256, 256, M, 512, 512, 512, M, 512, 512, 512, M

@@ -86,7 +86,7 @@ class RunRow:
     has_summary: bool = False
     order: int = 0  # creation order in the runs directory
     sanity: tuple[tuple[bool, str], ...] = ()  # (ok, what) per MI sanity check, failed first
-    alarm: str = ""  # backdoor alarm (issue 13): "! c" names class c, "ok", "" = no data yet
+    alarm: str = ""  # backdoor alarm: "! c" names class c, "ok", "" = no data yet
     config: str = ""  # every spec field but the seed (ibtui.analysis.replicas.config_key)
     tags: tuple[str, ...] = ()
 
@@ -210,7 +210,7 @@ def _alarm_cell(run: Run) -> str:
         # a finished run's recorded verdict, as alarm_cell reads it (without the import and
         # the file checks: ten thousand rows)
         return "" if "top_class" not in a else f"! {a['top_class']}" if a.get("poisoned") else "ok"
-    from ibtui.analysis.alarm import alarm_cell  # issue 13; never raises
+    from ibtui.analysis.alarm import alarm_cell  # never raises
 
     return alarm_cell(run)
 

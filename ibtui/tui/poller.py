@@ -65,7 +65,7 @@ class RunDetail:
     mi: list[dict] = field(default_factory=list)
     log: list[str] = field(default_factory=list)
     damaged: list[str] = field(default_factory=list)
-    alarm: dict | None = None  # the backdoor alarm's current verdict (issue 13)
+    alarm: dict | None = None  # the backdoor alarm's current verdict
 
 
 class RunsReader:
@@ -285,7 +285,7 @@ class RunsReader:
 
 
 def _alarm_verdict(run: Run) -> dict | None:
-    from ibtui.analysis.alarm import live_verdict  # issue 13; never raises
+    from ibtui.analysis.alarm import live_verdict  # never raises
 
     return live_verdict(run)
 

@@ -40,7 +40,7 @@ INDEX_RULES = {
                     "(a shuffled prefix); clean-label, floor(p n_t) of the target class",
     "first-other": "the original FTrojan code: the first floor(p N) images whose label is not "
                    "the target; clean-label, the first floor(p n_t) target-class images",
-    "ibtui-v1": "ibtui before issue 15 (to reproduce older runs): dirty-label, the last "
+    "ibtui-v1": "ibtui's first rule (to reproduce older runs): dirty-label, the last "
                 "round(p N / C) images of every class; clean-label, the last round(p n_t)",
 }
 INDEX_OPTION_HELP = "which images are poisoned: " + "; ".join(

@@ -1,4 +1,4 @@
-"""No attack: the clean reference run (issue 13). The same recipe on unpoisoned data.
+"""No attack: the clean reference run. The same recipe on unpoisoned data.
 
 `poison_rate` is ignored (the spec stores 0 for it): no training image is selected, nothing is
 relabelled, and the "test trigger" is the identity, so ASR is only the rate at which clean test

@@ -63,7 +63,7 @@ def phases_text(ph) -> Text | None:
 
 
 def alarm_parts(v: dict | None) -> list:
-    """The backdoor alarm (issue 13): verdict line and suspicion per class as bars, the
+    """The backdoor alarm: verdict line and suspicion per class as bars, the
     suspected class highlighted once the alarm fires; nothing before the first checkpoint."""
     from ibtui.analysis.alarm import suspicion_bars
 
