@@ -7,7 +7,7 @@ import os
 import re
 import sys
 from collections import Counter
-from enum import Enum
+from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Literal
 
@@ -160,7 +160,7 @@ def _fmt(v, spec: str = ".3f") -> str:
     return "-" if v is None else format(v, spec)
 
 
-class Executor(str, Enum):
+class Executor(StrEnum):
     local = "local"
     slurm = "slurm"
 

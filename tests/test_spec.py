@@ -1,10 +1,10 @@
 """experiments.toml: validation messages with locations, grid expansion, exit code 2 via the CLI."""
 
 import time
+import tomllib
 from pathlib import Path
 
 import pytest
-import tomllib
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -18,11 +18,11 @@ from __future__ import annotations
 import math
 import os
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
 import tomli_w
-import tomllib
 from conftest import ibtui_cmd
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
