@@ -1,6 +1,6 @@
 """Slurm executor vs local executor on the same tiny spec, measured in one run.
 
-    python bench/bench_slurm.py        # needs a working sbatch (../shared/slurm/start-local-slurm.sh)
+    python bench/bench_slurm.py        # needs a working sbatch (a single-node cluster will do)
 
 Prints, per executor: submission overhead per run (creating the run directories and handing
 them to the executor), time from submission to the worker starting (status `running`), and to

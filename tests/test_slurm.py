@@ -1,5 +1,5 @@
-"""The Slurm executor against a real cluster (../shared/slurm/start-local-slurm.sh brings up a
-single-node one; .ci/run starts it when it can). Skipped, with the reason, where sbatch does
+"""The Slurm executor against a real cluster (a single-node one will do, docs/operations.md;
+.ci/run starts one when it can). Skipped, with the reason, where sbatch does
 not work. Settings checks that need no cluster run everywhere."""
 
 import os
@@ -19,7 +19,7 @@ from ibtui.runs.store import list_runs, load_run
 
 def cluster_works() -> str:
     if shutil.which("sbatch") is None:
-        return "no sbatch on PATH (start ../shared/slurm/start-local-slurm.sh as root)"
+        return "no sbatch on PATH (these tests need a Slurm cluster; docs/operations.md)"
     try:
         r = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired) as e:
