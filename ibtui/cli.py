@@ -655,7 +655,7 @@ def _scale_note(recs: list[dict], term: str) -> str:
     if scale is None:
         return ""
     return (f", on T + σ_m·Z with σ_m = {scale:g} × the representation's spread "
-            "(xt_scale; README: Mutual information)")
+            "(xt_scale; docs/mi.md)")
 
 
 def _show_bracket(recs: list[dict], method: str) -> None:

@@ -61,7 +61,7 @@ FIELDS: dict[str, Field] = {
     "arch": Field("resnet18", (str,), "network"),
     "width": Field(64, (int,), "base channel width (64 = paper)"),
     "attack": Field("badnets", (str,), "attack name"),
-    "attack_options": Field({}, (dict,), "attack options table (see README)"),
+    "attack_options": Field({}, (dict,), "attack options table (ibtui attacks list; docs/method.md §4)"),
     "poison_rate": Field(0.1, (float,), "dirty-label: share of the training set; "
                                         "clean-label: share of the target class; "
                                         "ignored (stored as 0) for attack \"none\""),
@@ -77,7 +77,7 @@ FIELDS: dict[str, Field] = {
     "noise_ty": Field(0.4, (float,), "noise std before the classifier (sigma_ty)"),
     "mi_epochs": Field(PAPER_MI_EPOCHS, (int,), "epochs at which MI is estimated", listy=True),
     "mi_method": Field(["noise-aware"], (str,), "MI estimator(s); several are recorded side by side", listy=True),
-    "mi_options": Field({}, (dict,), "estimator options table (see README)"),
+    "mi_options": Field({}, (dict,), "estimator options table (docs/mi.md)"),
     "mi_equal_n": Field(True, (bool,), "estimate every subset on the same number of images "
                         "(the smallest subset's), so that log N ceilings agree"),
     "observe_classes": Field("all", (int, str), "clean classes whose MI is estimated: \"all\" or a list", listy=True),

@@ -25,7 +25,7 @@ Cover (regularisation) samples carry the same kind of trigger but keep their tru
   floor((p + cover_rate) N) (index rule "random-floor") and splits them, so the counts can
   differ from theirs by one image.
 
-Variants (README, attack table): `authors` (default), `original` (Qi et al.: rule "masked",
+Variants (docs/method.md §4, attack table): `authors` (default), `original` (Qi et al.: rule "masked",
 poison rate as given + cover_rate 0.003, random-floor index rule), `separate` (the authors' rule
 with Qi et al.'s separate cover rate 0.003).
 """

@@ -1,6 +1,6 @@
 """BadNets (Gu et al. 2017): a solid patch stamped on the image (pixels replaced).
 
-Variants (README, attack table): `authors` (default: red 5 x 5 patch in the top-left corner, the
+Variants (docs/method.md §4, attack table): `authors` (default: red 5 x 5 patch in the top-left corner, the
 authors' index rule) and `backdoorbench` (white 3 x 3 patch in the bottom-right corner, a
 uniformly random round(p N) of the training set). The original BadNets code has no 32 x 32 RGB
 setting to compare with.

@@ -1,7 +1,7 @@
 """Blend (Chen et al. 2017): x' = (1 - alpha) x + alpha p with a fixed pattern p, on the 0-255
 scale, clipped and rounded half up.
 
-Variants (README, attack table): `authors` (default: alpha 0.3 in training and at test, a 32 x 32
+Variants (docs/method.md §4, attack table): `authors` (default: alpha 0.3 in training and at test, a 32 x 32
 grey uniform-noise pattern, the authors' index rule), `backdoorbench` (alpha 0.2 in training and
 at test, a uniformly random round(p N) of the training set; BackdoorBench's pattern is the Hello
 Kitty photo, resized to 32 x 32 with PIL bilinear, which ibtui does not ship: pass it as

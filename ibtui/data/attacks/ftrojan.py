@@ -12,7 +12,7 @@ i.e. a fixed additive pattern in RGB, the same for every image up to clipping. B
 (the original FTrojan code and BackdoorBench) add; ibtui before 2026-11 *set* the coefficient to
 the magnitude, which made the trigger depend on the image (up to 13 grey levels off).
 
-Variants (README, attack table): `authors` (default; magnitude 30, the paper's authors' index
+Variants (docs/method.md §4, attack table): `authors` (default; magnitude 30, the paper's authors' index
 rule) and `original` (the FTrojan repository: magnitude 20, the first floor(p N) non-target
 images). Where the original code differs and we do not follow it: it converts to YCrCb with
 OpenCV on uint8 (the YCrCb values are rounded to integers before the DCT and after the inverse

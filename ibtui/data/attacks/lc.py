@@ -21,7 +21,7 @@ Clean-label: only target-class images are poisoned and their labels are kept.
    +amplitude where the pattern is 1 and -amplitude where it is 0, then clipped: amplitude 64/255
    in training, 1.0 at test (which stamps the exact black-and-white pattern).
 
-Which images: `poison_rate` is a share of the target class. Variants (README, attack table):
+Which images: `poison_rate` is a share of the target class. Variants (docs/method.md §4, attack table):
 `authors` (default): the *first* floor(p n_t) target-class images (the paper's authors' code);
 `linf` (the L-infinity threat model, eps 8/255, step 2/255, authors' index rule). The corner mark
 is the same in every reference; BackdoorBench ships precomputed adversarial images instead of

@@ -5,7 +5,7 @@ the run's seed), divided by its mean absolute value, upsampled bicubically to 32
 times s / 32, to the identity sampling grid (normalised coordinates, align_corners=True), then
 times `grid_rescale` and clamped to [-1, 1]. Images are resampled bilinearly with that grid.
 
-Variants (README, attack table):
+Variants (docs/method.md §4, attack table):
 - `authors` (the default, the paper's authors' code): every poisoned training image is warped
   with the grid plus its own uniform noise in [-1, 1] * noise_amplitude / 32 (fresh per image,
   from the run's seed), clamped to [-1, 1], and relabelled; test images are warped the same way
