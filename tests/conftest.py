@@ -1,38 +1,11 @@
+"""Fixtures shared by the test modules. Shared helper functions and constants live in helpers.py."""
+
 import os
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
-
-TINY = """
-[[experiment]]
-name = "{name}"
-dataset = "digits"
-width = 8
-epochs = {epochs}
-mi_epochs = {mi_epochs}
-batch_size = 256
-lr = 0.05
-attack = "{attack}"
-poison_rate = 0.1
-observe_classes = [1, 2]
-mi_method = "noise-aware"
-mi_options = {{ k = 2, max_samples = 64 }}
-"""
-
-
-def tiny_spec(path: Path, name: str = "tiny", attack: str = "badnets", epochs: int = 2,
-              mi_epochs: str = "[1, 2]") -> Path:
-    path.write_text(TINY.format(name=name, attack=attack, epochs=epochs, mi_epochs=mi_epochs))
-    return path
-
-
-def ibtui_cmd() -> list[str]:
-    return [sys.executable, "-m", "ibtui.cli"]
 
 
 @pytest.fixture
@@ -71,6 +44,8 @@ def tiny_done_run(tmp_path_factory) -> TinyRun:
     writes, the reading commands; test_faults: the uninterrupted reference a killed and resumed
     run must match bit for bit). Readers must not change the run: a test that resumes, cancels or
     deletes works on its own run."""
+    from helpers import ibtui_cmd, tiny_spec
+
     tmp = tmp_path_factory.mktemp("tiny-done")
     spec = tiny_spec(tmp / "e.toml")
     runs = tmp / "runs"

@@ -7,7 +7,7 @@ import json
 import subprocess
 
 import pytest
-from conftest import ibtui_cmd
+from helpers import ibtui_cmd
 
 from ibtui.analysis import alarm
 from ibtui.runs.store import list_runs, read_jsonl

@@ -101,7 +101,7 @@ def test_malformed_toml_names_line_and_column(tmp_path):
 
 
 def test_unwritable_runs_dir_exits_2(tmp_path):
-    from conftest import ibtui_cmd, tiny_spec
+    from helpers import ibtui_cmd, tiny_spec
 
     if os.geteuid() == 0:
         target = "/proc/ibtui-runs"  # not writable even for root
@@ -126,7 +126,7 @@ def test_missing_dataset_files_error(tmp_path):
 
 def test_incompatible_checkpoint_fails_run_with_reason(tmp_path):
     """A checkpoint from another version: the run is failed with the reason; readers keep working."""
-    from conftest import tiny_spec
+    from helpers import tiny_spec
 
     from ibtui.runs.scheduler import create_runs
     from ibtui.spec import load_spec as ls
@@ -145,7 +145,7 @@ def test_incompatible_checkpoint_fails_run_with_reason(tmp_path):
 
 @pytest.mark.slow
 def test_nan_loss_fails_the_run_with_epoch_and_quantity(tmp_path):
-    from conftest import tiny_spec
+    from helpers import tiny_spec
 
     from ibtui.runs.scheduler import create_runs
     from ibtui.spec import load_spec as ls

@@ -4,7 +4,7 @@ a real (tiny) run through the worker's Experiment, default mi_options but k and 
 import math
 
 import pytest
-from conftest import tiny_spec
+from helpers import tiny_spec
 
 from ibtui.experiment.run import Experiment
 from ibtui.runs.scheduler import create_runs

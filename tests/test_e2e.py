@@ -4,7 +4,7 @@ import json
 import subprocess
 
 import pytest
-from conftest import ibtui_cmd, tiny_spec
+from helpers import ibtui_cmd, tiny_spec
 
 from ibtui.runs.store import list_runs, read_jsonl
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from conftest import ibtui_cmd, tiny_spec
+from helpers import ibtui_cmd, tiny_spec
 
 from ibtui.runs.store import list_runs, load_run
 

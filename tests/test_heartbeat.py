@@ -4,7 +4,7 @@ liveness, durable phase changes, and the stop checks still answered."""
 import os
 
 import pytest
-from conftest import tiny_spec
+from helpers import tiny_spec
 
 from ibtui.experiment import Experiment
 from ibtui.experiment.control import Stop

@@ -13,7 +13,7 @@ import sys
 import time
 
 import pytest
-from conftest import ibtui_cmd
+from helpers import ibtui_cmd
 
 from ibtui.runs.resources import plan_resources
 from ibtui.runs.scheduler import Scheduler, create_runs, ensure_scheduler

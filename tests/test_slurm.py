@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ibtui_cmd
+from helpers import ibtui_cmd
 
 from ibtui.errors import SpecError
 from ibtui.runs.slurm import executor_config, job_id, reconcile

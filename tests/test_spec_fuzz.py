@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 import tomli_w
-from conftest import ibtui_cmd
+from helpers import ibtui_cmd
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 

@@ -2,21 +2,35 @@
 
 from __future__ import annotations
 
-import asyncio
-import functools
-import io
 import json
 import sys
 from pathlib import Path
 
 import pytest
-from rich.console import Console
 
 pytest.importorskip("textual")
 
 from fixtures_runs import FIXTURE_NOW, make_fixture_runs  # noqa: E402
-from textual.widgets import DataTable, Input, SelectionList, Static  # noqa: E402
-from textual.worker import WorkerCancelled, WorkerFailed  # noqa: E402
+from helpers import (  # noqa: E402
+    CRASHED,
+    DONE,
+    QUEUED,
+    RUNNING,
+    TINY,
+    Starter,
+    fill,
+    make_app,
+    move_to,
+    open_compose,
+    open_run,
+    pick,
+    plain,
+    settle,
+    sync,
+    table,
+    validated,
+)
+from textual.widgets import DataTable, Static  # noqa: E402
 
 from ibtui.runs.store import load_run  # noqa: E402
 from ibtui.spec import load_spec  # noqa: E402
@@ -29,32 +43,6 @@ from ibtui.tui.screens.workers import WorkersScreen  # noqa: E402
 from ibtui.tui.widgets.plots import Chart  # noqa: E402
 from ibtui.tui.widgets.tables import LeaderboardTable, RunsTable  # noqa: E402
 
-DONE = "paper-badnets-digits-resnet18-p0.1-s0"
-RUNNING = "paper-ftrojan-digits-resnet18-p0.1-s0"
-QUEUED = "paper-blend-digits-resnet18-p0.05-s1"
-CRASHED = "paper-badnets-digits-resnet18-p0.2-s2"
-
-
-def sync(fn):
-    """Run an async test body (no asyncio pytest plugin needed)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        return asyncio.run(fn(*args, **kwargs))
-
-    return wrapper
-
-
-class Starter:
-    """Stands in for ensure_scheduler: records calls, starts nothing."""
-
-    def __init__(self) -> None:
-        self.calls: list[Path] = []
-
-    def __call__(self, runs_dir, jobs=None, gpus=None, threads=None):
-        self.calls.append(Path(runs_dir))
-        return 4242
-
 
 @pytest.fixture
 def runs(tmp_path, monkeypatch):
@@ -65,43 +53,6 @@ def runs(tmp_path, monkeypatch):
 @pytest.fixture
 def starter():
     return Starter()
-
-
-def plain(widget) -> str:
-    """The text a Static shows."""
-    console = Console(width=200, record=True, file=io.StringIO())
-    console.print(widget.content)
-    return console.export_text()
-
-
-def make_app(runs: Path, starter: Starter | None = None) -> IbtuiApp:
-    return IbtuiApp(runs, poll_interval=3600, clock=lambda: FIXTURE_NOW,
-                    start_scheduler=starter or Starter())
-
-
-async def settle(pilot, rounds: int = 3) -> None:
-    """Let background workers finish and their messages land."""
-    for _ in range(rounds):
-        try:
-            await pilot.app.workers.wait_for_complete()
-        except (WorkerCancelled, WorkerFailed):  # a superseded validation, a reported error
-            pass
-        await pilot.pause()
-
-
-def table(app) -> RunsTable:
-    return app.screen.query_one(RunsTable)
-
-
-def move_to(t, run_id: str) -> None:
-    t.move_cursor(row=t.get_row_index(run_id), animate=False)
-
-
-async def open_run(app, pilot, run_id: str) -> None:
-    """From the runs screen, open `run_id`'s run screen."""
-    move_to(table(app), run_id)
-    await pilot.press("enter")
-    await settle(pilot)
 
 
 @sync
@@ -398,46 +349,6 @@ async def test_help_and_command_palette_list_every_action(runs):
 
 
 # --- compose -----------------------------------------------------------------------------
-
-async def validated(pilot, screen: ComposeScreen | None = None) -> None:
-    """Wait until the form's last change is validated and shown: on the state (change
-    messages still queued, a debounce timer pending, a validation worker running), never on a
-    fixed delay."""
-    screen = screen or pilot.app.screen
-    for _ in range(2000):
-        await settle(pilot, rounds=1)  # delivers queued Changed messages
-        if screen.validation_pending:
-            await pilot.pause(0.01)
-            continue
-        await settle(pilot)
-        if not screen.validation_pending:
-            return
-    raise AssertionError("the compose form never finished validating")
-
-
-async def open_compose(pilot) -> ComposeScreen:
-    await pilot.press("n")
-    await settle(pilot)
-    assert isinstance(pilot.app.screen, ComposeScreen)
-    await validated(pilot)
-    return pilot.app.screen
-
-
-def fill(screen: ComposeScreen, **values: str) -> None:
-    for key, value in values.items():
-        screen.query_one(f"#f-{key}", Input).value = value
-
-
-def pick(screen: ComposeScreen, key: str, *names: str) -> None:
-    sl = screen.query_one(f"#f-{key}", SelectionList)
-    sl.deselect_all()
-    for n in names:
-        sl.select(n)
-
-
-TINY = {"name": "tiny", "width": "4", "epochs": "1", "mi_epochs": "1",
-        "mi_options": "k = 2, max_samples = 64", "seed": "0, 1"}
-
 
 @sync
 async def test_compose_counts_runs_and_reports_spec_errors(runs):

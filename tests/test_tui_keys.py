@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("textual")
 
 from fixtures_runs import make_fixture_runs  # noqa: E402
-from test_tui import (  # noqa: E402
+from helpers import (  # noqa: E402
     CRASHED,
     DONE,
     QUEUED,

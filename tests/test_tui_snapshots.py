@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("pytest_textual_snapshot")
 
-from test_tui import (  # noqa: E402
+from helpers import (  # noqa: E402
     DONE,
     RUNNING,
     TINY,
