@@ -1,6 +1,7 @@
-"""Issue 12, part A: the MI estimators before and after, in one run (ratios printed).
+"""The MI estimators before and after the full conditional and the converging trained estimators,
+in one run (ratios printed).
 
-    .venv/bin/python bench/bench_mi_issue12.py [--epochs 4] [--skip-trained] [--out FILE.md]
+    .venv/bin/python bench/bench_mi_before_after.py [--epochs 4] [--skip-trained] [--out FILE.md]
 
 1. Error vs truth, noise-aware I(X;T), on the correlated-upstream-noise tasks
    (`validate.noisy_net_tasks(quick=True)`): before = `xt_conditional = "gaussian"` (the former
@@ -192,7 +193,7 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args()
     torch.set_num_threads(1)
-    cmd = "python bench/bench_mi_issue12.py " + " ".join(sys.argv[1:])
+    cmd = "python bench/bench_mi_before_after.py " + " ".join(sys.argv[1:])
     head = [f"Command: `{cmd.strip()}` ({os.cpu_count()} CPUs shared, torch {torch.__version__}, "
             f"1 thread, load avg {os.getloadavg()[0]:.1f})", ""]
     t0 = time.perf_counter()
