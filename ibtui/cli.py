@@ -856,11 +856,31 @@ def data_fetch(name: str = typer.Argument(...),
     say(f"{name} ready in {path}")
 
 
-@app.command()
-def presets() -> None:
+presets_app = typer.Typer(help="The paper's experiments as named presets (`ibtui run --preset "
+                           "NAME`); `ibtui presets show NAME` prints one as an experiments.toml.",
+                           invoke_without_command=True)
+app.add_typer(presets_app, name="presets")
+
+
+@presets_app.command("show")
+def presets_show(name: str = typer.Argument(..., metavar="NAME")) -> None:
+    """Print a preset as an experiments.toml to copy, edit and run."""
+    from ibtui.presets import preset_text
+
+    try:
+        text = preset_text(name)
+    except IbtuiError as e:
+        fail(e)
+    sys.stdout.write(text)
+
+
+@presets_app.callback()
+def presets(ctx: typer.Context) -> None:
     """The paper's experiments as named presets (`ibtui run --preset NAME`)."""
     from ibtui.presets import list_presets
 
+    if ctx.invoked_subcommand is not None:
+        return
     t = Table(title="presets")
     t.add_column("preset")
     t.add_column("description", overflow="fold")
@@ -917,12 +937,20 @@ def report(runs_dir: Path = RunsDir,
            group_by: str = typer.Option("dataset,poison_rate", "--group-by"),
            fmt: ReportFormat = typer.Option("md", "--format", help="table format"),
            scatter: Path | None = typer.Option(None, "--scatter",
-                                               help="also save the perceptibility-vs-stealth scatter here")) -> None:
+                                               help="also save the perceptibility-vs-stealth scatter here"),
+           paper: bool = typer.Option(False, "--paper", help="the paper's Table I values beside "
+                                      "the measured ones (learned runs only), pairwise tests and "
+                                      "the paper's claims")) -> None:
     """The paper's Table I from the runs directory (mean ± 95% t-interval over seeds, ties)."""
     from ibtui.analysis.report import perceptibility_scatter
     from ibtui.analysis.report import report as make_report
     from ibtui.runs.store import require_runs_dir
 
+    if paper:
+        from ibtui.analysis.paper_table import paper_report
+
+        print(paper_report(require_runs_dir(runs_dir)))
+        return
     print(make_report(require_runs_dir(runs_dir), [g for g in group_by.split(",") if g], fmt))
     if scatter:
         if scatter.exists() and not scatter.is_dir() and scatter.suffix.lower() not in (

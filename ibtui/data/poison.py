@@ -23,6 +23,11 @@ class PoisonedData:
     x_test_trigger: np.ndarray  # every test image with the test trigger
     subsets: dict[str, np.ndarray] = field(default_factory=dict)
     roles: dict[str, str] = field(default_factory=dict)  # subset -> all|backdoor|clean|sample|class
+    # attack option `balance`: the training images kept, as indices of the clean dataset (the
+    # arrays above are indexed in the kept set), and the genuine target-class images dropped;
+    # None / empty without it
+    source_idx: np.ndarray | None = None
+    dropped_idx: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
 def select_poison_indices(y: np.ndarray, rate: float, target: int, label_mode: str,
@@ -141,9 +146,44 @@ def poison_dataset(ds: Dataset, attack: Attack, rate: float, target: int,
     kept = getattr(attack, "kept", None)  # triggered images that kept their label on purpose
     if attack.label_mode == "dirty" and kept is not None and len(kept) == len(idx):
         is_backdoor[idx[np.asarray(kept, dtype=bool)]] = False
+    y_true = ds.y_train.copy()
+    source_idx, dropped = None, np.zeros(0, dtype=np.int64)
+    if attack.opts.get("balance"):
+        dropped = balance_drop(y, is_backdoor, is_triggered, target, attack.seed, attack.name)
+        keep = np.ones(len(y), dtype=bool)
+        keep[dropped] = False
+        source_idx = np.flatnonzero(keep).astype(np.int64)
+        x, y, y_true = x[keep], y[keep], y_true[keep]
+        is_triggered, is_backdoor = is_triggered[keep], is_backdoor[keep]
+        idx = np.searchsorted(source_idx, idx).astype(np.int64)  # triggered images are all kept
     subsets, roles = build_subsets(y, is_backdoor, is_triggered, target, observe_classes, seed)
     return PoisonedData(
-        x_train=x, y_train=y, y_true=ds.y_train.copy(), poison_idx=idx,
+        x_train=x, y_train=y, y_true=y_true, poison_idx=idx,
         backdoor_idx=np.flatnonzero(is_backdoor), x_test=ds.x_test, y_test=ds.y_test,
         x_test_trigger=attack.trigger_test(ds.x_test), subsets=subsets, roles=roles,
+        source_idx=source_idx, dropped_idx=dropped,
     )
+
+
+def balance_drop(y: np.ndarray, is_backdoor: np.ndarray, is_triggered: np.ndarray, target: int,
+                 seed: int, attack: str = "attack") -> np.ndarray:
+    """Attack option `balance`: which genuine target-class images to drop so that class sizes
+    carry no sign of the attack. The attack gives the target label to B images (its backdoor
+    samples, the target class's own poisoned images included); every other class c lost its
+    k_c poisoned images. Dropping B untriggered target-class images (a uniformly random choice
+    from the run's seed) leaves the target class at n_t - k_t images, shrunk by its own share
+    of the poison exactly as every other class is. Raises SpecError when the target class has
+    fewer than B untriggered images (on a balanced 10-class set this happens near p = 1/11:
+    the backdoor samples alone then outnumber a class)."""
+    from ibtui.errors import SpecError
+
+    y = np.asarray(y)
+    need = int(np.sum(np.asarray(is_backdoor, dtype=bool)))
+    pool = np.flatnonzero((y == target) & ~np.asarray(is_triggered, dtype=bool))
+    if need > len(pool):
+        raise SpecError(f"attack_options.balance: {attack} gives {need} images the target label "
+                        f"{target}, but the target class has only {len(pool)} untriggered images "
+                        "to drop (the backdoor samples alone outnumber a class); allowed: a lower "
+                        "poison_rate, or balance = false")
+    rng = np.random.default_rng([int(seed), 0xBA1])
+    return np.sort(rng.choice(pool, need, replace=False)).astype(np.int64)

@@ -35,13 +35,17 @@ def prepare_data(spec: dict, run_dir: Path, device: str,
     art.mkdir(exist_ok=True)
     np.save(art / "poison_idx.npy", data.poison_idx)
     np.save(art / "backdoor_idx.npy", data.backdoor_idx)
+    if data.source_idx is not None:  # attack option balance: indices above are in the kept set
+        np.save(art / "balance_source_idx.npy", data.source_idx)
+        np.save(art / "balance_dropped_idx.npy", data.dropped_idx)
     for name, arr in attack.artifacts().items():
         np.save(art / f"{name}.npy", np.asarray(arr))
     atomic_write_json(art / "subsets.json", {
         "roles": data.roles, "sizes": {k: int(len(v)) for k, v in data.subsets.items()},
         "indices": {k: v.tolist() for k, v in data.subsets.items()},
     })
-    quality = perceptibility(ds.x_train[data.poison_idx], data.x_train[data.poison_idx])
+    src = data.poison_idx if data.source_idx is None else data.source_idx[data.poison_idx]
+    quality = perceptibility(ds.x_train[src], data.x_train[data.poison_idx])
     return data, time.time() - t, quality
 
 

@@ -38,3 +38,14 @@ def preset_path(name: str) -> Path:
     if name not in files:
         raise SpecError(f"unknown preset {name!r}; allowed: {', '.join(files) or '(none)'}")
     return files[name]
+
+
+def preset_text(name: str) -> str:
+    """A preset as an experiments.toml to copy, edit and run (`ibtui presets show NAME`): a
+    comment naming the preset and how to run the copy, then the preset file as it is (its
+    settings and the comments giving each choice's reason)."""
+    path = preset_path(name)
+    body = path.read_text(encoding="utf-8")
+    head = (f"# preset {name}: save as experiments.toml (or any name), edit, then run it with\n"
+            f"#   ibtui run experiments.toml      (the same runs as `ibtui run --preset {name}`)\n")
+    return head + body if body.endswith("\n") else head + body + "\n"

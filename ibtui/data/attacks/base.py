@@ -46,6 +46,11 @@ INDEX_RULES = {
 INDEX_OPTION_HELP = "which images are poisoned: " + "; ".join(
     f"'{k}' = {v}" for k, v in INDEX_RULES.items())
 
+BALANCE_OPTION_HELP = ("keep class sizes: drop as many genuine (untriggered) target-class training "
+                       "images, drawn from the run's seed, as the attack labels with the target, so "
+                       "every class, the target included, shrinks by its own share of the poison "
+                       "and class counts carry no sign of the attack")
+
 
 @dataclass
 class AttackContext:
@@ -77,6 +82,10 @@ class Attack(ABC):
         if "index" not in cls.options:
             cls.options = {**cls.options, "index": Option("authors", (str,), INDEX_OPTION_HELP,
                                                           choices=tuple(INDEX_RULES))}
+        # attacks that relabel into the target class can keep every class at its size
+        if cls.label_mode == "dirty" and getattr(cls, "name", "none") != "none" \
+                and "balance" not in cls.options:
+            cls.options = {**cls.options, "balance": Option(False, (bool,), BALANCE_OPTION_HELP)}
 
     def __init__(self, options: dict, *, target: int, seed: int, num_classes: int = 10):
         self.opts = self.resolve_options(options)
