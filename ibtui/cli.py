@@ -472,6 +472,11 @@ def _first(pair: tuple):
 def _queue_warning(runs_dir: Path, runs, info: dict | None) -> str | None:
     queued = [r.id for r in runs if r.state == "queued"
               and r.status.get("executor", "local") == "local"]  # Slurm queues its own
+    from ibtui.runs.scheduler import waiting_for_space
+
+    full = waiting_for_space(runs_dir) if queued else None
+    if full:
+        return f"{len(queued)} queued run{'s' * (len(queued) > 1)}: {full}"
     if not queued or info:
         return None
     return (f"{len(queued)} queued run{'s' * (len(queued) > 1)} but no scheduler is alive for "
@@ -525,10 +530,16 @@ def ls(runs_dir: Path = RunsDir,
     rows = []
     if any(r.status.get("executor") == "slurm" for r in shown):
         from ibtui.runs.slurm import job_id
+    from ibtui.runs.store import REPEATED, heartbeat_silence
+
     for r in shown:
         st, s = r.status, r.summary or {}
+        silent = heartbeat_silence(st) if r.state == "running" else None
+        twice = r.state == "done" and any(REPEATED in d for d in r.damaged)  # two workers
         rows.append({
-            "run": r.id, "state": r.state, "phase": st.get("phase"), "epoch": st.get("epoch"),
+            "run": r.id, "state": "damaged" if twice else r.state, "phase": st.get("phase"),
+            "epoch": st.get("epoch"),
+            **({"no_heartbeat_s": round(silent)} if silent is not None else {}),
             "epochs": st.get("epochs") or r.spec.get("epochs"),
             "acc": s.get("clean_acc", st.get("test_acc")), "asr": s.get("asr", st.get("asr")),
             "score": s.get("score"), "error": st.get("error"), "damaged": r.damaged,
@@ -550,7 +561,9 @@ def ls(runs_dir: Path = RunsDir,
         note = "; ".join(row["damaged"]) or (row["error"] or "")
         if row.get("slurm_job") and row["state"] in ("queued", "running"):
             note = f"slurm {row['slurm_job']} {row.get('slurm_state') or 'state unknown'}"
-        t.add_row(lit(row["run"]), row["state"], lit(row["phase"] or "-"),
+        label = row["state"] + (f", no heartbeat for {row['no_heartbeat_s']} s"
+                                if "no_heartbeat_s" in row else "")
+        t.add_row(lit(row["run"]), label, lit(row["phase"] or "-"),
                   f"{row['epoch'] or 0}/{row['epochs'] or '?'}", _cell(row["acc"]),
                   _cell(row["asr"]), _cell(row["score"]), lit(note[:60]))
     console.print(t)

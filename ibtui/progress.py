@@ -9,12 +9,20 @@ Who runs the queue:
   - Slurm: the cluster runs the job array; this process follows, and asks sacct (once per
     interval, for all runs) which jobs ended badly.
 Signals in the foreground: Ctrl-C/SIGTERM stop the workers at a safe point (twice: at once) and
-mark never-started runs `interrupted`. SIGHUP (the SSH connection dropped) hands the queue to a
-detached scheduler instead: running workers go on (own sessions), queued runs still get run.
+mark never-started runs `interrupted`. A lost terminal (SIGHUP when the SSH connection drops,
+or only an output error: EIO from a closed pseudo-terminal, EPIPE from a closed pipe such as
+`| tee`, whichever comes first) hands the queue to a detached scheduler instead: running
+workers go on (own sessions), queued runs still get run. Output errors never stop this process.
+
+Detached: the follower starts a background scheduler again when the one it follows is gone and
+runs are left, but never while a worker of the runs directory still lives, and never after a
+second death for the same reason (the last line of `.scheduler.log`, e.g. a full disk): then it
+says why and stops following.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import time
@@ -24,10 +32,16 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from ibtui.runs import claim
 from ibtui.runs.resources import Resources
-from ibtui.runs.scheduler import Scheduler, ensure_scheduler, scheduler_alive
+from ibtui.runs.scheduler import (
+    Scheduler,
+    ensure_scheduler,
+    scheduler_alive,
+    waiting_for_space,
+)
 from ibtui.runs.slurm import reconcile
-from ibtui.runs.store import FINISHED, load_run
+from ibtui.runs.store import FINISHED, list_runs, load_run
 
 ENDED = (*FINISHED, "crashed", "interrupted")
 SACCT_EVERY_S = 5.0
@@ -54,6 +68,96 @@ def _describe(p: Path) -> tuple[float, str]:
     return 0.0, state + (f": {st.get('error')}" if st.get("error") else "")
 
 
+class Terminal:
+    """A console's file that never raises on output: when the terminal is gone (EIO from a
+    closed pseudo-terminal, EPIPE from a closed pipe, ...), `lost` says why and every later
+    write is dropped. Rich's refresh thread writes through it too."""
+
+    def __init__(self, file):
+        self.file = file
+        self.lost: str | None = None
+
+    def _guard(self, call, *args):
+        if self.lost is not None:
+            return None
+        try:
+            return call(*args)
+        except OSError as e:
+            self.lost = errno.errorcode.get(e.errno or 0, "") or str(e)
+        except ValueError:  # written after close
+            self.lost = "closed"
+        return None
+
+    def write(self, text: str) -> int:
+        self._guard(self.file.write, text)
+        return len(text)
+
+    def flush(self) -> None:
+        self._guard(self.file.flush)
+
+    def isatty(self) -> bool:
+        try:
+            return self.file.isatty()
+        except (OSError, ValueError):
+            return False
+
+    def fileno(self) -> int:
+        return self.file.fileno()
+
+    @property
+    def encoding(self) -> str:
+        return getattr(self.file, "encoding", "utf-8")
+
+
+class Restarts:
+    """When a follower may start the background scheduler again (see the module's doc)."""
+
+    def __init__(self, runs_dir: Path):
+        self.runs_dir = Path(runs_dir)
+        self.log = self.runs_dir / ".scheduler.log"
+        self.offset = self._size()
+        self.deaths: list[str] = []
+        self.gave_up: str | None = None
+
+    def _size(self) -> int:
+        try:
+            return self.log.stat().st_size
+        except OSError:
+            return 0
+
+    def _last_words(self) -> str:
+        """The last line the scheduler wrote since it was started (its death, mostly)."""
+        try:
+            with open(self.log, "rb") as f:
+                f.seek(self.offset)
+                lines = f.read()[-4000:].decode("utf-8", "replace").splitlines()
+        except OSError:
+            return ""
+        lines = [x.strip() for x in lines if x.strip()]
+        return lines[-1] if lines else ""
+
+    def workers_alive(self) -> bool:
+        """A worker of this runs directory still lives (running, or claimed while starting)."""
+        for r in list_runs(self.runs_dir):
+            if r.state == "running" or (r.state == "queued" and claim.claimed(r.path)):
+                return True
+        return False
+
+    def start(self, res: Resources) -> int | None:
+        """Start a scheduler if one may be started now; its pid, or None."""
+        if self.gave_up is not None or scheduler_alive(self.runs_dir):
+            return None
+        why = self._last_words()
+        if self.workers_alive():
+            return None  # the dead scheduler's workers go on; the queue waits for them
+        if why in self.deaths:  # "" too: a scheduler killed twice without a word
+            self.gave_up = why
+            return None
+        self.deaths.append(why)
+        self.offset = self._size()
+        return ensure_scheduler(self.runs_dir, res.jobs, res.gpus, res.threads)
+
+
 def _silence_terminal() -> None:
     """After a hangup the terminal is gone: writing to it would kill this process (EIO)."""
     devnull = os.open(os.devnull, os.O_WRONLY)
@@ -75,10 +179,20 @@ def follow(runs_dir: Path, paths: list[Path], res: Resources, console: Console,
     kinds = {load_run(p).status.get("executor", "local") for p in paths}
     slurm, local = "slurm" in kinds, kinds != {"slurm"}
     last_asked = 0.0
+    term = Terminal(console.file)
+    console.file = term  # a lost terminal is noticed here, never raised
+    restarts = Restarts(runs_dir)
+
+    def hung_up() -> bool:
+        return signals["hup"] or term.lost is not None
 
     def tick() -> None:
-        for p in paths:
-            frac, info = _describe(p)
+        described = [(p, *_describe(p)) for p in paths]
+        wait = (waiting_for_space(runs_dir) if local and any(i == "queued" for _, _, i in described)
+                else None)
+        for p, frac, info in described:
+            if wait and info == "queued":
+                info = f"queued: {wait}"
             progress.update(tasks[p.name], completed=frac, info=escape(info[:90]))
 
     def ended() -> bool:
@@ -110,12 +224,15 @@ def follow(runs_dir: Path, paths: list[Path], res: Resources, console: Console,
                 if not local:
                     pass  # the cluster runs them
                 elif detach:
-                    if not scheduler_alive(runs_dir):
-                        ensure_scheduler(runs_dir, res.jobs, res.gpus, res.threads)
-                elif sched.acquire():  # first, or the previous owner finished: run the queue
-                    sched.run_queue(tick=tick, until=lambda: signals["hup"])
-                    if signals["hup"] or ended():
+                    restarts.start(res)
+                    if restarts.gave_up is not None:
                         break
+                elif sched.acquire():  # first, or the previous owner finished: run the queue
+                    sched.run_queue(tick=tick, until=hung_up)
+                    if hung_up() or ended():
+                        break
+                if hung_up():
+                    break
                 tick()
                 time.sleep(1.0)
             tick()
@@ -124,7 +241,17 @@ def follow(runs_dir: Path, paths: list[Path], res: Resources, console: Console,
     finally:
         for s, h in old.items():
             signal.signal(s, h)
-    if signals["hup"]:
+        if term.lost is None:
+            console.file = term.file
+    if restarts.gave_up is not None:
+        left = [p.name for p in paths if load_run(p).state in ("queued", "running")]
+        console.print(f"the background scheduler stopped twice for the same reason: "
+                      f"{restarts.gave_up}\nnot starting it again; see {restarts.log}. "
+                      f"{len(left)} runs not finished; once fixed: `ibtui resume --detach "
+                      f"--runs-dir {runs_dir.absolute()} RUN...` (queued runs need only "
+                      f"`ibtui resume` of one of them, or any `ibtui run` on this directory)",
+                      markup=False, highlight=False)
+    if hung_up():
         _silence_terminal()
         sched.release()
         ensure_scheduler(runs_dir, res.jobs, res.gpus, res.threads)

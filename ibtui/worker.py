@@ -4,10 +4,22 @@ Every launcher (local scheduler, app, resume) starts this same entry point. Proc
 are made here, once, before torch is imported (ibtui.runtime). SIGTERM/SIGINT ask for a stop at
 the next safe point (state `interrupted`, resumable); the outcome is always written to
 status.json, whatever happens inside the experiment.
+
+Exactly once: the worker holds the run's claim (ibtui.runs.claim) for its whole life, handed
+over by the scheduler that launched it or taken here; a worker that cannot get it, or finds the
+run no longer queued, leaves without touching anything (exit status NOT_STARTED).
+
+A full disk: the worker reserves a little space when it starts and gives it back to write its
+outcome, so a run that failed for lack of space says so in status.json (as a last resort the
+outcome is written over the old status.json in place, which needs no new space). Output to
+worker.log that the disk refuses is dropped, never fatal.
 """
 
 from __future__ import annotations
 
+import errno
+import io
+import json
 import os
 import signal
 import sys
@@ -16,10 +28,15 @@ import traceback
 from pathlib import Path
 
 from ibtui.errors import IbtuiError
+from ibtui.runs import claim
 from ibtui.runs.resources import THREADS_ENV, cpu_count
 from ibtui.runs.slurm import slurm_env
-from ibtui.runs.store import RunWriter
+from ibtui.runs.store import RunWriter, effective_state, read_json
 from ibtui.runtime import configure_worker
+
+RESERVE = ".space-reserve"  # given back to write the outcome when the disk is full
+RESERVE_BYTES = 256 * 1024
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 
 def spec_threads(path: Path) -> int:
@@ -47,8 +64,142 @@ def choose_threads(path: Path) -> int:
     return cpu_count()
 
 
+class _Tolerant(io.TextIOBase):
+    """stdout/stderr (worker.log) whose write errors are dropped: a full disk must not kill the
+    worker through a progress line (nor turn its exit status into 120 at shutdown)."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            self._stream.write(text)
+        except (OSError, ValueError):
+            pass
+        return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except (OSError, ValueError):
+            pass
+
+    def fileno(self) -> int:
+        return self._stream.fileno()
+
+    def isatty(self) -> bool:
+        return False
+
+    @property
+    def encoding(self):
+        return getattr(self._stream, "encoding", "utf-8")
+
+
+def hold(name: str, path: Path) -> None:
+    """Fault-injection hook for tests: with `name` among IBTUI_PAUSE_AT's comma-separated names,
+    write <run>/paused-<name> (this pid) and wait for as long as it exists."""
+    if name not in os.environ.get("IBTUI_PAUSE_AT", "").split(","):
+        return
+    marker = path / f"paused-{name}"
+    marker.write_text(str(os.getpid()))
+    while marker.exists():
+        time.sleep(0.1)
+
+
+def reserve_space(path: Path) -> None:
+    try:
+        with open(path / RESERVE, "wb") as f:
+            os.posix_fallocate(f.fileno(), 0, RESERVE_BYTES)
+    except OSError:
+        release_space(path)  # a disk already this full: the outcome falls back to in place
+
+
+def release_space(path: Path) -> None:
+    try:
+        (path / RESERVE).unlink()
+    except OSError:
+        pass
+
+
+def write_in_place(path: Path, status: dict) -> bool:
+    """The outcome written over status.json in place (its blocks are already allocated): no new
+    space needed. Not atomic, so only when the atomic write could not be made."""
+    target = path / "status.json"
+    try:
+        size = target.stat().st_size
+        keep = ("state", "error", "ended", "phase", "created", "started", "executor", "source",
+                "pid", "pid_start", "host", "epoch", "epochs", "heartbeat")
+        small = {k: status[k] for k in keep if k in status}
+        text = json.dumps(small)
+        if len(text.encode()) > size and small.get("error"):
+            cut = len(text.encode()) - size + 3
+            small["error"] = small["error"][:max(0, len(small["error"]) - cut)] + "…"
+            text = json.dumps(small)
+        data = text.encode()
+        if len(data) > size:
+            return False
+        fd = os.open(target, os.O_WRONLY)
+        try:
+            os.pwrite(fd, data + b" " * (size - len(data)), 0)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return True
+    except OSError:
+        return False
+
+
+def write_outcome(path: Path, **fields) -> None:
+    """The run's final status, whatever the disk says: normally, else with the reserve given
+    back, else in place over the last good status.json."""
+    writer = RunWriter(path)
+    for attempt in range(2):
+        try:
+            writer.set_status(**fields)
+            return
+        except OSError as e:
+            if attempt == 0:
+                release_space(path)
+            else:
+                print(f"[worker] could not write status.json ({e}); writing it in place",
+                      flush=True)
+    writer.status.update(fields)
+    if not write_in_place(path, writer.status):
+        print("[worker] could not write the outcome to status.json at all", flush=True)
+
+
+def no_space_message(path: Path, e: OSError) -> str:
+    where = e.filename or path
+    return (f"no space left on device writing {where}: free some space, then "
+            f"`{claim.resume_command(path)}`")
+
+
 def main(run_dir: str) -> int:
     path = Path(run_dir)
+    sys.stdout, sys.stderr = _Tolerant(sys.stdout), _Tolerant(sys.stderr)
+    lock = claim.inherited(path)
+    if lock is None:
+        lock = claim.claim(path, "worker")
+    if lock is None:
+        print(f"[worker] {path.name}: not started: another live worker holds it "
+              f"({claim.claimant(path) or 'unknown'})", flush=True)
+        return claim.NOT_STARTED
+    status = read_json(path / "status.json")[0] or {}
+    if status.get("state") not in ("queued", "running") or effective_state(status) == "running":
+        # "running" is taken over only from a worker that is gone (we hold the claim now)
+        print(f"[worker] {path.name}: not started: the run is {effective_state(status)}, "
+              "not queued", flush=True)
+        return claim.NOT_STARTED
+    hold("worker-start", path)
+    reserve_space(path)
+    try:
+        return _work(path)
+    finally:
+        release_space(path)
+        os.close(lock)
+
+
+def _work(path: Path) -> int:
     stop_reason: list[str] = []
 
     def on_signal(signum, frame):
@@ -82,12 +233,16 @@ def main(run_dir: str) -> int:
                                       "the last finished epoch")
     except (RunFailed, IbtuiError) as e:
         state, error = "failed", str(e)
+    except OSError as e:
+        traceback.print_exc()
+        state, error = "failed", (no_space_message(path, e) if e.errno in NO_SPACE
+                                  else f"{type(e).__name__}: {e}")
     except Exception as e:  # any bug: record it, never leave the run 'running'
         traceback.print_exc()
         state, error = "failed", f"{type(e).__name__}: {e}"
     if error:
         print(f"[worker] {state}: {error}", flush=True)
-    RunWriter(path).set_status(state=state, error=error, ended=time.time(), phase=state)
+    write_outcome(path, state=state, error=error, ended=time.time(), phase=state)
     return 0 if state in ("done", "queued") else 1
 
 

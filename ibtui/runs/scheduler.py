@@ -4,10 +4,21 @@ One scheduler per runs directory, enforced with an flock on `<runs>/.scheduler.l
 drops it when the scheduler dies, so a stale lock is simply taken over). Each worker starts in a
 new process session (it survives an SSH hangup) with its own CUDA_VISIBLE_DEVICES slot. What the
 scheduler runs is published in `<runs>/.scheduler.json` for `ibtui ls` and the app.
+
+Exactly once: a run is claimed (ibtui.runs.claim: an flock on `<run>/worker.lock`) before its
+worker is started, and the worker inherits the claim and holds it for its life. A scheduler
+launches only runs it could claim, so a run whose worker is still starting (status.json still
+`queued`) is never launched a second time, whoever launched the first and whether it still
+lives; claimed runs count as busy slots.
+
+A full disk: the scheduler launches nothing while its runs directory has less than
+MIN_FREE_BYTES free (the queue waits, and resumes when space returns); a write of its own that
+the disk refuses is retried on the next tick, never fatal.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import shutil
@@ -22,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ibtui.errors import RunStoreError
+from ibtui.runs import claim
 from ibtui.runs.resources import THREADS_ENV, Resources, plan_resources
 from ibtui.runs.store import (
     FINISHED,
@@ -35,6 +47,34 @@ from ibtui.spec import RunSpec, experiment_to_toml
 
 LOCK = ".scheduler.lock"
 INFO = ".scheduler.json"
+START_WAIT_S = 15.0  # ensure_scheduler waits this long at most for its scheduler's lock
+MIN_FREE_BYTES = 1 << 20  # below this a runs directory is full: no worker is started
+
+
+def disk_free(path: Path) -> int | None:
+    """Bytes an unprivileged writer may still use on path's filesystem (None: unknown)."""
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return None
+    return st.f_bavail * st.f_frsize
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"
+
+
+def waiting_for_space(runs_dir: Path) -> str | None:
+    """Why queued runs of runs_dir are not started (the disk is full), or None."""
+    free = disk_free(runs_dir)
+    if free is None or free >= MIN_FREE_BYTES:
+        return None
+    return (f"waiting for disk space: {_size(free)} free in {runs_dir} (a worker starts at "
+            f"{_size(MIN_FREE_BYTES)})")
 
 
 def check_runs_dir(runs_dir: Path) -> Path:
@@ -99,6 +139,9 @@ def set_queued(path: Path) -> None:
     status = status or {}
     if effective_state(status) == "running":
         raise RunStoreError(f"{path.name}: still running (pid {status.get('pid')}); cancel it first")
+    if claim.claimed(path):
+        raise RunStoreError(f"{path.name}: a worker is starting it ({claim.claimant(path)}); "
+                            "cancel it first")
     if status.get("state") == "done":
         raise RunStoreError(f"{path.name}: already done; nothing to resume")
     try:
@@ -143,6 +186,9 @@ class Scheduler:
         self.workers: dict[str, Worker] = {}
         self._lock_fd: int | None = None
         self.stopping = 0
+        self.unwritten: dict[Path, dict] = {}  # statuses the disk refused: written again each tick
+        self.problem: str | None = None  # the last write of ours the disk refused
+        self.waiting: str | None = None  # why queued runs are not started (a full disk)
 
     @property
     def jobs(self) -> int:
@@ -190,19 +236,27 @@ class Scheduler:
                 yield p, status
 
     def queued(self) -> list[Path]:
+        """Queued local runs nobody has claimed (a claimed one has a worker starting)."""
         out = []
         for p, status in self._statuses():
             if p.name in self.workers or (self.only is not None and p.name not in self.only):
                 continue
-            if status.get("state") == "queued" and status.get("executor", "local") == "local":
+            if (status.get("state") == "queued" and status.get("executor", "local") == "local"
+                    and not claim.claimed(p)):
                 out.append((status.get("created", 0), p))
         return [p for _, p in sorted(out)]
 
     def foreign_workers(self) -> int:
         """Live workers of this runs dir that this scheduler did not start (left by a scheduler
-        that died or handed over): they hold cores/GPUs too."""
-        return sum(1 for p, st in self._statuses()
-                   if p.name not in self.workers and effective_state(st) == "running")
+        that died or handed over, still starting or running): they hold cores/GPUs too."""
+        n = 0
+        for p, st in self._statuses():
+            if p.name in self.workers or st.get("executor", "local") != "local":
+                continue
+            state = effective_state(st)
+            if state == "running" or (state == "queued" and claim.claimed(p)):
+                n += 1
+        return n
 
     def free_gpu(self) -> str | None:
         used = {w.gpu for w in self.workers.values()}
@@ -211,23 +265,55 @@ class Scheduler:
                 return g
         return None
 
-    def launch(self, path: Path) -> None:
+    def launch(self, path: Path) -> bool:
+        """Claim the run, then start its worker with the claim; False when another process
+        holds the claim (or the worker could not be started)."""
+        lock = claim.try_claim(path, f"scheduler {os.getpid()}")
+        if lock is None:
+            return False
         gpu = self.free_gpu() if self.gpus else None
         env = dict(os.environ)
         if gpu is not None:
             env["CUDA_VISIBLE_DEVICES"] = gpu
         env[THREADS_ENV] = str(self.res.threads)  # the worker sets every thread pool from it
-        log = open(path / "worker.log", "ab")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "ibtui.worker", str(path)],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-            start_new_session=True,  # survives the terminal / SSH session going away
-        )
-        log.close()
+        env[claim.FD_ENV] = str(lock)
+        try:
+            with open(path / "worker.log", "ab") as log:
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "ibtui.worker", str(path)],
+                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                    start_new_session=True,  # survives the terminal / SSH session going away
+                    pass_fds=(lock,),  # the claim: held by the worker from its first instant
+                )
+        except OSError as e:
+            self._trouble(f"could not start a worker for {path}: {e}")
+            return False
+        finally:
+            os.close(lock)  # the worker's copy holds the claim now
         self.workers[path.name] = Worker(path, proc, gpu)
+        return True
+
+    def _trouble(self, what: str) -> None:
+        """Say once what went wrong (a full disk, mostly); the scheduler goes on."""
+        if what != self.problem:
+            print(f"[scheduler] {what}", flush=True)
+        self.problem = what
+
+    def _write_status(self, path: Path, fields: dict) -> None:
+        """Update a run's status.json; what the disk refuses is written again on later ticks."""
+        status, _ = read_json(path / "status.json")
+        try:
+            atomic_write_json(path / "status.json", dict(status or {}, **fields))
+            self.unwritten.pop(path, None)
+        except OSError as e:
+            self.unwritten[path] = fields
+            self._trouble(f"cannot write {path / 'status.json'} ({e.strerror or e}); "
+                          "trying again")
 
     def reap(self) -> list[str]:
         """Finished workers; a worker that died without writing its outcome is marked crashed."""
+        for path, fields in list(self.unwritten.items()):
+            self._write_status(path, fields)
         done = []
         for name, w in list(self.workers.items()):
             code = w.proc.poll()
@@ -235,41 +321,56 @@ class Scheduler:
                 continue
             del self.workers[name]
             done.append(name)
+            if code == claim.NOT_STARTED:
+                continue  # the worker found the run taken or no longer queued: not ours to mark
             status, _ = read_json(w.path / "status.json")
             status = status or {}
             if status.get("state") in ("running", "queued"):
                 how = (f"killed by {signal.Signals(-code).name}" if code < 0
                        else f"exited with code {code}")
-                status.update(state="crashed", error=f"worker {how}; see {w.path / 'worker.log'} "
-                              f"and resume with `ibtui resume {name}`", ended=time.time())
-                atomic_write_json(w.path / "status.json", status)
+                self._write_status(w.path, {
+                    "state": "crashed", "ended": time.time(),
+                    "error": f"worker {how}; see {w.path.absolute() / 'worker.log'} and resume "
+                             f"with `{claim.resume_command(w.path)}`"})
         return done
 
     def publish(self) -> None:
-        atomic_write_json(self.runs_dir / INFO, {
-            "pid": os.getpid(), "host": socket.gethostname(), "jobs": self.jobs, "gpus": self.gpus,
-            "threads": self.res.threads, "heartbeat": time.time(),
-            "workers": [{"run": n, "pid": w.proc.pid, "gpu": w.gpu, "since": w.since}
-                        for n, w in self.workers.items()],
-        })
+        try:
+            atomic_write_json(self.runs_dir / INFO, {
+                "pid": os.getpid(), "host": socket.gethostname(), "jobs": self.jobs,
+                "gpus": self.gpus, "threads": self.res.threads, "heartbeat": time.time(),
+                "workers": [{"run": n, "pid": w.proc.pid, "gpu": w.gpu, "since": w.since}
+                            for n, w in self.workers.items()],
+                **({"waiting": self.waiting} if self.waiting else {}),
+            })
+        except OSError as e:
+            if e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO):
+                raise
+            self._trouble(f"cannot write {self.runs_dir / INFO} ({e.strerror or e}); "
+                          "trying again")
 
     def step(self) -> None:
         self.reap()
+        launched = 0
         if not self.stopping:
             queue = self.queued()
-            if queue:
+            self.waiting = waiting_for_space(self.runs_dir) if queue else None
+            if queue and self.waiting:
+                self._trouble(self.waiting)
+            elif queue:
                 busy = len(self.workers) + self.foreign_workers()
                 for path in queue[:max(0, self.res.slots() - busy)]:
-                    self.launch(path)
+                    launched += self.launch(path)
         self.publish()
+        if launched:
+            self._hold_after_launch()
 
     def stop(self, hard: bool = False) -> None:
         """First call: SIGTERM (workers stop at a safe point). Second: SIGKILL at once."""
         self.stopping += 1
         for path in self.queued():  # never started: resumable, not silently left in the queue
-            status, _ = read_json(path / "status.json")
-            atomic_write_json(path / "status.json", dict(status or {}, state="interrupted",
-                              error="stopped before it started", ended=time.time()))
+            self._write_status(path, {"state": "interrupted", "ended": time.time(),
+                                      "error": "stopped before it started"})
         for w in self.workers.values():
             try:
                 os.killpg(w.proc.pid, signal.SIGKILL if hard else signal.SIGTERM)
@@ -284,9 +385,8 @@ class Scheduler:
                 status, _ = read_json(w.path / "status.json")
                 status = status or {}
                 if status.get("state") in ("running", "queued"):
-                    status.update(state="interrupted", error="stopped at once (second Ctrl-C)",
-                                  ended=time.time())
-                    atomic_write_json(w.path / "status.json", status)
+                    self._write_status(w.path, {"state": "interrupted", "ended": time.time(),
+                                                "error": "stopped at once (second Ctrl-C)"})
 
     def loop(self, until: Callable[[], bool] | None = None, tick: Callable[[], None] | None = None,
              poll: float = 0.5) -> None:
@@ -320,6 +420,20 @@ class Scheduler:
 
 
     _held = False
+    _held_launch = False
+
+    def _hold_after_launch(self) -> None:
+        """Fault-injection hook for tests (once per process): with scheduler-launched among
+        IBTUI_PAUSE_AT's comma-separated names, park the scheduler right after it launched a
+        worker and published it, for as long as <runs>/.paused-scheduler-launched exists."""
+        if ("scheduler-launched" not in os.environ.get("IBTUI_PAUSE_AT", "").split(",")
+                or Scheduler._held_launch):
+            return
+        Scheduler._held_launch = True
+        marker = self.runs_dir / ".paused-scheduler-launched"
+        marker.write_text(str(os.getpid()))
+        while marker.exists():
+            time.sleep(0.1)
 
     def _hold_before_release(self) -> None:
         """Fault-injection hook for tests (once per process): IBTUI_PAUSE_AT=scheduler-release
@@ -372,6 +486,10 @@ def ensure_scheduler(runs_dir: Path, jobs: int | None = None, gpus: str | list[s
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             start_new_session=True)
     log.close()
+    # until it holds the lock (or has gone), a check would take it for dead and start another
+    deadline = time.monotonic() + START_WAIT_S
+    while proc.poll() is None and not scheduler_alive(runs_dir) and time.monotonic() < deadline:
+        time.sleep(0.05)
     return proc.pid
 
 
@@ -384,14 +502,25 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--gpus", default=None, help="comma-separated; empty = CPU only")
     a = ap.parse_args(argv)
-    s = Scheduler(Path(a.runs_dir), plan_resources(a.jobs, a.gpus, a.threads))
+    from ibtui.worker import _Tolerant  # its log may sit on a full disk: never die of a print
+
+    sys.stdout, sys.stderr = _Tolerant(sys.stdout), _Tolerant(sys.stderr)
+    try:
+        s = Scheduler(Path(a.runs_dir), plan_resources(a.jobs, a.gpus, a.threads))
+    except RunStoreError as e:
+        print(f"[scheduler] not started: {e}", flush=True)
+        return 2
     if not s.acquire():
         print("another scheduler is running on this directory", flush=True)
         return 0
     print(f"[scheduler] pid {os.getpid()}: {s.res.describe()}", flush=True)
     signal.signal(signal.SIGTERM, lambda *_: s.stop(hard=s.stopping > 0))
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # own session already; never die with a terminal
-    s.run_queue()
+    try:
+        s.run_queue()
+    except OSError as e:  # one line naming what failed, for the follower to show (not a loop)
+        print(f"[scheduler] stopped: {e.strerror or e}: {e.filename or s.runs_dir}", flush=True)
+        return 2
     return 0
 
 

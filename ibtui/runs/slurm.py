@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ibtui.errors import RunStoreError, SpecError
+from ibtui.runs import claim
 from ibtui.runs.states import FINISHED
 from ibtui.runs.store import atomic_write_json, effective_state, read_json
 
@@ -142,6 +143,8 @@ class SlurmWorker:
                                           stdout=log, stderr=subprocess.STDOUT,
                                           stdin=subprocess.DEVNULL)
         code = self._proc.wait()
+        if code == claim.NOT_STARTED:  # another live worker has the run (or it is not queued):
+            return code  # this task did nothing, and must not fail the run's Slurm job
         state = (read_json(Path(run_dir) / "status.json")[0] or {}).get("state")
         if state in ("failed", "crashed", "running"):  # the Slurm job fails with the run
             raise RuntimeError(f"run {state} (worker exit {code}); see {run_dir}/worker.log")
@@ -214,7 +217,10 @@ def resubmit(paths: list[Path], runs_dir: Path) -> list[Path]:
     groups: dict[str, list[Path]] = {}
     for p in paths:
         status = read_json(Path(p) / "status.json")[0] or {}
-        if status.get("executor") == "slurm":
+        # only runs set queued: one still running (or claimed by a live worker) is never
+        # submitted a second time, even when a caller goes on after set_queued refused it
+        if status.get("executor") == "slurm" and status.get("state") == "queued" \
+                and not claim.claimed(Path(p)):
             groups.setdefault(json.dumps(status.get("slurm") or {}, sort_keys=True), []).append(p)
     for key, group in groups.items():
         cfg = ExecutorConfig(**json.loads(key))
@@ -272,8 +278,9 @@ def reconcile(runs_dir: Path) -> dict[str, str]:
         slurm_reason = "Slurm" in str(status.get("error") or "")
         if state in BAD_STATES and (current in ("queued", "running") or not slurm_reason):
             status.update(state="crashed", ended=time.time(),
-                          error=f"Slurm job {jid} ended {state}; see {p / 'worker.log'} and "
-                                f"resume with `ibtui resume {p.name}`")
+                          error=f"Slurm job {jid} ended {state}; see "
+                                f"{p.absolute() / 'worker.log'} and resume with "
+                                f"`{claim.resume_command(p)}`")
             atomic_write_json(p / "status.json", status)
     return seen
 

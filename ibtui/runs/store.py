@@ -393,6 +393,7 @@ class Run:
         recs, problem = read_jsonl_checked(self.path / "metrics.jsonl", METRICS_LINE_SCHEMA,
                                            METRICS_LINE_REQUIRED)
         self._note(problem)
+        self._note(repeated(recs, METRICS_LINE_REQUIRED, "metrics.jsonl", "epochs"))
         return recs
 
     def mi(self) -> list[dict]:
@@ -400,6 +401,7 @@ class Run:
         recs, problem = read_jsonl_checked(self.path / "mi.jsonl", MI_LINE_SCHEMA,
                                            MI_LINE_REQUIRED)
         self._note(problem)
+        self._note(repeated(recs, MI_LINE_REQUIRED, "mi.jsonl", "MI values"))
         return recs
 
     def log_tail(self, n: int = 40) -> list[str]:
@@ -414,6 +416,39 @@ class Run:
         except OSError:
             return []
         return data.splitlines()[-n:]
+
+
+HEARTBEAT_SILENT_S = 30.0  # a live worker this long without a beat is shown as stalled
+
+
+def heartbeat_silence(status: dict, now: float | None = None) -> float | None:
+    """Seconds since a running run's last heartbeat when that is HEARTBEAT_SILENT_S or more
+    (a stopped or frozen worker whose process still lives), else None."""
+    if not isinstance(status, dict) or status.get("state") != "running":
+        return None
+    beat = status.get("heartbeat")
+    if not _is_num(beat):
+        return None
+    silent = (time.time() if now is None else now) - beat
+    return silent if silent >= HEARTBEAT_SILENT_S else None
+
+
+REPEATED = "written more than once"  # in `damaged`: two workers trained the run at once
+
+
+def repeated(recs: list[dict], key: tuple[str, ...], name: str, what: str) -> str | None:
+    """A log line's key seen twice: a resumed run's logs are cut back to its checkpoint, so
+    only two workers training the run at once write an epoch (or an MI value) twice."""
+    seen: dict[tuple, int] = {}
+    for r in recs:
+        k = tuple(r.get(f) for f in key)
+        seen[k] = seen.get(k, 0) + 1
+    twice = [k for k, n in seen.items() if n > 1]
+    if not twice:
+        return None
+    first = ", ".join(f"{f} {v}" for f, v in zip(key, twice[0], strict=True))
+    return (f"{name}: {len(twice)} of {len(seen)} {what} {REPEATED} ({first}: "
+            f"{seen[twice[0]]} times): trained by two workers at once")
 
 
 def effective_state(status: dict, now: float | None = None) -> str:
@@ -634,7 +669,7 @@ class RunWriter:
 
 INDEX_NAME = ".ibtui-index"  # hidden: never taken for a run
 OLD_INDEX_NAMES = (".ibtui-index.json",)  # earlier versions' index files: removed on save
-INDEX_VERSION = 8
+INDEX_VERSION = 9  # 9: log damage names records written twice
 SIG_FILES = ("status.json", "spec.toml", "summary.json")
 LOG_FILES = ("metrics.jsonl", "mi.jsonl")
 # What a listing (ls, leaderboard, the app's rows and filters) needs of a run: the index keeps

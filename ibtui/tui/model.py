@@ -24,7 +24,7 @@ from ibtui.runs.board import (
     ceiling_text,
     render,
 )
-from ibtui.runs.store import Run
+from ibtui.runs.store import HEARTBEAT_SILENT_S, Run
 
 STATE_STYLE = {
     "queued": ("◌", "dim"),
@@ -255,9 +255,19 @@ def fmt_progress(row: RunRow) -> str:
     return epoch or row.state
 
 
-def state_text(state: str) -> Text:
+def state_text(state: str, silent: float | None = None) -> Text:
+    """`● running`; `● running, no heartbeat for 45 s` when its worker has gone quiet."""
     sym, style = STATE_STYLE.get(state, ("?", ""))
+    if silent is not None:
+        return Text(f"{sym} {state}, no heartbeat for {silent:.0f} s", style="bold yellow")
     return Text(f"{sym} {state}", style=style)
+
+
+def silence(r: RunRow, now: float) -> float | None:
+    """Seconds a running run's worker has gone without a heartbeat, when that is long."""
+    if r.state != "running" or r.heartbeat is None or now - r.heartbeat < HEARTBEAT_SILENT_S:
+        return None
+    return now - r.heartbeat
 
 
 # --- columns ------------------------------------------------------------------------------
@@ -306,7 +316,8 @@ COLUMN_LIST: list[Column] = [
            numeric=True, help="poison rate"),
     Column("seed", "seed", lambda r, now: Cell("–" if r.seed is None else str(r.seed), r.seed,
                                                justify="right"), numeric=True),
-    Column("state", "state", lambda r, now: Cell(state_text(r.state), r.state), fixed=True),
+    Column("state", "state", lambda r, now: Cell(state_text(r.state, silence(r, now)), r.state),
+           fixed=True),
     Column("progress", "progress",
            lambda r, now: Cell(fmt_progress(r),
                                (r.epoch or 0) + (r.progress or 0) if r.epochs else None,

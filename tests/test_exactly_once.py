@@ -1,0 +1,220 @@
+"""Exactly once: a run is trained by one worker, whoever launched it and whoever died.
+
+The double launch is forced deterministically with two fault-injection holds: the scheduler
+parks right after it launched a worker and published it (`scheduler-launched`), and the worker
+parks before its first status write (`worker-start`), so status.json still says `queued` while
+the first scheduler is SIGKILLed and a second one, waiting on the lock, takes over."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from helpers import ibtui_cmd
+
+from ibtui.runs import claim
+from ibtui.runs.resources import plan_resources
+from ibtui.runs.scheduler import INFO, Scheduler, create_runs, set_queued
+from ibtui.runs.store import REPEATED, atomic_write_json, load_run, read_json
+from ibtui.spec import load_spec
+
+SPEC = """
+[[experiment]]
+name = "{name}"
+dataset = "digits"
+width = 8
+epochs = 1
+mi_epochs = [1]
+batch_size = 64
+lr = 0.05
+attack = "badnets"
+poison_rate = 0.1
+observe_classes = [1]
+threads = 1
+mi_method = "noise-aware"
+mi_options = {{ k = 2, max_samples = 32 }}
+"""
+
+
+def spec_file(tmp_path, name):
+    p = tmp_path / f"{name}.toml"
+    p.write_text(SPEC.format(name=name))
+    return p
+
+
+def env(**extra):
+    out = {k: v for k, v in os.environ.items()
+           if k not in ("IBTUI_PAUSE_AT", "IBTUI_THREADS", claim.FD_ENV)}
+    out.update(OMP_NUM_THREADS="1", COLUMNS="200", **extra)
+    return out
+
+
+def wait_until(cond, timeout=300, what=""):
+    t = time.monotonic()
+    while not cond():
+        assert time.monotonic() - t < timeout, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def trained_once(run):
+    """What says how many workers trained a run: its worker.log and its logs' keys."""
+    log = (run.path / "worker.log").read_text()
+    epochs = [m["epoch"] for m in run.metrics()]
+    mi = [(m["epoch"], m["term"], m["subset"], m["method"]) for m in run.mi()]
+    return log.count(" starting:"), epochs, len(mi) - len(set(mi))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_run_of_a_killed_scheduler_is_not_launched_again(tmp_path):
+    """Scheduler A launches run R and is SIGKILLed while R's worker has not yet written a
+    status; `ibtui run` B, waiting on A's lock, takes over. B must not launch R again: R is
+    trained once (one worker start, epochs [1], no MI value twice), and B's own run after it."""
+    runs = tmp_path / "runs"
+    (r,) = create_runs(load_spec(spec_file(tmp_path, "a")), runs)
+    a = subprocess.Popen([sys.executable, "-m", "ibtui.runs.scheduler", str(runs), "--jobs", "1",
+                          "--threads", "1", "--gpus", ""],
+                         env=env(IBTUI_PAUSE_AT="scheduler-launched,worker-start"),
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    b = None
+    try:
+        wait_until(lambda: (runs / ".paused-scheduler-launched").exists()
+                   and (r / "paused-worker-start").exists(), what="A launched R's worker")
+        assert [w["run"] for w in read_json(runs / INFO)[0]["workers"]] == [r.name]
+        assert load_run(r).state == "queued"  # the window: nothing says R is taken but its claim
+        b = subprocess.Popen(ibtui_cmd() + ["run", str(spec_file(tmp_path, "b")), "--runs-dir",
+                                            str(runs), "--jobs", "1", "--threads", "1",
+                                            "--gpus", ""],
+                             env=env(IBTUI_PAUSE_AT="worker-start"),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        wait_until(lambda: len([p for p in runs.iterdir() if not p.name.startswith(".")]) == 2,
+                   what="B's run created (B waits on A's lock)")
+        os.kill(a.pid, signal.SIGKILL)
+        a.wait()
+        wait_until(lambda: (read_json(runs / INFO)[0] or {}).get("pid") == b.pid,
+                   what="B took the queue over")
+        time.sleep(2.0)  # B schedules a few ticks with R still queued and its worker parked
+        # let every parked worker go (a second worker of R, if B started one, too)
+        deadline = time.monotonic() + 600
+        while b.poll() is None and time.monotonic() < deadline:
+            for marker in runs.glob("*/paused-worker-start"):
+                marker.unlink(missing_ok=True)
+            time.sleep(0.2)
+        out, err = b.communicate(timeout=60)
+    finally:
+        for p in (a, b):
+            if p is not None and p.poll() is None:
+                p.kill()
+                p.wait()
+    assert b.returncode == 0, out + err
+    run = load_run(r)
+    assert run.state == "done"
+    assert trained_once(run) == (1, [1], 0), (r / "worker.log").read_text()
+    assert not any(REPEATED in d for d in run.damaged)
+    other = next(load_run(p) for p in runs.iterdir() if p.name.startswith("b-"))
+    assert other.state == "done" and trained_once(other) == (1, [1], 0)
+
+
+def test_worker_leaves_a_run_another_worker_holds(tmp_path):
+    """A worker started for a claimed run (a second launcher, a second Slurm task) leaves at once,
+    touching nothing, with the exit status that says it did not start."""
+    runs = tmp_path / "runs"
+    (r,) = create_runs(load_spec(spec_file(tmp_path, "a")), runs)
+    before = (r / "status.json").read_bytes()
+    held = claim.try_claim(r, "test")
+    assert held is not None
+    try:
+        assert claim.claimed(r)
+        p = subprocess.run([sys.executable, "-m", "ibtui.worker", str(r)], env=env(),
+                           capture_output=True, text=True, timeout=120)
+    finally:
+        os.close(held)
+    assert p.returncode == claim.NOT_STARTED, p.stdout + p.stderr
+    assert "not started: another live worker holds it" in p.stdout
+    assert (r / "status.json").read_bytes() == before
+    assert not claim.claimed(r)  # the claim died with its holder
+
+
+def test_worker_leaves_a_run_that_is_no_longer_queued(tmp_path):
+    """A late worker (its run finished or was cancelled meanwhile) does not train it again."""
+    runs = tmp_path / "runs"
+    (r,) = create_runs(load_spec(spec_file(tmp_path, "a")), runs)
+    status = read_json(r / "status.json")[0]
+    atomic_write_json(r / "status.json", dict(status, state="cancelled", error="cancelled by user"))
+    p = subprocess.run([sys.executable, "-m", "ibtui.worker", str(r)], env=env(),
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == claim.NOT_STARTED, p.stdout + p.stderr
+    assert "the run is cancelled, not queued" in p.stdout
+    assert load_run(r).state == "cancelled"
+
+
+def test_scheduler_never_launches_a_claimed_run_and_counts_it_busy(tmp_path):
+    """A run whose worker is starting (claimed, still `queued`) is neither launched nor marked
+    interrupted by another scheduler, and it takes a slot; resume refuses it."""
+    runs = tmp_path / "runs"
+    first, second = create_runs(load_spec(spec_file(tmp_path, "a")) * 2, runs)
+    held = claim.try_claim(first, "test")
+    try:
+        s = Scheduler(runs, plan_resources(jobs=1, gpus="", threads=1))
+        assert s.queued() == [second]
+        assert s.foreign_workers() == 1
+        s.step()
+        assert s.workers == {}  # the one slot is the starting worker's
+        with pytest.raises(Exception, match="a worker is starting it"):
+            set_queued(first)
+        s.stop()  # marks the never-started runs interrupted: not the claimed one
+        assert load_run(first).state == "queued" and load_run(second).state == "interrupted"
+    finally:
+        os.close(held)
+
+
+def test_scheduler_claims_before_it_starts_the_worker(tmp_path, monkeypatch):
+    """The claim is taken before the worker process exists and handed to it."""
+    runs = tmp_path / "runs"
+    (r,) = create_runs(load_spec(spec_file(tmp_path, "a")), runs)
+    seen = {}
+
+    class Proc:
+        pid = 12345
+
+        def __init__(self, cmd, **kw):
+            seen["claimed"] = claim.claimed(r)
+            seen["fd"] = kw["env"].get(claim.FD_ENV)
+            seen["pass_fds"] = kw.get("pass_fds")
+
+        def poll(self):
+            return None
+
+    monkeypatch.setattr("ibtui.runs.scheduler.subprocess.Popen", Proc)
+    s = Scheduler(runs, plan_resources(jobs=1, gpus="", threads=1))
+    assert s.launch(r)
+    assert seen["claimed"] and seen["pass_fds"] == (int(seen["fd"]),)
+    assert not claim.claimed(r)  # the scheduler's own copy is closed: the worker holds it
+
+
+def test_readers_mark_a_run_trained_twice_damaged(tmp_path):
+    """Epochs or MI values written twice (two workers at once) make a `done` run damaged, in
+    Run.damaged and in `ibtui ls`, instead of a clean done."""
+    runs = tmp_path / "runs"
+    (r,) = create_runs(load_spec(spec_file(tmp_path, "a")), runs)
+    status = read_json(r / "status.json")[0]
+    atomic_write_json(r / "status.json", dict(status, state="done", ended=time.time()))
+    atomic_write_json(r / "summary.json", {"score": 0.5})
+    metrics = [{"epoch": e, "test_acc": 0.5} for e in (1, 1, 2, 2)]
+    mi = [{"epoch": 1, "term": "xt", "subset": s, "method": "noise-aware", "value": 1.0}
+          for s in ("0", "1", "0", "1")]
+    (r / "metrics.jsonl").write_text("".join(json.dumps(m) + "\n" for m in metrics))
+    (r / "mi.jsonl").write_text("".join(json.dumps(m) + "\n" for m in mi))
+    run = load_run(r)
+    run.metrics()
+    run.mi()
+    assert any("metrics.jsonl: 2 of 2 epochs written more than once" in d for d in run.damaged)
+    assert any("mi.jsonl: 2 of 2 MI values written more than once" in d for d in run.damaged)
+    p = subprocess.run(ibtui_cmd() + ["ls", "--runs-dir", str(runs), "--format", "json"],
+                       env=env(), capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    (row,) = json.loads(p.stdout)["runs"]
+    assert row["state"] == "damaged" and any(REPEATED in d for d in row["damaged"])
