@@ -15,6 +15,7 @@ import torch
 from ibtui.data.datasets import DATASETS
 from ibtui.experiment.checkpoint import resume_checkpoint, save_checkpoint
 from ibtui.experiment.control import RunFailed, Stop, pause_point
+from ibtui.experiment.liveness import StatusBeat
 from ibtui.experiment.measure import class_statistics, measure_mi, representation_stats
 from ibtui.experiment.prepare import prepare_data
 from ibtui.experiment.summary import summarise
@@ -52,30 +53,34 @@ class Experiment:
         self.should_stop = should_stop
         self.runtime = runtime or {}
         self.num_classes = DATASETS[self.spec["dataset"]].num_classes
-        self._last_beat = -math.inf
-        self._pending: dict = {}
+        self.status = StatusBeat(self.w, self.dir / "cancel", HEARTBEAT_S)
 
     def beat(self, force: bool = False, **fields) -> None:
         """Progress, liveness and the stop check; called every training step, so cheap.
 
-        Fields are kept and written to status.json at most every HEARTBEAT_S (atomic replace,
-        no fsync: liveness needs no durability), or at once when forced; a phase change is
-        written at once and fsynced (the end of the run is written durably by the worker).
-        The cancel file is looked at with each write; a stop signal every call."""
-        self._pending.update(fields)
+        Fields are kept and written to status.json by a writer thread at most every
+        HEARTBEAT_S (atomic replace, no fsync: liveness needs no durability), or at once in
+        this thread when forced; a phase change is written at once and fsynced (the end of
+        the run is written durably by the worker). The cancel file is looked at with each
+        write; a stop signal at every call."""
         phase_change = "phase" in fields and fields["phase"] != self.w.status.get("phase")
-        now = time.monotonic()
-        if force or phase_change or now - self._last_beat >= HEARTBEAT_S:
-            self._last_beat = now
-            pending, self._pending = self._pending, {}
-            self.w.set_status(fsync=phase_change, **pending)
-            if (self.dir / "cancel").exists():
-                raise Stop("cancelled", "cancelled by user")
+        if force or phase_change:
+            self.status.write_now(fsync=phase_change, **fields)
+        else:
+            self.status.update(**fields)
+        if self.status.cancelled:
+            raise Stop("cancelled", "cancelled by user")
         reason = self.should_stop()
         if reason:
             raise Stop("interrupted", reason)
 
     def run(self) -> dict:
+        try:
+            return self._run()
+        finally:  # no liveness write may follow the worker's final status
+            self.status.close()
+
+    def _run(self) -> dict:
         s = self.spec
         t0 = time.time()
         dev = self.device = pick_device(s["device"])
