@@ -212,6 +212,8 @@ def _launch(runs_dir: Path, paths: list[Path], res, detach: bool) -> None:
                       highlight=False)
     follow(runs_dir, paths, res, console, detach=detach)
     _print_board(runs_dir, {p.name for p in paths})
+    for line in untrained_warnings(paths):
+        say(line, style="bold yellow")
     bad = unfinished(paths)
     for name, state, why in bad:
         err.print(f"{name}: {state}" + (f" ({why})" if why else "")
@@ -220,6 +222,35 @@ def _launch(runs_dir: Path, paths: list[Path], res, detach: bool) -> None:
     if bad:
         err.print(f"{len(bad)} of {len(paths)} runs did not finish", markup=False)
         raise typer.Exit(EXIT_RUNS_FAILED)
+
+
+def untrained_warnings(paths: list[Path]) -> list[str]:
+    """A warning per finished run whose clean accuracy stayed near chance (below the validity
+    floor), naming the setting that most often causes it: too few optimiser steps."""
+    import math
+
+    from ibtui.analysis.validity import acc_floor
+    from ibtui.data.datasets import DATASETS
+    from ibtui.runs.store import load_run
+
+    out = []
+    for p in paths:
+        r = load_run(p)
+        acc = (r.summary or {}).get("clean_acc")
+        if r.state != "done" or not isinstance(acc, (int, float)) or acc >= acc_floor():
+            continue
+        sp = r.spec or {}
+        steps = ""
+        info = DATASETS.get(sp.get("dataset"))
+        if info is not None and all(isinstance(sp.get(k), int) for k in ("epochs", "batch_size")):
+            n, b, e = info.train_size, sp["batch_size"], sp["epochs"]
+            steps = (f"; likely too few optimiser steps: epochs × ⌈n / batch_size⌉ = {e} × "
+                     f"⌈{n:,} / {b}⌉ = {e * math.ceil(n / b):,} at lr {sp.get('lr')}: raise "
+                     "epochs or lr, or lower batch_size")
+        out.append(f"warning: {p.name} finished at clean accuracy {acc:.2f}, near chance (a "
+                   f"learned model reaches ≥ {acc_floor():.2f}): its score and alarm are no "
+                   f"finding{steps}")
+    return out
 
 
 @app.command()
@@ -301,13 +332,18 @@ def _value(v):
 
 def board_rows(runs_dir: Path, ids: set[str] | None = None,
                where: RunFilter | None = None) -> list[dict]:
-    """Leaderboard rows of the runs (through the runs directory's index: unchanged runs are
-    not read again), optionally only `ids` and those `where` matches."""
-    from ibtui.runs.board import board_record
+    """Ranked leaderboard rows of the runs (through the runs directory's index: unchanged runs
+    are not read again), optionally only `ids` and those `where` matches. Validity, ranks and
+    ties are decided over every run of the directory (a clean reference or an earlier seed
+    need not be among the rows shown)."""
+    from ibtui.runs.board import board_record, rank_records
     from ibtui.runs.store import list_runs_cached
 
-    return [board_record(r) for r in list_runs_cached(runs_dir, ids=ids)
-            if where is None or where(r)]
+    runs = list_runs_cached(runs_dir)
+    records = [board_record(r) for r in runs]
+    rank_records(records)
+    return [rec for r, rec in zip(runs, records, strict=True)
+            if (ids is None or r.id in ids) and (where is None or where(r))]
 
 
 def _cell(v) -> str:
@@ -328,8 +364,29 @@ def _sort_rows(rows: list[dict], column: str) -> list[dict]:
     return sort_records(rows, _value(column))
 
 
+def _ties_text(ties: list[int], n_ranked: int) -> str:
+    """`2, 3`; `all` when a run ties with every other ranked run; `-` when with none."""
+    if not ties:
+        return "-"
+    if n_ranked > 3 and len(ties) == n_ranked - 1:
+        return "all"
+    return ", ".join(map(str, ties[:6])) + ("…" if len(ties) > 6 else "")
+
+
+def _valid_text(r: dict, short: bool = False) -> Text:
+    from ibtui.analysis.validity import short_reason
+
+    if r.get("valid") is None:
+        return Text("–")
+    if r["valid"]:
+        return Text("✔", style="green")
+    why = one_line(r.get("why") or "")
+    return Text("✖ " + (short_reason(why) if short else why), style="bold red")
+
+
 def _print_board(runs_dir: Path, ids: set[str] | None = None, sort: str = "score",
                  fmt: str = "table", where: RunFilter | None = None, limit: int = 0) -> None:
+    from ibtui.analysis.validity import RULES_TEXT, score_text
     from ibtui.runs.board import CEILING_TEXT, SANITY_TEXT, ceiling_text, render
 
     rows = _sort_rows(board_rows(runs_dir, ids, where), sort)
@@ -338,31 +395,74 @@ def _print_board(runs_dir: Path, ids: set[str] | None = None, sort: str = "score
         sys.stdout.write(render(rows, fmt, escape=one_line))
         return
     total = len(rows)
+    n_ranked = sum(r["rank"] is not None for r in rows)
+    set_aside = [r for r in rows if r["valid"] is False]
     if limit > 0:
         rows = rows[:limit]
     # attack, dataset, arch, rate and seed are spelled out in the run id: keep the table narrow
-    cols = ["run", "state", "score", "d_xt", "d_ty", "clean_acc", "asr", "ra", "psnr", "ssim",
-            "ok", "ceiling"]
+    wide = console.width >= 150
+    cols = ["#", "run", "state", "score", "ties", "d_xt", "d_ty", "clean_acc", "asr", "ra",
+            "psnr", "ssim", "ok", "ceiling", "valid"]
     if console.width < 110:  # an 80-column terminal: the essentials (all columns: --format)
-        cols = [*cols[:7], "ok", "ceiling"]
-    t = Table(title="Stealth-score leaderboard (lower = stealthier)")
+        cols = ["#", "run", "state", "score", "ties", "clean_acc", "asr", "valid"]
+    t = Table(title="Stealth-score leaderboard (lower = stealthier; valid runs ranked first)")
     for c in cols:
-        t.add_column("acc" if c == "clean_acc" else c,
-                     justify="left" if c in ("run", "state") else "right",
-                     overflow="fold", no_wrap=c not in ("run", "state"),
+        t.add_column("acc" if c == "clean_acc" else "score [95%]" if c == "score" and wide else c,
+                     justify="left" if c in ("run", "state", "valid", "ties") else "right",
+                     overflow="fold", no_wrap=c not in ("run", "state", "valid"),
                      min_width=20 if c == "run" else None)
+
+    def cell_of(r: dict, c: str):
+        if c == "#":
+            return "-" if r["rank"] is None else str(r["rank"])
+        if c in ("run", "state"):
+            return lit(_cell(r[c]))
+        if c == "score":  # the interval when there is room, the ceiling flag always
+            return Text(score_text(r["score"], *((r["score_lo"], r["score_hi"]) if wide
+                                                  else (None, None)), r["ceiling"]),
+                        style="yellow" if r["ceiling"] else "")
+        if c == "ties":
+            return "-" if r["rank"] is None else _ties_text(r["ties"], n_ranked)
+        if c == "ok":
+            return _ok(r[c])
+        if c == "ceiling":
+            return _ceiling(r[c], ceiling_text)
+        if c == "valid":
+            return _valid_text(r, short=not wide)
+        return _num(r[c])
+
     for r in rows:
-        t.add_row(*[lit(_cell(r[c])) if c in ("run", "state") else _ok(r[c]) if c == "ok"
-                    else _ceiling(r[c], ceiling_text) if c == "ceiling"
-                    else _num(r[c]) for c in cols])
+        t.add_row(*[cell_of(r, c) for c in cols])
     console.print(t)
     if total > len(rows):
         say(f"the first {len(rows)} of {total} rows (--limit 0: all; --format json/csv/md: all; "
             "narrow with --state, --attack, --dataset, --arch, --name, --tag)", style="yellow")
+    from ibtui.analysis.validity import set_aside_summary
+
+    aside = set_aside_summary([_verdict_of(r) for r in set_aside])
+    if aside:
+        say(aside, style="yellow")
+        if not wide:
+            for r in set_aside[:5]:
+                say(f"  ✖ {one_line(r['run'])}: {one_line(r['why'])}", style="yellow")
+            if len(set_aside) > 5:
+                say(f"  … and {len(set_aside) - 5} more (--format json: every reason)",
+                    style="yellow")
+    if not wide and any(r["score_lo"] is not None for r in rows):
+        say("score intervals: a terminal ≥ 150 columns wide shows them; `ibtui show RUN` or "
+            "--format csv/json/md (score_lo, score_hi)", style="dim")
+    say(RULES_TEXT + " ⚠ after a score: part of its MI values sat at their ceiling.", style="dim")
     if any(r["ok"] is not None for r in rows):
         say(SANITY_TEXT + " `ibtui show RUN` lists a run's checks.", style="dim")
     if any(r["ceiling"] is not None for r in rows):
         say(CEILING_TEXT, style="dim")
+
+
+def _verdict_of(r: dict):
+    from ibtui.analysis.validity import Verdict
+
+    return Verdict(ok=r.get("valid"), reasons=(r.get("why") or "").split("; ")
+                   if r.get("why") else [])
 
 
 def _ceiling(share, text) -> Text:
@@ -390,35 +490,70 @@ def _where(state, attack, dataset, arch, name, tag) -> RunFilter | None:
     return f or None
 
 
-def _print_replicas(runs_dir: Path, fmt: str, where: RunFilter | None = None) -> None:
-    """One row per configuration across its seeds: mean ± 95% interval, ranks it ties with."""
-    from ibtui.analysis.replicas import METRICS, group_replicas
-    from ibtui.runs.store import list_runs
+def replica_rows(runs_dir: Path, where: RunFilter | None = None) -> list[dict]:
+    """group_replicas' rows of the runs (through the index), with each run's validity."""
+    from ibtui.analysis.replicas import METRICS
+    from ibtui.runs.board import board_record, rank_records
+    from ibtui.runs.store import list_runs_cached
 
-    rows = [{"run": r.id, "spec": r.spec, **{m: (r.summary or {}).get(m) for m in METRICS}}
-            for r in list_runs(runs_dir) if where is None or where(r)]
-    groups = group_replicas(rows)
+    runs = list_runs_cached(runs_dir)
+    records = [board_record(r) for r in runs]
+    rank_records(records)
+    label_keys = ("name", "attack", "dataset", "arch", "poison_rate", "seed")
+    return [{"run": r.id, "valid": rec["valid"], "why": rec["why"],
+             "spec": {"config": rec["config"] or r.id,
+                      **{k: (r.spec or {}).get(k) for k in label_keys}},
+             **{m: rec[m] for m in METRICS}}
+            for r, rec in zip(runs, records, strict=True) if where is None or where(r)]
+
+
+def _group_json(g) -> dict:
+    return {"rank": g.rank, "ties": g.ties, "config": g.key, **g.label, "seeds": g.seeds,
+            "n_seeds": len(g.seeds), "runs": g.runs, "duplicates": g.duplicates,
+            "set_aside": g.set_aside,
+            **{m: (None if iv is None else {"mean": iv.mean, "lo": iv.lo, "hi": iv.hi, "n": iv.n})
+               for m, iv in g.metrics.items()}}
+
+
+def _print_replicas(runs_dir: Path, fmt: str, where: RunFilter | None = None) -> None:
+    """One row per configuration across its distinct seeds: mean ± 95% interval, the ranks it
+    ties with, duplicates counted once, runs set aside named."""
+    from ibtui.analysis.replicas import group_replicas
+
+    groups = group_replicas(replica_rows(runs_dir, where))
     if fmt == "json":
-        print(json.dumps([{
-            "rank": g.rank, "ties": g.ties, "config": g.key, **g.label, "seeds": sorted(g.seeds),
-            "runs": g.runs, **{m: (None if iv is None else {"mean": iv.mean, "lo": iv.lo,
-                                                             "hi": iv.hi, "n": iv.n})
-                               for m, iv in g.metrics.items()}} for g in groups], indent=2))
+        print(json.dumps([_group_json(g) for g in groups], indent=2))
         return
     if fmt != "table":
         raise IbtuiError(f"--replicas: --format {fmt!r} is not available; allowed: table, json")
-    t = Table(title="Leaderboard across seeds: mean ± 95% t-interval (lower score = stealthier)")
-    for c in ("rank", "experiment", "seeds", "score", "d_xt", "d_ty", "acc", "asr", "tied with"):
-        t.add_column(c, justify="left" if c in ("experiment", "tied with") else "right")
+    t = Table(title="Leaderboard across seeds: mean ± 95% t-interval over distinct seeds "
+                    "(lower score = stealthier)")
+    for c in ("rank", "experiment", "seeds", "score", "d_xt", "d_ty", "acc", "asr", "tied with",
+              "not counted"):
+        t.add_column(c, justify="left" if c in ("experiment", "tied with", "not counted")
+                     else "right")
     for g in groups:
         lab = g.label
         exp = f"{lab['name']}-{lab['attack']}-{lab['dataset']}-{lab['arch']}-p{lab['poison_rate']}"
-        t.add_row(str(g.rank), lit(exp), str(len(g.seeds)),
+        aside = [f"{len(g.duplicates)} duplicate{'s' * (len(g.duplicates) != 1)}"] \
+            if g.duplicates else []
+        aside += [f"{run}: {why}" for run, why in g.set_aside.items()]
+        t.add_row(str(g.rank) if g.valid else "-", lit(exp), str(len(g.seeds)),
                   *[("-" if g.metrics[m] is None else g.metrics[m].text())
                     for m in ("score", "d_xt", "d_ty", "clean_acc", "asr")],
-                  ", ".join(map(str, g.ties)) or "-")
+                  (", ".join(map(str, g.ties)) or "-") if g.valid else "-",
+                  lit(one_line("; ".join(aside)) or "-"))
     console.print(t)
-    say("rows whose score intervals overlap cannot be ranked apart; one seed gives no interval")
+    dup = sum(len(g.duplicates) for g in groups)
+    aside = sum(len(g.set_aside) for g in groups)
+    if dup:
+        say(f"{dup} duplicate run{'s' * (dup != 1)} (same configuration and seed as an earlier "
+            "run) counted once", style="yellow")
+    if aside:
+        say(f"{aside} run{'s' * (aside != 1)} set aside (not learned or below the clean "
+            "reference); `ibtui leaderboard` names each reason", style="yellow")
+    say("rows whose score intervals overlap cannot be ranked apart; an interval needs two "
+        "distinct seeds (n = 1: none)")
 
 
 @app.command()
@@ -440,33 +575,7 @@ def leaderboard(
     if replicas:
         _print_replicas(require_runs_dir(runs_dir), _value(fmt), where)
         return
-    if _value(fmt) == "json" and _value(sort) == "score" and where is None:
-        sys.stdout.write(_board_json(require_runs_dir(runs_dir)))
-        return
     _print_board(require_runs_dir(runs_dir), None, _value(sort), fmt, where, max(limit, 0))
-
-
-def _board_json(runs_dir: Path) -> str:
-    """`leaderboard --format json` (by score, every run) from the runs index's listing: the
-    JSON line the index keeps of each settled run, joined (the same text as render's)."""
-    from ibtui.runs.board import board_record, encode_record, json_text, sort_key
-    from ibtui.runs.store import RunIndex
-
-    index = RunIndex(runs_dir)
-    present, missing = [], []
-    for _, run_id, _, score, line in index.listing():
-        if line is None:  # running (liveness checked now) or unreadable
-            line = encode_record(board_record(index.run(run_id)))
-        if score is None:
-            missing.append(line)
-        else:
-            present.append((sort_key(score), line))
-    present.sort(key=_first)  # stable: in creation order among equal scores, as sort_records
-    return json_text([line for _, line in present] + missing)
-
-
-def _first(pair: tuple):
-    return pair[0]
 
 
 def _queue_warning(runs_dir: Path, runs, info: dict | None) -> str | None:
@@ -592,14 +701,14 @@ def show(run_key: str = typer.Argument(..., metavar="RUN"), runs_dir: Path = Run
     metrics, mi = r.metrics(), r.mi()
     boot = run_intervals(r.summary, mi)
     seeds = _replicas_of(runs_dir, r.spec) if r.spec else None
+    ranked = board_rows(runs_dir, ids={r.id})
+    validity = ({k: ranked[0][k] for k in ("valid", "why", "rank", "ties")} if ranked
+                else {"valid": None, "why": None, "rank": None, "ties": []})
     if fmt == "json":
-        across = None if seeds is None else {
-            "config": seeds.key, "seeds": sorted(seeds.seeds), "runs": seeds.runs,
-            **{m: (None if iv is None else {"mean": iv.mean, "lo": iv.lo, "hi": iv.hi, "n": iv.n})
-               for m, iv in seeds.metrics.items()}}
+        across = None if seeds is None else _group_json(seeds)
         print(json.dumps({"run": r.id, "state": r.state, "damaged": r.damaged, "status": r.status,
                           "spec": r.spec, "summary": r.summary, "metrics": metrics, "mi": mi,
-                          "within_run": boot, "across_seeds": across},
+                          "within_run": boot, "validity": validity, "across_seeds": across},
                          indent=2, default=str))
         return
     head = Text.assemble(Text(one_line(r.id), style="bold"), "  state ", (r.state, "bold"))
@@ -644,6 +753,7 @@ def show(run_key: str = typer.Argument(..., metavar="RUN"), runs_dir: Path = Run
                 t.add_row(k, lit(_cell(s[k])))
         console.print(t)
         _show_intervals(s, boot)
+        _show_validity(validity, s)
         for c in s.get("sanity") or []:
             if c.get("ok", True) is False:
                 say(f"sanity check failed: {c.get('check')} {c.get('subset', '')} "
@@ -692,6 +802,30 @@ def _show_bracket(recs: list[dict], method: str) -> None:
     console.print(t)
 
 
+def _show_validity(validity: dict, summary: dict) -> None:
+    """`valid ✔ (rank 2 of the runs directory)` or `✖ backdoor not learned (ASR 0.10 < 0.9)`."""
+    from ibtui.analysis.validity import RULES_TEXT
+
+    if validity["valid"] is None:
+        return
+    if validity["valid"]:
+        rank = f" (rank {validity['rank']})" if validity["rank"] else ""
+        say(f"valid ✔{rank}: backdoor and clean task learned", style="green")
+    else:
+        say(f"✖ set aside, not ranked: {one_line(validity['why'])}", style="bold red")
+    if board_ceiling(summary):
+        say("⚠ part of the MI values this score was computed from sat at their ceiling "
+            "(they are lower bounds)", style="yellow")
+    say(RULES_TEXT, style="dim")
+
+
+def board_ceiling(summary: dict) -> float | None:
+    from ibtui.runs.board import ceiling_share
+
+    share = ceiling_share(summary)
+    return share if share else None
+
+
 def _show_intervals(summary: dict, boot: dict | None) -> None:
     """`score 0.091 [0.083, 0.099] (95%, within-run bootstrap, B=500)` and D_XT, D_TY."""
     from ibtui.analysis.stealth import bootstrap_label, interval_text
@@ -699,6 +833,8 @@ def _show_intervals(summary: dict, boot: dict | None) -> None:
     boot = boot or {}
     line = Text("score ", style="bold")
     line.append(interval_text(summary.get("score"), boot.get("score_interval")), style="bold")
+    if board_ceiling(summary):
+        line.append(" ⚠", style="yellow")
     line.append(" " + one_line(bootstrap_label(boot or None)))
     console.print(line, soft_wrap=True)
     if boot.get("score_interval") is not None:
@@ -711,18 +847,10 @@ def _show_intervals(summary: dict, boot: dict | None) -> None:
 def _replicas_of(runs_dir: Path, spec: dict):
     """The configuration of `spec` across the seeds of its runs in `runs_dir` (through the
     runs directory's index), or None unless at least two of them have a score."""
-    from ibtui.analysis.replicas import METRICS, config_key, group_replicas
-    from ibtui.runs.store import list_runs_cached
+    from ibtui.analysis.replicas import config_key, group_replicas
 
     key = config_key(spec)
-    rows = []
-    for r in list_runs_cached(runs_dir):
-        if (r.config or config_key(r.spec)) != key:
-            continue
-        label = {k: r.spec.get(k) for k in ("name", "attack", "dataset", "arch", "poison_rate",
-                                            "seed")}
-        rows.append({"run": r.id, "spec": {"config": key, **label},
-                     **{m: (r.summary or {}).get(m) for m in METRICS}})
+    rows = [r for r in replica_rows(runs_dir) if r["spec"]["config"] == key]
     if sum(isinstance(r["score"], (int, float)) for r in rows) < 2:
         return None
     (group,) = group_replicas(rows)
@@ -747,6 +875,11 @@ def _show_seeds(group) -> None:
         t.add_row(name, iv.text(), span, str(iv.n))
     console.print(t)
     say(f"runs: {one_line(', '.join(group.runs))}", style="dim")
+    for run, first in group.duplicates.items():
+        say(f"duplicate, counted once: {one_line(run)} repeats {one_line(first)} (same "
+            "configuration and seed)", style="yellow")
+    for run, why in group.set_aside.items():
+        say(f"not counted: {one_line(run)}: {one_line(why)}", style="yellow")
 
 
 @app.command()

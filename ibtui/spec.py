@@ -82,6 +82,10 @@ FIELDS: dict[str, Field] = {
                         "(the smallest subset's), so that log N ceilings agree"),
     "observe_classes": Field("all", (int, str), "clean classes whose MI is estimated: \"all\" or a list", listy=True),
     "stealth_epochs": Field("all", (str,), "representative epochs for the stealth score"),
+    "min_asr": Field(0.9, (float,), "a poisoned run is ranked only when its final ASR reaches "
+                     "this (README: Leaderboard); a lower value needs min_asr_reason"),
+    "min_asr_reason": Field("", (str,), "why this experiment's min_asr is below 0.9 "
+                            "(shown with the verdict)"),
     "seed": Field(0, (int,), "random seed"),
     "tags": Field([], (str,), "labels to filter runs by (`ibtui ls --tag`, `tag:` in the app)",
                   listy=True),
@@ -105,6 +109,7 @@ RANGES: dict[str, tuple[float, float, bool, bool]] = {
     "noise_ty": (0.0, 100.0, True, True),
     "seed": (0, 2**31 - 1, True, True),
     "threads": (0, 1024, True, True),
+    "min_asr": (0.0, 1.0, True, True),
 }
 
 CHOICES: dict[str, tuple[str, ...]] = {
@@ -497,6 +502,10 @@ def _check_values(v: dict, *, file: str, exp: str, regs: dict[str, list[str]], m
         raise err("poison_rate", f"{v['poison_rate']!r} poisons no image of {v['dataset']} ({pool}; index "
                                  f"rule {rule!r}); allowed: poison_rate >= {rmin:g} for {v['attack']} "
                                  f"on {v['dataset']}")
+    if v["min_asr"] < FIELDS["min_asr"].default and not v["min_asr_reason"].strip():
+        raise err("min_asr_reason", f"empty while min_asr = {v['min_asr']:g}; allowed: a short "
+                                    "reason for the threshold (e.g. \"clean-label LC on an "
+                                    "8-wide net reaches 0.6\"), or min_asr = 0.9")
     bad_epochs = [e for e in v["mi_epochs"] if not 1 <= e <= v["epochs"]]
     if bad_epochs:
         raise err("mi_epochs", f"{bad_epochs} outside the run; allowed: 1..{v['epochs']} (epochs = {v['epochs']})")

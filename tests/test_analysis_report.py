@@ -44,15 +44,15 @@ def test_markdown_table_i_layout(runs):
         "| Attack | D_XT | D_TY | Score | Runs | Ties |",
         "|---|---:|---:|---:|---:|---|",
         "| **CIFAR-10 (25% poison)** | | | | | |",
-        "| LC | 0.2000 (n=1) | 0.4000 (n=1) | 0.3000 (n=1) | 1 | – |",
+        "| LC | 0.2000 (n = 1) | 0.4000 (n = 1) | 0.3000 (n = 1) | 1 | – |",
         "| **CIFAR-10 (10% poison)** | | | | | |",
         # two seeds: half-width t(0.975, 1)·s/√2 = 12.7062·0.1414/1.4142 = 1.2706
         "| BadNets | 0.4000 ± 1.2706 | 0.3000 ± 1.2706 | 0.3500 ± 1.2706 | 2 | Blend |",
-        "| Blend | 0.6000 (n=1) | 0.2000 (n=1) | 0.4000 (n=1) | 1 | BadNets |",
+        "| Blend | 0.6000 (n = 1) | 0.2000 (n = 1) | 0.4000 (n = 1) | 1 | BadNets |",
         "| **CIFAR-10 (1% poison)** | | | | | |",
-        "| BadNets | 0.7000 (n=1) | 0.1000 (n=1) | 0.4000 (n=1) | 1 | – |",
+        "| BadNets | 0.7000 (n = 1) | 0.1000 (n = 1) | 0.4000 (n = 1) | 1 | – |",
         "| **SVHN (10% poison)** | | | | | |",
-        "| WaNet | 0.5000 (n=1) | 0.5000 (n=1) | 0.5000 (n=1) | 1 | – |",
+        "| WaNet | 0.5000 (n = 1) | 0.5000 (n = 1) | 0.5000 (n = 1) | 1 | – |",
     ]
 
 
@@ -61,9 +61,9 @@ def test_markdown_grouped_by_dataset_names_the_rate(runs):
     assert lines[2] == "| **CIFAR-10** | | | | | |"
     assert lines[3:8] == [
         "| BadNets-10% | 0.4000 ± 1.2706 | 0.3000 ± 1.2706 | 0.3500 ± 1.2706 | 2 | all |",
-        "| BadNets-1% | 0.7000 (n=1) | 0.1000 (n=1) | 0.4000 (n=1) | 1 | all |",
-        "| Blend-10% | 0.6000 (n=1) | 0.2000 (n=1) | 0.4000 (n=1) | 1 | all |",
-        "| LC-25% | 0.2000 (n=1) | 0.4000 (n=1) | 0.3000 (n=1) | 1 | all |",
+        "| BadNets-1% | 0.7000 (n = 1) | 0.1000 (n = 1) | 0.4000 (n = 1) | 1 | all |",
+        "| Blend-10% | 0.6000 (n = 1) | 0.2000 (n = 1) | 0.4000 (n = 1) | 1 | all |",
+        "| LC-25% | 0.2000 (n = 1) | 0.4000 (n = 1) | 0.3000 (n = 1) | 1 | all |",
         "| **SVHN** | | | | | |",
     ]
 
@@ -79,7 +79,7 @@ def test_latex_table(runs):
     assert lines[:4] == [r"\begin{tabular}{lrrrrl}", r"\toprule",
                          r"Attack & $D_{XT}$ & $D_{TY}$ & Score & Runs & Ties \\", r"\midrule"]
     assert lines[4] == r"\multicolumn{6}{l}{\textit{CIFAR-10 (25\% poison)}} \\"
-    assert lines[5] == r"LC & 0.2000 (n=1) & 0.4000 (n=1) & 0.3000 (n=1) & 1 & -- \\"
+    assert lines[5] == r"LC & 0.2000 (n = 1) & 0.4000 (n = 1) & 0.3000 (n = 1) & 1 & -- \\"
     assert lines[6] == r"\midrule"
     assert lines[8] == (r"BadNets & $0.4000 \pm 1.2706$ & $0.3000 \pm 1.2706$ & "
                         r"$0.3500 \pm 1.2706$ & 2 & Blend \\")
@@ -110,10 +110,10 @@ def test_rows_split_by_a_setting_that_differs(tmp_path):
     write_run(runs, attack="badnets", arch="vgg16", with_features=False, score=(0.3, 0.3),
               spec_extra={"lr": 0.001})
     lines = report(runs, ["dataset", "poison_rate"], "md").splitlines()
-    assert lines[3] == ("| BadNets (arch=resnet18, lr=0.01) | 0.1000 (n=1) | 0.1000 (n=1) | "
-                        "0.1000 (n=1) | 1 | BadNets (arch=vgg16, lr=0.001) |")
-    assert lines[4] == ("| BadNets (arch=vgg16, lr=0.001) | 0.3000 (n=1) | 0.3000 (n=1) | "
-                        "0.3000 (n=1) | 1 | BadNets (arch=resnet18, lr=0.01) |")
+    assert lines[3] == ("| BadNets (arch=resnet18, lr=0.01) | 0.1000 (n = 1) | 0.1000 (n = 1) | "
+                        "0.1000 (n = 1) | 1 | BadNets (arch=vgg16, lr=0.001) |")
+    assert lines[4] == ("| BadNets (arch=vgg16, lr=0.001) | 0.3000 (n = 1) | 0.3000 (n = 1) | "
+                        "0.3000 (n = 1) | 1 | BadNets (arch=resnet18, lr=0.01) |")
 
 
 def test_three_seeds_mean_interval_and_ties_by_hand(tmp_path):
@@ -129,11 +129,11 @@ def test_three_seeds_mean_interval_and_ties_by_hand(tmp_path):
     lines = report(runs, ["dataset", "poison_rate"], "md").splitlines()
     # badnets: mean 0.2, s = 0.1, half = 4.302653·0.1/√3 = 0.248414 -> [-0.048, 0.448]
     # blend: mean 0.52, s = 0.02, half = 4.302653·0.02/√3 = 0.049683 -> [0.470, 0.570]
-    # they do not overlap (0.448 < 0.470): no tie; lc (n=1) ties with both ("all")
+    # they do not overlap (0.448 < 0.470): no tie; lc (n = 1) ties with both ("all")
     assert lines[3:] == [
         "| BadNets | 0.2000 ± 0.2484 | 0.2000 ± 0.2484 | 0.2000 ± 0.2484 | 3 | LC |",
         "| Blend | 0.5200 ± 0.0497 | 0.5200 ± 0.0497 | 0.5200 ± 0.0497 | 3 | LC |",
-        "| LC | 0.2500 (n=1) | 0.2500 (n=1) | 0.2500 (n=1) | 1 | all |",
+        "| LC | 0.2500 (n = 1) | 0.2500 (n = 1) | 0.2500 (n = 1) | 1 | all |",
     ]
     rows = list(csv.DictReader(io.StringIO(report(runs, ["dataset", "poison_rate"], "csv"))))
     half = 4.302653 * 0.1 / 3 ** 0.5

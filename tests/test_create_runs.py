@@ -9,7 +9,7 @@ from ibtui.runs.scheduler import create_runs
 from ibtui.spec import load_spec_text
 
 
-def specs(n=1):
+def specs(n = 1):
     return load_spec_text({"experiment": [{"name": "c", "seed": list(range(n))}]}, "f")
 
 

@@ -25,7 +25,7 @@ def test_mean_interval_by_hand():
     assert math.isclose(iv.mean, 0.2) and iv.n == 3
     assert math.isclose(iv.lo, 0.2 - half, rel_tol=1e-6) and math.isclose(iv.hi, 0.2 + half, rel_tol=1e-6)
     one = mean_interval([0.5])
-    assert one.mean == 0.5 and one.lo is None and one.text() == "0.500 (n=1)"
+    assert one.mean == 0.5 and one.lo is None and one.text() == "0.500 (n = 1)"
     assert mean_interval([None, float("nan")]) is None
 
 

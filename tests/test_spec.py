@@ -128,6 +128,7 @@ SWEEP_VALUES = {
     "batch_size": [256, 32], "plateau_patience": [5, 2], "plateau_factor": [0.5, 0.1],
     "noise_xt": [0.4, 0.2], "noise_ty": [0.4, 0.0], "stealth_epochs": ["all", "phases"],
     "device": ["auto", "cpu"], "threads": [0, 1], "mi_equal_n": [True, False],
+    "min_asr": [0.9, 0.95], "min_asr_reason": ["", "LC on a narrow net"],
 }
 
 

@@ -618,7 +618,7 @@ async def test_leaderboard_replicas_key_shows_one_row_per_configuration(runs):
         assert "3 seeds" in bad[1] and "0.650 ± 0.248" in bad
         assert "ties #" in bad[1]  # its wide interval overlaps the others (one seed each)
         blend = next(c for c in cells.values() if "blend" in c[1])
-        assert "1 seed " in blend[1] + " " and "0.375 (n=1)" in blend
+        assert "1 seed " in blend[1] + " " and "0.375 (n = 1)" in blend
         top = plain(app.screen.query_one("#topbar", Static))
         assert "replicas: 3 configurations" in top
         await pilot.press("enter")  # opens the highlighted configuration: its runs

@@ -85,8 +85,11 @@ def load_inputs(run_dir: Path) -> dict:
             continue
         classes[e] = {str(c): v for c, v in cl.items() if isinstance(v, dict) and str(c).isdecimal()}
     losses: dict[int, dict[str, float]] = {}
+    acc: dict[int, float] = {}
     for r in _lines(run_dir / "metrics.jsonl"):
         e, cl = _epoch(r), r.get("class_loss")
+        if e is not None and _num(r.get("test_acc")) is not None:
+            acc[e] = _num(r["test_acc"])
         if e is None or not isinstance(cl, dict):
             continue
         vals = {str(c): _num(v) for c, v in cl.items() if str(c).isdecimal()}
@@ -101,7 +104,7 @@ def load_inputs(run_dir: Path) -> dict:
                 or v is None or r.get("method") != method):
             continue
         mi.setdefault(e, {}).setdefault(term, {})[sub] = v
-    return {"classes": classes, "loss": losses, "mi": mi}
+    return {"classes": classes, "loss": losses, "mi": mi, "acc": acc}
 
 
 # --- statistics ---------------------------------------------------------------------------------
@@ -322,7 +325,22 @@ def verdict(run_dir: Path, score: str = DEFAULT_SCORE, alpha: float = ALPHA,
     last.update(score=score, alpha=alpha, threshold_z=round(threshold_z(n, alpha), 4),
                 first_epoch=first, poisoned=bool(last.pop("alarm")),
                 checkpoints=len(tl), references=len(references or []))
+    untrained = clean_task_unlearned(inp, n)
+    if untrained:  # a model that learned nothing has no backdoor to tell apart from its classes
+        last.update(poisoned=None, first_epoch=None, no_verdict=untrained)
     return last
+
+
+def clean_task_unlearned(inp: dict, n_classes: int) -> str | None:
+    """`clean accuracy 0.18` when the model's latest clean test accuracy is below the validity
+    floor (ibtui.analysis.validity.acc_floor: chance + half the way to 1), else None."""
+    from ibtui.analysis.validity import acc_floor
+
+    acc = inp.get("acc") or {}
+    if not acc:
+        return None
+    last = acc[max(acc)]
+    return f"clean accuracy {last:.2f}" if last < acc_floor(max(n_classes, 2)) else None
 
 
 def summary_record(run_dir: Path) -> dict | None:
@@ -359,6 +377,11 @@ def _alarm_lines(path: Path) -> list[str]:
     v = verdict(path)
     if v is None:
         return ["backdoor alarm: no per-class statistics yet (classes.jsonl)"]
+    if v.get("no_verdict"):
+        from ibtui.analysis.validity import acc_floor
+
+        return [f"backdoor alarm: no verdict: {v['no_verdict']} (the model did not learn its "
+                f"clean task; a verdict needs ≥ {acc_floor(len(v['suspicion'])):.2f})"]
     if v["poisoned"]:
         head = (f"backdoor alarm: POISONED? yes: class {v['top_class']} is the suspected target "
                 f"(z {v['z']:.2f}, p {v['p']:.4f}), first reached at epoch {v['first_epoch']}")
@@ -413,6 +436,13 @@ def alarm_cell(run) -> str:
     v = live_verdict(run)
     if not isinstance(v, dict) or "top_class" not in v:
         return ""
+    return verdict_cell(v)
+
+
+def verdict_cell(v: dict) -> str:
+    """'! 3' (the alarm names class 3), 'no verdict' (untrained model) or 'ok'."""
+    if v.get("no_verdict"):
+        return "no verdict"
     return f"! {v['top_class']}" if v.get("poisoned") else "ok"
 
 

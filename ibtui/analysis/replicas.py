@@ -19,7 +19,7 @@ import json
 import math
 from dataclasses import dataclass, field
 
-NOT_SCIENCE = ("seed", "threads", "device", "data_root", "download")
+NOT_SCIENCE = ("seed", "threads", "device", "data_root", "download", "min_asr", "min_asr_reason")
 METRICS = ("score", "d_xt", "d_ty", "clean_acc", "asr")
 
 
@@ -43,7 +43,7 @@ class Interval:
 
     def text(self, fmt: str = ".3f") -> str:
         if self.lo is None:
-            return f"{self.mean:{fmt}} (n=1)"
+            return f"{self.mean:{fmt}} (n = 1)"
         return f"{self.mean:{fmt}} ± {(self.hi - self.lo) / 2:{fmt}}"
 
 
@@ -68,15 +68,29 @@ class Group:
     key: str
     label: dict            # the fields that describe the configuration in a table
     runs: list[str]
-    seeds: list[int]
+    seeds: list[int]       # the distinct seeds its intervals are computed over
     metrics: dict[str, Interval | None] = field(default_factory=dict)
     rank: int = 0
     ties: list[int] = field(default_factory=list)
+    duplicates: dict[str, str] = field(default_factory=dict)  # run -> the run it repeats
+    set_aside: dict[str, str] = field(default_factory=dict)   # run -> why it is not counted
+
+    @property
+    def valid(self) -> bool:
+        """At least one counted run (a seed not set aside) has a score."""
+        return self.metrics.get("score") is not None
+
+
+def _has(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 def group_replicas(rows: list[dict], by: str = "score") -> list[Group]:
-    """rows: dicts with `run`, `spec` (resolved spec) and the METRICS; unfinished runs (metric
-    None) are left out of the intervals but counted in `runs`."""
+    """rows: dicts with `run`, `spec` (resolved spec), the METRICS and optionally `valid` and
+    `why` (ibtui.runs.board.rank_records). A seed counts once: of the rows with one seed, the
+    first with a `by` value is counted and the others are duplicates. Rows whose `valid` is
+    False are set aside with their reason; unfinished rows (metric None) are left out of the
+    intervals but counted in `runs`. Groups with a counted score are ranked first."""
     groups: dict[str, Group] = {}
     members_of: dict[str, list[dict]] = {}  # linear in the rows (10,000 runs in the app)
     for r in rows:
@@ -86,11 +100,25 @@ def group_replicas(rows: list[dict], by: str = "score") -> list[Group]:
             "name", "attack", "dataset", "arch", "poison_rate")}, [], []))
         g.runs.append(r["run"])
         members_of.setdefault(key, []).append(r)
-        if isinstance(spec.get("seed"), int):
-            g.seeds.append(spec["seed"])
     for key, g in groups.items():
-        members = members_of[key]
-        g.metrics = {m: mean_interval([r.get(m) for r in members]) for m in METRICS}
+        first: dict[str, dict] = {}
+        for r in sorted(members_of[key], key=lambda r: not _has(r.get(by))):  # stable
+            seed = json.dumps((r.get("spec") or {}).get("seed"), default=str)
+            if seed in first:
+                g.duplicates[r["run"]] = first[seed]["run"]
+            else:
+                first[seed] = r
+        counted = []
+        for r in first.values():
+            if r.get("valid") is False:
+                why = str(r.get("why") or "not valid")
+                if not why.startswith("duplicate"):
+                    g.set_aside[r["run"]] = why
+                    continue
+            counted.append(r)
+        g.seeds = sorted(s for s in ((r.get("spec") or {}).get("seed") for r in counted
+                                     if _has(r.get(by))) if isinstance(s, int))
+        g.metrics = {m: mean_interval([r.get(m) for r in counted]) for m in METRICS}
     ordered = sorted(groups.values(), key=lambda g: (g.metrics.get(by) is None,
                                                      g.metrics[by].mean if g.metrics.get(by) else 0))
     for i, g in enumerate(ordered, 1):

@@ -66,13 +66,20 @@ def _canon(v: Any) -> str:
     return json.dumps(v, sort_keys=True, default=str)
 
 
-def finished_runs(runs_dir: Path) -> list[dict]:
-    """Every done run with a summary: its resolved settings, overlaid by the summary."""
-    from ibtui.runs.store import list_runs
+def finished_runs(runs_dir: Path, set_aside: list | None = None) -> list[dict]:
+    """Every valid done run with a summary (ibtui.analysis.validity: backdoor and clean task
+    learned, no duplicate of an earlier seed): its resolved settings, overlaid by the summary.
+    The verdicts of the runs set aside are appended to `set_aside` when given."""
+    from ibtui.analysis.validity import assess, inputs_of
+    from ibtui.runs.store import list_runs_cached
 
+    listed = list_runs_cached(Path(runs_dir))
+    verdicts = assess([inputs_of(r) for r in listed])
+    if set_aside is not None:
+        set_aside += [(r.id, v) for r, v in zip(listed, verdicts, strict=True) if v.ok is False]
     out = []
-    for r in list_runs(Path(runs_dir)):
-        if r.state != "done" or not isinstance(r.summary, dict):
+    for r, v in zip(listed, verdicts, strict=True):
+        if r.state != "done" or not isinstance(r.summary, dict) or v.ok is False:
             continue
         values = {k: v for k, v in (r.spec or {}).items()}
         for k in ("attack", "dataset", "arch", "poison_rate", "seed", "target", "name", "width"):
@@ -228,7 +235,7 @@ def _fmt(row: dict, v: str, fmt: str) -> str:
     if mean is None:
         return "–" if fmt == "md" else "--"
     if lo is None or hi is None:
-        return f"{mean:.4f} (n=1)"
+        return f"{mean:.4f} (n = 1)"
     half = (hi - lo) / 2
     if fmt == "latex":
         return f"${mean:.4f} \\pm {half:.4f}$"
@@ -320,10 +327,26 @@ def report(runs_dir: Path, group_by: list[str] | None = None, fmt: str = "md") -
     if fmt not in FORMATS:
         raise SpecError(f"report format {fmt!r} not allowed; allowed: {', '.join(FORMATS)}")
     group_by = check_group_by(group_by)
-    runs = finished_runs(runs_dir)
-    if not runs:
+    aside: list = []
+    runs = finished_runs(runs_dir, aside)
+    if not runs and not aside:
         raise RunStoreError(f"{runs_dir}: no finished runs with a summary.json (state done)")
-    return render(aggregate(runs, group_by), group_by, fmt)
+    text = render(aggregate(runs, group_by), group_by, fmt) if runs else ""
+    return text + (set_aside_note(aside, fmt) if fmt != "csv" else "")
+
+
+def set_aside_note(aside: list, fmt: str) -> str:
+    """The report's closing lines: how many runs were set aside and why, each named."""
+    from ibtui.analysis.validity import set_aside_summary
+
+    if not aside:
+        return ""
+    head = set_aside_summary([v for _, v in aside])
+    lines = [f"{head}; duplicates of an earlier run with the same configuration and seed are "
+             "counted once:"] + [f"- {run}: {'; '.join(v.reasons)}" for run, v in aside]
+    if fmt == "latex":
+        return "".join(f"% {line}\n" for line in lines)
+    return "\n" + "\n".join(_md_escape(x) for x in lines) + "\n"
 
 
 SCATTER_COLUMNS = ["label", "attack", "dataset", "poison_rate", "n", "score", "score_std",

@@ -14,11 +14,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ibtui.analysis.validity import Verdict, assess, inputs_of, why_text
 from ibtui.errors import IbtuiError
 from ibtui.runs.states import STATES
 
-BOARD_COLUMNS = ["run", "attack", "dataset", "arch", "rate", "seed", "state", "score", "d_xt",
-                 "d_ty", "clean_acc", "asr", "ra", "psnr", "ssim", "wall_s", "ok", "ceiling"]
+BOARD_COLUMNS = ["run", "attack", "dataset", "arch", "rate", "seed", "state", "rank", "score",
+                 "score_lo", "score_hi", "ties", "d_xt", "d_ty", "clean_acc", "asr", "ra", "psnr",
+                 "ssim", "wall_s", "ok", "ceiling", "valid", "why", "config"]
 SANITY_TEXT = ("ok: ✔ when every MI sanity check of the run passed, ✖ when one failed, – when "
                "none was recorded. The checks bound each estimate: I(X;T) ≤ log N, no estimate "
                "at its estimator's ceiling, I(X;Ŷ) ≤ min(I(X;T), I(T;Ŷ)) (data processing), "
@@ -45,21 +47,41 @@ def ceiling_text(share: float | None) -> str:
 
 
 def board_record(run, state: str | None = None) -> dict[str, Any]:
-    """One leaderboard row of a run (`ibtui.runs.store.Run`); `state` defaults to the run's
-    effective state, with its damage in brackets."""
+    """One leaderboard row of a run (`ibtui.runs.store.Run`) before ranking (`rank_records`
+    fills rank, ties, valid and why); `state` defaults to the run's effective state, with its
+    damage in brackets. It also holds what the ranking reads (validity.inputs_of)."""
     s = run.summary or {}
-    sp = run.spec
+    sp = run.spec or {}
+    inputs = inputs_of(run)
     if state is None:
         state = run.state if not run.damaged else f"{run.state} ({'; '.join(run.damaged)})"
     ok = s.get("sanity_ok")
     return {
+        **{f"_{k}": v for k, v in inputs.items()},
         "run": run.id, "attack": sp.get("attack"), "dataset": sp.get("dataset"),
         "arch": sp.get("arch"), "rate": sp.get("poison_rate"), "seed": sp.get("seed"),
-        "state": state, "score": s.get("score"), "d_xt": s.get("d_xt"), "d_ty": s.get("d_ty"),
+        "state": state, "rank": None, "score": s.get("score"), "score_lo": inputs["score_lo"],
+        "score_hi": inputs["score_hi"], "ties": [], "d_xt": s.get("d_xt"), "d_ty": s.get("d_ty"),
         "clean_acc": s.get("clean_acc"), "asr": s.get("asr"), "ra": s.get("ra"),
         "psnr": s.get("psnr"), "ssim": s.get("ssim"), "wall_s": s.get("wall_seconds"),
         "ok": ok if isinstance(ok, bool) else None, "ceiling": ceiling_share(s),
+        "valid": None, "why": None, "config": inputs["config"],
     }
+
+
+def rank_records(records: list[dict]) -> list[Verdict]:
+    """Fill each record's rank (among valid runs, by score), ties (the ranks whose score
+    intervals overlap), valid and why (ibtui.analysis.validity); returns the verdicts."""
+    inputs = [{k[1:]: v for k, v in r.items() if k.startswith("_")} for r in records]
+    verdicts = assess(inputs)
+    for r, i, v in zip(records, inputs, verdicts, strict=True):
+        r["rank"], r["ties"], r["valid"], r["why"] = v.rank, v.ties, v.ok, why_text(v, i)
+    return verdicts
+
+
+def export_view(record: dict) -> dict:
+    """A ranked record with the export columns only."""
+    return {c: record.get(c) for c in BOARD_COLUMNS}
 
 
 def cell(v: Any) -> str:
@@ -72,12 +94,17 @@ def cell(v: Any) -> str:
 
 
 def sort_records(rows: list[dict], column: str) -> list[dict]:
-    """Ascending by `column`; numbers before text, missing values last."""
+    """Ascending by `column`; numbers before text, missing values last; every valid run
+    (rank_records) before every run set aside or not judged, whatever the column."""
     if column not in BOARD_COLUMNS:
         raise IbtuiError(f"--sort {column!r}: unknown column; allowed: {', '.join(BOARD_COLUMNS)}")
-    present = [r for r in rows if r[column] is not None]
-    missing = [r for r in rows if r[column] is None]
-    return sorted(present, key=lambda r: sort_key(r[column])) + missing
+    out = []
+    for part in ([r for r in rows if r.get("valid") is True],
+                 [r for r in rows if r.get("valid") is not True]):
+        present = [r for r in part if r[column] is not None and r[column] != []]
+        missing = [r for r in part if r[column] is None or r[column] == []]
+        out += sorted(present, key=lambda r: sort_key(r[column])) + missing
+    return out
 
 
 def sort_key(v: Any) -> tuple:
@@ -102,20 +129,31 @@ def json_text(lines: list[str]) -> str:
     return "[\n  " + ",\n  ".join(lines) + "\n]\n"
 
 
+def _flat(c: str, v: Any) -> Any:
+    """A csv/md cell of column `c`: ties as `2 3`, valid as ✔/✖."""
+    if c == "ties":
+        return " ".join(map(str, v or [])) or None
+    if c == "valid" and v is not None:
+        return "✔" if v else "✖"
+    return v
+
+
 def render(records: Iterable[dict], fmt: str, escape=lambda s: s) -> str:
-    """Records as `json`, `csv` or `md` text (in the given order); `escape` cleans md cells."""
-    records = list(records)
+    """Ranked records (rank_records) as `json`, `csv` or `md` text (in the given order) with
+    the BOARD_COLUMNS; `escape` cleans md cells."""
+    records = [export_view(r) for r in records]
     if fmt == "json":  # one record a line: readable, and the C encoder (fast at 10,000 rows)
         return json_text([encode_record(r) for r in records])
     if fmt == "csv":
         out = io.StringIO()
         w = csv.DictWriter(out, fieldnames=BOARD_COLUMNS, lineterminator="\n")
         w.writeheader()
-        w.writerows(records)
+        w.writerows({c: _flat(c, r[c]) for c in BOARD_COLUMNS} for r in records)
         return out.getvalue()
     if fmt == "md":
         lines = ["| " + " | ".join(BOARD_COLUMNS) + " |", "|" + "---|" * len(BOARD_COLUMNS)]
-        lines += ["| " + " | ".join(escape(ceiling_text(r[c]) if c == "ceiling" else cell(r[c]))
+        lines += ["| " + " | ".join(escape(ceiling_text(r[c]) if c == "ceiling"
+                                           else cell(_flat(c, r[c])))
                                     .replace("|", "\\|") for c in BOARD_COLUMNS) + " |"
                   for r in records]
         return "\n".join(lines) + "\n"

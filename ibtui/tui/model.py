@@ -89,6 +89,16 @@ class RunRow:
     alarm: str = ""  # backdoor alarm: "! c" names class c, "ok", "" = no data yet
     config: str = ""  # every spec field but the seed (ibtui.analysis.replicas.config_key)
     tags: tuple[str, ...] = ()
+    score_lo: float | None = None  # the score's within-run 95% interval
+    score_hi: float | None = None
+    recipe: str = ""  # the training recipe (clean runs of it are the accuracy reference)
+    min_asr: float | None = None
+    min_asr_reason: str = ""
+    # set over all rows by ranked_rows (ibtui.analysis.validity): valid None = not judged
+    valid: bool | None = None
+    why: str = ""
+    rank: int | None = None
+    ties: tuple[int, ...] = ()
 
     def elapsed(self, now: float) -> float | None:
         if not self.started:
@@ -153,6 +163,9 @@ def row_from_run(run: Run, order: int = 0) -> RunRow:
         asr = _num(st.get("asr"))
     rate = pick("rate", "poison_rate")
     seed = pick("seed")
+    from ibtui.analysis.validity import inputs_of
+
+    inputs = inputs_of(run)
     width = spec.get("width")
     return _new_row(
         id=run.id, name=str(pick("name") or ""), attack=str(pick("attack") or ""),
@@ -177,7 +190,41 @@ def row_from_run(run: Run, order: int = 0) -> RunRow:
         note="; ".join(notes), has_summary=run.summary is not None, order=order,
         sanity=sanity_lines(summ), alarm=_alarm_cell(run),
         config=run.config or _config_key(spec), tags=_tags(spec.get("tags")),
+        score_lo=inputs["score_lo"], score_hi=inputs["score_hi"], recipe=inputs["recipe"] or "",
+        min_asr=inputs["min_asr"], min_asr_reason=inputs["min_asr_reason"] or "",
     )
+
+
+def _inputs(row: RunRow) -> dict:
+    """What ibtui.analysis.validity.assess reads of a row."""
+    return {"run": row.id, "attack": row.attack or None, "seed": row.seed,
+            "config": row.config or None, "recipe": row.recipe or None, "min_asr": row.min_asr,
+            "min_asr_reason": row.min_asr_reason or None, "created": row.created,
+            "state": row.state, "score": row.score, "score_lo": row.score_lo,
+            "score_hi": row.score_hi, "clean_acc": row.acc if row.has_summary else None,
+            "asr": row.asr}
+
+
+def ranked_rows(rows: list[RunRow], fresh: set[str] = frozenset()) -> list[RunRow]:
+    """The rows with their validity, rank and ties (over all of them); rows whose verdict
+    is unchanged are returned as they are, rows in `fresh` (not shown yet) set in place."""
+    from ibtui.analysis.validity import assess, why_text
+
+    out = []
+    for r, v in zip(rows, assess([_inputs(r) for r in rows]), strict=True):
+        new = {"valid": v.ok, "why": why_text(v, _inputs(r)) or "", "rank": v.rank,
+               "ties": tuple(v.ties)}
+        if all(getattr(r, k) == x for k, x in new.items()):
+            out.append(r)
+        elif r.id in fresh:
+            for k, x in new.items():
+                object.__setattr__(r, k, x)
+            out.append(r)
+        else:
+            from dataclasses import replace
+
+            out.append(replace(r, **new))
+    return out
 
 
 _ROW_DEFAULTS = {f.name: f.default for f in dataclass_fields(RunRow)}
@@ -209,7 +256,9 @@ def _alarm_cell(run: Run) -> str:
     if isinstance(a, dict) and isinstance(a.get("suspicion"), dict):
         # a finished run's recorded verdict, as alarm_cell reads it (without the import and
         # the file checks: ten thousand rows)
-        return "" if "top_class" not in a else f"! {a['top_class']}" if a.get("poisoned") else "ok"
+        from ibtui.analysis.alarm import verdict_cell
+
+        return "" if "top_class" not in a else verdict_cell(a)
     from ibtui.analysis.alarm import alarm_cell  # never raises
 
     return alarm_cell(run)
@@ -335,6 +384,21 @@ COLUMN_LIST: list[Column] = [
                                                  style="bold red" if r.alarm.startswith("!") else ""),
            help="backdoor alarm: ! c = class c looks like a backdoor target, ok = no alarm"),
 ]
+def valid_cell(row: RunRow) -> Cell:
+    """`✔`, `✖ no backdoor` (the first failed condition; the run screen names all), `–`."""
+    if row.valid is None:
+        return Cell("–", None, justify="left")
+    if row.valid:
+        return Cell("✔", 0, style="green")
+    from ibtui.analysis.validity import short_reason
+
+    return Cell(f"✖ {short_reason(row.why)}", 1, style="bold red")
+
+
+COLUMN_LIST.append(Column(
+    "valid", "valid", lambda r, now: valid_cell(r),
+    help="✔: backdoor (final ASR ≥ min_asr, default 0.9) and clean task learned, no duplicate "
+         "seed; ✖ names what failed; such runs are ranked after every valid run"))
 COLUMNS: dict[str, Column] = {c.key: c for c in COLUMN_LIST}
 # columns that may be folded into the header line when all rows agree and the screen is narrow
 FOLDABLE = ("dataset", "arch", "name", "attack", "rate", "seed")
@@ -405,10 +469,32 @@ def compile_filter(text: str, columns: list[str] | None = None) -> Filter:
 
 
 SANITY_HELP = SANITY_TEXT + " i lists a run's checks, failed first."
+def _score_cell(r: RunRow, now: float) -> Cell:
+    """The score with its within-run interval, ⚠ when part of its inputs sat at a ceiling."""
+    from ibtui.analysis.validity import score_text
+
+    return Cell(score_text(r.score, r.score_lo, r.score_hi, r.ceiling), r.score,
+                style="yellow" if r.ceiling else "", justify="right")
+
+
+def _ties_cell(r: RunRow, now: float) -> Cell:
+    if r.rank is None:
+        return Cell("", None)
+    text = " ".join(f"#{t}" for t in r.ties[:4]) + ("…" if len(r.ties) > 4 else "")
+    return Cell(text or "–", len(r.ties))
+
+
 LEADERBOARD_COLUMN_LIST: list[Column] = [
+    Column("rank", "#", lambda r, now: Cell("–" if r.rank is None else str(r.rank), r.rank,
+                                            justify="right"), numeric=True, fixed=True,
+           help="rank among valid runs by score (runs set aside: –)"),
     ID_COLUMN, COLUMNS["name"], COLUMNS["attack"], COLUMNS["dataset"], COLUMNS["arch"], COLUMNS["rate"],
     COLUMNS["seed"],
-    COLUMNS["score"],
+    Column("score", "score [95%]", _score_cell, numeric=True, fixed=True,
+           help="stealth score (lower = stealthier) with its within-run 95% interval; ⚠: part "
+                "of its MI values sat at their ceiling"),
+    Column("ties", "ties", _ties_cell, help="ranks whose score intervals overlap this run's"),
+    COLUMNS["valid"],
     Column("d_xt", "D_XT", lambda r, now: _num_cell(r.d_xt), numeric=True, fixed=True,
            help="stealth distance in I(X;T)"),
     Column("d_ty", "D_TY", lambda r, now: _num_cell(r.d_ty), numeric=True, fixed=True,
@@ -450,9 +536,11 @@ EXPORT_COLUMNS = BOARD_COLUMNS
 def export_record(r: RunRow) -> dict[str, Any]:
     return {"run": r.id, "attack": r.attack or None, "dataset": r.dataset or None,
             "arch": r.arch or None, "rate": r.rate, "seed": r.seed, "state": r.state,
-            "score": r.score, "d_xt": r.d_xt, "d_ty": r.d_ty, "clean_acc": r.acc,
+            "rank": r.rank, "score": r.score, "score_lo": r.score_lo, "score_hi": r.score_hi,
+            "ties": list(r.ties), "d_xt": r.d_xt, "d_ty": r.d_ty, "clean_acc": r.acc,
             "asr": r.asr, "ra": r.ra, "psnr": r.psnr, "ssim": r.ssim, "wall_s": r.wall_s,
-            "ok": r.sanity_ok, "ceiling": r.ceiling}
+            "ok": r.sanity_ok, "ceiling": r.ceiling, "valid": r.valid, "why": r.why or None,
+            "config": r.config or None}
 
 
 def export_text(rows: Iterable[RunRow], fmt: str, now: float = 0.0) -> str:

@@ -24,7 +24,7 @@ from ibtui.runs.store import (
     no_gc,
     read_json,
 )
-from ibtui.tui.model import ACTIVE, RunRow, row_from_run
+from ibtui.tui.model import ACTIVE, RunRow, ranked_rows, row_from_run
 
 RACY_NS = 2_000_000_000
 SAVE_EVERY_S = 30.0  # the app writes the runs index at most this often (the CLI: each call)
@@ -218,9 +218,11 @@ class RunsReader:
                 self._active.add(run.id)
 
     def _order(self) -> None:
-        ordered = sorted((row for _, row in self._rows.values()),
-                         key=lambda r: (r.created, r.id))
+        ordered = ranked_rows(sorted((row for _, row in self._rows.values()),
+                                    key=lambda r: (r.created, r.id)), self._fresh)
         for i, r in enumerate(ordered):
+            if self._rows[r.id][1] is not r:
+                self._rows[r.id] = (self._rows[r.id][0], r)
             if r.order != i:
                 if r.id in self._fresh:  # built in this poll, not shown yet: set in place
                     object.__setattr__(r, "order", i)

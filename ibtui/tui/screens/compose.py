@@ -32,6 +32,7 @@ from ibtui.tui.form import (
     save_experiment,
     validate,
 )
+from ibtui.tui.screens.dialogs import DuplicateScreen
 
 FALLBACK_CHOICES = {"dataset": ["digits"], "arch": ["resnet18"], "attack": ["badnets"],
                     "mi_method": ["noise-aware"]}
@@ -346,15 +347,62 @@ class ComposeScreen(Screen):
             return
         self._launch(raw)
 
+    def existing_runs(self, specs: list[RunSpec]) -> dict[str, str]:
+        """{run id the spec would get: the existing run of the same configuration and seed}
+        among the runs the app shows (a relaunch of it measures nothing new)."""
+        from ibtui.analysis.replicas import config_key
+
+        have = {(r.config, r.seed): r.id for r in self.app.snapshot.rows if r.config}
+        out = {}
+        for spec in specs:
+            hit = have.get((config_key(spec.values), spec.values.get("seed")))
+            if hit is not None:
+                out[spec.run_id] = hit
+        return out
+
+    def ask_duplicates(self, found: dict[str, str], verb: str, go) -> None:
+        """Ask before launching or saving runs that repeat existing ones; `go()` proceeds."""
+        names = []
+        for run_id in found:
+            n = 1
+            while (self.app.runs_dir / (run_id if n == 1 else f"{run_id}-{n}")).exists():
+                n += 1
+            names.append(run_id if n == 1 else f"{run_id}-{n}")
+        shown = list(found.values())
+        k = len(found)
+        body = (f"{k} of these run{'s' * (k != 1)} already exist{'s' * (k == 1)} with the same "
+                f"configuration and seed: {', '.join(shown[:3])}"
+                f"{f' and {k - 3} more' if k > 3 else ''}.\nA copy repeats the same seed: it "
+                "measures nothing new, and the leaderboard counts it once, as a duplicate. "
+                "For another replica, change the seed.\n"
+                f"{'Launching' if verb == 'Launch' else 'Running the saved file'} would make: "
+                f"{', '.join(names[:3])}"
+                f"{f' and {k - 3} more' if k > 3 else ''}.")
+
+        def answer(choice: str | None) -> None:
+            if choice == "copies":
+                go()
+            elif choice == "open":
+                self.dismiss()
+                self.app.open_run(shown[0])
+
+        self.app.push_screen(DuplicateScreen(f"{verb}: these runs exist already", body,
+                                             f"{verb} copies"), answer)
+
     @work(thread=True, exclusive=True, exit_on_error=False, group="compose-launch",
           description="launching the experiment")
-    def _launch(self, raw: dict) -> None:
+    def _launch(self, raw: dict, confirmed: bool = False) -> None:
         app = self.app
         try:
             specs = validate(raw)
         except IbtuiError as e:
             app.call_from_thread(self.show_result, [], str(e))
             app.call_from_thread(app.notify, str(e), title="Not launched", severity="error")
+            return
+        found = {} if confirmed else self.existing_runs(specs)
+        if found:
+            app.call_from_thread(self.ask_duplicates, found, "Launch",
+                                 lambda: self._launch(raw, confirmed=True))
             return
         paths = create_runs(specs, app.runs_dir)
         pid = app.start_scheduler(app.runs_dir, jobs=app.jobs, gpus=app.gpus, threads=app.threads)
@@ -380,8 +428,17 @@ class ComposeScreen(Screen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="compose-save",
           description="saving the experiment")
-    def _save(self, raw: dict, path: Path) -> None:
+    def _save(self, raw: dict, path: Path, confirmed: bool = False) -> None:
         app = self.app
+        if not confirmed:
+            try:
+                found = self.existing_runs(validate(raw))
+            except IbtuiError:
+                found = {}  # save_experiment reports the error below
+            if found:
+                app.call_from_thread(self.ask_duplicates, found, "Save",
+                                     lambda: self._save(raw, path, confirmed=True))
+                return
         existed = path.is_file() and path.stat().st_size > 0
         try:
             runs = save_experiment(raw, path, when=app.clock())

@@ -64,6 +64,41 @@ class ConfirmScreen(ModalScreen[bool]):
         self.dismiss(yes)
 
 
+class DuplicateScreen(ModalScreen["str | None"]):
+    """Runs of this configuration and seed exist already: `c` makes copies anyway (named in
+    the body), `o` opens the existing run, `n`/escape goes back to the form."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("c", "answer('copies')", "Copies", id="duplicate.copies"),
+        Binding("o", "answer('open')", "Open existing", id="duplicate.open"),
+        Binding("n,escape,q", "answer(None)", "Back", key_display="n/esc", id="duplicate.back"),
+    ]
+
+    def __init__(self, title: str, body: str, copies: str) -> None:
+        super().__init__()
+        self.title_text, self.body, self.copies = title, body, copies
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Static(Text(self.title_text, style="bold"), id="dialog-title")
+            yield Static(self.body, id="dialog-body", markup=False)
+            with Horizontal(id="dialog-buttons"):
+                yield Button(Text("Open existing (o)"), id="open", variant="primary")
+                yield Button(Text(f"{self.copies} (c)"), id="copies")
+                yield Button(Text("Back (n)"), id="back")
+        yield Footer(compact=True, show_command_palette=False)
+
+    def on_mount(self) -> None:
+        self.query_one("#open", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.dismiss(None if event.button.id == "back" else event.button.id)
+
+    def action_answer(self, choice: str | None) -> None:
+        self.dismiss(choice)
+
+
 SCREEN_HELP = {
     "RunsScreen": "Every run of the runs directory, live. Rows are keyed by run id; the line "
                   "under the table shows the highlighted run in full, with why it failed or "

@@ -69,7 +69,8 @@ class LeaderboardScreen(TableScreen):
         yield Static(id="viewbar", classes="viewbar")
         with Container(id="board-body"):
             table = LeaderboardTable(LEADERBOARD_COLUMN_LIST, FOLDABLE,
-                                     ("id", "ssim", "psnr", "ra", "sanity", "ceiling"), id="board-table")
+                                     ("id", "ssim", "psnr", "ra", "sanity", "ceiling", "ties"),
+                                     id="board-table")
             table.sort_column, table.sort_reverse = "score", False
             yield table
             with Vertical(id="compare-box"):
@@ -106,6 +107,10 @@ class LeaderboardScreen(TableScreen):
         n = len(self.table.rows_by_id)
         top = Text.assemble(("ibtui ", "bold"), ("leaderboard", "underline"),
                             f"  {n} finished run{'s' * (n != 1)} with a summary")
+        aside = sum(r.valid is False for r in self.table.rows_by_id.values())
+        if aside:
+            top.append(f" · {aside} set aside ✖ (not learned or duplicate), listed after the "
+                       "ranked runs", style="yellow")
         if self.table.replicas:
             configs = self.table.config_count()
             top.append(f" · replicas: {configs} configuration{'s' * (configs != 1)}, mean ± "

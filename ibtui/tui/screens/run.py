@@ -71,7 +71,10 @@ def alarm_parts(v: dict | None) -> list:
     if not bars:
         return []
     head = Text("\nBackdoor alarm", style="bold")
-    if v.get("poisoned"):
+    if v.get("no_verdict"):
+        head.append(f": no verdict: {v['no_verdict']} (the model did not learn its clean "
+                    "task)", style="bold yellow")
+    elif v.get("poisoned"):
         head.append(f": class {v.get('top_class')} suspected (p {v.get('p')}, first at epoch "
                     f"{v.get('first_epoch')})", style="bold red")
     else:
@@ -96,12 +99,40 @@ def seeds_text(group) -> Text:
         out.append(f"{name} ", style="bold")
         out.append(("–" if iv is None else iv.text()) + ("  " if key != "asr" else ""))
     out.append("  (mean ± half-width of the 95% t-interval)", style="dim")
+    if group.duplicates:
+        k = len(group.duplicates)
+        out.append(f"\n{k} duplicate run{'s' * (k != 1)} (same seed as an earlier run) counted "
+                   "once", style="yellow")
+    if group.set_aside:
+        out.append(f"\nnot counted: {'; '.join(f'{r}: {w}' for r, w in group.set_aside.items())}",
+                   style="yellow")
     return out
 
 
-def summary_renderable(d: RunDetail, boot: dict | None = None, seeds=None) -> Group:
+def validity_text(row) -> Text | None:
+    """`valid ✔ · rank 2 · ties #3` or `✖ set aside: backdoor not learned (ASR 0.10 < 0.9)`
+    for a ranked row (ibtui.tui.model.ranked_rows); None while it is not judged."""
+    if row is None or row.valid is None:
+        return None
+    if row.valid:
+        out = Text.assemble(("valid ✔", "bold green"), " backdoor and clean task learned")
+        if row.rank is not None:
+            out.append(f" · rank {row.rank}")
+            if row.ties:
+                out.append(" · ties " + " ".join(f"#{t}" for t in row.ties[:6]), style="yellow")
+    else:
+        out = Text.assemble(("✖ set aside, not ranked: ", "bold red"), row.why)
+    if row.ceiling:
+        out.append("\n⚠ part of the MI values the score was computed from sat at their "
+                   "ceiling (lower bounds)", style="yellow")
+    return out
+
+
+def summary_renderable(d: RunDetail, boot: dict | None = None, seeds=None,
+                       ranked=None) -> Group:
     """The Summary tab. boot: the run's within-run bootstrap (ibtui.analysis.stealth.
-    run_intervals); seeds: its configuration across seeds (replicas.Group) or None."""
+    run_intervals); seeds: its configuration across seeds (replicas.Group) or None; ranked:
+    the run's row with its validity (ibtui.tui.model.ranked_rows) or None."""
     from ibtui.analysis.stealth import bootstrap_label, interval_text
 
     s = d.summary or {}
@@ -135,6 +166,9 @@ def summary_renderable(d: RunDetail, boot: dict | None = None, seeds=None) -> Gr
             t.add_row(*row)
         parts.append(t)
         parts.append(Text("score, D_XT, D_TY: " + bootstrap_label(boot or None), style="dim"))
+        verdict = validity_text(ranked)
+        if verdict is not None:
+            parts.append(verdict)
         if seeds is not None:
             parts.append(seeds_text(seeds))
         by_method = s.get("stealth_by_method") or {}
@@ -370,7 +404,7 @@ class RunScreen(Screen):
                                                   empty="no epoch yet")
         self.query_one("#legend-loss", Static).update(legend(loss))
         self.query_one("#summary-body", Static).update(
-            summary_renderable(d, self.intervals(d), self.seeds(d)))
+            summary_renderable(d, self.intervals(d), self.seeds(d), self.ranked_row()))
         log = tuple(d.log)
         if log != self._log:
             view = self.query_one(LogView)
@@ -393,6 +427,10 @@ class RunScreen(Screen):
             self._intervals = (key, run_intervals(d.summary, d.mi))
         return self._intervals[1]
 
+    def ranked_row(self):
+        """This run's row as the app ranked it among all runs (validity, rank, ties)."""
+        return next((r for r in self.app.snapshot.rows if r.id == self.run_id), None)
+
     def seeds(self, d: RunDetail):
         """This run's configuration across the seeds the app knows (None: fewer than two
         of its runs have a score)."""
@@ -405,8 +443,8 @@ class RunScreen(Screen):
         if sum(r.score is not None for r in mates) < 2:
             return None
         (group,) = group_replicas([
-            {"run": r.id, "spec": {"config": config, "seed": r.seed},
-             **dict(zip(METRICS, (r.score, r.d_xt, r.d_ty, r.acc, r.asr), strict=True))}
+            {"run": r.id, "spec": {"config": config, "seed": r.seed}, "valid": r.valid,
+             "why": r.why, **dict(zip(METRICS, (r.score, r.d_xt, r.d_ty, r.acc, r.asr), strict=True))}
             for r in mates])
         return group
 

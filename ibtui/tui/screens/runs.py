@@ -189,7 +189,8 @@ class RunsScreen(TableScreen):
     def compose(self) -> ComposeResult:
         yield Static(id="topbar", classes="topbar")
         yield Static(id="viewbar", classes="viewbar")
-        yield RunsTable(COLUMN_LIST, FOLDABLE, ("id", "alarm", "elapsed", "score"), id="runs-table")
+        yield RunsTable(COLUMN_LIST, FOLDABLE, ("id", "alarm", "elapsed", "score", "valid"),
+                        id="runs-table")
         yield RunLine(id="run-line", classes="runline")
         yield FilterBar(id="filter")
         yield Footer(compact=True, show_command_palette=False)

@@ -501,6 +501,12 @@ class LeaderboardTable(RunTableBase):
         self.page = 0
         self.sync()
 
+    def row_sort_key(self, row: RunRow) -> tuple:
+        """Every valid run before every run set aside or not judged, in either direction."""
+        valid = row.valid is True
+        return ((valid if self.sort_reverse and self.sort_column is not None else not valid),
+                *super().row_sort_key(row))
+
     def config_count(self) -> int:
         """Configurations in the last grouping by configuration (the rows shown)."""
         return len(self._replicas[1]) if self.group == "config" else 0
@@ -549,6 +555,7 @@ class LeaderboardTable(RunTableBase):
                                           "attack": r.attack, "dataset": r.dataset,
                                           "arch": r.arch, "poison_rate": r.rate,
                                           "seed": r.seed},
+                    "valid": r.valid, "why": r.why,
                     **dict(zip(METRICS, (r.score, r.d_xt, r.d_ty, r.acc, r.asr), strict=True))}
                    for r in rows]
         by_id = {r.id: r for r in rows}
@@ -597,10 +604,16 @@ class LeaderboardTable(RunTableBase):
                 n = len(members)
                 if rep is not None:
                     lab = rep.label
-                    what = (f"#{rep.rank} {lab['name']} {lab['attack']} {lab['dataset']} "
+                    what = (f"{f'#{rep.rank}' if rep.valid else '✖'} {lab['name']} "
+                            f"{lab['attack']} {lab['dataset']} "
                             f"{lab['arch']} p{fmt_rate(lab['poison_rate'])} · {len(rep.seeds)} "
                             f"seed{'s' * (len(rep.seeds) != 1)}")
-                    if rep.ties:
+                    if rep.duplicates:
+                        k = len(rep.duplicates)
+                        what += f" · {k} duplicate{'s' * (k != 1)} counted once"
+                    if rep.set_aside:
+                        what += f" · {len(rep.set_aside)} set aside"
+                    if rep.ties and rep.valid:
                         what += f" · ties #{', #'.join(map(str, rep.ties[:4]))}"
                         what += "…" if len(rep.ties) > 4 else ""
                     cells.append(Text(what, style="bold underline"))
