@@ -36,7 +36,7 @@ from ibtui.runs.store import load_run  # noqa: E402
 from ibtui.spec import load_spec  # noqa: E402
 from ibtui.tui.app import IbtuiApp  # noqa: E402
 from ibtui.tui.screens.compose import ComposeScreen  # noqa: E402
-from ibtui.tui.screens.dialogs import ConfirmScreen, HelpScreen  # noqa: E402
+from ibtui.tui.screens.dialogs import ConfirmScreen, DuplicateScreen, HelpScreen  # noqa: E402
 from ibtui.tui.screens.leaderboard import LeaderboardScreen  # noqa: E402
 from ibtui.tui.screens.run import RunScreen  # noqa: E402
 from ibtui.tui.screens.workers import WorkersScreen  # noqa: E402
@@ -422,6 +422,45 @@ async def test_compose_launch_queues_runs_and_ensures_scheduler(runs, starter):
         assert starter.calls == [runs]
         assert not isinstance(app.screen, ComposeScreen)  # back to the runs
         assert "tiny-badnets-digits-resnet18-p0.1-s0" in table(app).rows_by_id
+
+
+@sync
+async def test_compose_relaunch_of_an_existing_configuration_asks_first(runs, starter):
+    """Launching a configuration and seed that already ran asks: open the existing run, make
+    a named copy, or go back; nothing is created before the answer."""
+    app = make_app(runs, starter)
+    first = "tiny-badnets-digits-resnet18-p0.1-s0"
+    async with app.run_test(size=(100, 40)) as pilot:
+        screen = await open_compose(pilot)
+        fill(screen, **TINY)
+        await validated(pilot, screen)
+        await pilot.press("ctrl+r")
+        await settle(pilot)
+        app.poll_now()
+        await settle(pilot)
+        before = sorted(p.name for p in runs.iterdir())
+        for answer in ("n", "o", "c"):
+            screen = await open_compose(pilot)
+            fill(screen, **TINY)
+            await validated(pilot, screen)
+            await pilot.press("ctrl+r")
+            await settle(pilot)
+            assert isinstance(app.screen, DuplicateScreen), answer
+            body = plain(app.screen.query_one("#dialog-body"))
+            assert f"{first}" in body and f"{first}-2" in body and "same configuration and seed" in body
+            assert sorted(p.name for p in runs.iterdir()) == before  # nothing made yet
+            await pilot.press(answer)
+            await settle(pilot)
+            if answer == "n":
+                assert isinstance(app.screen, ComposeScreen)
+                await pilot.press("escape")
+                await settle(pilot)
+            elif answer == "o":
+                assert isinstance(app.screen, RunScreen) and app.screen.run_id in (
+                    first, "tiny-badnets-digits-resnet18-p0.1-s1")
+                await pilot.press("escape")
+                await settle(pilot)
+        assert load_run(runs / f"{first}-2").state == "queued"  # the copy, named as announced
 
 
 @pytest.mark.slow
