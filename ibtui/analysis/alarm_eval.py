@@ -46,7 +46,10 @@ def collect(runs_dir: Path) -> list[dict]:
         if not inp["classes"]:
             continue
         s = r.spec
-        out.append({"id": r.id, "attack": s.get("attack"), "clean": s.get("attack") == "none",
+        attack = s.get("attack")
+        if (s.get("attack_options") or {}).get("balance"):
+            attack = f"{attack}{BALANCED}"  # its own rows: class counts carry no signal there
+        out.append({"id": r.id, "attack": attack, "clean": s.get("attack") == "none",
                     "target": s.get("target"), "rate": s.get("poison_rate"), "seed": s.get("seed"),
                     "epochs": s.get("epochs"), "inp": inp})
     return out
@@ -92,7 +95,8 @@ def evaluate(runs: list[dict], methods: list[str] | None = None,
             fp = [res[r["id"]]["last"]["alarm"] for r in clean]
             fp_ever = [res[r["id"]]["ever"] for r in clean]
             rows.append({"mode": mode, "method": method, "attack": "none (clean)", "rate": 0.0,
-                         "n": len(clean), "fpr": _mean(fp), "fpr_any_checkpoint": _mean(fp_ever)})
+                         "n": len(clean), "fpr": _mean(fp), "fpr_any_checkpoint": _mean(fp_ever),
+                         "fpr_k": int(sum(fp)), "fpr_ci": wilson(int(sum(fp)), len(fp))})
             groups: dict[tuple, list[dict]] = {}
             for r in runs:
                 if not r["clean"] and r["id"] in res:
@@ -100,7 +104,8 @@ def evaluate(runs: list[dict], methods: list[str] | None = None,
             pooled: dict[tuple, list[dict]] = {}
             for (attack, rate), grp in groups.items():
                 if _label_mode(attack) == "dirty":
-                    pooled.setdefault((POOLED, rate), []).extend(grp)
+                    name = POOLED + (BALANCED if str(attack).endswith(BALANCED) else "")
+                    pooled.setdefault((name, rate), []).extend(grp)
             order = sorted(groups.items(), key=lambda kv: (str(kv[0][0]), kv[0][1]))
             order += sorted(pooled.items(), key=lambda kv: kv[0][1])
             for (attack, rate), grp in order:
@@ -116,12 +121,16 @@ def evaluate(runs: list[dict], methods: list[str] | None = None,
                        for r in grp]
                 firsts = [res[r["id"]]["first_right"] for r in grp]
                 hit = [f for f in firsts if f is not None]
+                pos = [res[r["id"]]["last"]["z"] for r in grp]
                 rows.append({
                     "mode": mode, "method": method, "attack": attack, "rate": rate, "n": len(grp),
                     "auroc": _mean(au), "auroc_min": min(au) if au else None,
                     "auroc_max": max(au) if au else None,
+                    "auroc_ci": auroc_interval(pos, neg, seed=len(rows)),
                     "top1": _mean(top), "top1_k": int(sum(top)),
+                    "top1_ci": wilson(int(sum(top)), len(top)),
                     "detected": _mean(det), "detected_k": int(sum(det)),
+                    "detected_ci": wilson(int(sum(det)), len(det)),
                     "first_epoch": float(np.median(hit)) if len(hit) * 2 > len(grp) else None,
                     "first_epochs": [f if f is not None else "-" for f in firsts],
                 })
@@ -129,12 +138,46 @@ def evaluate(runs: list[dict], methods: list[str] | None = None,
 
 
 POOLED = "dirty-label, pooled"
+BALANCED = " (balanced)"  # attack option balance: class counts carry no signal
+BOOT = 2000  # bootstrap resamples of the AUROC interval
+
+
+def wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float] | None:
+    """95% Wilson score interval of a proportion k/n (None for n = 0): it stays inside [0, 1]
+    and keeps its coverage at 0/n and n/n, where the normal interval collapses."""
+    if n <= 0:
+        return None
+    p = k / n
+    den = 1 + z * z / n
+    mid = (p + z * z / (2 * n)) / den
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
+    return max(0.0, mid - half), min(1.0, mid + half)
+
+
+def _mw(pos: np.ndarray, neg: np.ndarray) -> float:
+    """Mann-Whitney AUROC: P(pos > neg) + P(tie) / 2 over every pair."""
+    d = pos[:, None] - neg[None, :]
+    return float(np.mean((d > 0) + 0.5 * (d == 0)))
+
+
+def auroc_interval(pos: list, neg: list, seed: int = 0) -> tuple[float, float] | None:
+    """95% percentile-bootstrap interval of the AUROC poisoned vs clean, resampling the poisoned
+    runs and the clean runs independently (B = BOOT, seeded). None with fewer than 2 on a side.
+    With n runs a side the interval cannot be narrower than what n runs can show."""
+    pos = np.array([v for v in pos if v is not None and math.isfinite(v)], dtype=float)
+    neg = np.array([v for v in neg if v is not None and math.isfinite(v)], dtype=float)
+    if len(pos) < 2 or len(neg) < 2:
+        return None
+    rng = np.random.default_rng([int(seed), 0xA0C])
+    vals = [_mw(rng.choice(pos, len(pos)), rng.choice(neg, len(neg))) for _ in range(BOOT)]
+    lo, hi = np.percentile(vals, [2.5, 97.5])
+    return float(lo), float(hi)
 
 
 def _label_mode(attack: str) -> str:
     from ibtui.data.attacks import ATTACKS
 
-    cls = ATTACKS.get(attack)
+    cls = ATTACKS.get(str(attack).removesuffix(BALANCED))
     return cls.label_mode if cls is not None else "?"
 
 
@@ -146,14 +189,23 @@ def _f(v, fmt: str = ".2f") -> str:
     return "-" if v is None else format(v, fmt)
 
 
+def _ci(ci) -> str:
+    return "[-]" if not ci else f"[{ci[0]:.2f}-{ci[1]:.2f}]"
+
+
 def to_csv(rows: list[dict]) -> str:
-    keys = ["mode", "method", "attack", "rate", "n", "auroc", "auroc_min", "auroc_max", "top1",
-            "top1_k", "detected", "detected_k", "first_epoch", "first_epochs", "fpr",
+    keys = ["mode", "method", "attack", "rate", "n", "auroc", "auroc_min", "auroc_max",
+            "auroc_lo", "auroc_hi", "top1", "top1_k", "top1_lo", "top1_hi", "detected",
+            "detected_k", "first_epoch", "first_epochs", "fpr", "fpr_k", "fpr_lo", "fpr_hi",
             "fpr_any_checkpoint"]
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=keys, extrasaction="ignore")
     w.writeheader()
     for r in rows:
+        r = dict(r)
+        for k in ("auroc", "top1", "fpr"):
+            ci = r.get(f"{k}_ci")
+            r[f"{k}_lo"], r[f"{k}_hi"] = (None, None) if ci is None else ci
         w.writerow({k: (" ".join(map(str, r[k])) if isinstance(r.get(k), list) else r.get(k))
                     for k in keys})
     return buf.getvalue()
@@ -165,10 +217,12 @@ def to_markdown(rows: list[dict], command: str, methods: list[str] | None = None
     labels.update(dynamics="dynamic detector", ac="activation clustering",
                   ss="spectral signatures", size="class size (trivial)")
     out = [f"Command: `{command}`", "",
-           "Cells: AUROC poisoned vs clean, mean over seeds [min-max] / target top-1 (k of n) / "
-           "alarm right (fires at p <= 0.01 naming the target, k of n) / median first epoch the "
-           "alarm is right (when right for most seeds). Clean row: false-positive rate at the "
-           "threshold (last checkpoint; any checkpoint in brackets).", ""]
+           "Cells: AUROC poisoned vs clean [95% bootstrap interval over runs] / target top-1, "
+           "k of n [95% Wilson interval] / alarm right (fires at p <= 0.01 naming the target, k "
+           "of n) / median first epoch the alarm is right (when right for most seeds). Clean "
+           "row: false-positive rate at the threshold, k of n [95% Wilson interval] (any "
+           "checkpoint in brackets after it). Rows marked (balanced): attack option balance, "
+           "every class as large as its share of the poison leaves it.", ""]
     for mode in MODES:
         sel = [r for r in rows if r["mode"] == mode]
         if not sel:
@@ -189,11 +243,12 @@ def to_markdown(rows: list[dict], command: str, methods: list[str] | None = None
                 if r is None:
                     cells.append("-")
                 elif attack == "none (clean)":
-                    cells.append(f"FPR {_f(r['fpr'])} ({_f(r['fpr_any_checkpoint'])}), n={r['n']}")
+                    cells.append(f"FPR {r.get('fpr_k', '-')}/{r['n']} {_ci(r.get('fpr_ci'))} "
+                                 f"({_f(r['fpr_any_checkpoint'])})")
                 else:
-                    cells.append(f"{_f(r['auroc'])} [{_f(r['auroc_min'])}-{_f(r['auroc_max'])}] / "
-                                 f"{r['top1_k']}/{r['n']} / {r['detected_k']}/{r['n']} / "
-                                 f"{_f(r['first_epoch'], 'g')}")
+                    cells.append(f"{_f(r['auroc'])} {_ci(r.get('auroc_ci'))} / "
+                                 f"{r['top1_k']}/{r['n']} {_ci(r.get('top1_ci'))} / "
+                                 f"{r['detected_k']}/{r['n']} / {_f(r['first_epoch'], 'g')}")
             out.append(f"| {attack} | {rate:g} | " + " | ".join(cells) + " |")
         out.append("")
     return "\n".join(out)

@@ -125,6 +125,8 @@ def compare(runs: list[dict], aside: list[dict] | None = None) -> dict:
         for v in (*VALUES, "asr", "clean_acc"):
             vals = [x for x in (_num(r["summary"].get(v)) for r, _ in row["runs"]) if x is not None]
             iv = mean_interval(vals)
+            if iv is not None and (iv.lo is None or iv.hi is None):
+                iv = None  # one seed: no interval
             rec[v] = sum(vals) / len(vals) if vals else None
             rec[f"{v}_lo"], rec[f"{v}_hi"] = (None, None) if iv is None else (iv.lo, iv.hi)
             if v in VALUES:
@@ -160,9 +162,10 @@ def _claim(rows: list[dict], pairs: list[dict], attack: str, lowest: bool) -> tu
     if not others:
         return "cannot tell", "no other attack with learned runs"
     rel = []
+    untested = sorted({r["attack"] for r in rows if r["attack"] != attack and len(r["scores"]) < 2})
     for p in pairs:
-        if attack not in (p["a"], p["b"]):
-            continue
+        if attack not in (p["a"], p["b"]) or p["p_holm"] is None:
+            continue  # a side without two learned runs is not ranked
         other = p["b"] if p["a"] == attack else p["a"]
         if not p["distinguished"]:
             rel.append((other, "tie"))
@@ -173,11 +176,15 @@ def _claim(rows: list[dict], pairs: list[dict], attack: str, lowest: bool) -> tu
     word = "lower" if lowest else "higher"
     losses = [o for o, k in rel if k == "loses"]
     ties = [o for o, k in rel if k == "tie"]
+    note = f"; not ranked, fewer than 2 learned runs: {', '.join(untested)}" if untested else ""
+    if not rel:
+        return "cannot tell", "no other attack with two learned runs" + note
     if losses:
-        return "contradicted", (f"{', '.join(losses)} significantly {word} than {attack}")
+        return "contradicted", f"{', '.join(losses)} significantly {word} than {attack}" + note
     if ties:
-        return "cannot tell", f"not told apart from {', '.join(ties)}"
-    return "holds", f"significantly {word} than every other attack ({len(rel)} pairs)"
+        return "cannot tell", f"not told apart from {', '.join(ties)}" + note
+    return "holds", (f"significantly {word} than every other ranked attack ({len(rel)} pairs)"
+                     + note)
 
 
 def _fmt(rec: dict, v: str) -> str:
