@@ -149,14 +149,15 @@ def write_in_place(path: Path, status: dict) -> bool:
         return False
 
 
-def write_outcome(path: Path, **fields) -> None:
+def write_outcome(path: Path, **fields) -> bool:
     """The run's final status, whatever the disk says: normally, else with the reserve given
-    back, else in place over the last good status.json."""
+    back, else in place over the last good status.json. False when the disk refused the
+    normal write (what was printed before may be lost too)."""
     writer = RunWriter(path)
     for attempt in range(2):
         try:
             writer.set_status(**fields)
-            return
+            return attempt == 0
         except OSError as e:
             if attempt == 0:
                 release_space(path)
@@ -166,6 +167,7 @@ def write_outcome(path: Path, **fields) -> None:
     writer.status.update(fields)
     if not write_in_place(path, writer.status):
         print("[worker] could not write the outcome to status.json at all", flush=True)
+    return False
 
 
 def no_space_message(path: Path, e: OSError) -> str:
@@ -242,7 +244,9 @@ def _work(path: Path) -> int:
         state, error = "failed", f"{type(e).__name__}: {e}"
     if error:
         print(f"[worker] {state}: {error}", flush=True)
-    write_outcome(path, state=state, error=error, ended=time.time(), phase=state)
+    if not write_outcome(path, state=state, error=error, ended=time.time(), phase=state) \
+            and error:
+        print(f"[worker] {state}: {error}", flush=True)  # once more, in the space given back
     return 0 if state in ("done", "queued") else 1
 
 
