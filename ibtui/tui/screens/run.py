@@ -7,6 +7,7 @@ from typing import ClassVar
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
@@ -320,6 +321,7 @@ class RunScreen(Screen):
         self.detail: RunDetail | None = None
         self._log: tuple | None = None  # None: nothing shown yet
         self._intervals: tuple = (None, None)  # (summary score, MI records), bootstrap
+        self._computing: tuple | None = None  # the key a bootstrap worker is computing
 
     def compose(self) -> ComposeResult:
         yield Static(id="run-info", classes="runline")
@@ -416,16 +418,44 @@ class RunScreen(Screen):
             self.show_follow(view.follow)
 
     def intervals(self, d: RunDetail) -> dict | None:
-        """The within-run bootstrap: the summary's, or computed once from mi.jsonl (older
-        runs) and kept while the summary and the MI records stay the same."""
-        from ibtui.analysis.stealth import run_intervals
-
+        """The within-run bootstrap: the summary's, or (older runs) computed from mi.jsonl in a
+        worker thread, never on the UI thread (500 replicates), and kept while the summary
+        and the MI records stay the same; until it is ready, a note says so."""
         if not d.summary:
             return None
         key = (d.summary.get("score"), len(d.mi))
-        if self._intervals[0] != key:
-            self._intervals = (key, run_intervals(d.summary, d.mi))
-        return self._intervals[1]
+        if self._intervals[0] == key:
+            return self._intervals[1]
+        st = d.summary.get("stealth")
+        if isinstance(st, dict) and isinstance(st.get("bootstrap"), dict):  # recorded: no work
+            self._intervals = (key, st["bootstrap"])
+            return st["bootstrap"]
+        if self._computing != key:
+            self._computing = key
+            self._compute_intervals(key, d.summary, d.mi)
+        return {"score_interval": None, "note": "computing it from mi.jsonl…"}
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="run-intervals",
+          description="within-run bootstrap")
+    def _compute_intervals(self, key: tuple, summary: dict, mi: list[dict]) -> None:
+        from ibtui.analysis.stealth import run_intervals
+
+        try:
+            boot = run_intervals(summary, mi)
+        except Exception as e:  # never leave the note saying "computing"
+            boot = {"score_interval": None, "note": f"could not compute ({type(e).__name__})"}
+        self.app.call_from_thread(self._intervals_ready, key, boot)
+
+    def _intervals_ready(self, key: tuple, boot: dict | None) -> None:
+        if self._computing == key:
+            self._computing = None
+        d = self.detail
+        if d is None or not d.summary or (d.summary.get("score"), len(d.mi)) != key:
+            return  # superseded: the run changed while this was computed
+        self._intervals = (key, boot)
+        if self.is_mounted:
+            self.query_one("#summary-body", Static).update(
+                summary_renderable(d, boot, self.seeds(d), self.ranked_row()))
 
     def ranked_row(self):
         """This run's row as the app ranked it among all runs (validity, rank, ties)."""
