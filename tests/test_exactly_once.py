@@ -7,10 +7,13 @@ the first scheduler is SIGKILLed and a second one, waiting on the lock, takes ov
 
 import json
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from helpers import ibtui_cmd
@@ -218,3 +221,67 @@ def test_readers_mark_a_run_trained_twice_damaged(tmp_path):
     assert p.returncode == 0, p.stderr
     (row,) = json.loads(p.stdout)["runs"]
     assert row["state"] == "damaged" and any(REPEATED in d for d in row["damaged"])
+
+
+def test_crash_message_names_the_runs_dir(tmp_path, monkeypatch):
+    """The stored resume command works from any directory: it carries --runs-dir."""
+    runs = tmp_path / "runs"
+    (r,) = create_runs(load_spec(spec_file(tmp_path, "a")), runs)
+
+    class Killed:
+        pid = 12345
+
+        def __init__(self, cmd, **kw):
+            pass
+
+        def poll(self):
+            return -signal.SIGKILL
+
+    monkeypatch.setattr("ibtui.runs.scheduler.subprocess.Popen", Killed)
+    monkeypatch.chdir(tmp_path)
+    s = Scheduler(Path("runs"), plan_resources(jobs=1, gpus="", threads=1))  # relative
+    assert s.launch(runs / r.name)
+    s.reap()
+    run = load_run(r)
+    assert run.state == "crashed"
+    assert "killed by SIGKILL" in run.status["error"]
+    assert f"`ibtui resume --runs-dir {runs} {r.name}`" in run.status["error"]
+
+
+def test_stalled_heartbeat_is_shown(tmp_path):
+    """A live worker that stopped beating (SIGSTOP, a hung filesystem): `ibtui ls` and the app's
+    runs list say `running, no heartbeat for 45 s`, not a plain running."""
+    from ibtui.runs.store import process_start_time
+    from ibtui.tui.model import COLUMNS, row_from_run
+
+    runs = tmp_path / "runs"
+    (r,) = create_runs(load_spec(spec_file(tmp_path, "a")), runs)
+    now = time.time()
+    status = read_json(r / "status.json")[0]
+    atomic_write_json(r / "status.json", dict(  # this process stands in for the live worker
+        status, state="running", pid=os.getpid(), pid_start=process_start_time(os.getpid()),
+        host=socket.gethostname(), heartbeat=now - 45, phase="training", epoch=1, epochs=1))
+    p = subprocess.run(ibtui_cmd() + ["ls", "--runs-dir", str(runs)], env=env(),
+                       capture_output=True, text=True, timeout=120)
+    assert re.search(r"running, no heartbeat for 4[5-9] s", p.stdout), p.stdout
+    p = subprocess.run(ibtui_cmd() + ["ls", "--runs-dir", str(runs), "--format", "json"],
+                       env=env(), capture_output=True, text=True, timeout=120)
+    (row,) = json.loads(p.stdout)["runs"]
+    assert row["state"] == "running" and 45 <= row["no_heartbeat_s"] < 50
+    cell = COLUMNS["state"].render(row_from_run(load_run(r)), now).plain
+    assert cell == "● running, no heartbeat for 45 s"
+    assert COLUMNS["state"].render(row_from_run(load_run(r)), now - 40).plain == "● running"
+
+
+def test_app_header_says_queued_runs_have_no_scheduler_and_the_keys(tmp_path):
+    from ibtui.tui.model import row_from_run
+    from ibtui.tui.poller import Snapshot
+    from ibtui.tui.screens.runs import scheduler_text
+
+    runs = tmp_path / "runs"
+    (r,) = create_runs(load_spec(spec_file(tmp_path, "a")), runs)
+    rows = [row_from_run(load_run(r))]
+    text = scheduler_text(Snapshot(rows=rows, scheduler=None, now=time.time())).plain
+    assert text == "no scheduler for 1 queued: press w then s to start one"
+    assert scheduler_text(Snapshot(rows=[], scheduler=None, now=time.time())).plain == \
+        "no scheduler"

@@ -35,6 +35,12 @@ def state_counts(rows: Iterable[RunRow], compact: bool = False) -> Text:
 def scheduler_text(snap: Snapshot, compact: bool = False) -> Text:
     s = snap.scheduler
     if not s:
+        waiting = sum(1 for r in snap.rows
+                      if r.state == "queued" and not r.note.startswith("Slurm"))
+        if waiting:  # nothing runs them: say so, and the keys that start a scheduler
+            return Text("no scheduler: w s starts one" if compact else
+                        f"no scheduler for {waiting} queued: press w then s to start one",
+                        style="bold yellow")
         return Text("no scheduler", style="dim")
     n = len(s.get("workers") or [])
     if compact:
