@@ -187,8 +187,8 @@ def main(run_dir: str) -> int:
               f"({claim.claimant(path) or 'unknown'})", flush=True)
         return claim.NOT_STARTED
     status = read_json(path / "status.json")[0] or {}
-    if status.get("state") not in ("queued", "running") or effective_state(status) == "running":
-        # "running" is taken over only from a worker that is gone (we hold the claim now)
+    if status.get("state") not in ("queued", "running"):
+        # "running" is left by a worker that is gone: a live one would hold the claim we hold
         print(f"[worker] {path.name}: not started: the run is {effective_state(status)}, "
               "not queued", flush=True)
         return claim.NOT_STARTED
