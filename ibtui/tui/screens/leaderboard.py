@@ -69,7 +69,7 @@ class LeaderboardScreen(TableScreen):
         yield Static(id="viewbar", classes="viewbar")
         with Container(id="board-body"):
             table = LeaderboardTable(LEADERBOARD_COLUMN_LIST, FOLDABLE,
-                                     ("id", "ssim", "psnr", "ra", "sanity", "ceiling", "ties"),
+                                     ("id", "ssim", "psnr", "ra", "sanity", "ceiling", "ties", "rank"),
                                      id="board-table")
             table.sort_column, table.sort_reverse = "score", False
             yield table

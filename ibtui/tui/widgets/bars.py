@@ -57,8 +57,16 @@ def run_line(row: RunRow | None, now: float) -> Text:
         t.append(f" ({row.detail})", style="dim")
     t.append(f"  acc {fmt_float(row.acc)} ASR {fmt_float(row.asr)}")
     if row.score is not None:
-        t.append(f" score {fmt_float(row.score)}")
+        from ibtui.analysis.validity import score_text
+
+        t.append(f" score {score_text(row.score, row.score_lo, row.score_hi, row.ceiling)}")
     t.append(f"  {fmt_duration(row.elapsed(now))}", style="dim")
+    if row.valid is False:
+        t.append("\n✖ set aside: ", style="bold red")
+        t.append(row.why, style="red")
+    elif row.valid and row.rank is not None:
+        t.append(f"  ✔ rank {row.rank}" + (f", ties {' '.join(f'#{x}' for x in row.ties[:4])}"
+                                            if row.ties else ""), style="green")
     if row.note:
         t.append("\n")
         t.append(row.note, style="red" if row.state in ("failed", "crashed", "damaged")
