@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS="${RUNS:-runs-digits-bench}"
 JOBS="${JOBS:-2}"
-STAGES="${STAGES:-bench clean low bal ballow}"
+STAGES="${STAGES:-bench clean bal low ballow}"
 IBTUI=.venv/bin/ibtui
 mkdir -p "$RUNS"
 for stage in $STAGES; do
