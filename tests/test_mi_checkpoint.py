@@ -10,6 +10,7 @@ import torch
 
 from ibtui.mi import estimate_checkpoint, noisy_mi, sanity_checks, validate_mi_options
 from ibtui.models import create_model
+from ibtui.models.noisy import folded_copy
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -68,12 +69,13 @@ def test_noise_aware_matches_manual_draws(setup):
     rec = next(r for r in recs if r["subset"] == "1" and r["term"] == "xt")
     assert rec["settings"]["sigma_t"] == pytest.approx(0.1)  # 0.4 / sqrt(16)
     assert rec["settings"]["k"] == 2
-    # same union order and seed => same draws; recompute for subset "1" by hand
-    model.eval()
+    # same union order and seed => same draws; recompute for subset "1" by hand (through the
+    # BatchNorm-folded copy the checkpoint forwards with)
+    fm = folded_copy(model)
     union = np.unique(np.concatenate([subsets[k] for k in ("0", "0_backdoor", "1")]))
     with torch.no_grad(), torch.random.fork_rng(devices=[]):
         torch.manual_seed(3)
-        s = torch.stack([model.forward_mi(x[torch.as_tensor(union)])[0] for _ in range(2)], 1)
+        s = torch.stack([fm.forward_mi(x[torch.as_tensor(union)])[0] for _ in range(2)], 1)
     # the measurement scale: xt_scale (default 0.5) x the RMS spread of all measured images
     means = s.double().mean(1)
     spread = float((means - means.mean(0)).pow(2).mean().sqrt())

@@ -38,6 +38,7 @@ import torch
 from ibtui.mi.estimate import estimate
 from ibtui.mi.noise_aware import measurement_sigma, noisy_mi, noisy_mi_ty
 from ibtui.mi.options import validate_methods, validate_mi_options
+from ibtui.models.noisy import folded_copy
 
 Progress = Callable[[float, str], None] | None
 CEILING_MARGIN = 0.1  # nats: a value this close to its ceiling is flagged `at_ceiling`
@@ -68,6 +69,13 @@ def forward_draws(model, x: torch.Tensor, index: np.ndarray, k: int, batch: int,
             progress(min(start + batch, len(idx_t)) / len(idx_t), "forward passes")
     return {"s": torch.cat(s_all), "t": torch.cat(t_all) if t_all else None,
             "p": torch.cat(p_all) if p_all else None, "sigma_t": float(model.sigma_t)}
+
+
+def default_forward_batch(device: Any) -> int:
+    """Images per forward pass when mi_options.forward_batch is null: the fastest measured
+    (bench/bench_mi_floor.py). CPU: 64 (the activations stay in cache; 256 was 12% and 1024
+    2x slower on the default run's model); CUDA: 1024 (large batches fill the GPU)."""
+    return 1024 if torch.device(device).type == "cuda" else 64
 
 
 def _sample_kwargs(opts: dict, method: str, term: str) -> dict[str, Any]:
@@ -111,17 +119,14 @@ def estimate_checkpoint(model, x: torch.Tensor, subsets: dict[str, np.ndarray], 
     report = progress or (lambda frac, detail: None)
     fwd_share = 0.3 if methods == ["noise-aware"] else 0.05
 
-    was_training = model.training
-    model.eval()
     t0 = time.perf_counter()
     devices = [x.device] if x.device.type == "cuda" else []
-    try:
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed)
-            draws = forward_draws(model, x, union, k, opts["forward_batch"], samples,
-                                  lambda f, d: report(fwd_share * f, d))
-    finally:
-        model.train(was_training)
+    batch = opts["forward_batch"] or default_forward_batch(x.device)
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        # every distinct image once per draw, BatchNorm folded (the model is left as it was)
+        draws = forward_draws(folded_copy(model), x, union, k, batch, samples,
+                              lambda f, d: report(fwd_share * f, d))
     fwd_seconds = time.perf_counter() - t0
     sigma_t, sigma_ty = draws["sigma_t"], float(model.noise_ty)
     weight = model.classifier.weight.detach()
@@ -164,7 +169,7 @@ def estimate_checkpoint(model, x: torch.Tensor, subsets: dict[str, np.ndarray], 
             est = estimate(a, b, method, seed=js, progress=inner,
                            **_sample_kwargs(opts, method, term))
         settings = {**est.settings, "k": k, "sigma_t": sigma_t, "sigma_ty": sigma_ty,
-                    "forward_seconds_shared": fwd_seconds}
+                    "forward_seconds_shared": fwd_seconds, "forward_batch": batch}
         at_ceiling = est.ceiling is not None and est.value >= est.ceiling - CEILING_MARGIN
         records.append({"term": term, "subset": name, "method": method, "value": est.value,
                         "lower": est.lower, "upper": est.upper, "ceiling": est.ceiling,

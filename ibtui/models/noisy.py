@@ -11,10 +11,12 @@ MI estimators need:
 
 from __future__ import annotations
 
+import copy
 from abc import ABCMeta, abstractmethod
 
 import torch
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 
 class GaussianNoise(nn.Module):
@@ -84,3 +86,24 @@ class NoisyNet(nn.Module, metaclass=ABCMeta):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_mi(x)[2]
+
+
+def folded_copy(model: NoisyNet) -> NoisyNet:
+    """A copy of `model` in eval mode for forward passes only, every BatchNorm that directly
+    follows a convolution folded into it: the same function up to float rounding (~1e-7
+    relative), one pass less over the activations per layer. Pairs are a Conv2d registered
+    right before a BatchNorm2d of its channel count in the same parent, which both models
+    here apply as bn(conv(x)); the noise layers are untouched (same draws, same order)."""
+    m = copy.deepcopy(model).eval()
+    for parent in m.modules():
+        names = list(parent._modules)
+        for a, b in zip(names, names[1:], strict=False):
+            conv, bn = parent._modules[a], parent._modules[b]
+            if (type(conv) is nn.Conv2d and type(bn) is nn.BatchNorm2d
+                    and bn.num_features == conv.out_channels and bn.track_running_stats):
+                parent._modules[a] = fuse_conv_bn_eval(conv, bn)
+                parent._modules[b] = nn.Identity()
+    w4 = [p for p in model.parameters() if p.dim() == 4]
+    if w4 and not w4[0].is_contiguous() and w4[0].is_contiguous(memory_format=torch.channels_last):
+        m.to(memory_format=torch.channels_last)  # keep the layout prepare_model chose
+    return m
