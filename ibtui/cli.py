@@ -220,7 +220,12 @@ def _launch(runs_dir: Path, paths: list[Path], res, detach: bool) -> None:
                   + f"; log: {runs_dir / name / 'worker.log'}", markup=False, highlight=False,
                   soft_wrap=True)
     if bad:
-        err.print(f"{len(bad)} of {len(paths)} runs did not finish", markup=False)
+        import shlex
+
+        err.print(f"{len(bad)} of {len(paths)} runs did not finish; resume with `ibtui resume "
+                  f"--runs-dir {shlex.quote(str(runs_dir.absolute()))} "
+                  f"{' '.join(shlex.quote(name) for name, _, _ in bad)}`", markup=False,
+                  highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_RUNS_FAILED)
 
 

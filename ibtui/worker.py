@@ -109,7 +109,12 @@ def hold(name: str, path: Path) -> None:
 def reserve_space(path: Path) -> None:
     try:
         with open(path / RESERVE, "wb") as f:
-            os.posix_fallocate(f.fileno(), 0, RESERVE_BYTES)
+            if hasattr(os, "posix_fallocate"):
+                os.posix_fallocate(f.fileno(), 0, RESERVE_BYTES)
+            else:  # written out: the blocks are allocated all the same
+                f.write(b"\0" * RESERVE_BYTES)
+                f.flush()
+                os.fsync(f.fileno())
     except OSError:
         release_space(path)  # a disk already this full: the outcome falls back to in place
 

@@ -150,6 +150,7 @@ def test_full_disk_in_the_foreground(tmp_path, small_fs):
     check_outcome(first, second, seen)
     assert p.returncode == 1, out + err  # a run failed (not 2: no user error, no crash)
     assert first.id in err and "no space left on device" in err
+    assert f"resume with `ibtui resume --runs-dir {small_fs / 'runs'} {first.id}`" in err
     ls = subprocess.run(ibtui_cmd() + ["ls", "--runs-dir", str(small_fs / "runs"), "--format",
                                        "json"], env=env(), capture_output=True, text=True)
     rows = {r["run"]: r for r in json.loads(ls.stdout)["runs"]}
