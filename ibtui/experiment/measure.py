@@ -14,6 +14,8 @@ from ibtui.analysis.clusters import cluster_metrics
 from ibtui.data.poison import PoisonedData
 from ibtui.experiment.control import RunFailed
 from ibtui.mi import estimate_checkpoint
+from ibtui.mi.checkpoint import default_forward_batch
+from ibtui.models.noisy import folded_copy
 from ibtui.runs.store import append_jsonl, read_jsonl
 
 
@@ -69,10 +71,13 @@ def representation_stats(spec: dict, run_dir: Path, epoch: int, model, xt: torch
     others = rng.choice(others, min(len(others), max(len(t), 500)), replace=False)
     idx = np.sort(np.concatenate([t, others]))
     model.eval()
+    # BatchNorm folded, the device's fastest batch; the global RNG makes as many draws as
+    # before and ends in the same state whenever the width is even, so training goes on as it did
+    fm, batch = folded_copy(model), default_forward_batch(xt.device)
     feats = []
     with torch.no_grad():
-        for i in range(0, len(idx), 1024):
-            _, tt, _ = model.forward_mi(xt[torch.from_numpy(idx[i:i + 1024]).to(xt.device)])
+        for i in range(0, len(idx), batch):
+            _, tt, _ = fm.forward_mi(xt[torch.from_numpy(idx[i:i + batch]).to(xt.device)])
             feats.append(tt.float().cpu())
     feats = torch.cat(feats).numpy().astype(np.float16)
     is_bd = np.isin(idx, data.backdoor_idx)

@@ -73,9 +73,10 @@ def forward_draws(model, x: torch.Tensor, index: np.ndarray, k: int, batch: int,
 
 def default_forward_batch(device: Any) -> int:
     """Images per forward pass when mi_options.forward_batch is null: the fastest measured
-    (bench/bench_mi_floor.py). CPU: 64 (the activations stay in cache; 256 was 12% and 1024
-    2x slower on the default run's model); CUDA: 1024 (large batches fill the GPU)."""
-    return 1024 if torch.device(device).type == "cuda" else 64
+    (bench/bench_mi_floor.py). CPU: 128 (the activations stay in cache: 1024 was 1.9x slower
+    on the default run's model, 64-256 within a few percent of each other); CUDA: 1024 (large
+    batches fill the GPU; bench/gpu_check.py measures 256-2048)."""
+    return 1024 if torch.device(device).type == "cuda" else 128
 
 
 def _sample_kwargs(opts: dict, method: str, term: str) -> dict[str, Any]:

@@ -68,7 +68,7 @@ OPTIONS: dict[str, Opt] = {
     "chunk_mb": Opt(int, 256, 1, 1 << 20, help="memory per distance chunk (MiB)"),
     # shared by every method
     "forward_batch": Opt(int, None, 1, 1 << 16, nullable=True,
-                         help="images per forward pass (null = the device's fastest: 64 on "
+                         help="images per forward pass (null = the device's fastest: 128 on "
                               "CPU, 1024 on CUDA)"),
     "max_samples": Opt(int, None, 2, 1 << 30, nullable=True,
                        help="subsample subsets larger than this (null = all)"),
