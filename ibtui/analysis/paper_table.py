@@ -193,7 +193,8 @@ def _fmt(rec: dict, v: str) -> str:
         return "–"
     if lo is None:
         return f"{m:.3f} (n=1)"
-    return f"{m:.3f} [{lo:.3f}, {hi:.3f}]"
+    # every value here lies in [0, 1] (rates, min-max normalised D): so does its interval
+    return f"{m:.3f} [{max(0.0, lo):.3f}, {min(1.0, hi):.3f}]"
 
 
 def render(result: dict, runs_dir: str = "") -> str:
