@@ -1,6 +1,7 @@
 """Fault injection with real processes: SIGKILL a worker at named points, resume, compare with an
 uninterrupted run; Ctrl-C. Concurrent schedulers and their hand-over are in test_launch.py,
-forced deterministically through the scheduler-release pause point. (IBTUI_PAUSE_AT makes the worker stop at
+forced deterministically through the scheduler-release pause point; a run launched twice, a
+closed terminal and a full disk are in test_exactly_once*.py. (IBTUI_PAUSE_AT makes the worker stop at
 a named point so the kill is deterministic.)
 
 Every scenario is a separate `ibtui run` (own runs directory, one thread) faulted and resumed by
