@@ -221,6 +221,11 @@ def test_readers_mark_a_run_trained_twice_damaged(tmp_path):
     assert p.returncode == 0, p.stderr
     (row,) = json.loads(p.stdout)["runs"]
     assert row["state"] == "damaged" and any(REPEATED in d for d in row["damaged"])
+    from ibtui.runs.store import RunIndex
+    from ibtui.tui.model import row_from_run
+
+    (listed,) = RunIndex(runs, persist=False).runs(logs=True)  # as the app reads its rows
+    assert row_from_run(listed).state == "damaged"
 
 
 def test_crash_message_names_the_runs_dir(tmp_path, monkeypatch):

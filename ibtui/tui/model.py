@@ -24,7 +24,7 @@ from ibtui.runs.board import (
     ceiling_text,
     render,
 )
-from ibtui.runs.store import HEARTBEAT_SILENT_S, Run
+from ibtui.runs.store import HEARTBEAT_SILENT_S, REPEATED, Run
 
 STATE_STYLE = {
     "queued": ("◌", "dim"),
@@ -143,6 +143,8 @@ def row_from_run(run: Run, order: int = 0) -> RunRow:
         return spec.get(spec_key or key)
 
     state = run.state
+    if state == "done" and any(REPEATED in why for why in run.damaged):
+        state = "damaged"  # trained by two workers at once: its results are not one run's
     notes = []
     for why in run.damaged:
         notes.append(why.replace(f"{run.path}/", ""))  # file names stay, paths go
