@@ -30,6 +30,13 @@ class _Group(TyperGroup):
             return super().invoke(ctx)
         except IbtuiError as e:
             fail(e)
+        except OutputError as e:  # stdout is full, gone or closed: the work's result is lost
+            try:
+                err.print(f"error: cannot write the output: {e.strerror or e}", markup=False,
+                          highlight=False)
+            except OSError:
+                pass
+            raise typer.Exit(EXIT_OUTPUT) from None
         except BrokenPipeError:  # `ibtui ls | head`: the reader left; say nothing
             try:
                 sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (no flush error at exit)
@@ -44,6 +51,7 @@ class _Group(TyperGroup):
         of a boxed message wrapped at the terminal width."""
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        _setup_output()
         try:
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except typer.Abort:
@@ -71,8 +79,50 @@ attacks_app = typer.Typer(help="Attacks: list them, draw the gallery.")
 data_app = typer.Typer(help="Datasets: list, fetch.")
 app.add_typer(attacks_app, name="attacks")
 app.add_typer(data_app, name="data")
-console = Console()
-err = Console(stderr=True)
+EXIT_OUTPUT = 4  # standard output could not be written (full, closed); 141: its reader left
+
+
+class OutputError(OSError):
+    """A write to standard output failed (not a broken pipe): reported with EXIT_OUTPUT."""
+
+
+class _Stdout:
+    """sys.stdout whose write errors are told apart from the command's own file errors."""
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+
+    def _guard(self, call, *args):
+        try:
+            return call(*args)
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            raise OutputError(e.errno, e.strerror or str(e)) from None
+
+    def write(self, text: str) -> int:
+        return self._guard(self._stream.write, text)
+
+    def flush(self) -> None:
+        self._guard(self._stream.flush)
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        """The reader left (`| head`): quiet, with the shell's SIGPIPE status, as coreutils."""
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, AttributeError, ValueError):
+            pass
+        raise SystemExit(141)
+
+
+console = _Console()
+err = _Console(stderr=True)
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
@@ -1134,6 +1184,25 @@ def tui(runs_dir: Path = RunsDir, jobs: int = JobsOpt, gpus: str | None = GpusOp
     from ibtui.tui.app import run_app
 
     run_app(runs_dir, jobs=jobs or None, gpus=parse_gpus(gpus), threads=threads or None)
+
+
+def _setup_output() -> None:
+    """Output never fails on encoding (a run dir named in other bytes, an ASCII-only
+    terminal): what cannot be written is escaped. A closed stdout is an error of its own;
+    stdout's write errors are told apart (OutputError)."""
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None and hasattr(stream, "reconfigure"):
+            try:
+                stream.reconfigure(errors="backslashreplace")
+            except (OSError, ValueError):
+                pass
+    if sys.stdout is None:  # started with standard output closed (`>&-`)
+        if sys.stderr is not None:
+            print("error: standard output is closed; allowed: a terminal, file or pipe",
+                  file=sys.stderr)
+        sys.exit(EXIT_OUTPUT)
+    if not isinstance(sys.stdout, _Stdout):
+        sys.stdout = _Stdout(sys.stdout)
 
 
 def cli() -> None:

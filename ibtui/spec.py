@@ -31,6 +31,7 @@ from typing import Any
 import tomli_w
 
 from ibtui.errors import DataError, SpecError
+from ibtui.files import NotRegularFile, TooBig, read_regular
 
 DEFAULT_MAX_RUNS = 10_000
 MAX_RUNS_ENV = "IBTUI_MAX_RUNS"
@@ -274,22 +275,32 @@ def _where(file: str, exp: str, key: str) -> str:
     return f"{file}: {exp}: field '{key}'"
 
 
-def read_toml(path: Path) -> dict:
+def read_toml(path: Path, follow: bool = True) -> dict:
+    """A TOML file as a dict (SpecError naming the file otherwise): a regular file of at most
+    MAX_SPEC_BYTES (a FIFO or a device is refused, never read); `follow` False: a symbolic
+    link is refused too (a run's spec.toml)."""
     path = Path(path)
     try:
-        size = path.stat().st_size if path.is_file() else 0
-        if size > MAX_SPEC_BYTES:
-            raise SpecError(f"{path}: {size:,} bytes; allowed: at most {MAX_SPEC_BYTES:,} bytes "
-                            "for an experiments file (sweep with short lists)")
-        text = path.read_text(encoding="utf-8-sig")  # a leading UTF-8 BOM is dropped
+        data = read_regular(path, limit=MAX_SPEC_BYTES, follow=follow)
+        if len(data) > MAX_SPEC_BYTES:
+            raise TooBig(len(data), str(path))
+        text = data.decode("utf-8-sig")  # a leading UTF-8 BOM is dropped
     except FileNotFoundError:
         raise SpecError(f"{path}: file not found") from None
+    except TooBig as e:
+        raise SpecError(f"{path}: {e.size:,} bytes; allowed: at most {MAX_SPEC_BYTES:,} bytes "
+                        "for an experiments file (sweep with short lists)") from None
+    except NotRegularFile as e:
+        raise SpecError(f"{path}: {e.strerror}; allowed: a regular TOML file") from None
     except (OSError, UnicodeDecodeError, ValueError) as e:
         raise SpecError(f"{path}: cannot read: {e}") from None
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise SpecError(f"{path}: malformed TOML: {e}") from None
+    except RecursionError:
+        raise SpecError(f"{path}: malformed TOML: nested too deeply; allowed: tables and arrays "
+                        "a few levels deep") from None
 
 
 def validate_experiment(raw: dict, *, file: str, exp: str, defaults: dict | None = None,
@@ -609,7 +620,7 @@ def experiment_to_toml(values: dict, header: str = "[[experiment]]") -> str:
 
 def read_spec_file(path: Path) -> dict:
     """The resolved values of a run's spec.toml (options left unset are absent)."""
-    data = read_toml(path)
+    data = read_toml(path, follow=False)
     exp = data.get("experiment")
     if isinstance(exp, list):
         exp = exp[0] if exp else None

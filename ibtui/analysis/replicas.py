@@ -58,7 +58,7 @@ class Interval:
 
 def mean_interval(values: list[float], level: float = 0.95) -> Interval | None:
     vals = [float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)
-            and math.isfinite(v)]
+            and math.isfinite(v) and abs(v) < 1e150]  # squares and sums stay finite
     if not vals:
         return None
     n = len(vals)

@@ -9,6 +9,7 @@ One figure with a panel per epoch plus a CSV of the 2-D embedding (same stem).
 from __future__ import annotations
 
 import re
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -118,13 +119,21 @@ def tsne_figures(run_dir: Path, epochs: list[int] | None = None, out: Path | Non
     else:
         chosen = default_epochs(run, available)
     out_dir = Path(out) if out is not None else run_dir / "figures"
+    if out is None and out_dir.is_symlink():  # the run's own folder, never one a link points to
+        raise RunStoreError(f"{out_dir}: a symbolic link; allowed: a real directory (the run's "
+                            "figures/), or --out DIR")
     rng = np.random.default_rng(seed)
     panels = []
     rows: list[dict] = []
     for e, phase in chosen:
-        with np.load(files[e]) as z:
-            t, index = z["t"], z["index"]
-            label, true_label, bd = z["label"], z["true_label"], z["backdoor"].astype(bool)
+        try:
+            with np.load(files[e], allow_pickle=False) as z:
+                t, index = z["t"], z["index"]
+                label, true_label, bd = z["label"], z["true_label"], z["backdoor"].astype(bool)
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+            raise RunStoreError(f"{files[e]}: damaged features file ({type(err).__name__}); "
+                                "allowed: the .npz the worker writes (t, index, label, "
+                                "true_label, backdoor)") from None
         keep = np.arange(len(t))
         if len(keep) > max_points:  # uniform: every group keeps its share
             keep = np.sort(rng.choice(keep, max_points, replace=False))

@@ -69,7 +69,7 @@ def inputs_of(run) -> dict:
             "config": getattr(run, "config", None) or (config_key(sp) if sp else None),
             "recipe": recipe_key(sp) if sp else None, "min_asr": min_asr_of(sp),
             "min_asr_reason": sp.get("min_asr_reason") or None, "created": st.get("created"),
-            "state": "done" if run.state == "done" and not run.damaged else str(run.state),
+            "state": "damaged" if run.damaged else str(run.state),
             "score": s.get("score"), "score_lo": lo, "score_hi": hi,
             "clean_acc": s.get("clean_acc"), "asr": s.get("asr"), "ceiling": share}
 

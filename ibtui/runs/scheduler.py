@@ -21,6 +21,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import re
 import shutil
 import signal
 import socket
@@ -159,7 +160,8 @@ def request_cancel(path: Path) -> None:
     state = effective_state(status)
     if state in FINISHED:
         raise RunStoreError(f"{path.name}: already {state}")
-    (path / "cancel").write_text(str(time.time()))
+    atomic_write_text(path / "cancel", str(time.time()), fsync=False)  # replaces a link, never
+    # writes through one
     if status.get("executor") == "slurm" and state != "running":
         from ibtui.runs.slurm import cancel_jobs  # a pending job leaves the cluster's queue;
 
@@ -188,6 +190,7 @@ class Scheduler:
         self.stopping = 0
         self.unwritten: dict[Path, dict] = {}  # statuses the disk refused: written again each tick
         self.problem: str | None = None  # the last write of ours the disk refused
+        self._said: set[str] = set()
         self.waiting: str | None = None  # why queued runs are not started (a full disk)
 
     @property
@@ -294,8 +297,11 @@ class Scheduler:
         return True
 
     def _trouble(self, what: str) -> None:
-        """Say once what went wrong (a full disk, mostly); the scheduler goes on."""
-        if what != self.problem:
+        """Say once what went wrong (a full disk, mostly); the scheduler goes on. A message is
+        said once per scheduler, whatever numbers in it change (the free bytes)."""
+        key = re.sub(r"\d+", "#", what)
+        if key not in self._said:
+            self._said.add(key)
             print(f"[scheduler] {what}", flush=True)
         self.problem = what
 

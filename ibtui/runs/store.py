@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ibtui.errors import IbtuiError
+from ibtui.files import read_regular
 from ibtui.runs.states import FINISHED, STATES  # noqa: F401 (FINISHED re-exported)
 
 _SETTLED = frozenset(STATES) - {"running"}  # states that no liveness check can change
@@ -111,12 +112,8 @@ def append_jsonl_many(path: Path, records: list[dict]) -> None:
 
 
 def _read_bytes(path: Path) -> bytes:
-    """A regular file's bytes (never blocks on a FIFO or reads a device)."""
-    st = os.stat(path)
-    if not stat_mod.S_ISREG(st.st_mode):
-        raise IsADirectoryError(21, "not a regular file", str(path))
-    with open(path, "rb") as f:
-        return f.read()
+    """A regular file's bytes (never blocks on a FIFO, reads a device or follows a link)."""
+    return read_regular(path, follow=False)
 
 
 def _why(e: OSError) -> str:
@@ -210,10 +207,14 @@ STATUS_SCHEMA: dict[str, tuple] = {
     "resumed": NUM, "error": STR, "phase": STR, "detail": STR, "source": STR, "epoch": INT,
     "epochs": INT, "progress": NUM, "test_acc": NUM, "asr": NUM,
 }
+SHARE = _opt(lambda v: _is_num(v) and 0 <= v <= 1, "a number from 0 to 1")
 SUMMARY_SCHEMA: dict[str, tuple] = {
-    **{k: NUM for k in ("score", "d_xt", "d_ty", "clean_acc", "asr", "asr_all", "ra", "psnr",
-                        "ssim", "lpips", "poison_rate", "poison_seconds", "train_seconds",
-                        "mi_seconds", "wall_seconds", "ceiling_share")},
+    # accuracies, rates and the stealth score (min-max normalised MI) lie in [0, 1]: a value
+    # outside is damage, never a number that neighbours' intervals are computed from
+    **{k: SHARE for k in ("score", "d_xt", "d_ty", "clean_acc", "asr", "asr_all", "ra",
+                          "poison_rate", "ceiling_share")},
+    **{k: NUM for k in ("psnr", "ssim", "lpips", "poison_seconds", "train_seconds", "mi_seconds",
+                        "wall_seconds")},
     **{k: INT for k in ("n_poison", "n_backdoor", "epochs", "width", "seed", "target")},
     **{k: STR for k in ("run_id", "name", "attack", "dataset", "arch", "mi_method",
                         "lpips_note")},

@@ -1,0 +1,65 @@
+"""Reading files that anyone may have put in place: a runs directory on shared storage, an
+experiments file given on the command line. Only regular files are read: a FIFO never blocks a
+reader, a device is never read without end, and (where asked) a symbolic link is not followed.
+The bottom layer: imports nothing from ibtui."""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from pathlib import Path
+
+KINDS = {stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
+         stat.S_IFSOCK: "a socket", stat.S_IFDIR: "a directory", stat.S_IFLNK: "a symbolic link"}
+
+
+class TooBig(OSError):
+    """A regular file larger than the reader's limit (`size`: its bytes), left unread."""
+
+    def __init__(self, size: int, path: str) -> None:
+        super().__init__(errno.EFBIG, f"{size:,} bytes", path)
+        self.size = size
+
+
+class NotRegularFile(OSError):
+    """The path is no regular file (its kind is in the message), or a link where none is
+    followed."""
+
+
+def kind_of(mode: int) -> str:
+    return KINDS.get(stat.S_IFMT(mode), "not a regular file")
+
+
+def read_regular(path: Path | str, *, limit: int | None = None, follow: bool = True) -> bytes:
+    """The bytes of the regular file at `path`. Raises NotRegularFile for anything else (the
+    open itself never blocks: O_NONBLOCK), and for a symbolic link when `follow` is False
+    (O_NOFOLLOW); FileNotFoundError and other OSErrors as open raises them. With `limit`, at
+    most limit + 1 bytes are read (so a caller can tell "too big" without reading it all)."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    if not follow:
+        flags |= getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as e:
+        if e.errno == errno.ELOOP and not follow:
+            raise NotRegularFile(errno.ELOOP, "a symbolic link (not followed)", str(path)) from None
+        raise
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise NotRegularFile(errno.EINVAL, f"{kind_of(st.st_mode)}, not a regular file",
+                                 str(path))
+        if limit is not None and st.st_size > limit:
+            raise TooBig(st.st_size, str(path))
+        want = st.st_size if limit is None else min(st.st_size, limit) + 1
+        chunks, got = [], 0
+        while limit is None or got <= limit:
+            chunk = os.read(fd, max(want - got, 1 << 16))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            got += len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)

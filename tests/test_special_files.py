@@ -1,0 +1,151 @@
+"""Special files and links in a runs directory, extreme values, and output errors: readers never
+block, never follow a link out of a run, never crash on a neighbour's damage, and report a
+failed write with a code of its own (141 for a reader that left, 4 for anything else)."""
+
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+from fixtures_runs import make_fixture_runs
+from helpers import DONE, QUEUED, ibtui_cmd
+
+# another seed of DONE's configuration, so that `show DONE` and --replicas read it
+NEIGHBOUR = DONE.replace("-s0", "-s7")
+
+
+def ibtui(*args, env=None, timeout=60, **kw):
+    return subprocess.run(ibtui_cmd() + list(args), capture_output=True, text=True,
+                          env=env or {**os.environ, "COLUMNS": "200"}, timeout=timeout, **kw)
+
+
+@pytest.fixture
+def runs(tmp_path):
+    return make_fixture_runs(tmp_path)
+
+
+def _add_neighbour(runs, summary_update: dict) -> None:
+    shutil.copytree(runs / DONE, runs / NEIGHBOUR)
+    spec = runs / NEIGHBOUR / "spec.toml"
+    spec.write_text(spec.read_text().replace("seed = 0", "seed = 7"))
+    s = json.loads((runs / NEIGHBOUR / "summary.json").read_text())
+    s.update(summary_update)
+    (runs / NEIGHBOUR / "summary.json").write_text(json.dumps(s))
+
+
+@pytest.mark.parametrize("args", [("ls",), ("leaderboard",), ("leaderboard", "--format", "json"),
+                                  ("leaderboard", "--format", "csv"), ("show", DONE),
+                                  ("report",), ("leaderboard", "--replicas")])
+def test_a_fifo_in_a_run_never_blocks_a_reader(runs, args):
+    (runs / DONE / "spec.toml").unlink()
+    os.mkfifo(runs / DONE / "spec.toml")
+    r = ibtui(*args, "--runs-dir", str(runs))  # timeout 60 s: a hang fails the test
+    assert r.returncode == 0, r.stderr
+    if args == ("ls",):
+        listed = json.loads(ibtui("ls", "--format", "json", "--runs-dir", str(runs)).stdout)["runs"]
+        (row,) = [x for x in listed if x["run"] == DONE]
+        assert any("a FIFO, not a regular file" in d for d in row["damaged"])
+
+
+@pytest.mark.parametrize("target", ["fifo", "/dev/zero"])
+def test_run_refuses_a_special_experiments_file(tmp_path, target):
+    if target == "fifo":
+        target = str(tmp_path / "fifo.toml")
+        os.mkfifo(target)
+    r = ibtui("run", target, "--dry-run", "--runs-dir", str(tmp_path / "runs"))
+    assert r.returncode == 2
+    assert "not a regular file; allowed: a regular TOML file" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_a_linked_status_file_is_not_read(runs, tmp_path):
+    victim = tmp_path / "secret.json"
+    victim.write_text(json.dumps({"state": "done", "error": "SECRET-CONTENT"}))
+    (runs / DONE / "status.json").unlink()
+    (runs / DONE / "status.json").symlink_to(victim)
+    for args in (("show", DONE), ("ls",), ("ls", "--format", "json")):
+        r = ibtui(*args, "--runs-dir", str(runs))
+        assert "SECRET-CONTENT" not in r.stdout + r.stderr
+    listed = json.loads(ibtui("ls", "--format", "json", "--runs-dir", str(runs)).stdout)["runs"]
+    (row,) = [x for x in listed if x["run"] == DONE]
+    assert any("symbolic link" in d for d in row["damaged"])
+
+
+def test_cancel_replaces_a_linked_marker_instead_of_writing_through_it(runs, tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    (runs / QUEUED / "cancel").symlink_to(victim)
+    r = ibtui("cancel", QUEUED, "--runs-dir", str(runs))
+    assert r.returncode == 0, r.stderr
+    assert victim.read_text() == "keep me"
+    assert not (runs / QUEUED / "cancel").is_symlink()
+
+
+def test_tsne_refuses_a_linked_figures_folder_and_a_damaged_features_file(tiny_done_run,
+                                                                          tmp_path):
+    runs = tmp_path / "runs"
+    shutil.copytree(tiny_done_run.runs, runs)
+    (run,) = [p for p in runs.iterdir() if not p.name.startswith(".")]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (run / "figures").symlink_to(elsewhere, target_is_directory=True)
+    r = ibtui("tsne", run.name, "--runs-dir", str(runs), env=tiny_done_run.env)
+    assert r.returncode == 2 and "a symbolic link; allowed: a real directory" in r.stderr
+    assert list(elsewhere.iterdir()) == []
+    (run / "figures").unlink()
+    for f in (run / "artifacts").glob("features_*.npz"):
+        f.write_bytes(b"garbage, not an npz")
+    r = ibtui("tsne", run.name, "--runs-dir", str(runs), env=tiny_done_run.env)
+    assert r.returncode == 2 and "damaged features file" in r.stderr
+    assert "Traceback" not in r.stderr and "pickle" not in r.stderr
+
+
+@pytest.mark.parametrize("value", [1e308, -0.5, 7.0])
+def test_an_extreme_value_damages_its_run_not_its_neighbours(runs, value):
+    _add_neighbour(runs, {"clean_acc": value})
+    for args in (("show", DONE), ("leaderboard", "--replicas"), ("report",), ("leaderboard",)):
+        r = ibtui(*args, "--runs-dir", str(runs))
+        assert r.returncode == 0, (args, r.stderr)
+        assert "Traceback" not in r.stderr
+    listed = json.loads(ibtui("ls", "--format", "json", "--runs-dir", str(runs)).stdout)["runs"]
+    (row,) = [x for x in listed if x["run"] == NEIGHBOUR]
+    assert any("clean_acc" in d for d in row["damaged"])
+
+
+def test_deeply_nested_toml_is_one_line_exit_2(tmp_path):
+    p = tmp_path / "deep.toml"
+    p.write_text("x = " + "[" * 5000 + "]" * 5000 + "\n")
+    r = ibtui("run", str(p), "--dry-run", "--runs-dir", str(tmp_path / "runs"))
+    assert r.returncode == 2 and "nested too deeply" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_output_errors_have_codes_of_their_own(runs, tmp_path):
+    cmd = " ".join(ibtui_cmd())
+    env = {**os.environ, "COLUMNS": "200"}
+    for args in ("leaderboard", "show " + DONE):
+        sh = f"{cmd} {args} --runs-dir {runs} | head -c 1 >/dev/null; echo ${{PIPESTATUS[0]}}"
+        r = subprocess.run(["bash", "-c", sh], capture_output=True, text=True, env=env,
+                           timeout=60)
+        assert r.stdout.strip() == "141" and r.stderr == "", (args, r.stdout, r.stderr)
+    r = subprocess.run(["bash", "-c", f"{cmd} leaderboard --format json --runs-dir {runs} >&-"],
+                       capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 4 and "standard output is closed" in r.stderr
+    if os.path.exists("/dev/full"):
+        with open("/dev/full", "w") as full:
+            r = subprocess.run(ibtui_cmd() + ["ls", "--runs-dir", str(runs)], stdout=full,
+                               stderr=subprocess.PIPE, text=True, env=env, timeout=60)
+        assert r.returncode == 4 and "cannot write the output" in r.stderr
+    r = ibtui("leaderboard", "--runs-dir", str(runs), env={**env, "PYTHONIOENCODING": "ascii"})
+    assert r.returncode == 0 and "\\u2714" in r.stdout  # escaped, not a UnicodeEncodeError
+
+
+def test_a_run_dir_named_in_other_bytes_lists_under_strict_utf8(runs):
+    odd = os.fsencode(str(runs)) + b"/bad-\xff-name"
+    shutil.copytree(runs / DONE, os.fsdecode(odd))
+    env = {**os.environ, "COLUMNS": "200", "PYTHONIOENCODING": "utf-8:strict", "LC_ALL": "C.UTF-8"}
+    for args in (("ls",), ("leaderboard",), ("leaderboard", "--format", "json")):
+        r = ibtui(*args, "--runs-dir", str(runs), env=env)
+        assert r.returncode == 0, (args, r.stderr)
+        assert "UnicodeEncodeError" not in r.stderr
