@@ -338,7 +338,7 @@ async def test_mi_tab_names_the_estimator_and_training_lines_differ_in_style(run
         await settle(pilot)
         await to_run(pilot)
         xt = app.screen.query_one("#chart-xt", Chart)
-        assert "noise-aware" in xt._drawn[0]
+        assert "noise-aware" in xt._drawn[0][0]
         acc = app.screen.query_one("#chart-acc", Chart)._drawn[-1]
         markers = {s[0]: s[4] for s in acc}
         assert markers["clean acc"] != markers["ASR"]

@@ -16,7 +16,15 @@ from ibtui.tui.model import FOLDABLE, LEADERBOARD_COLUMN_LIST, export_text, fmt_
 from ibtui.tui.poller import RunDetail, Snapshot
 from ibtui.tui.screens.runs import TableScreen, set_text, view_text
 from ibtui.tui.widgets.bars import FilterBar, RunLine
-from ibtui.tui.widgets.plots import TERM_LABEL, Chart, compare_color, compare_series, legend, rich_color
+from ibtui.tui.widgets.plots import (
+    ROLE_STYLE,
+    TERM_LABEL,
+    Chart,
+    compare_color,
+    compare_series,
+    legend,
+    rich_color,
+)
 from ibtui.tui.widgets.tables import LeaderboardTable, RunTableBase
 
 ROLES = ("backdoor", "clean", "all", "sample")
@@ -156,7 +164,9 @@ class LeaderboardScreen(TableScreen):
         r = self.table.rows_by_id.get(rid)
         if r is None:
             return rid
-        return f"{r.attack} {r.arch} p{fmt_rate(r.rate)} s{r.seed}"
+        # the experiment's name first: two experiments of one attack and arch differ by it
+        return " ".join(x for x in (r.name, r.attack, r.arch, f"p{fmt_rate(r.rate)}",
+                                    f"s{r.seed}") if x)
 
     def draw_compare(self) -> None:
         curves = []
@@ -171,13 +181,24 @@ class LeaderboardScreen(TableScreen):
         if total > n:
             runs = f"first {n} of {total} {what} runs (at most {MAX_COMPARE} are drawn)"
         series = compare_series(curves, self.term, self.role)
-        head = Text.assemble((f"{TERM_LABEL[self.term]} (nats)", "bold"),
-                             f" · {self.role} subset · ")
+        # named as the run screen names them: the scale I(X;T) was measured at, the subset
+        name = TERM_LABEL[self.term]
+        if self.term == "xt":
+            from ibtui.analysis.stealth import xt_scale_of
+
+            scales = {xt_scale_of(d.mi, None) for rid in self.compared
+                      if (d := self.app.details.get(rid)) is not None and d.mi}
+            if len(scales) == 1 and (scale := scales.pop()) is not None:
+                name += f" at {scale:g}×spread"
+            elif len(scales) > 1:
+                name += " at different scales"
+        head = Text.assemble((f"{name} (nats)", "bold"),
+                             f" · {ROLE_STYLE[self.role][2]} · ")
         head.append(runs, style="bold yellow" if total > n else "")
         self.query_one("#compare-title", Static).update(head)
         # the title above the plot says it all; plotext would cut a long one
-        self.query_one("#compare", Chart).draw(series, TERM_LABEL[self.term],
-                                               empty="select runs with space")
+        self.query_one("#compare", Chart).draw(series, (name, TERM_LABEL[self.term]),
+                                               empty="select runs with space", ylabel="nats")
         self.query_one("#compare-legend", Static).update(legend(series))
 
     def show_detail(self, d: RunDetail) -> None:

@@ -21,9 +21,11 @@ from ibtui.tui.poller import RunDetail, Snapshot
 from ibtui.tui.screens.dialogs import Scroll
 from ibtui.tui.widgets.bars import run_line
 from ibtui.tui.widgets.plots import (
+    SUBSET_VIEWS,
     TERM_LABEL,
     Chart,
     acc_series,
+    acc_title,
     class_loss_series,
     legend,
     mi_methods,
@@ -310,6 +312,11 @@ class RunScreen(Screen):
         Binding("4", "view('log')", "Log", id="run.log", tooltip="Worker log tail"),
         Binding("m", "next_method", "Method", id="run.method",
                 tooltip="Show the next MI estimator recorded for this run"),
+        Binding("v", "subsets", "Subsets", id="run.subsets",
+                tooltip="MI charts: every subset, the target class only, or the backdoor "
+                        "against the other classes"),
+        Binding("b", "bounds", "Bounds", show=False, id="run.bounds",
+                tooltip="MI charts: show or hide the certified lower bounds"),
         Binding("c", "cancel", "Cancel", id="run.cancel", tooltip="Cancel this run"),
         Binding("r", "resume", "Resume", id="run.resume", tooltip="Re-queue this run"),
     ]
@@ -318,6 +325,8 @@ class RunScreen(Screen):
         super().__init__()
         self.run_id = run_id
         self.method: str | None = None
+        self.subsets = "all"  # SUBSET_VIEWS key: which subsets the MI charts draw
+        self.bounds = True  # draw the lower bounds under the backdoor and target lines
         self.detail: RunDetail | None = None
         self._log: tuple | None = None  # None: nothing shown yet
         self._intervals: tuple = (None, None)  # (summary score, MI records), bootstrap
@@ -328,13 +337,16 @@ class RunScreen(Screen):
         with TabbedContent(initial="mi"):
             with TabPane("MI", id="mi"):
                 with Horizontal(classes="charts"):
-                    yield Chart(TERM_LABEL["xt"], id="chart-xt", inside_legend=False)
-                    yield Chart(TERM_LABEL["ty"], id="chart-ty", inside_legend=False)
-                yield Static(id="legend-mi", classes="legend")
+                    yield Chart(TERM_LABEL["xt"], id="chart-xt", inside_legend=False,
+                                ylabel="nats")
+                    yield Chart(TERM_LABEL["ty"], id="chart-ty", inside_legend=False,
+                                ylabel="nats")
+                yield Static(id="legend-mi", classes="legend wrap")
             with TabPane("Training", id="training"):
                 with Horizontal(classes="charts"):
                     yield Chart("clean acc · ASR", id="chart-acc", inside_legend=False)
-                    yield Chart("train loss per class", id="chart-loss", inside_legend=False)
+                    yield Chart("train loss per class", id="chart-loss", inside_legend=False,
+                                ylabel="loss")
                 with Horizontal(classes="legend-row"):
                     yield Static(id="legend-acc", classes="legend")
                     yield Static(id="legend-loss", classes="legend")
@@ -385,19 +397,24 @@ class RunScreen(Screen):
             suffix += f" ({methods.index(self.method) + 1}/{len(methods)}, m: next)"
         epochs = d.spec.get("epochs") or d.row.epochs
         xlim = (1, epochs) if isinstance(epochs, int) and epochs > 1 else None
-        labelled = []
+        labelled: dict[str, object] = {}
+        view = "" if self.subsets == "all" else f" · {SUBSET_VIEWS[self.subsets][0]}"
         for term in ("xt", "ty"):
-            series = mi_series(d.mi, term, self.method)
-            labelled = labelled or series
+            series = mi_series(d.mi, term, self.method, self.subsets, self.bounds)
+            for s in series:
+                labelled.setdefault(s.label, s)
             # I(X;T) measured at a scale (mi_options.xt_scale) is named as such
             scale = xt_scale_of(d.mi, self.method) if term == "xt" else None
             at = f" at {scale:g}×spread" if scale is not None else ""
+            name = TERM_LABEL[term]
+            # longest first: a narrow chart shortens its title instead of losing it
             self.query_one(f"#chart-{term}", Chart).draw(
-                series, f"{TERM_LABEL[term]}{at} (nats){suffix}", xlim=xlim,
-                empty="no MI checkpoint yet")
-        self.query_one("#legend-mi", Static).update(legend(labelled))
+                series, (f"{name}{at} (nats){suffix}{view}", f"{name}{at} (nats){suffix}",
+                         f"{name}{at} · {self.method}" if self.method else f"{name}{at}",
+                         f"{name}{at}", name), xlim=xlim, empty="no MI checkpoint yet")
+        self.query_one("#legend-mi", Static).update(legend(list(labelled.values())))
         acc = acc_series(d.metrics)
-        self.query_one("#chart-acc", Chart).draw(acc, "clean acc · ASR", ylim=(0.0, 1.0),
+        self.query_one("#chart-acc", Chart).draw(acc, acc_title(acc), ylim=(0.0, 1.0),
                                                  xlim=xlim, empty="no epoch yet")
         self.query_one("#legend-acc", Static).update(legend(acc))
         target = d.spec.get("target") if isinstance(d.spec.get("target"), int) else None
@@ -512,6 +529,20 @@ class RunScreen(Screen):
             return
         self.method = methods[(methods.index(self.method) + 1) % len(methods)]
         self.show_detail(self.detail)
+
+    def action_subsets(self) -> None:
+        views = list(SUBSET_VIEWS)
+        self.subsets = views[(views.index(self.subsets) + 1) % len(views)]
+        self.notify(f"MI charts: {SUBSET_VIEWS[self.subsets][0]}", timeout=2)
+        if self.detail is not None:
+            self.show_detail(self.detail)
+
+    def action_bounds(self) -> None:
+        self.bounds = not self.bounds
+        self.notify(f"MI charts: lower bounds {'shown' if self.bounds else 'hidden'}",
+                    timeout=2)
+        if self.detail is not None:
+            self.show_detail(self.detail)
 
     def action_cancel(self) -> None:
         self.app.cancel_runs([self.run_id])
