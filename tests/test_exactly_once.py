@@ -154,7 +154,7 @@ def test_worker_leaves_a_run_that_is_no_longer_queued(tmp_path):
     assert load_run(r).state == "cancelled"
 
 
-def test_scheduler_never_launches_a_claimed_run_and_counts_it_busy(tmp_path):
+def test_scheduler_never_launches_a_claimed_run_and_counts_it_busy(tmp_path, monkeypatch):
     """A run whose worker is starting (claimed, still `queued`) is neither launched nor marked
     interrupted by another scheduler, and it takes a slot; resume refuses it."""
     runs = tmp_path / "runs"
@@ -166,7 +166,8 @@ def test_scheduler_never_launches_a_claimed_run_and_counts_it_busy(tmp_path):
         assert s.foreign_workers() == 1
         s.step()
         assert s.workers == {}  # the one slot is the starting worker's
-        with pytest.raises(Exception, match="a worker is starting it"):
+        monkeypatch.setattr(claim, "released", lambda path, wait_s=10.0: not claim.claimed(path))
+        with pytest.raises(Exception, match="a live worker still holds it"):
             set_queued(first)
         s.stop()  # marks the never-started runs interrupted: not the claimed one
         assert load_run(first).state == "queued" and load_run(second).state == "interrupted"
@@ -290,3 +291,19 @@ def test_app_header_says_queued_runs_have_no_scheduler_and_the_keys(tmp_path):
     assert text == "no scheduler for 1 queued: press w then s to start one"
     assert scheduler_text(Snapshot(rows=[], scheduler=None, now=time.time())).plain == \
         "no scheduler"
+
+
+def test_resume_waits_for_a_worker_going_away(tmp_path):
+    """A killed job's worker can hold the claim a moment after the run was marked crashed:
+    resume waits for it (briefly) instead of refusing, and refuses a worker that stays."""
+    import threading
+
+    runs = tmp_path / "runs"
+    (r,) = create_runs(load_spec(spec_file(tmp_path, "a")), runs)
+    status = read_json(r / "status.json")[0]
+    atomic_write_json(r / "status.json", dict(status, state="crashed", error="job cancelled"))
+    held = claim.try_claim(r, "test")
+    assert not claim.released(r, wait_s=0.3)
+    threading.Timer(0.5, os.close, (held,)).start()
+    set_queued(r)  # waited for the claim to go
+    assert load_run(r).state == "queued"

@@ -103,6 +103,17 @@ def claimed(path: Path) -> bool:
     return False
 
 
+def released(path: Path, wait_s: float = 10.0) -> bool:
+    """Whether the run's claim is free, waiting up to `wait_s` for a worker that is going away
+    (a killed job's worker can outlive the job's record by a moment)."""
+    deadline = time.monotonic() + wait_s
+    while claimed(path):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
 def claimant(path: Path) -> str:
     """The claim file's note ("pid host what time"), for messages; '' when none."""
     try:

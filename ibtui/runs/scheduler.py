@@ -25,6 +25,7 @@ import re
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -104,6 +105,25 @@ def _claim_run_dir(runs_dir: Path, run_id: str) -> Path:
             n += 1
 
 
+def check_scheduler_files(runs_dir: Path) -> None:
+    """Refuse, before anything is created, a runs directory whose scheduler files cannot be
+    used: a lock or info file that is a link, a directory or another special file."""
+    for name in (LOCK, INFO):
+        p = Path(runs_dir) / name
+        try:
+            st = os.lstat(p)
+        except FileNotFoundError:
+            continue
+        except OSError as e:
+            raise RunStoreError(f"{p}: cannot be read ({e.strerror}); allowed: a regular file "
+                                "or none") from None
+        if not stat.S_ISREG(st.st_mode):
+            from ibtui.files import kind_of
+
+            raise RunStoreError(f"{p}: {kind_of(st.st_mode)}; allowed: a regular file or none "
+                                "(remove it; the scheduler writes it)")
+
+
 def create_runs(specs: list[RunSpec], runs_dir: Path, executor: str = "local",
                 settings: dict | None = None) -> list[Path]:
     """A queued run directory per spec (spec.toml + status.json), all or nothing.
@@ -112,6 +132,8 @@ def create_runs(specs: list[RunSpec], runs_dir: Path, executor: str = "local",
     they move into place (rename over a freshly claimed empty directory, atomic). A failure
     while staging leaves nothing behind and nothing for a scheduler to pick up."""
     runs_dir = check_runs_dir(runs_dir)
+    if executor == "local":
+        check_scheduler_files(runs_dir)
     staged: list[tuple[RunSpec, Path]] = []
     try:
         for i, spec in enumerate(specs):
@@ -140,9 +162,9 @@ def set_queued(path: Path) -> None:
     status = status or {}
     if effective_state(status) == "running":
         raise RunStoreError(f"{path.name}: still running (pid {status.get('pid')}); cancel it first")
-    if claim.claimed(path):
-        raise RunStoreError(f"{path.name}: a worker is starting it ({claim.claimant(path)}); "
-                            "cancel it first")
+    if not claim.released(path):
+        raise RunStoreError(f"{path.name}: a live worker still holds it (pid host what since: "
+                            f"{claim.claimant(path)}); cancel it first")
     if status.get("state") == "done":
         raise RunStoreError(f"{path.name}: already done; nothing to resume")
     try:
@@ -205,7 +227,18 @@ class Scheduler:
     def acquire(self) -> bool:
         if self._lock_fd is not None:
             return True
-        fd = os.open(self.runs_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:  # never through a link: truncating would hit whatever it points to
+            fd = os.open(self.runs_dir / LOCK,
+                         os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                         0o644)
+        except OSError as e:
+            raise RunStoreError(f"{self.runs_dir / LOCK}: cannot be the scheduler's lock "
+                                f"({'a symbolic link' if e.errno == errno.ELOOP else e.strerror});"
+                                " allowed: a regular file or none (remove it)") from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise RunStoreError(f"{self.runs_dir / LOCK}: not a regular file; allowed: a regular "
+                                "file or none (remove it)")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -232,8 +265,8 @@ class Scheduler:
     # --- queue -----------------------------------------------------------------------
     def _statuses(self):
         for p in sorted(self.runs_dir.iterdir()):
-            if not p.is_dir() or p.name.startswith("."):
-                continue
+            if p.name.startswith(".") or p.is_symlink() or not p.is_dir():
+                continue  # a link is never a run: its worker would write wherever it points
             status, _ = read_json(p / "status.json")
             if status:
                 yield p, status
@@ -459,17 +492,26 @@ def scheduler_info(runs_dir: Path) -> dict | None:
     info, _ = read_json(Path(runs_dir) / INFO)
     if not info:
         return None
-    if info.get("host") == socket.gethostname() and not pid_alive(info.get("pid")):
+    pid = info.get("pid")
+    if not isinstance(pid, int) or isinstance(pid, bool):
+        info["pid"] = pid = None
+    if info.get("host") == socket.gethostname() and not pid_alive(pid):
         return None
+    workers = info.get("workers")  # anyone may have written it: only well-formed entries
+    info["workers"] = [w for w in workers if isinstance(w, dict) and isinstance(w.get("run"), str)
+                       ] if isinstance(workers, list) else []
     return info
 
 
 def scheduler_alive(runs_dir: Path) -> bool:
     path = Path(runs_dir) / LOCK
-    if not path.exists():
+    try:  # never blocks (a FIFO), never through a link
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
         return False
-    fd = os.open(path, os.O_RDWR)
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         return True
