@@ -7,13 +7,15 @@
 #   bench/digits_bench_alarm/      the alarm, normal and balanced (ibtui alarm-eval)
 # Each stage runs once: a stage already run in RUNS (marker file RUNS/.stage-NAME) is skipped,
 # so the command can be repeated after an interruption (`ibtui resume` continues its runs).
-# STAGES picks stages (default all, in priority order); JOBS workers at once (default 2).
-# On the 2-core box one run takes ~1.5 CPU-minutes (LC ~3), i.e. ~2 h for all 120 runs idle.
+# STAGES picks stages (default all, in priority order; STAGES= only writes the tables from what
+# RUNS holds); JOBS workers at once (default 2).
+# Measured on the shared 2-core box with --jobs 2: a run finishes every ~1.7 minutes (25 runs in
+# ~43 min), so the 120 runs take ~3.5 h there; an idle box is ~2x faster.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS="${RUNS:-runs-digits-bench}"
 JOBS="${JOBS:-2}"
-STAGES="${STAGES:-bench clean bal low ballow}"
+STAGES="${STAGES-bench clean bal low ballow}"
 IBTUI=.venv/bin/ibtui
 mkdir -p "$RUNS"
 for stage in $STAGES; do
