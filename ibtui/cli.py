@@ -224,12 +224,37 @@ ThreadsOpt = typer.Option(0, "--threads", help="CPU threads per worker (default:
                           "a run's own `threads` field wins)")
 
 
+MAX_JOBS, MAX_THREADS = 256, 1024
+
+
+def check_launch(jobs: int, gpus: str | None, threads: int) -> list[str] | None:
+    """--jobs, --threads and --gpus as allowed (IbtuiError otherwise); the GPU ids or None."""
+    from ibtui.runs.resources import detect_gpus, parse_gpus
+
+    for name, v, top in (("--jobs", jobs, MAX_JOBS), ("--threads", threads, MAX_THREADS)):
+        if not 0 <= v <= top:
+            raise IbtuiError(f"{name} {v}: out of range; allowed: 0 (automatic) to {top}")
+    ids = parse_gpus(gpus)
+    if not ids:
+        return ids
+    bad = [g for g in ids if not (g.isdigit() or g.startswith(("GPU-", "MIG-")))]
+    if bad:
+        raise IbtuiError(f"--gpus {gpus!r}: {bad[0]!r} is no GPU id; allowed: indices such as "
+                         "0,1 (or GPU-/MIG- UUIDs), '' for none")
+    if len(set(ids)) != len(ids):
+        raise IbtuiError(f"--gpus {gpus!r}: an id is given twice; allowed: each GPU once")
+    seen = detect_gpus()
+    missing = [g for g in ids if g.isdigit() and g not in seen]
+    if missing:
+        raise IbtuiError(f"--gpus {gpus!r}: GPU {missing[0]} is not visible here; allowed: "
+                         f"{', '.join(seen) if seen else 'none visible'} ('' = CPU only)")
+    return ids
+
+
 def _plan(jobs: int, gpus: str | None, threads: int):
     from ibtui.runs.resources import plan_resources
 
-    if jobs < 0 or threads < 0:
-        raise IbtuiError(f"--jobs and --threads must be 0 (automatic) or positive, "
-                         f"not {jobs if jobs < 0 else threads}")
+    check_launch(jobs, gpus, threads)
     return plan_resources(jobs, gpus, threads)
 
 
@@ -347,6 +372,7 @@ def run(
             if unknown:
                 raise IbtuiError(f"{file}: --only {unknown[0]!r}: no such experiment; allowed: {', '.join(names)}")
             specs = [s for s in specs if s.values["name"] in only]
+        check_launch(jobs, gpus, threads)
         if dry_run:
             t = Table(title=escape(f"{len(specs)} runs from {file}"))
             t.add_column("run", overflow="fold", min_width=20)
@@ -977,9 +1003,19 @@ def validate_mi(
     method: list[str] | None = typer.Option(None, "--method", help="only these estimators"),
 ) -> None:
     """Check every MI estimator against tasks with exact ground truth; print and plot."""
+    from ibtui.mi import METHODS
     from ibtui.mi.validate import print_table, run_validation
 
-    try:
+    try:  # the arguments are checked before anything is computed
+        unknown = [m for m in method or [] if m not in METHODS]
+        if unknown:
+            raise IbtuiError(f"--method {unknown[0]!r}: unknown estimator; allowed: "
+                             f"{', '.join(METHODS)}")
+        if out.suffix.lower() != ".png":
+            raise IbtuiError(f"--out {str(out)!r}: allowed: a .png file path")
+        if out.parent != Path("") and not out.parent.is_dir():
+            raise IbtuiError(f"--out {str(out)!r}: folder {str(out.parent)!r} does not exist; "
+                             "allowed: a .png path in an existing folder")
         rows = run_validation(quick=quick, out_png=out, methods=method or None,
                               progress=lambda frac, detail="": err.print(f"[{frac:4.0%}] {detail}",
                                                                          highlight=False,
@@ -1016,6 +1052,11 @@ def attacks_gallery(
     from ibtui.data.gallery import make_gallery
 
     try:
+        if out.suffix.lower() != ".png":
+            raise IbtuiError(f"--out {str(out)!r}: allowed: a .png file path (the gallery is "
+                             "one PNG)")
+        if not 0 <= seed < 2**31:
+            raise IbtuiError(f"--seed {seed}: out of range; allowed: 0 to {2**31 - 1}")
         path = make_gallery(dataset=dataset, out=out, attacks=attack or None, seed=seed)
     except IbtuiError as e:
         fail(e)
@@ -1180,10 +1221,17 @@ def alarm_eval(runs_dir: Path = RunsDir,
 def tui(runs_dir: Path = RunsDir, jobs: int = JobsOpt, gpus: str | None = GpusOpt,
         threads: int = ThreadsOpt) -> None:
     """Open the terminal app on a runs directory (Launch and resume use --jobs/--gpus/--threads)."""
-    from ibtui.runs.resources import parse_gpus
     from ibtui.tui.app import run_app
 
-    run_app(runs_dir, jobs=jobs or None, gpus=parse_gpus(gpus), threads=threads or None)
+    try:
+        ids = check_launch(jobs, gpus, threads)
+    except IbtuiError as e:
+        fail(e)
+    if not (sys.stdin.isatty() and sys.__stdout__ is not None and sys.__stdout__.isatty()):
+        fail(IbtuiError("ibtui tui: standard input and output must be a terminal; allowed: run "
+                        "it in a terminal (over SSH: ssh -t); without one use `ibtui ls`, "
+                        "`ibtui leaderboard` or `ibtui run`"))
+    run_app(runs_dir, jobs=jobs or None, gpus=ids, threads=threads or None)
 
 
 def _setup_output() -> None:

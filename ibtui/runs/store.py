@@ -523,11 +523,10 @@ def _run_files(p: Path) -> bool:
 
 
 def _inside(runs_dir: Path, p: Path) -> bool:
-    """p is a directory directly inside runs_dir (a symbolic link must stay inside too)."""
+    """p is a directory directly inside runs_dir, itself (a symbolic link is never a run: one
+    pointing out would let a scheduler write elsewhere, one pointing in counts a run twice)."""
     try:
-        if not p.is_dir():
-            return False
-        return not p.is_symlink() or p.resolve().parent == runs_dir.resolve()
+        return not p.is_symlink() and p.is_dir()
     except (OSError, RuntimeError):
         return False
 
@@ -1098,8 +1097,8 @@ class RunIndex:
             pass
 
     def names(self) -> list[str]:
-        """The names of the run directories' candidates (directories, or links to one inside
-        the runs directory, not hidden); raises OSError when the runs directory is unreadable."""
+        """The names of the run directories' candidates (directories, not links, not hidden);
+        raises OSError when the runs directory is unreadable."""
         runs_dir = self.runs_dir
         out = []
         for de in os.scandir(runs_dir):
@@ -1107,10 +1106,7 @@ class RunIndex:
             if name[0] == ".":
                 continue
             try:
-                if de.is_symlink():
-                    if not _inside(runs_dir, runs_dir / name):
-                        continue
-                elif not de.is_dir():
+                if de.is_symlink() or not de.is_dir():
                     continue
             except OSError:
                 continue
