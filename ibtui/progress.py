@@ -82,6 +82,8 @@ class Terminal:
             return None
         try:
             return call(*args)
+        except (BlockingIOError, InterruptedError):  # a busy terminal: this frame is dropped
+            pass
         except OSError as e:
             self.lost = errno.errorcode.get(e.errno or 0, "") or str(e)
         except ValueError:  # written after close
