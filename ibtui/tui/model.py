@@ -382,10 +382,16 @@ COLUMN_LIST: list[Column] = [
     Column("elapsed", "elapsed",
            lambda r, now: Cell(fmt_duration(r.elapsed(now)), r.elapsed(now), justify="right"),
            numeric=True, fixed=True),
-    Column("alarm", "alarm", lambda r, now: Cell(r.alarm or "–", r.alarm,
+    Column("alarm", "alarm", lambda r, now: Cell(alarm_text(r.alarm), r.alarm,
                                                  style="bold red" if r.alarm.startswith("!") else ""),
-           help="backdoor alarm: ! c = class c looks like a backdoor target, ok = no alarm"),
+           help="backdoor alarm: ! c = class c looks like a backdoor target, clear = no alarm"),
 ]
+def alarm_text(alarm: str) -> str:
+    """The alarm cell: `! c`, `clear` (no alarm: never "ok", which the leaderboard's checks
+    would share), `no verdict`, `–`."""
+    return {"": "–", "ok": "clear"}.get(alarm, alarm)
+
+
 def valid_cell(row: RunRow) -> Cell:
     """`✔`, `✖ no backdoor` (the first failed condition; the run screen names all), `–`."""
     if row.valid is None:
@@ -470,7 +476,9 @@ def compile_filter(text: str, columns: list[str] | None = None) -> Filter:
     return f
 
 
-SANITY_HELP = SANITY_TEXT + " i lists a run's checks, failed first."
+# the leaderboard's column is called `checks` (the runs screen's alarm says `clear`)
+SANITY_HELP = (SANITY_TEXT.replace("ok: ", "", 1)
+               + " i lists a run's checks, failed first.")
 def _score_cell(r: RunRow, now: float) -> Cell:
     """The score with its within-run interval, ⚠ when part of its inputs sat at a ceiling."""
     from ibtui.analysis.validity import score_text
@@ -505,7 +513,7 @@ LEADERBOARD_COLUMN_LIST: list[Column] = [
     Column("ra", "RA", lambda r, now: _num_cell(r.ra), numeric=True, help="robust accuracy"),
     Column("psnr", "PSNR", lambda r, now: _num_cell(r.psnr, 2), numeric=True),
     Column("ssim", "SSIM", lambda r, now: _num_cell(r.ssim), numeric=True),
-    Column("sanity", "ok", lambda r, now: Cell(
+    Column("sanity", "checks", lambda r, now: Cell(
         "–" if r.sanity_ok is None else ("✔" if r.sanity_ok else "✖"), r.sanity_ok,
         style="" if r.sanity_ok is None else ("green" if r.sanity_ok else "bold red")),
         help="every MI sanity check passed (i lists them)"),

@@ -173,7 +173,7 @@ class HelpScreen(ModalScreen[None]):
                 yield Static(Text("This screen", style="bold underline"))
                 yield Static(self._keys())
                 if name == "LeaderboardScreen":
-                    yield Static(Text.assemble(("ok column: ", "bold"), SANITY_HELP),
+                    yield Static(Text.assemble(("checks column: ", "bold"), SANITY_HELP),
                                  classes="help-text")
                 if name in ("RunsScreen", "LeaderboardScreen"):
                     yield Static(Text.assemble(("Filter (/): ", "bold"), FILTER_HELP),

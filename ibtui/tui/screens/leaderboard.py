@@ -51,7 +51,10 @@ class LeaderboardScreen(TableScreen):
                 tooltip="One row per configuration across its seeds: mean ± 95% interval, "
                         "seeds, ties (again: back)"),
         Binding("i", "checks", "Checks", id="board.checks",
-                tooltip="The highlighted run's MI sanity checks (the ok column), failed first"),
+                tooltip="The highlighted run's MI sanity checks (the checks column), failed "
+                        "first"),
+        Binding("plus", "toggle_plot", "Plot", key_display="+", id="board.plot",
+                tooltip="Hide or show the comparison plot (the table takes the whole width)"),
         Binding("e", "export", "Export", id="board.export",
                 tooltip="Write the shown rows as csv, markdown or json"),
         Binding("t", "term", "Term", show=False, id="board.term",
@@ -178,6 +181,11 @@ class LeaderboardScreen(TableScreen):
         what = ("selected" if self.table.selected else
                 f"{self.table.group} {key[6:]}" if key.startswith("group:") else "highlighted")
         runs = f"{n} {what} run{'s' * (n != 1)}"
+        rep = self.table._replicas[1].get(key[6:]) if self.table.group == "config" else None
+        if rep is not None and key.startswith("group:"):  # the configuration, as its row says
+            lab = rep.label
+            runs = (f"{n} run{'s' * (n != 1)} of {lab['attack']} {lab['arch']} "
+                    f"p{fmt_rate(lab['poison_rate'])}" + (f" (#{rep.rank})" if rep.valid else ""))
         if total > n:
             runs = f"first {n} of {total} {what} runs (at most {MAX_COMPARE} are drawn)"
         series = compare_series(curves, self.term, self.role)
@@ -237,6 +245,11 @@ class LeaderboardScreen(TableScreen):
     def action_replicas(self) -> None:
         self.table.toggle_replicas()
         self.refresh_bars()
+
+    def action_toggle_plot(self) -> None:
+        self.toggle_class("-noplot")
+        hidden = self.has_class("-noplot")
+        self.notify("Plot hidden: + shows it again" if hidden else "Plot shown", timeout=2)
 
     def action_term(self) -> None:
         self.term = "ty" if self.term == "xt" else "xt"

@@ -51,7 +51,11 @@ def scheduler_text(snap: Snapshot, compact: bool = False) -> Text:
 def view_text(table: RunTableBase, total: int) -> Text:
     """`sorted by acc ▼ · filter "x" (3 of 13) · 2 selected · all rows: digits`"""
     parts: list[Text] = []
-    if table.sort_column:
+    if getattr(table, "group", None) == "config":  # configurations are ranked, not sorted
+        parts.append(Text("configurations ranked by mean score" + (
+            f", runs in each by {table._column(table.sort_column).label} "
+            f"{'▼' if table.sort_reverse else '▲'}" if table.sort_column else "")))
+    elif table.sort_column:
         label = table._column(table.sort_column).label
         parts.append(Text(f"sort {label} {'▼' if table.sort_reverse else '▲'}"))
     if table.filter.text:
@@ -63,6 +67,13 @@ def view_text(table: RunTableBase, total: int) -> Text:
         parts.append(Text(f"{len(table.selected)} selected", style="bold yellow"))
     if table.folded:
         parts.append(Text("all: " + " ".join(table.folded.values()), style="dim"))
+    hidden = table.hidden_columns()
+    if hidden:  # a sign that more columns exist, and how to see them
+        parts.append(Text(f"not shown: {', '.join(hidden)}"
+                          + (" (+ hides the plot)" if getattr(table, "group", False) is not False
+                             else " (a wider terminal shows them)"), style="dim"))
+    if table.size.width and table.virtual_size.width > table.size.width:
+        parts.append(Text("more columns → (scroll right)", style="bold"))
     page = table.page_text()
     if page:
         parts.append(Text(page, style="bold"))

@@ -61,37 +61,60 @@ def merged_column(parts: list[Column], by_id: frozenset[str] = frozenset()) -> C
 
 
 def fold_columns(columns: list[Column], rows: Iterable[RunRow], now: float, width: int,
-                 foldable: tuple[str, ...], droppable: tuple[str, ...] = ()
+                 foldable: tuple[str, ...], droppable: tuple[str, ...] = (),
+                 keep: tuple[str | None, ...] = (), min_widths: dict[str, int] | None = None
                  ) -> tuple[list[Column], dict[str, str]]:
     """(columns to show, {folded column: its one value}) for a table `width` cells wide.
 
     Too wide? 0. with "id" in `droppable`: the run id stands for the foldable columns (it
-    spells them out), leaving out other `droppable` columns as needed; if even that is too
-    wide, the id goes. 1. columns in `foldable` whose value is the same in every row fold into
-    the header line; 2. the remaining foldable columns merge into one `run` column; 3. columns
-    in `droppable` are left out, in that order (the line under the table still shows them)."""
+    spells them out), leaving out other `droppable` columns as needed; if that leaves out a
+    fixed column the table would show without the id, the id goes (the line under the table
+    shows it). 1. columns in `foldable` whose value is the same in every row fold into the header
+    line; 2. the remaining foldable columns merge into one `run` column; 3. columns in
+    `droppable` are left out, in that order (the line under the table still shows them), and
+    any left out that fits after all is put back. Columns in `keep` (the sort column) are
+    never left out. `min_widths`: columns at least this wide (fixed widths)."""
     rows = list(rows)
     if not rows or width <= 0:
         return columns, {}
+    min_widths = min_widths or {}
 
     def need(c: Column) -> int:
-        return max(cell_len(c.label) + 2, *(cell_len(c.render(r, now).plain) for r in rows)) + 2
+        arrow = 2 if c.key in keep else 0  # the sort column's label ends in ` ▲`
+        return max(cell_len(c.label) + arrow, min_widths.get(c.key, 0),
+                   *(cell_len(c.render(r, now).plain) for r in rows)) + 2
 
     widths = {c.key: need(c) for c in columns}
     budget = width - 5  # mark column and scrollbar
     shown = list(columns)
     if sum(widths.values()) <= budget:
         return shown, {}
+
+    def fits(cols: list[Column]) -> bool:
+        return sum(widths.get(c.key) or need(c) for c in cols) <= budget
+
+    def refill(cols: list[Column]) -> list[Column]:
+        """Put back left-out droppable columns that fit after all, in their order."""
+        for c in columns:
+            if c.key in droppable and c.key != "id" and c not in cols \
+                    and c.key not in foldable and fits([*cols, c]):
+                cols = [x for x in columns if x in cols or x is c] + \
+                    [x for x in cols if x not in columns]
+        return cols
+
+    kept_id: list[Column] | None = None
     if "id" in droppable:
         # the id spells out name, attack, dataset, arch, rate and seed: it can stand for them
         by_id = [c for c in shown if c.key not in foldable]
         for key in (None, *droppable):
+            if key in keep:
+                continue
             by_id = [c for c in by_id if c.key != key or key == "id"]
-            if sum(need(c) for c in by_id) <= budget:
-                return by_id, {}
-        # too long even so: the line under the table shows the id in full
+            if fits(by_id):
+                kept_id = refill(by_id)
+                break
         shown = [c for c in shown if c.key != "id"]
-        if sum(need(c) for c in shown) <= budget:
+        if kept_id is None and fits(shown):
             return shown, {}
     folded: dict[str, str] = {}
     live = [r for r in rows if r.state != "damaged"]  # a damaged row's blanks do not count
@@ -103,7 +126,7 @@ def fold_columns(columns: list[Column], rows: Iterable[RunRow], now: float, widt
             if key in widths and len(values) == 1 and left:  # one identity column stays
                 folded[key] = prefix.get(key, "") + values.pop()
                 shown = [c for c in shown if c.key != key]
-    if sum(need(c) for c in shown) > budget:
+    if not fits(shown):
         parts = [c for c in shown if c.key in foldable]
         if len(parts) > 1:
             texts: dict[str, list[str]] = {}
@@ -115,11 +138,17 @@ def fold_columns(columns: list[Column], rows: Iterable[RunRow], now: float, widt
             shown = [c for c in shown if c.key not in foldable]
             shown.insert(first, run)
     for key in droppable:
-        if key == "id":
+        if key == "id" or key in keep:
             continue
-        if sum(need(c) for c in shown) <= budget:
+        if fits(shown):
             break
         shown = [c for c in shown if c.key != key]
+    shown = refill(shown)
+    if kept_id is not None:
+        # the id stays unless keeping it leaves out a fixed column this layout shows
+        fixed = {c.key for c in shown if c.fixed}
+        if fixed <= {c.key for c in kept_id}:
+            return kept_id, {}
     return shown, folded
 
 
@@ -194,6 +223,7 @@ class RunTableBase(Table):
         self.foldable = foldable
         self.droppable = droppable
         self.shown: list[Column] = list(columns)
+        self.min_widths: dict[str, int] = {}  # columns that never get narrower (see RunsTable)
         self.rows_by_id: dict[str, RunRow] = {}
         self.now = 0.0
         self.filter: Filter = compile_filter("")
@@ -304,12 +334,24 @@ class RunTableBase(Table):
             return (v is not None, 0 if v is None else v, -row.order)
         return (v is None, 0 if v is None else v, row.order)
 
-    def shown_columns(self, rows: Iterable[RunRow] | None = None) -> list[Column]:
-        """Columns that fit, measured on `rows` (the page shown; default: every row)."""
-        width = self.size.width or self.app.size.width
+    def hidden_columns(self) -> list[str]:
+        """Labels of the columns left out for want of room (not those folded or merged)."""
+        shown = {c.key for c in self.shown}
+        merged = "run" in shown
+        return [c.label for c in self.all_columns if c.key not in shown
+                and c.key not in self.folded and not (merged and c.key in self.foldable)
+                and not (c.key == "id" and merged)]
+
+    def shown_columns(self, rows: Iterable[RunRow] | None = None,
+                      taken: int = 0) -> list[Column]:
+        """Columns that fit, measured on `rows` (the page shown; default: every row);
+        `taken`: cells the first column needs beyond its own (group rows' labels)."""
+        width = (self.size.width or self.app.size.width) - taken
         rows = self.rows_by_id.values() if rows is None else rows
         self.shown, self.folded = fold_columns(self.all_columns, rows, self.now, width,
-                                               self.foldable, self.droppable)
+                                               self.foldable, self.droppable,
+                                               keep=(self.sort_column,),
+                                               min_widths=self.min_widths)
         return self.shown
 
     def _plain(self, row: RunRow) -> dict[str, str]:
@@ -657,7 +699,22 @@ class LeaderboardTable(RunTableBase):
                 if not closed:
                     items += [("run", r) for r in members]
         page = self.page_of(items)
+        # a configuration's row shows intervals: its columns are measured on them too
+        reps = self._replicas[1].values() if self.group == "config" else ()
+        self.min_widths = {k: max((cell_len(iv.text()) for g in reps
+                                   if (iv := g.metrics.get(m)) is not None), default=0)
+                           for k, m in self.INTERVAL_COLUMNS.items()}
         shown = self.shown_columns([it[1] for it in page if it[0] == "run"] or rows[:1])
+        if any(it[0] == "group" for it in page) and shown:
+            # a group row's label sits in the first column: the others share what is left
+            label = max(cell_len(self._group_row(it[1], it[2], shown, it[3])[1].plain)
+                        for it in page if it[0] == "group")
+            first = max([cell_len(shown[0].label) + 2,
+                         *(cell_len(shown[0].render(it[1], self.now).plain)
+                           for it in page if it[0] == "run")])
+            if label > first:
+                shown = self.shown_columns(
+                    [it[1] for it in page if it[0] == "run"] or rows[:1], label - first)
         body = []
         for it in page:
             if it[0] == "run":

@@ -1,0 +1,116 @@
+"""Tables and layout: a wide leaderboard shows at least what a narrow one does, + hides the
+plot, sorting by a hidden column shows it, the replicas view says how it is ranked, and no
+word means two things across screens."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("textual")
+
+from fixtures_runs import make_fixture_runs  # noqa: E402
+from helpers import make_app, plain, settle, sync, table  # noqa: E402
+from textual.widgets import Static  # noqa: E402
+
+from ibtui.tui.screens.dialogs import HelpScreen  # noqa: E402
+from ibtui.tui.widgets.tables import LeaderboardTable  # noqa: E402
+
+
+@pytest.fixture
+def runs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    return make_fixture_runs(tmp_path)
+
+
+async def board_columns(runs, size, *keys) -> tuple[set[str], object]:
+    app = make_app(runs)
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot)
+        await pilot.press("l", *keys)
+        await settle(pilot)
+        lt = app.screen.query_one(LeaderboardTable)
+        return {c.key for c in lt.shown}, lt.size.width
+
+
+IDENTITY = {"id", "run", "name", "attack", "dataset", "arch", "rate", "seed"}
+
+
+@sync
+async def test_a_wide_leaderboard_shows_at_least_what_a_narrow_one_does(runs):
+    narrow, _ = await board_columns(runs, (80, 24))
+    wide, _ = await board_columns(runs, (160, 48))
+    assert narrow - IDENTITY <= wide - IDENTITY, (narrow, wide)
+    assert "id" in wide  # the run id stays beside rank, score and validity
+
+
+@sync
+async def test_plus_hides_the_plot_and_the_table_takes_the_width(runs):
+    app = make_app(runs)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        await pilot.press("l")
+        await settle(pilot)
+        box = app.screen.query_one("#compare-box")
+        assert box.display and box.region.width > 0
+        await pilot.press("plus")
+        await settle(pilot)
+        lt = app.screen.query_one(LeaderboardTable)
+        assert lt.size.width >= 150 and box.region.width == 0
+        keys = {c.key for c in lt.shown}
+        assert {"id", "ra", "psnr", "ssim", "sanity", "ceiling", "rank", "ties"} <= keys
+        await pilot.press("plus")
+        await settle(pilot)
+        assert box.region.width > 0
+
+
+@sync
+async def test_sorting_by_a_hidden_column_shows_it(runs):
+    app = make_app(runs)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("l")
+        await settle(pilot)
+        lt = app.screen.query_one(LeaderboardTable)
+        assert "psnr" not in {c.key for c in lt.shown}
+        view = plain(app.screen.query_one("#viewbar", Static))
+        assert "not shown:" in view and "PSNR" in view  # a sign that more columns exist
+        app.screen._sort_by("psnr")
+        await settle(pilot)
+        assert "psnr" in {c.key for c in lt.shown}
+
+
+@sync
+async def test_replicas_view_says_how_it_is_ranked_and_names_the_configuration(runs):
+    app = make_app(runs)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        await pilot.press("l", "s", "R")  # sorted by something else, then the replicas
+        await settle(pilot)
+        view = plain(app.screen.query_one("#viewbar", Static))
+        assert view.startswith("configurations ranked by mean score"), view
+        title = plain(app.screen.query_one("#compare-title", Static))
+        assert "config " not in title and "(#1)" in title, title
+
+
+@sync
+async def test_ok_never_means_two_things(runs):
+    app = make_app(runs)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        from dataclasses import replace
+
+        t = table(app)
+        row = next(iter(t.rows_by_id.values()))
+        alarm = next(c for c in t.all_columns if c.key == "alarm")
+        assert alarm.render(replace(row, alarm="ok"), 0).plain == "clear"  # no alarm
+        assert alarm.render(replace(row, alarm="! 3"), 0).plain == "! 3"
+        await pilot.press("l")
+        await settle(pilot)
+        lt = app.screen.query_one(LeaderboardTable)
+        labels = {c.key: c.label for c in lt.all_columns}
+        assert labels["sanity"] == "checks"
+        assert "ok" not in labels.values()
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        text = " ".join(plain(s) for s in app.screen.query(Static))
+        assert "checks column" in text and "ok column" not in text
