@@ -43,6 +43,7 @@ def main() -> None:
     import numpy as np
     import torch
 
+    import ibtui.experiment.measure as measure
     import ibtui.mi.checkpoint as ckpt
     from ibtui.experiment.measure import class_statistics, mi_subsets, representation_stats
     from ibtui.experiment.prepare import prepare_data
@@ -98,16 +99,15 @@ def main() -> None:
                 floor[b] = min(floor.get(b, math.inf), time.perf_counter() - t)
         best = min(floor, key=floor.get)
 
-        real_fold = ckpt.folded_copy
+        real = (ckpt.folded_copy, measure.folded_copy, measure.default_forward_batch)
         epoch = a.epochs
 
         def checkpoint(path: str, seed: int) -> tuple[list[dict], float]:
-            if path == "former":
-                ckpt.folded_copy = lambda m: m
-                o = {**opts, "forward_batch": 256}
-            else:
-                ckpt.folded_copy = real_fold
-                o = dict(opts)
+            o = dict(opts)
+            if path == "former":  # no folding, 256 images a pass (1024 for representations)
+                ckpt.folded_copy = measure.folded_copy = lambda m: m
+                measure.default_forward_batch = lambda device: 1024
+                o["forward_batch"] = 256
             try:
                 t = time.perf_counter()
                 recs = ckpt.estimate_checkpoint(model, xt, subsets, methods=methods, options=o,
@@ -116,11 +116,16 @@ def main() -> None:
                     representation_stats(s, run_dir, epoch, model, xt, data)
                 return recs, time.perf_counter() - t
             finally:
-                ckpt.folded_copy = real_fold
+                ckpt.folded_copy, measure.folded_copy, measure.default_forward_batch = real
 
         base_seed = s["seed"] * 1000 + epoch  # the worker's seed for this checkpoint
         runs: dict[str, list[tuple[list[dict], float]]] = {"former": [], "now": []}
+        floors: dict[str, list[float]] = {"plain": [], "folded": []}  # at `best`, every round
         for i in range(a.seeds):
+            for name, m in (("plain", model), ("folded", real[0](model))):
+                t = time.perf_counter()
+                ckpt.forward_draws(m, xt, union, k, best, False)
+                floors[name].append(time.perf_counter() - t)
             for path in runs:
                 runs[path].append(checkpoint(path, base_seed + 7919 * i))
         t = time.perf_counter()
@@ -138,7 +143,13 @@ def main() -> None:
              for p, v in runs.items()}
     print(f"\n{'term':<4} {'subset':<11} {'former':>7} {'now':>7} {'former mean±sd':>15} "
           f"{'now mean±sd':>13} {'Δ/SE':>6} {'MC se':>6}")
-    zs = []
+    # each term's values share one Monte Carlo error scale: pooled over subsets and both paths
+    pooled = {}
+    for term in ("xt", "ty"):
+        var = [statistics.variance([d[key]["value"] for d in keyed[p]])
+               for key in keyed["former"][0] if key[0] == term for p in keyed if a.seeds > 1]
+        pooled[term] = math.sqrt(statistics.mean(var) * 2 / a.seeds) if var else 0.0
+    zs, zp = [], []
     for key in keyed["former"][0]:
         old = [d[key]["value"] for d in keyed["former"]]
         new = [d[key]["value"] for d in keyed["now"]]
@@ -147,12 +158,19 @@ def main() -> None:
         se = math.sqrt((so**2 + sn**2) / len(old))
         z = (statistics.mean(new) - statistics.mean(old)) / se if se > 0 else 0.0
         zs.append(z)
+        zp.append((statistics.mean(new) - statistics.mean(old)) / pooled[key[0]]
+                  if pooled[key[0]] > 0 else 0.0)
         mc = keyed["now"][0][key]["settings"].get("mc_stderr")
         print(f"{key[0]:<4} {key[1]:<11} {old[0]:>7.4f} {new[0]:>7.4f} "
               f"{statistics.mean(old):>8.4f}±{so:.4f} {statistics.mean(new):>6.4f}±{sn:.4f} "
               f"{z:>+6.2f} {mc if mc is None else round(mc, 4)!s:>6}")
+    by_term = {t: [z for z, key in zip(zp, keyed["former"][0], strict=True) if key[0] == t]
+               for t in ("xt", "ty")}
     print(f"largest |Δ/SE| {max(abs(z) for z in zs):.2f} over {len(zs)} values "
-          f"(SE: the spread of each path's value over its {a.seeds} seeds)")
+          f"(SE: the spread of each path's value over its {a.seeds} seeds); with each term's "
+          f"SE pooled over its subsets: largest {max(abs(z) for z in zp):.2f}, mean "
+          f"{statistics.mean(zp):+.2f} (xt {statistics.mean(by_term['xt']):+.2f}, "
+          f"ty {statistics.mean(by_term['ty']):+.2f})")
 
     t_old = statistics.median(t for _, t in runs["former"])
     t_new = statistics.median(t for _, t in runs["now"])
@@ -160,11 +178,20 @@ def main() -> None:
     fwd_old = statistics.median(r[0]["settings"]["forward_seconds_shared"]
                                 for r, _ in runs["former"])
     print(f"\nfloor (k = {k} forward passes of each of {len(union)} distinct images): "
-          f"{floor[best]:.2f} s at batch {best} ("
-          + ", ".join(f"{b}: {v:.2f}" for b, v in floor.items()) + ")")
-    print(f"checkpoint former: {t_old:.2f} s = {t_old / floor[best]:.2f}x the floor "
-          f"(forward {fwd_old:.2f} s); now: {t_new:.2f} s = {t_new / floor[best]:.2f}x "
-          f"(forward {fwd_new:.2f} s); now/former {t_new / t_old:.2f} (medians over seeds)")
+          f"fastest at batch {best} ("
+          + ", ".join(f"{b}: {v:.2f} s" for b, v in floor.items()) + "; best of 2)")
+
+    def ratio(path: str, fl: str) -> float:  # within each round, then the median
+        return statistics.median(t / f for (_, t), f in zip(runs[path], floors[fl], strict=True))
+
+    fp, ff = statistics.median(floors["plain"]), statistics.median(floors["folded"])
+    print(f"each round, the floor through the model as trained {fp:.2f} s, through its folded "
+          f"copy {ff:.2f} s (medians)")
+    print(f"checkpoint former: {t_old:.2f} s (forward {fwd_old:.2f} s) = "
+          f"{ratio('former', 'plain'):.2f}x the floor; now: {t_new:.2f} s (forward "
+          f"{fwd_new:.2f} s) = {ratio('now', 'plain'):.2f}x the floor, "
+          f"{ratio('now', 'folded'):.2f}x the folded floor; now/former {t_new / t_old:.2f} "
+          "(ratios within each round, medians over rounds)")
     e = statistics.median(epoch_s)
     n_ep, n_mi = s["epochs"], len(s["mi_epochs"])
     n_cls = len(set(s["mi_epochs"]) | {n_ep})
