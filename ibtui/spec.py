@@ -414,6 +414,44 @@ def poisoned_count(dataset: str, rate: float, target: int, label_mode: str,
     return len(select_poison_indices(y, rate, target, label_mode, info.num_classes, **kw))
 
 
+def poisoning_problem(v: dict, attack_cls, num_classes: int) -> str | None:
+    """Why a resolved spec's poisoning leaves nothing to measure, or None: the attack selects
+    all of the training set (its label-keeping samples on top of the payload), no selected
+    image carries the backdoor, a class keeps no image of its own, or the target class keeps
+    no clean image (its clean subset would be empty)."""
+    import numpy as np
+
+    from ibtui.data.datasets import DATASETS
+    from ibtui.data.poison import select_poison_indices
+
+    attack = attack_cls(v["attack_options"], target=v["target"], seed=v["seed"],
+                        num_classes=num_classes)
+    rate = v["poison_rate"]
+    sel = attack.selection_rate(rate)
+    if sel >= 1:
+        return (f"poison_rate {rate:g} with these attack options selects {sel:.0%} of the "
+                "training set; allowed: together below 100% (lower poison_rate or the "
+                "label-keeping share, e.g. cross_ratio, cover_rate)")
+    counts = DATASETS[v["dataset"]].train_class_counts
+    if not counts:
+        return None
+    y = np.repeat(np.arange(len(counts)), counts)
+    idx = select_poison_indices(y, sel, v["target"], attack.label_mode, num_classes,
+                                rule=v["attack_options"].get("index", "authors"), seed=v["seed"])
+    if len(idx) and attack.payload_count(len(idx)) == 0:
+        return ("no selected image carries the backdoor (every one keeps its label as a cover "
+                "or noise sample); allowed: a label-keeping share below 1 (conservatism, "
+                "cover_rate, cross_ratio)")
+    left = np.bincount(np.delete(y, idx), minlength=len(counts))
+    empty = [c for c in range(len(counts)) if left[c] == 0]
+    if empty:
+        what = ("the target class keeps no clean image" if empty == [v["target"]]
+                else f"class {empty[0]} keeps no image of its own")
+        return (f"poison_rate {rate:g} poisons {len(idx):,} of {len(y):,} training images: "
+                f"{what}, so its subset cannot be measured; allowed: a lower poison_rate")
+    return None
+
+
 def min_poison_rate(dataset: str, target: int, label_mode: str, rule: str = "authors") -> float:
     """The smallest rate, rounded up to 3 significant digits, that poisons at least one image."""
     def count(r: float) -> int:
@@ -513,6 +551,13 @@ def _check_values(v: dict, *, file: str, exp: str, regs: dict[str, list[str]], m
         raise err("poison_rate", f"{v['poison_rate']!r} poisons no image of {v['dataset']} ({pool}; index "
                                  f"rule {rule!r}); allowed: poison_rate >= {rmin:g} for {v['attack']} "
                                  f"on {v['dataset']}")
+    if not clean_reference:
+        key = ("poisoning", v["dataset"], v["poison_rate"], v["target"], v["seed"], v["attack"],
+               json.dumps(v["attack_options"], sort_keys=True, default=str))
+        if key not in memo:
+            memo[key] = poisoning_problem(v, ATTACKS[v["attack"]], ncls)
+        if memo[key]:
+            raise err("poison_rate", memo[key])
     if v["min_asr"] < FIELDS["min_asr"].default and not v["min_asr_reason"].strip():
         raise err("min_asr_reason", f"empty while min_asr = {v['min_asr']:g}; allowed: a short "
                                     "reason for the threshold (e.g. \"clean-label LC on an "

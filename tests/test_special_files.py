@@ -228,3 +228,21 @@ def test_tui_without_a_terminal_says_so(runs):
     r = subprocess.run(ibtui_cmd() + ["tui", "--runs-dir", str(runs)], stdin=subprocess.DEVNULL,
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "must be a terminal" in r.stderr
+
+
+@pytest.mark.parametrize("body,message", [
+    ("poison_rate = 0.99", "keeps no image of its own"),
+    ('attack = "wanet"\nattack_options = { cross_ratio = 9 }', "selects 100% of the training"),
+    ('attack = "wanet"\nattack_options = { cross_ratio = 100 }', "selects 1010%"),
+    ('attack = "adap-blend"\nattack_options = { cover_rate = 0.95 }', "selects 105%"),
+    ('attack = "adap-blend"\nattack_options = { conservatism = 1.0 }',
+     "no selected image carries the backdoor")])
+def test_near_total_poisoning_is_refused(tmp_path, body, message):
+    from ibtui.errors import SpecError
+    from ibtui.spec import load_spec
+
+    p = tmp_path / "e.toml"
+    attack = "" if "attack =" in body else 'attack = "badnets"\n'
+    p.write_text(f'[[experiment]]\nname = "t"\nepochs = 2\nmi_epochs = [2]\n{attack}{body}\n')
+    with pytest.raises(SpecError, match=message):
+        load_spec(p)

@@ -91,6 +91,13 @@ class AdapBlend(Attack):
         self.poison_rate = float(rate)
         return rate + self.opts["cover_rate"]
 
+    def payload_count(self, n: int) -> int:
+        """n less the cover samples (per-class conservatism floors each class's share, so the
+        payload there is at least this)."""
+        if self.opts["cover_rate"] <= 0 and self.opts["cover_split"] == "per-class":
+            return n - int(self.opts["conservatism"] * n + 1e-9)
+        return n - self._cover_count(n)
+
     def _cover_count(self, n: int) -> int:
         cover = self.opts["cover_rate"]
         if cover <= 0:

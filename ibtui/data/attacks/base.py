@@ -154,6 +154,11 @@ class Attack(ABC):
         select more and keep those samples' labels in `poison_train`."""
         return rate
 
+    def payload_count(self, n: int) -> int:
+        """Of n selected images, how many carry the backdoor; the rest keep their label (WaNet's
+        noise samples, Adap-Blend's cover samples). Default: all of them."""
+        return n
+
     def prepare(self, ctx: AttackContext) -> None:
         """Heavy one-off work before poisoning (LC: the clean model and PGD). Default: none."""
         return None

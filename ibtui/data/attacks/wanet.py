@@ -109,6 +109,10 @@ class WaNet(Attack):
     def selection_rate(self, rate: float) -> float:
         return rate * (1.0 + self.opts["cross_ratio"])
 
+    def payload_count(self, n: int) -> int:
+        cross = self.opts["cross_ratio"]
+        return int(round(n / (1.0 + cross))) if cross > 0 else n
+
     def _noisy_grids(self, n: int, rng: np.random.Generator | None = None) -> np.ndarray:
         amp = self.opts["noise_amplitude"] / self.grid.shape[0]
         rng = self.rng if rng is None else rng
@@ -124,8 +128,7 @@ class WaNet(Attack):
 
     def poison_train(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         n = len(x)
-        cross = self.opts["cross_ratio"]
-        n_payload = int(round(n / (1.0 + cross))) if cross > 0 else n
+        n_payload = self.payload_count(n)
         kept = np.zeros(n, dtype=bool)
         kept[self.rng.permutation(n)[n_payload:]] = True
         grids = np.broadcast_to(self.grid, (n, *self.grid.shape)).copy()
