@@ -114,3 +114,77 @@ async def test_ok_never_means_two_things(runs):
         assert isinstance(app.screen, HelpScreen)
         text = " ".join(plain(s) for s in app.screen.query(Static))
         assert "checks column" in text and "ok column" not in text
+
+
+@sync
+async def test_runs_columns_keep_their_place_while_progress_text_changes(runs):
+    import json
+
+    from helpers import RUNNING
+
+    app = make_app(runs)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        t = table(app)
+
+        def offsets() -> dict[str, int]:
+            x, out = 0, {}
+            for key, col in t.columns.items():
+                out[key.value] = x
+                x += col.get_render_width(t)
+            return out
+
+        before = offsets()
+        for phase, progress in (("mi", None), ("training", 0.5), ("poisoning", 0.99)):
+            status = json.loads((runs / RUNNING / "status.json").read_text())
+            status.update(phase=phase, progress=progress, detail="")
+            (runs / RUNNING / "status.json").write_text(json.dumps(status))
+            app.poll_now()
+            await settle(pilot)
+            assert offsets() == before, phase
+
+
+@sync
+async def test_paging_is_invisible_g_and_moves_cross_pages(runs, monkeypatch):
+    from ibtui.tui.widgets.tables import RunTableBase
+
+    monkeypatch.setattr(RunTableBase, "PAGE_SIZE", 5)  # 13 runs: three pages
+    app = make_app(runs)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        t = table(app)
+        assert t.pages == 3 and t.page == 0
+        await pilot.press("G")  # the last run, not the last of the page
+        assert t.page == 2 and t.cursor_id == t.visible_ids[-1]
+        await pilot.press("g")
+        assert t.page == 0 and t.cursor_id == t.visible_ids[0]
+        await pilot.press("j", "j", "j", "j")  # the last row of page 1
+        assert t.cursor_id == t.visible_ids[4]
+        await pilot.press("j")  # on to the next page
+        assert t.page == 1 and t.cursor_id == t.visible_ids[5]
+        await pilot.press("k")  # and back
+        assert t.page == 0 and t.cursor_id == t.visible_ids[4]
+        await pilot.press("pagedown")
+        assert t.page == 1 and t.cursor_id == t.visible_ids[5]
+        await pilot.press("end")
+        assert t.cursor_id == t.visible_ids[-1]
+        await pilot.press("home")
+        assert t.cursor_id == t.visible_ids[0]
+
+
+def test_a_phase_change_clears_the_last_phase_detail(tmp_path):
+    """The run line's `(done)` left over from the last MI step: the detail goes with its phase."""
+    from types import SimpleNamespace
+
+    from ibtui.experiment.run import Experiment
+
+    written: list[dict] = []
+    fake = SimpleNamespace(
+        w=SimpleNamespace(status={"phase": "mi", "detail": "done"}),
+        status=SimpleNamespace(write_now=lambda fsync=False, **f: written.append(f),
+                               update=lambda **f: written.append(f), cancelled=False),
+        should_stop=lambda: None)
+    Experiment.beat(fake, phase="training", progress=0.27)
+    assert written[-1].get("detail") == ""
+    Experiment.beat(fake, progress=0.3, detail="batch 3")  # a detail within the phase stays
+    assert written[-1]["detail"] == "batch 3"

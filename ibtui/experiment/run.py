@@ -64,6 +64,8 @@ class Experiment:
         the run is written durably by the worker). The cancel file is looked at with each
         write; a stop signal at every call."""
         phase_change = "phase" in fields and fields["phase"] != self.w.status.get("phase")
+        if phase_change and "detail" not in fields:
+            fields["detail"] = ""  # a detail belongs to its phase: never a stale "(done)"
         if force or phase_change:
             self.status.write_now(fsync=phase_change, **fields)
         else:

@@ -169,7 +169,8 @@ def read_json(path: Path) -> tuple[dict | None, str | None]:
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as e:
-        return None, f"{name} damaged: {e.msg} at line {e.lineno}"
+        # json's own messages may end in "at" ("Unterminated string starting at"): no "at at"
+        return None, f"{name} damaged: {e.msg.removesuffix(' at')} at line {e.lineno}"
     except RecursionError:
         return None, f"{name} damaged: nested too deeply"
     if not isinstance(obj, dict):

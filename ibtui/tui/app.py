@@ -70,6 +70,8 @@ class IbtuiApp(App[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("question_mark", "help", "Help", key_display="?", id="help",
                 tooltip="Keys of this screen and how filtering works"),
+        Binding("f1", "help", "Help", show=False, id="help.f1",
+                tooltip="Keys of this screen (also while a text field has focus)"),
         Binding("q", "back_or_quit", "Quit", id="quit",
                 tooltip="Quit the app (runs and the scheduler keep going); on other screens "
                         "q goes back, as escape does"),
@@ -244,6 +246,10 @@ class IbtuiApp(App[None]):
             lambda ok: self.exit() if ok else None)
 
     def cancel_runs(self, ids: Iterable[str]) -> None:
+        ids = list(ids)
+        if not ids:
+            self.notify("No run highlighted.", severity="warning")
+            return
         rows = self.snapshot.by_id()
         targets = [i for i in ids if i in rows and rows[i].state in ("running", "queued")]
         if not targets:
@@ -273,6 +279,10 @@ class IbtuiApp(App[None]):
         self.call_from_thread(self._report, f"Cancel requested for {done} run(s).", errors)
 
     def resume_runs(self, ids: Iterable[str]) -> None:
+        ids = list(ids)
+        if not ids:
+            self.notify("No run highlighted.", severity="warning")
+            return
         rows = self.snapshot.by_id()
         targets = [i for i in ids if i in rows and rows[i].state in RESUMABLE]
         if not targets:
@@ -323,6 +333,8 @@ class IbtuiApp(App[None]):
         for active in screen.active_bindings.values():
             b = active.binding
             if not b.description or b.action in seen or not active.enabled:
+                continue
+            if not (b.show or b.id):  # Textual's own widget keys ("Cursor left", "Focus Next")
                 continue
             seen.add(b.action)
             keys = b.key_display or self.get_key_display(b)

@@ -253,6 +253,50 @@ class RunTableBase(Table):
         self.sync()
         return self.filter
 
+    # --- paging is invisible: moving past a page's edge turns the page ------------------
+    def _turn(self, page: int, row: str) -> bool:
+        """Show `page` with the cursor on its first or last row; False when there is none."""
+        if not 0 <= page < self.pages or page == self.page:
+            return False
+        self.page = page
+        self.sync()
+        if self.row_count:
+            self.move_cursor(row=0 if row == "first" else self.row_count - 1, animate=False)
+        self.post_message(self.SelectionChanged(self))
+        return True
+
+    def action_cursor_down(self) -> None:
+        if self.row_count and self.cursor_row >= self.row_count - 1 \
+                and self._turn(self.page + 1, "first"):
+            return
+        super().action_cursor_down()
+
+    def action_cursor_up(self) -> None:
+        if self.cursor_row <= 0 and self._turn(self.page - 1, "last"):
+            return
+        super().action_cursor_up()
+
+    def action_page_down(self) -> None:
+        if self.row_count and self.cursor_row >= self.row_count - 1 \
+                and self._turn(self.page + 1, "first"):
+            return
+        super().action_page_down()
+
+    def action_page_up(self) -> None:
+        if self.cursor_row <= 0 and self._turn(self.page - 1, "last"):
+            return
+        super().action_page_up()
+
+    def action_scroll_bottom(self) -> None:
+        """G/End: the last run of all pages."""
+        if not self._turn(self.pages - 1, "last"):
+            super().action_scroll_bottom()
+
+    def action_scroll_top(self) -> None:
+        """g/Home: the first run of all pages."""
+        if not self._turn(0, "first"):
+            super().action_scroll_top()
+
     def action_page(self, step: int) -> None:
         page = min(max(self.page + step, 0), self.pages - 1)
         if page != self.page:
@@ -443,6 +487,8 @@ def _sig(cell: Text) -> tuple:
 class RunsTable(RunTableBase):
     """The live runs table of the home screen."""
 
+    STEADY: ClassVar[dict[str, int]] = {"state": 13, "progress": 15}  # least widths
+
     def __init__(self, *args, **kw) -> None:
         super().__init__(*args, **kw)
         self._layout: tuple = ()
@@ -456,15 +502,23 @@ class RunsTable(RunTableBase):
         ordered = self.ordered_matching()
         self.visible_ids = [r.id for r in ordered]
         wanted = self.page_of(ordered)
+        # state and progress text changes width while runs train: their columns get a fixed
+        # width that only ever grows, so the columns right of them never jump
+        for key, least in self.STEADY.items():
+            col = self._column(key)
+            self.min_widths[key] = max([self.min_widths.get(key, least), cell_len(col.label),
+                                        *(cell_len(col.render(r, self.now).plain)
+                                          for r in wanted)])
         shown = self.shown_columns(wanted)
-        layout = (tuple(c.key for c in shown), self.sort_column, self.sort_reverse)
+        layout = (tuple(c.key for c in shown), self.sort_column, self.sort_reverse,
+                  tuple(self.min_widths.values()))
         if layout != self._layout:
             self.clear(columns=True)
             self._rendered.clear()
             self._sort_keys.clear()
             self.add_column(Text(" "), key=MARK, width=1)
             for c in shown:
-                self.add_column(self._label(c), key=c.key)
+                self.add_column(self._label(c), key=c.key, width=self.min_widths.get(c.key))
             self._layout = layout
         keys = [MARK, *(c.key for c in shown)]
         wanted_ids = {r.id for r in wanted}
