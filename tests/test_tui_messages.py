@@ -67,3 +67,49 @@ async def test_damaged_file_message_reads_right(runs):
         await settle(pilot)
         note = table(app).rows_by_id["broken-run"].note
         assert "status.json damaged" in note and "at at" not in note, note
+
+
+@sync
+async def test_crash_line_names_the_keys_not_the_cli(runs):
+    import json
+
+    from helpers import CRASHED, move_to, plain
+    from textual.widgets import Static
+
+    status = json.loads((runs / CRASHED / "status.json").read_text())
+    status.update(error=f"worker lost; resume with `ibtui resume {CRASHED}`", epoch=4)
+    (runs / CRASHED / "status.json").write_text(json.dumps(status))
+    app = make_app(runs)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        move_to(table(app), CRASHED)
+        await pilot.pause()
+        line = plain(app.screen.query_one("#run-line", Static))
+        assert "ibtui resume" not in line
+        assert "r resumes from epoch 4, 4 shows the log" in line, line
+
+
+@sync
+async def test_a_runs_dir_that_does_not_exist_says_so(tmp_path):
+    from helpers import plain
+    from textual.widgets import Static
+
+    app = make_app(tmp_path / "nowhere")
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        top = plain(app.screen.query_one("#topbar", Static))
+        assert "does not exist yet" in top and "created at the first launch" in top, top
+
+
+@sync
+async def test_an_unknown_filter_column_is_named(runs):
+    from helpers import plain
+    from textual.widgets import Static
+
+    app = make_app(runs)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        await pilot.press("slash", *"foo:bar", "enter")
+        await settle(pilot)
+        view = plain(app.screen.query_one("#viewbar", Static))
+        assert "foo: no such column" in view, view

@@ -10,8 +10,8 @@ from __future__ import annotations
 KEYS: list[tuple[str, str, str]] = [
     ("move", "j/k or ↓/↑", "tables, lists, Summary and Log tabs"),
     ("first / last", "g/G or Home/End", "on the Log tab, G/End also resumes following"),
-    ("page", "PageUp/PageDown", "Runs, Leaderboard: long lists come in pages of 250 rows, "
-                                "] next page, [ previous"),
+    ("page", "PageUp/PageDown", "Runs, Leaderboard: moves (and G, j/k) cross the pages of "
+                                "250 rows; ] next page, [ previous"),
     ("open", "Enter", "a run; on a leaderboard group row: open or close the group"),
     ("back", "Esc or q", "Esc first clears a filter or selection; q on Runs quits "
                          "(asking first while runs are active)"),
@@ -19,6 +19,6 @@ KEYS: list[tuple[str, str, str]] = [
     ("sort", "s, S, o", "next column, reverse, pick a column (or click a header)"),
     ("mark", "Space", "select runs (a: all shown, Esc: none)"),
     ("export", "e", "Leaderboard: the shown rows as csv, md or json"),
-    ("help", "?", "this screen's keys"),
+    ("help", "? or F1", "this screen's keys (F1 also from a text field)"),
     ("palette", "Ctrl+P", "every action of the screen, by name"),
 ]

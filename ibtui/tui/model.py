@@ -466,6 +466,9 @@ def compile_filter(text: str, columns: list[str] | None = None) -> Filter:
             head, rest = term.split(":", 1)
             if head.lower() in known and rest:
                 col, term = head.lower(), rest
+            elif head and rest and head.isidentifier():  # `foo:bar` never silently matches nothing
+                errors.append(f"{head}: no such column ({', '.join(sorted(known))}); "
+                              f"{term!r} matched as text")
         try:
             pat = re.compile(_glob(term) or term, re.IGNORECASE)
         except re.error as e:

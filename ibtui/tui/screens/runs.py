@@ -234,6 +234,9 @@ class RunsScreen(TableScreen):
                             f"  {len(snap.rows)} run{'s' * (len(snap.rows) != 1)} ")
         if not self.app.loaded:
             top.append(" reading…", style="dim")
+        elif not snap.rows and not self.app.runs_dir.is_dir():
+            top.append(" this directory does not exist yet: it is created at the first "
+                       "launch (n composes an experiment)", style="yellow")
         elif not snap.rows:
             top.append(" no runs yet: press n to compose an experiment", style="dim")
         top.append_text(state_counts(snap.rows, compact=compact))

@@ -69,9 +69,19 @@ def run_line(row: RunRow | None, now: float) -> Text:
                                             if row.ties else ""), style="green")
     if row.note:
         t.append("\n")
-        t.append(row.note, style="red" if row.state in ("failed", "crashed", "damaged")
+        t.append(app_note(row), style="red" if row.state in ("failed", "crashed", "damaged")
                  else "yellow")
     return t
+
+
+def app_note(row: RunRow) -> str:
+    """A run's note as the app says it: the keys, not the command line ("resume with
+    ibtui resume …" becomes "r resumes from epoch N, 4 shows the log")."""
+    import re
+
+    where = f" from epoch {row.epoch}" if row.epoch else ""
+    return re.sub(r"(?:resume with|resume:?) `ibtui resume [^`]*`",
+                  f"r resumes{where}, 4 shows the log", row.note)
 
 
 class RunLine(Static):
