@@ -307,3 +307,23 @@ def test_resume_waits_for_a_worker_going_away(tmp_path):
     threading.Timer(0.5, os.close, (held,)).start()
     set_queued(r)  # waited for the claim to go
     assert load_run(r).state == "queued"
+
+
+def test_queued_runs_on_a_full_disk_are_marked(tmp_path, monkeypatch):
+    """While the runs directory's disk is full nothing is started, and `ibtui ls` says why the
+    queued runs wait (the scheduler publishes it too)."""
+    from typer.testing import CliRunner
+
+    from ibtui.cli import app
+
+    runs = tmp_path / "runs"
+    (r,) = create_runs(load_spec(spec_file(tmp_path, "a")), runs)
+    monkeypatch.setattr("ibtui.runs.scheduler.disk_free", lambda path: 4096)
+    s = Scheduler(runs, plan_resources(jobs=1, gpus="", threads=1))
+    s.step()
+    assert s.workers == {} and load_run(r).state == "queued"
+    assert "waiting for disk space: 4 KiB free" in read_json(runs / INFO)[0]["waiting"]
+    out = CliRunner().invoke(app, ["ls", "--runs-dir", str(runs), "--format", "json"],
+                             env={"IBTUI_RUNS_DIR": None})
+    (warning,) = json.loads(out.stdout)["warnings"]
+    assert warning.startswith("1 queued run: waiting for disk space: 4 KiB free in ")
