@@ -40,6 +40,8 @@ PAPER_SETTING = ("CIFAR-10, noisy ResNet-18 (width 64), 120 epochs, 10% poison (
 ORDER = ("badnets", "blend", "wanet", "lc", "adap-blend", "ftrojan")
 VALUES = ("d_xt", "d_ty", "score")
 ALPHA = 0.05
+NAMES = {"badnets": "BadNets", "blend": "Blend", "wanet": "WaNet", "lc": "LC",
+         "adap-blend": "Adap-Blend", "ftrojan": "FTrojan"}
 ASR_MIN = 0.9
 TEST_NAME = ("Welch's two-sample t-test on per-seed stealth scores (two-sided), Holm-corrected "
              "over all pairs at family-wise 0.05")
@@ -157,16 +159,20 @@ def _claim(rows: list[dict], pairs: list[dict], attack: str, lowest: bool) -> tu
     """("holds" | "contradicted" | "cannot tell", why)."""
     me = next((r for r in rows if r["attack"] == attack and r["score"] is not None), None)
     others = [r for r in rows if r["attack"] != attack and r["score"] is not None]
+    def nm(a: str) -> str:
+        return NAMES.get(a, a)
+
     if me is None or me["n"] < 2:
-        return "cannot tell", f"{attack}: fewer than 2 learned runs"
+        return "cannot tell", f"{nm(attack)}: fewer than 2 learned runs"
     if not others:
         return "cannot tell", "no other attack with learned runs"
     rel = []
-    untested = sorted({r["attack"] for r in rows if r["attack"] != attack and len(r["scores"]) < 2})
+    untested = sorted({nm(r["attack"]) for r in rows
+                       if r["attack"] != attack and len(r["scores"]) < 2})
     for p in pairs:
         if attack not in (p["a"], p["b"]) or p["p_holm"] is None:
             continue  # a side without two learned runs is not ranked
-        other = p["b"] if p["a"] == attack else p["a"]
+        other = nm(p["b"] if p["a"] == attack else p["a"])
         if not p["distinguished"]:
             rel.append((other, "tie"))
         elif (p["lower"] == attack) == lowest:
@@ -180,7 +186,8 @@ def _claim(rows: list[dict], pairs: list[dict], attack: str, lowest: bool) -> tu
     if not rel:
         return "cannot tell", "no other attack with two learned runs" + note
     if losses:
-        return "contradicted", f"{', '.join(losses)} significantly {word} than {attack}" + note
+        return "contradicted", (f"{', '.join(losses)} significantly {word} than {nm(attack)}"
+                                + note)
     if ties:
         return "cannot tell", f"not told apart from {', '.join(ties)}" + note
     return "holds", (f"significantly {word} than every other ranked attack ({len(rel)} pairs)"
@@ -200,11 +207,8 @@ def _fmt(rec: dict, v: str) -> str:
 def render(result: dict, runs_dir: str = "") -> str:
     from ibtui.analysis.figures import attack_name
 
-    names = {"badnets": "BadNets", "blend": "Blend", "wanet": "WaNet", "lc": "LC",
-             "adap-blend": "Adap-Blend", "ftrojan": "FTrojan"}
-
     def name(a: str) -> str:
-        return names.get(a, attack_name(a))
+        return NAMES.get(a, attack_name(a))
 
     rows = result["rows"]
     lines = [f"Measured ({runs_dir or 'runs'}: learned runs only, mean [95% t-interval over "
