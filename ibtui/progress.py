@@ -245,14 +245,14 @@ def follow(runs_dir: Path, paths: list[Path], res: Resources, console: Console,
             signal.signal(s, h)
         if term.lost is None:
             console.file = term.file
-    if restarts.gave_up is not None:
-        left = [p.name for p in paths if load_run(p).state in ("queued", "running")]
+    if restarts.gave_up is not None:  # said once, and the command fails: runs are left
+        left = [p.name for p in paths if load_run(p).state not in ENDED]
         console.print(f"the background scheduler stopped twice for the same reason: "
-                      f"{restarts.gave_up}\nnot starting it again; see {restarts.log}. "
+                      f"{restarts.gave_up}\nnot starting it again (see {restarts.log}); "
                       f"{len(left)} runs not finished; once fixed: `ibtui resume --detach "
-                      f"--runs-dir {runs_dir.absolute()} RUN...` (queued runs need only "
-                      f"`ibtui resume` of one of them, or any `ibtui run` on this directory)",
-                      markup=False, highlight=False)
+                      f"--runs-dir {runs_dir.absolute()} {' '.join(left)}`",
+                      markup=False, highlight=False, soft_wrap=True)
+        raise SystemExit(1)
     if hung_up():
         _silence_terminal()
         sched.release()

@@ -228,3 +228,34 @@ def test_follower_restarts_a_dead_scheduler_once_per_reason(tmp_path, monkeypatc
     assert restarts.start(res) is None  # died again for the same reason: given up
     assert restarts.gave_up == f"[scheduler] stopped: No space left on device: {runs}"
     assert restarts.start(res) is None and len(started) == 1
+
+
+def test_follower_gives_up_on_a_scheduler_dying_the_same_way(tmp_path, monkeypatch):
+    """`--detach`'s follower: a background scheduler that keeps dying for one reason is started
+    again once, then the follower says why, names the resume command, and fails (exit 1)."""
+    import io
+
+    from rich.console import Console
+
+    runs = tmp_path / "runs"
+    paths = create_runs(load_spec(_one(tmp_path)), runs)
+    log = runs / ".scheduler.log"
+    started = []
+
+    def dying(runs_dir, *a, **k):
+        started.append(1)
+        with open(log, "a") as f:
+            f.write(f"[scheduler] pid {len(started)}: CPU\n"
+                    "[scheduler] stopped: No space left on device: /x/.scheduler.json\n")
+        return 99999
+
+    monkeypatch.setattr(progress, "ensure_scheduler", dying)
+    out = io.StringIO()
+    with pytest.raises(SystemExit) as e:
+        progress.follow(runs, paths, plan_resources(jobs=1, gpus="", threads=1),
+                        Console(file=out, width=200), detach=True)
+    assert e.value.code == 1
+    assert len(started) == 2  # none alive at first; after its death once more; not a third
+    text = out.getvalue()
+    assert "stopped twice for the same reason: [scheduler] stopped: No space left" in text
+    assert f"ibtui resume --detach --runs-dir {runs} {paths[0].name}" in text
