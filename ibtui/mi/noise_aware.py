@@ -167,7 +167,7 @@ def choose_shrinkage(s: torch.Tensor, sigma: float, lambdas=_LAMBDAS) -> tuple[f
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(0))
     folds = (perm[: n // 2], perm[n // 2 :])
     score = {lam: 0.0 for lam in lambdas}
-    eye = torch.eye(d, dtype=s.dtype)
+    eye = torch.eye(d, dtype=s.dtype, device=s.device)
     for fit, ev in (folds, folds[::-1]):
         _, cov = _within(s[fit])
         mean_e = s[ev].mean(1, keepdim=True)
@@ -301,7 +301,7 @@ def ba_lower_bound(s: torch.Tensor, sigma: float, *, mc_samples: int = 2, seed: 
     folds = range(k) if k > 1 else [None]
     for j in folds:
         if j is None:
-            fit, held, cov = s, s[:, 0], torch.zeros(d, d, dtype=s.dtype)
+            fit, held, cov = s, s[:, 0], torch.zeros(d, d, dtype=s.dtype, device=s.device)
         else:
             others = [i for i in range(k) if i != j]
             fit, held = s[:, others], s[:, j]
@@ -326,7 +326,8 @@ def ba_lower_bound(s: torch.Tensor, sigma: float, *, mc_samples: int = 2, seed: 
             pred = 1 + shrink * noise  # predictive variance: T's own + the centre's posterior
         centres = centres / pred.sqrt()
         for _ in range(mc_samples):
-            t = held + sigma * torch.randn(held.shape, generator=gen, dtype=s.dtype)
+            # drawn on the CPU generator whatever the device: the same bound everywhere
+            t = held + sigma * torch.randn(held.shape, generator=gen, dtype=s.dtype).to(s.device)
             ll = _class_loglik(((t - centre) @ evecs) / scale / pred.sqrt(), centres)
             vals.append(ll[torch.arange(n), torch.arange(n)])
     per_input = torch.stack(vals).mean(0)  # inputs are the independent unit: conservative
