@@ -972,10 +972,13 @@ def resume(runs: list[str] = typer.Argument(..., metavar="RUN..."), runs_dir: Pa
     from ibtui.runs.scheduler import set_queued
     from ibtui.runs.slurm import resubmit
     from ibtui.runs.store import find_run
+    from ibtui.spec import check_stored_spec
 
     try:
         res = _plan(jobs, gpus, threads)
         paths = [find_run(runs_dir, k) for k in runs]
+        for p in paths:  # every spec first: nothing is queued when one of them is wrong
+            check_stored_spec(p / "spec.toml")
         for p in paths:
             set_queued(p)
         resubmit(paths, runs_dir)  # Slurm runs go back to Slurm

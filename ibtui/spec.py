@@ -562,6 +562,11 @@ def _check_values(v: dict, *, file: str, exp: str, regs: dict[str, list[str]], m
         raise err("min_asr_reason", f"empty while min_asr = {v['min_asr']:g}; allowed: a short "
                                     "reason for the threshold (e.g. \"clean-label LC on an "
                                     "8-wide net reaches 0.6\"), or min_asr = 0.9")
+    if "noise-aware" in v["mi_method"] and v["noise_xt"] == 0 and v["noise_ty"] == 0:
+        raise err("noise_xt", "0 with noise_ty = 0: the noise-aware estimator models the "
+                              "network's own noise and has none to model; allowed: noise_xt > 0 "
+                              "or noise_ty > 0, or a trained estimator (mi_method = \"mine\", "
+                              "\"infonce-paper\", \"infonce-separable\")")
     bad_epochs = [e for e in v["mi_epochs"] if not 1 <= e <= v["epochs"]]
     if bad_epochs:
         raise err("mi_epochs", f"{bad_epochs} outside the run; allowed: 1..{v['epochs']} (epochs = {v['epochs']})")
@@ -661,6 +666,13 @@ def experiment_to_toml(values: dict, header: str = "[[experiment]]") -> str:
         raise ValueError(f"header must be [name] or [[name]], got {header!r}")
     body = _drop_none(values)
     return tomli_w.dumps({m.group(2): [body] if m.group(1) == "[[" else body})
+
+
+def check_stored_spec(path: Path) -> None:
+    """A run's spec.toml validated again, as experiments.toml is (a hand edit since the run
+    was created is caught before the run is queued again); SpecError names the file."""
+    values = read_spec_file(path)
+    load_spec_text({"experiment": [values]}, str(path))
 
 
 def read_spec_file(path: Path) -> dict:

@@ -233,8 +233,9 @@ def test_cancel_and_resume_a_run_whose_pid_is_not_its_worker(tmp_path):
     a = add_run(runs, "a", stale)
     b = add_run(runs, "b", stale)
     assert load_run(a).state == "crashed"
-    r = invoke("cancel", "a", "--runs-dir", runs)
-    assert r.exit_code == 0 and load_run(a).state == "cancelled"
+    r = invoke("cancel", "a", "--runs-dir", runs)  # nothing runs: no relabelling of the crash
+    assert r.exit_code == 2 and "crashed, nothing runs to cancel" in r.stderr
+    assert load_run(a).state == "crashed"
     set_queued(b)  # what `ibtui resume` does first
     assert load_run(b).state == "queued"
     # pid alive and heartbeat fresh, but the start time says pid 1 is not the worker

@@ -35,7 +35,10 @@ from ibtui.cli import app
 
 EXAMPLES = int(os.environ.get("IBTUI_FUZZ_EXAMPLES", "40"))
 FILES = ("status.json", "summary.json", "spec.toml", "metrics.jsonl", "mi.jsonl", "worker.log")
-DAMAGE = ("intact", "truncated", "garbage", "wrong types", "missing", "directory", "unreadable")
+DAMAGE = ("intact", "truncated", "garbage", "wrong types", "missing", "directory", "unreadable",
+          "fifo", "link out", "extreme")
+RUNS_DIR_FILES = (".scheduler.json", ".scheduler.lock", ".ibtui-index")
+RUNS_DIR_DAMAGE = ("none", "none", "fifo", "directory", "link out", "garbage")
 UNREADABLE = "unreadable-"  # reads of paths under a run named like this fail (as root too)
 
 _TEMPLATE: dict[str, bytes] = {}
@@ -119,6 +122,28 @@ def wrong_types(draw, name: str, data: bytes) -> bytes:
     return _json_dumps(obj if draw(st.integers(0, 9)) else draw(odd_value))
 
 
+EXTREMES = (1e308, -1e308, 5e-324, 1e20, -1.0, 2.0)
+
+
+def _extreme(name: str, data: bytes, x: float) -> bytes:
+    """Every number of a JSON(L) file replaced by x (other files: unchanged)."""
+    def swap(v):
+        if isinstance(v, bool) or v is None or isinstance(v, str):
+            return v
+        if isinstance(v, (int, float)):
+            return x
+        if isinstance(v, list):
+            return [swap(y) for y in v]
+        return {k: swap(y) for k, y in v.items()}
+
+    if name.endswith(".json"):
+        return _json_dumps(swap(json.loads(data)))
+    if name.endswith(".jsonl"):
+        return b"".join(_json_dumps(swap(json.loads(line))) + b"\n"
+                        for line in data.splitlines() if line.strip())
+    return data
+
+
 @st.composite
 def damaged_run(draw) -> dict:
     files = {}
@@ -133,9 +158,19 @@ def damaged_run(draw) -> dict:
             files[name] = ("file", draw(wrong_types(name, data)))
         elif how == "missing":
             files[name] = ("missing", b"")
+        elif how == "extreme":  # numbers at the edge of a float: 1e308 and its kin
+            files[name] = ("file", _extreme(name, data, draw(st.sampled_from(EXTREMES))))
         else:
             files[name] = (how, None)
     return {"files": files, "unreadable_dir": draw(st.integers(0, 7)) == 0}
+
+
+@st.composite
+def runs_dir_files(draw) -> dict:
+    """What the runs directory's own files are, and links to run directories beside the runs
+    (one to a run of the same directory, one to a run directory elsewhere)."""
+    return {"files": {f: draw(st.sampled_from(RUNS_DIR_DAMAGE)) for f in RUNS_DIR_FILES},
+            "links": draw(st.booleans())}
 
 
 def write_runs(root: Path, runs: list[dict]) -> list[str]:
@@ -161,8 +196,36 @@ def write_runs(root: Path, runs: list[dict]) -> list[str]:
             elif kind == "unreadable":
                 (d / f"{UNREADABLE}{f}").write_bytes(data)  # name kept out of the schema...
                 (d / f).symlink_to(d / f"{UNREADABLE}{f}")  # ...reached through this link
+            elif kind == "fifo":
+                os.mkfifo(d / f)
+            elif kind == "link out":  # an intact file, but outside the run: never read
+                outside = root.parent / f"outside-{i}-{f}"
+                outside.write_bytes(template()[f])
+                (d / f).symlink_to(outside)
         names.append(name)
     return names
+
+
+def write_runs_dir_files(root: Path, spec: dict, names: list[str]) -> None:
+    for f, how in spec["files"].items():
+        p = root / f
+        if how == "fifo":
+            os.mkfifo(p)
+        elif how == "directory":
+            p.mkdir()
+        elif how == "link out":
+            target = root.parent / f"outside{f}"
+            target.write_bytes(b"victim")
+            p.symlink_to(target)
+        elif how == "garbage":
+            p.write_bytes(b"\x00garbage{[")
+    if spec["links"] and names:
+        (root / "twin-link").symlink_to(root / names[0], target_is_directory=True)
+        elsewhere = root.parent / "elsewhere-run"
+        elsewhere.mkdir()
+        for f in FILES:
+            (elsewhere / f).write_bytes(template()[f])
+        (root / "out-link").symlink_to(elsewhere, target_is_directory=True)
 
 
 def _denied(path) -> bool:
@@ -216,10 +279,14 @@ def check(r, what: str) -> None:
 
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
-@given(st.lists(damaged_run(), min_size=1, max_size=3))
-def test_damaged_runs_never_break_ls_leaderboard_show_report(tmp_path_factory, runs):
-    root = tmp_path_factory.getbasetemp() / "damaged" / "runs"
+@given(st.lists(damaged_run(), min_size=1, max_size=3), runs_dir_files())
+def test_damaged_runs_never_break_ls_leaderboard_show_report(tmp_path_factory, runs, own):
+    base = tmp_path_factory.getbasetemp() / "damaged"
+    if base.exists():
+        shutil.rmtree(base)
+    root = base / "runs"
     names = write_runs(root, runs)
+    write_runs_dir_files(root, own, names)
     cli = CliRunner()
     env = {"IBTUI_RUNS_DIR": None, "COLUMNS": "120"}
     with _patched():
@@ -233,6 +300,9 @@ def test_damaged_runs_never_break_ls_leaderboard_show_report(tmp_path_factory, r
                                        env=env).stdout)["runs"]
     expected = {n for n, run in zip(names, runs, strict=True) if run["unreadable_dir"] or any(
         run["files"][f][0] != "missing" for f in ("status.json", "spec.toml"))}
-    assert {x["run"] for x in listed} == expected  # every run listed, damaged or not
+    assert {x["run"] for x in listed} == expected  # every run listed, damaged or not; no link
+    for f, how in own["files"].items():
+        if how == "link out":
+            assert (base / f"outside{f}").read_bytes() == b"victim"  # never written through
     for x in listed:
         assert isinstance(x["state"], str)

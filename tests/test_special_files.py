@@ -246,3 +246,54 @@ def test_near_total_poisoning_is_refused(tmp_path, body, message):
     p.write_text(f'[[experiment]]\nname = "t"\nepochs = 2\nmi_epochs = [2]\n{attack}{body}\n')
     with pytest.raises(SpecError, match=message):
         load_spec(p)
+
+
+def test_values_that_would_fail_in_the_worker_are_refused(tmp_path, monkeypatch):
+    import numpy as np
+
+    from ibtui.errors import SpecError
+    from ibtui.spec import load_spec
+
+    def load(body: str):
+        p = tmp_path / "e.toml"
+        p.write_text(f'[[experiment]]\nname = "t"\nepochs = 2\nmi_epochs = [2]\n{body}\n')
+        return load_spec(p)
+
+    with pytest.raises(SpecError, match="has none to model"):
+        load("noise_xt = 0.0\nnoise_ty = 0.0")
+    with pytest.raises(SpecError, match="is not a torch.save file"):
+        load('attack = "lc"\nattack_options = { clean_checkpoint = "/etc/passwd" }')
+    np.save(tmp_path / "p.npy", np.full((32, 32, 3), 7, np.uint8))
+    monkeypatch.chdir(tmp_path)
+    (run,) = load('attack = "blend"\nattack_options = { pattern = "p.npy" }')
+    assert run.values["attack_options"]["pattern"] == str(tmp_path.resolve() / "p.npy")
+
+
+def test_a_ghost_running_run_can_be_resumed_and_a_crash_is_not_relabelled(runs):
+    """'running' with a live unrelated pid (1), no start time and no heartbeat: crashed, so
+    resume takes it; cancel refuses a crashed run instead of calling it cancelled; resume
+    checks a hand-edited spec.toml again."""
+    from ibtui.runs.store import effective_state
+
+    st = json.loads((runs / QUEUED / "status.json").read_text())
+    st.update(state="running", pid=1, host=os.uname().nodename)
+    st.pop("pid_start", None)
+    st.pop("heartbeat", None)
+    (runs / QUEUED / "status.json").write_text(json.dumps(st))
+    assert effective_state(st) == "crashed"
+    st["heartbeat"] = 4e9  # from the future
+    assert effective_state(st) == "crashed"
+    r = ibtui("cancel", QUEUED, "--runs-dir", str(runs))
+    assert r.returncode == 2 and "crashed, nothing runs to cancel" in r.stderr
+    assert json.loads((runs / QUEUED / "status.json").read_text())["state"] == "running"
+    spec = runs / QUEUED / "spec.toml"
+    good = spec.read_text()
+    spec.write_text(good.replace("epochs = ", "epochs = -", 1))
+    r = ibtui("resume", QUEUED, "--runs-dir", str(runs), "--detach")
+    assert r.returncode == 2 and "spec.toml" in r.stderr and "out of range" in r.stderr
+    assert json.loads((runs / QUEUED / "status.json").read_text())["state"] == "running"
+    spec.write_text(good)
+    from ibtui.runs.scheduler import set_queued
+
+    set_queued(runs / QUEUED)
+    assert json.loads((runs / QUEUED / "status.json").read_text())["state"] == "queued"

@@ -91,7 +91,8 @@ def inherited(path: Path) -> int | None:
 def claimed(path: Path) -> bool:
     """Whether a live process holds the run's claim (a shared probe, released at once)."""
     try:
-        fd = os.open(Path(path) / LOCK_NAME, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(Path(path) / LOCK_NAME,  # never blocks on a FIFO, never through a link
+                     os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOFOLLOW)
     except OSError:
         return False  # never claimed (no file), or unreadable: nothing holds it that we can see
     try:
@@ -116,9 +117,11 @@ def released(path: Path, wait_s: float = 10.0) -> bool:
 
 def claimant(path: Path) -> str:
     """The claim file's note ("pid host what time"), for messages; '' when none."""
+    from ibtui.files import read_regular
+
     try:
-        with open(Path(path) / LOCK_NAME, encoding="utf-8", errors="replace") as f:
-            return f.read(200).strip()
+        return read_regular(Path(path) / LOCK_NAME, follow=False).decode(
+            "utf-8", "replace")[:200].strip()
     except OSError:
         return ""
 

@@ -45,7 +45,7 @@ from ibtui.runs.store import (
     pid_alive,
     read_json,
 )
-from ibtui.spec import RunSpec, experiment_to_toml
+from ibtui.spec import RunSpec, check_stored_spec, experiment_to_toml
 
 LOCK = ".scheduler.lock"
 INFO = ".scheduler.json"
@@ -167,6 +167,7 @@ def set_queued(path: Path) -> None:
                             f"{claim.claimant(path)}); cancel it first")
     if status.get("state") == "done":
         raise RunStoreError(f"{path.name}: already done; nothing to resume")
+    check_stored_spec(path / "spec.toml")  # a hand edit since the run was made is caught here
     try:
         (path / "cancel").unlink()
     except FileNotFoundError:
@@ -182,6 +183,9 @@ def request_cancel(path: Path) -> None:
     state = effective_state(status)
     if state in FINISHED:
         raise RunStoreError(f"{path.name}: already {state}")
+    if state == "crashed":  # nothing runs: a cancel would only relabel the crash
+        raise RunStoreError(f"{path.name}: crashed, nothing runs to cancel; allowed: resume it "
+                            f"({claim.resume_command(path)}) or leave it")
     atomic_write_text(path / "cancel", str(time.time()), fsync=False)  # replaces a link, never
     # writes through one
     if status.get("executor") == "slurm" and state != "running":

@@ -481,8 +481,10 @@ def effective_state(status: dict, now: float | None = None) -> str:
     actual = process_start_time(pid)
     if recorded is not None and actual is not None:
         return state if abs(actual - recorded) <= PID_START_TOLERANCE_S else "crashed"
-    if beat is not None and now - beat > HEARTBEAT_LOST_S:
-        return "crashed"
+    if beat is not None and beat > now + HEARTBEAT_LOST_S:
+        beat = None  # a heartbeat from the future says nothing about the worker
+    if beat is None or now - beat > HEARTBEAT_LOST_S:
+        return "crashed"  # no way to tell the worker from another process, and no recent beat
     return state
 
 

@@ -33,6 +33,7 @@ with Qi et al.'s separate cover rate 0.003).
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 
@@ -76,6 +77,8 @@ class AdapBlend(Attack):
     def check(cls, opts: dict) -> None:
         if opts["pattern"] != "noise":
             load_pattern(opts["pattern"])
+            opts["pattern"] = str(Path(opts["pattern"]).expanduser().resolve())  # resume from
+            # another directory reads the same file
 
     def __init__(self, options: dict, **kw):
         super().__init__(options, **kw)

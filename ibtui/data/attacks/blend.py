@@ -145,6 +145,8 @@ class Blend(Attack):
     def check(cls, opts: dict) -> None:
         if opts["pattern"] != "noise":
             load_pattern(opts["pattern"])
+            opts["pattern"] = str(Path(opts["pattern"]).expanduser().resolve())  # resume from
+            # another directory reads the same file
 
     def __init__(self, options: dict, **kw):
         super().__init__(options, **kw)

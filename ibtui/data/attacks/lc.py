@@ -129,6 +129,13 @@ class LabelConsistent(Attack):
                 raise SpecError(f"attack_options.clean_checkpoint: {path} is not a file; "
                                 "allowed: '' (train and cache a clean model) or the path of a "
                                 "torch.save'd state_dict")
+            import zipfile
+
+            if not zipfile.is_zipfile(path):  # what torch.save writes (since torch 1.6)
+                raise SpecError(f"attack_options.clean_checkpoint: {path} is not a torch.save "
+                                "file; allowed: '' (train and cache a clean model) or the path "
+                                "of a torch.save'd state_dict")
+            opts["clean_checkpoint"] = str(path.resolve())  # resume works from anywhere
 
     def __init__(self, options: dict, **kw):
         super().__init__(options, **kw)
