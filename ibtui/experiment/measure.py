@@ -115,13 +115,14 @@ def class_statistics(spec: dict, run_dir: Path, epoch: int, model, xt: torch.Ten
         picks[c] = np.sort(rng.choice(idx, CLASS_POINTS, replace=False)) if len(idx) > CLASS_POINTS else idx
     idx = np.concatenate([picks[c] for c in range(num_classes)])
     model.eval()
+    fm, batch = folded_copy(model), default_forward_batch(xt.device)  # as the MI passes
     feats, losses, correct, conf = [], [], [], []
     devices = [xt.device] if xt.device.type == "cuda" else []
     with torch.no_grad(), torch.random.fork_rng(devices=devices):
-        for i in range(0, len(idx), 1024):
-            part = torch.from_numpy(idx[i:i + 1024]).to(xt.device)
-            s, _, logits = model.forward_mi(xt[part])
-            yb = torch.from_numpy(y_train[idx[i:i + 1024]]).to(xt.device)
+        for i in range(0, len(idx), batch):
+            part = torch.from_numpy(idx[i:i + batch]).to(xt.device)
+            s, _, logits = fm.forward_mi(xt[part])
+            yb = torch.from_numpy(y_train[idx[i:i + batch]]).to(xt.device)
             logp = torch.log_softmax(logits.float(), 1)
             lp = logp.gather(1, yb[:, None])[:, 0]
             feats.append(s.float().flatten(1).cpu())
