@@ -6,6 +6,7 @@ The bottom layer: imports nothing from ibtui."""
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import stat
 from pathlib import Path
@@ -63,3 +64,21 @@ def read_regular(path: Path | str, *, limit: int | None = None, follow: bool = T
         return b"".join(chunks)
     finally:
         os.close(fd)
+
+
+def lock_held(path: Path | str) -> bool:
+    """Whether a live process holds an exclusive flock on the regular file at `path`: a shared
+    probe, released at once. No file, a link or a special file: False (never blocks)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+    return False

@@ -10,7 +10,12 @@ import pytest
 
 pytest.importorskip("textual")
 
-from fixtures_runs import FIXTURE_NOW, make_fixture_runs  # noqa: E402
+from fixtures_runs import (  # noqa: E402
+    FIXTURE_NOW,
+    LIVE_PID,
+    LIVE_PID_START,
+    make_fixture_runs,
+)
 from helpers import (  # noqa: E402
     CRASHED,
     DONE,
@@ -245,7 +250,8 @@ async def test_new_run_appears_and_finished_run_updates_cells(runs):
         await settle(pilot)
         t = table(app)
         status = json.loads((runs / QUEUED / "status.json").read_text())
-        status.update(state="running", pid=1, started=FIXTURE_NOW - 60, phase="poisoning",
+        status.update(state="running", pid=LIVE_PID, pid_start=LIVE_PID_START,
+                      started=FIXTURE_NOW - 60, phase="poisoning",
                       host=json.loads((runs / RUNNING / "status.json").read_text())["host"])
         (runs / QUEUED / "status.json").write_text(json.dumps(status))
         app.poll_now()

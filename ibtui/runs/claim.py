@@ -22,6 +22,8 @@ import socket
 import time
 from pathlib import Path
 
+from ibtui.files import lock_held
+
 LOCK_NAME = "worker.lock"
 FD_ENV = "IBTUI_CLAIM_FD"  # the launcher's locked descriptor, inherited by the worker
 NOT_STARTED = 3  # worker exit status: it did not train (claimed elsewhere, or not queued)
@@ -89,19 +91,8 @@ def inherited(path: Path) -> int | None:
 
 
 def claimed(path: Path) -> bool:
-    """Whether a live process holds the run's claim (a shared probe, released at once)."""
-    try:
-        fd = os.open(Path(path) / LOCK_NAME,  # never blocks on a FIFO, never through a link
-                     os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOFOLLOW)
-    except OSError:
-        return False  # never claimed (no file), or unreadable: nothing holds it that we can see
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except OSError:
-        return True
-    finally:
-        os.close(fd)
-    return False
+    """Whether a live process holds the run's claim (no claim file: never claimed)."""
+    return lock_held(Path(path) / LOCK_NAME)
 
 
 def released(path: Path, wait_s: float = 10.0) -> bool:

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ibtui.errors import RunStoreError
+from ibtui.files import lock_held
 from ibtui.runs import claim
 from ibtui.runs.resources import THREADS_ENV, Resources, plan_resources
 from ibtui.runs.store import (
@@ -508,20 +509,8 @@ def scheduler_info(runs_dir: Path) -> dict | None:
 
 
 def scheduler_alive(runs_dir: Path) -> bool:
-    path = Path(runs_dir) / LOCK
-    try:  # never blocks (a FIFO), never through a link
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError:
-        return False
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return False
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
+    """Whether a live scheduler holds the runs directory's lock."""
+    return lock_held(Path(runs_dir) / LOCK)
 
 
 def ensure_scheduler(runs_dir: Path, jobs: int | None = None, gpus: str | list[str] | None = None,
