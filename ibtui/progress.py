@@ -52,6 +52,8 @@ def _fmt(v, spec: str = ".2f") -> str:
 
 
 def _describe(p: Path) -> tuple[float, str]:
+    if not p.is_dir():
+        return 0.0, "gone: its run directory was deleted"
     r = load_run(p)
     st, state = r.status, r.state
     epochs = st.get("epochs") or r.spec.get("epochs") or 1
@@ -197,8 +199,8 @@ def follow(runs_dir: Path, paths: list[Path], res: Resources, console: Console,
                 info = f"queued: {wait}"
             progress.update(tasks[p.name], completed=frac, info=escape(info[:90]))
 
-    def ended() -> bool:
-        return all(load_run(p).state in ENDED for p in paths)
+    def ended() -> bool:  # a run whose directory was deleted has ended too (`gone`)
+        return all(not p.is_dir() or load_run(p).state in ENDED for p in paths)
 
     def on_stop(signum, frame):
         if not sched.owner:
@@ -263,6 +265,9 @@ def unfinished(paths: list[Path]) -> list[tuple[str, str, str]]:
     """(run, state, reason) of every run that ended other than done."""
     out = []
     for p in paths:
+        if not p.is_dir():
+            out.append((p.name, "gone", "its run directory was deleted"))
+            continue
         r = load_run(p)
         if r.state in ENDED and r.state != "done":
             out.append((p.name, r.state, str(r.status.get("error") or "")))

@@ -297,3 +297,33 @@ def test_a_ghost_running_run_can_be_resumed_and_a_crash_is_not_relabelled(runs):
 
     set_queued(runs / QUEUED)
     assert json.loads((runs / QUEUED / "status.json").read_text())["state"] == "queued"
+
+
+@pytest.mark.timeout(600)
+def test_a_run_directory_deleted_while_it_trains_ends_ibtui_run(tmp_path):
+    """`ibtui run` counts a run whose directory was deleted as gone and exits 1, instead of
+    following a damaged run forever."""
+    import time
+
+    from helpers import tiny_spec
+
+    spec = tiny_spec(tmp_path / "e.toml", epochs=1, mi_epochs="[1]")
+    runs = tmp_path / "runs"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "200",
+           "IBTUI_PAUSE_AT": "worker-start"}
+    proc = subprocess.Popen(ibtui_cmd() + ["run", str(spec), "--runs-dir", str(runs),
+                                           "--gpus", ""], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not list(runs.glob("*/paused-worker-start")):
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.2)
+        (marker,) = runs.glob("*/paused-worker-start")
+        shutil.rmtree(marker.parent)
+        out, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1, out + err
+    assert "gone" in err and "run directory was deleted" in err
