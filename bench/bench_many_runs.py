@@ -1,4 +1,5 @@
-"""Ten thousand runs: `ibtui ls`, `ibtui leaderboard --format json`, the app's start to first
+"""Ten thousand runs: `ibtui ls`, `ibtui leaderboard --format json` (and `--replicas`,
+`ibtui report`, compared with `ls`), the app's start to first
 rows and its idle CPU, at N runs against 2 runs, measured in one run of this script.
 
     .venv/bin/python bench/bench_many_runs.py [--src RUNS] [--n 1000 10000] [--idle 30]
@@ -148,7 +149,8 @@ def app_time(runs: Path, idle: float) -> tuple[float, float, int]:
     return float(first), float(cpu), int(rows)
 
 
-COMMANDS = {"ls": ("ls",), "board": ("leaderboard", "--format", "json")}
+COMMANDS = {"ls": ("ls",), "board": ("leaderboard", "--format", "json"),
+            "replicas": ("leaderboard", "--replicas", "--format", "json"), "report": ("report",)}
 
 
 def main() -> None:
@@ -196,13 +198,21 @@ def main() -> None:
         print("|---|---|---|---|---|---|---|")
         for n in dirs:
             cells = []
-            for c in COMMANDS:
+            for c in ("ls", "board"):
                 w, cpu = med[(n, c)]
                 bw, bcpu = med[(2, c)]
                 cells += [f"{cold[(n, c)][0]:.2f} / {w:.2f} (CPU {cpu:.2f})",
                           f"{w / bw:.2f}×, **{cpu / bcpu:.2f}×**"]
             first, cpu, _ = app.get(n, (float("nan"),) * 3)
             print(f"| {n:,} | " + " | ".join(cells) + f" | {first:.2f} | {cpu:.1%} |")
+        print("\n| runs | `leaderboard --replicas` warm (s) | vs warm `ls` | `report` warm (s) "
+              "| vs warm `ls` |")
+        print("|---|---|---|---|---|")
+        for n in dirs:
+            ls_w = med[(n, "ls")][0]
+            print(f"| {n:,} | " + " | ".join(
+                f"{med[(n, c)][0]:.2f} | {med[(n, c)][0] / ls_w:.2f}×"
+                for c in ("replicas", "report")) + " |")
 
 
 if __name__ == "__main__":

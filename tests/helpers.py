@@ -46,6 +46,30 @@ def tiny_spec(path: Path, name: str = "tiny", attack: str = "badnets", epochs: i
     return path
 
 
+QUICK_TOML = """
+[[experiment]]
+name = "{name}"
+dataset = "digits"
+width = {width}
+epochs = 1
+mi_epochs = [1]
+batch_size = 64
+lr = 0.05
+attack = "badnets"
+poison_rate = 0.1
+observe_classes = [1]
+threads = 1
+mi_method = "noise-aware"
+mi_options = {{ k = 2, max_samples = 32 }}
+"""
+
+
+def quick_spec(name: str, width: str = "8") -> str:
+    """A one-epoch BadNets experiment on digits (width "8", or "[4, 8]" for two runs): the
+    quickest real run, for tests of the run machinery."""
+    return QUICK_TOML.format(name=name, width=width)
+
+
 def ibtui_cmd() -> list[str]:
     return [sys.executable, "-m", "ibtui.cli"]
 

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import ibtui_cmd
+from helpers import ibtui_cmd, quick_spec
 
 from ibtui.runs import claim
 from ibtui.runs.resources import plan_resources
@@ -24,27 +24,10 @@ from ibtui.runs.scheduler import INFO, Scheduler, create_runs, set_queued
 from ibtui.runs.store import REPEATED, atomic_write_json, load_run, read_json
 from ibtui.spec import load_spec
 
-SPEC = """
-[[experiment]]
-name = "{name}"
-dataset = "digits"
-width = 8
-epochs = 1
-mi_epochs = [1]
-batch_size = 64
-lr = 0.05
-attack = "badnets"
-poison_rate = 0.1
-observe_classes = [1]
-threads = 1
-mi_method = "noise-aware"
-mi_options = {{ k = 2, max_samples = 32 }}
-"""
-
 
 def spec_file(tmp_path, name):
     p = tmp_path / f"{name}.toml"
-    p.write_text(SPEC.format(name=name))
+    p.write_text(quick_spec(name))
     return p
 
 

@@ -16,7 +16,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from helpers import ibtui_cmd
+from helpers import ibtui_cmd, quick_spec
 
 from ibtui import progress
 from ibtui.runs import claim
@@ -24,23 +24,6 @@ from ibtui.runs.resources import plan_resources
 from ibtui.runs.scheduler import create_runs
 from ibtui.runs.store import atomic_write_json, list_runs, load_run, process_start_time, read_json
 from ibtui.spec import load_spec
-
-SPEC = """
-[[experiment]]
-name = "d"
-dataset = "digits"
-width = [4, 8]
-epochs = 1
-mi_epochs = [1]
-batch_size = 64
-lr = 0.05
-attack = "badnets"
-poison_rate = 0.1
-observe_classes = [1]
-threads = 1
-mi_method = "noise-aware"
-mi_options = { k = 2, max_samples = 32 }
-"""
 
 
 def env():
@@ -101,7 +84,7 @@ def drive_full_disk(tmp_path, mnt: Path, detach: bool):
     """`ibtui run` of two runs (jobs 1) on the small fs, filled while the first one trains and
     freed once it has failed. Returns (process, stdout, stderr, run 1, run 2, seen while full)."""
     spec = tmp_path / "d.toml"
-    spec.write_text(SPEC)
+    spec.write_text(quick_spec("d", "[4, 8]"))
     runs = mnt / "runs"
     out, err = tmp_path / "out.txt", tmp_path / "err.txt"
     with open(out, "w") as o, open(err, "w") as e:
@@ -192,7 +175,7 @@ def test_worker_outcome_survives_a_full_disk(tmp_path, small_fs):
 
 def _one(tmp_path):
     p = tmp_path / "one.toml"
-    p.write_text(SPEC.replace("width = [4, 8]", "width = 4"))
+    p.write_text(quick_spec("d", "4"))
     return p
 
 

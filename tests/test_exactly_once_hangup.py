@@ -17,28 +17,11 @@ import threading
 import time
 
 import pytest
-from helpers import ibtui_cmd
+from helpers import ibtui_cmd, quick_spec
 
 from ibtui.progress import Terminal
 from ibtui.runs.scheduler import scheduler_alive
 from ibtui.runs.store import list_runs
-
-SPEC = """
-[[experiment]]
-name = "h"
-dataset = "digits"
-width = [4, 8]
-epochs = 1
-mi_epochs = [1]
-batch_size = 64
-lr = 0.05
-attack = "badnets"
-poison_rate = 0.1
-observe_classes = [1]
-threads = 1
-mi_method = "noise-aware"
-mi_options = { k = 2, max_samples = 32 }
-"""
 
 
 def env():
@@ -91,7 +74,7 @@ class Pty:
 @pytest.mark.parametrize("controlling", [True, False], ids=["hangup-and-eio", "eio-only"])
 def test_closed_terminal_never_orphans_the_queue(tmp_path, controlling):
     spec = tmp_path / "h.toml"
-    spec.write_text(SPEC)
+    spec.write_text(quick_spec("h", "[4, 8]"))
     runs = tmp_path / "runs"
     term = Pty(ibtui_cmd() + ["run", str(spec), "--runs-dir", str(runs), "--jobs", "1",
                               "--threads", "1", "--gpus", ""], controlling)
