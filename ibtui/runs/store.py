@@ -20,6 +20,7 @@ import sys
 import tempfile
 import threading
 import time
+import types
 import weakref
 import zlib
 from dataclasses import dataclass, field
@@ -1361,6 +1362,13 @@ def _raw_created(e: Any) -> float:
 _INDEX_HEADS: list[bytes] = []
 
 
+def _code_key(code: types.CodeType) -> tuple:
+    """What a function's code is, stable across processes: a nested code object (a
+    comprehension) by its own key, never by its repr, which holds its memory address."""
+    consts = tuple(_code_key(c) if isinstance(c, types.CodeType) else c for c in code.co_consts)
+    return (code.co_code, consts, code.co_names)
+
+
 def _index_head() -> bytes:
     """The index file's first line: its format (INDEX_VERSION), the Python and marshal
     versions, the fields kept, and the code that makes the leaderboard's JSON lines it keeps
@@ -1368,7 +1376,7 @@ def _index_head() -> bytes:
     if not _INDEX_HEADS:
         from ibtui.runs import board
 
-        code = [(f.__code__.co_code, f.__code__.co_consts, f.__code__.co_names)
+        code = [_code_key(f.__code__)
                 for f in (board.board_record, board.ceiling_share, board.encode_record)]
         stamp = repr((LIGHT_STATUS, LIGHT_SPEC, LIGHT_SUMMARY, board.BOARD_COLUMNS, code))
         _INDEX_HEADS.append(
