@@ -90,18 +90,20 @@ def stealth_score(records: list[dict], roles: dict[str, str], epochs: list[int] 
 # --- within-run uncertainty ------------------------------------------------------------------
 
 BOOTSTRAP_B = 500
-BOOTSTRAP_COVERS = ("which images form each subset (to first order: the delta-method standard "
-                    "error over images, settings.image_stderr, which includes the Monte Carlo "
-                    "error; older records: the Monte Carlo error alone), carried through the "
-                    "normalisation and the score")
-BOOTSTRAP_MISSES = ("the k noisy forward draws the conditional model is fitted on, the "
-                    "estimator's bias, the choice of representative epochs, and training "
+BOOTSTRAP_COVERS = ("which images form each subset and the k noisy forward draws the "
+                    "conditional model is fitted on (settings.image_stderr: the delta-method "
+                    "error over images, Monte Carlo error included, and the delete-one-draw "
+                    "jackknife over the draws; records written before the draws were included: "
+                    "the images alone; older ones: the Monte Carlo error alone), carried through "
+                    "the normalisation and the score")
+BOOTSTRAP_MISSES = ("the estimator's bias, the choice of representative epochs, and training "
                     "randomness (seeds)")
 
 
 def value_stderr(record: dict) -> float | None:
     """The standard error recorded with an MI value: settings.image_stderr (noise-aware: over
-    which images form the subset, Monte Carlo error included), else settings.mc_stderr (the
+    which images form the subset, Monte Carlo error included, and over the noise draws in
+    records that carry settings.draws_stderr), else settings.mc_stderr (the
     Monte Carlo error alone, records written before image_stderr) or settings.stderr; None
     when none is a finite number ≥ 0."""
     settings = record.get("settings") if isinstance(record.get("settings"), dict) else {}

@@ -347,9 +347,75 @@ def _as_draws(s: torch.Tensor) -> torch.Tensor:
     return s
 
 
+def _white(s: torch.Tensor, sigma: float, conditional: str, dt: torch.dtype,
+           lam: float | None = None) -> tuple[torch.Tensor, dict]:
+    """Whitened means of the Gaussian conditionals ("full", "diagonal" = "gaussian") of (N, k, d)
+    draws, k ≥ 2, and what was chosen (`noisy_mi`)."""
+    n, k, _ = s.shape
+    if conditional in ("diagonal", "gaussian"):  # the former default, kept bit-for-bit
+        mean = s.to(dt).mean(1)
+        within = (s.to(dt) - mean[:, None]).pow(2).sum((0, 1)) / (n * (k - 1))
+        centred = mean - mean.mean(0)
+        spread = centred.pow(2).mean(0).clamp_min(1e-300)
+        shrink = (1 - within / k / spread).clamp_min(0.0)
+        return centred * shrink / (within + sigma**2).sqrt(), {}
+    white, info = gaussian_conditional(s.to(torch.float64), sigma, lam=lam)
+    return white.to(dt), info
+
+
+def draws_jackknife(s: torch.Tensor, sigma: float, conditional: str, *, mc_samples: int,
+                    seed: int, chunk_mb: int, precision: str, lam: float | None = None
+                    ) -> dict | None:
+    """Standard error of the Gaussian-conditional I(X;T) over the k noise draws (the part the
+    delta method over images, `image_stderr`, leaves out: which noisy forward draws the model
+    was fitted on).
+
+    Delete-one-draw jackknife: the estimate is refitted k times on the other k − 1 draws of
+    every input, and var = (k−1)/k Σ_j (θ_(j) − θ̄)². The refits use the same Monte Carlo noise
+    as each other (same seed, same number of queries: common random numbers, so the Monte Carlo
+    error, already in image_stderr, does not enter twice) and the shrinkage λ chosen on all k
+    draws. Needs k ≥ 3 (a refit on one draw has no within-input covariance); None otherwise.
+    Returns {"stderr", "values", "mean"}; (k−1)(mean − θ̂_k) is the jackknife's estimate of the
+    finite-k bias (recorded by `noisy_mi` as settings["draws_bias"], never subtracted)."""
+    s = _as_draws(s)
+    n, k, _ = s.shape
+    if k < 3 or n < 2 or conditional == "draws":
+        return None
+    dt = _DTYPES[precision]
+    vals = []
+    for j in range(k):
+        sub = s[:, [i for i in range(k) if i != j]]
+        white, _ = _white(sub, sigma, conditional, dt, lam=lam)
+        vals.append(mixture_mi(white[:, None, :], 1.0, mc_samples=mc_samples * k, bracket=False,
+                               seed=seed, chunk_mb=chunk_mb, precision=precision)["value"])
+    mean = sum(vals) / k
+    var = (k - 1) / k * sum((v - mean) ** 2 for v in vals)
+    return {"stderr": math.sqrt(var), "values": vals, "mean": mean}
+
+
+def _draws_error(settings: dict, s: torch.Tensor, sigma: float, conditional: str, value: float,
+                 **kw) -> None:
+    """Fold the spread over noise draws into settings["image_stderr"] (`noisy_mi`)."""
+    images = settings["image_stderr"]
+    settings["images_stderr"] = images
+    jack = draws_jackknife(s, sigma, conditional, lam=settings.get("shrinkage"), **kw)
+    if jack is None:  # k = 2: no jackknife; say so and widen
+        settings["draws_stderr"] = None
+        if images is not None:
+            settings["image_stderr"] = 2.0 * images
+        settings["accuracy_flag"] = "k=2: spread over noise draws not estimable; error doubled"
+        return
+    k = s.shape[1]
+    settings["draws_stderr"] = jack["stderr"]
+    settings["draws_bias"] = (k - 1) * (jack["mean"] - value)
+    if images is not None:
+        settings["image_stderr"] = math.sqrt(images**2 + jack["stderr"] ** 2)
+
+
 def noisy_mi(s: torch.Tensor, sigma: float, *, mc_samples: int = 1, bracket: bool = True,
              seed: int = 0, chunk_mb: int = 256, precision: str = "float64",
-             conditional: str = "full", lower_bound: bool = True) -> MIEstimate:
+             conditional: str = "full", lower_bound: bool = True,
+             draws_stderr: bool | None = None) -> MIEstimate:
     """I(X;T) in nats for T = S + N(0, σ²I), X uniform over the N inputs (module doc).
 
     s: (N, k, d) noiseless draws of S (k per input), or (N, d) when S is deterministic.
@@ -372,6 +438,13 @@ def noisy_mi(s: torch.Tensor, sigma: float, *, mc_samples: int = 1, bracket: boo
     for k = 1, the Kolchinsky–Tracey lower bound, exact for that model). upper: log N when
     k > 1 (the KT pair bounds only the fitted model: settings["model_bracket"]), else the KT
     upper bound. ceiling: log N. lower_bound=False skips the bound (lower then None for k > 1).
+    Standard error: settings["image_stderr"] is the error of the value as an interval reads it,
+    √(images² + draws²): over which images form the subset (delta method, Monte Carlo error
+    included; alone in settings["images_stderr"]) and over the k noise draws the conditional
+    model is fitted on (delete-one-draw jackknife, `draws_jackknife`; settings["draws_stderr"]).
+    draws_stderr (default: as lower_bound, i.e. whenever bounds are computed) turns the
+    jackknife on (k refits of the model). With k = 2 no jackknife exists; the images' error is
+    then doubled and settings["accuracy_flag"] says so (module doc of `accuracy_flag`).
     """
     t0 = time.perf_counter()
     s = _as_draws(s)
@@ -381,16 +454,7 @@ def noisy_mi(s: torch.Tensor, sigma: float, *, mc_samples: int = 1, bracket: boo
     dt = _DTYPES[precision]
     info: dict = {}
     if conditional != "draws" and k > 1:
-        if conditional in ("diagonal", "gaussian"):  # the former default, kept bit-for-bit
-            mean = s.to(dt).mean(1)
-            within = (s.to(dt) - mean[:, None]).pow(2).sum((0, 1)) / (n * (k - 1))
-            centred = mean - mean.mean(0)
-            spread = centred.pow(2).mean(0).clamp_min(1e-300)
-            shrink = (1 - within / k / spread).clamp_min(0.0)
-            white = centred * shrink / (within + float(sigma) ** 2).sqrt()
-        else:
-            white, info = gaussian_conditional(s.to(torch.float64), float(sigma))
-            white = white.to(dt)
+        white, info = _white(s, float(sigma), conditional, dt)
         r = mixture_mi(white[:, None, :], 1.0, mc_samples=mc_samples * k, bracket=bracket,
                        seed=seed, chunk_mb=chunk_mb, precision=precision)
     else:
@@ -401,6 +465,11 @@ def noisy_mi(s: torch.Tensor, sigma: float, *, mc_samples: int = 1, bracket: boo
                 "conditional": conditional, "mc_samples": mc_samples,
                 "mc_stderr": r["stderr"], "image_stderr": image_stderr(r["per_component"], per_image),
                 "precision": precision, "seed": seed, **info}
+    if draws_stderr is None:
+        draws_stderr = lower_bound
+    if conditional != "draws" and k > 1 and draws_stderr:
+        _draws_error(settings, s, float(sigma), conditional, r["value"], mc_samples=mc_samples,
+                     seed=seed, chunk_mb=chunk_mb, precision=precision)
     log_n = math.log(n)
     lower, upper = r["lower"], r["upper"]
     if k > 1:

@@ -216,7 +216,8 @@ def _spectrum_matrix(rows: int, cols: int, decay: float, g: torch.Generator) -> 
 
 def noisy_linear(scale: float, n: int = 118, k: int = 4, d: int = 32, seed: int = 0,
                  sigma: float = 0.1, upstream: float = 0.6, ref_draws: int = 64,
-                 noise_seed: int | None = None, truth: float | None = None) -> NoisyNetTask:
+                 noise_seed: int | None = None, truth: float | None = None,
+                 decay: float = 0.8) -> NoisyNetTask:
     """Noisy *linear* network: x_i ~ N(0, I_16)·scale (N fixed inputs),
     h = A₁x + σ₁Z₁ (32-d), S = A₂h + 0.1σ Z₂ (d-d), T = S + σZ.
 
@@ -227,11 +228,13 @@ def noisy_linear(scale: float, n: int = 118, k: int = 4, d: int = 32, seed: int 
     Monte Carlo reference (`reference_xt`, `ref_draws` samples per input). `scale` sets the MI.
     noise_seed: draw the noise from its own seed (the network and inputs, hence the truth, stay
     those of `seed`): repeated noise draws of one task measure an estimator's bias. truth: the
-    truth of that task when already known (skips the reference).
+    truth of that task when already known (skips the reference). decay: the geometric decay of
+    A₂'s singular values (smaller: the upstream noise is lower-rank; with a larger `upstream`,
+    strong low-rank noise).
     """
     g = torch.Generator().manual_seed(seed)
     a1 = torch.randn(32, 16, generator=g, dtype=torch.float64) / 4.0
-    a2 = _spectrum_matrix(d, 32, 0.8, g)
+    a2 = _spectrum_matrix(d, 32, decay, g)
     x = scale * torch.randn(n, 16, generator=g, dtype=torch.float64)
     mu = x @ a1.T @ a2.T
     s2 = 0.1 * sigma
@@ -247,7 +250,9 @@ def noisy_linear(scale: float, n: int = 118, k: int = 4, d: int = 32, seed: int 
         truth = reference_xt(white[:, None, :].float().double(), 1.0, draws=ref_draws,
                              seed=seed + 5)
     top = float(torch.linalg.eigvalsh(cov)[-1])
-    return NoisyNetTask(f"linear{d}d-x{scale:g}", truth, s.float(), sigma,
+    name = f"linear{d}d-x{scale:g}" + ("" if (upstream, decay) == (0.6, 0.8) else
+                                         f"-up{upstream:g}-r{decay:g}")
+    return NoisyNetTask(name, truth, s.float(), sigma,
                         detail=f"N={n}, k={k}, within trace {float(cov.trace()):.2f}, "
                                f"top eig {top:.2f} vs σ²={sigma**2:g}")
 
@@ -269,23 +274,31 @@ class _TinyNoisyReLU:
 
 
 def noisy_relu(scale: float, n: int = 40, k: int = 8, d: int = 2, seed: int = 0,
-               sigma: float = 0.3, upstream: float = 0.5, k_ref: int = 1024) -> NoisyNetTask:
+               sigma: float = 0.3, upstream: float = 0.5, k_ref: int = 1024,
+               noise_seed: int | None = None, truth: float | None = None) -> NoisyNetTask:
     """Small noisy ReLU network at low dimension (d = 2): T|X is a non-Gaussian (rectified)
     distribution. Truth: the mixture of k_ref draws per input (`conditional="draws"`), which
-    converges at this dimension (the value at k_ref/4 is recorded in `detail`)."""
+    converges at this dimension (the value at k_ref/4 is recorded in `detail`). noise_seed: the
+    k draws given to the estimators from their own seed (network, inputs and truth unchanged);
+    truth: the truth when already known (skips the reference)."""
     from ibtui.mi.noise_aware import mixture_mi  # reference = the exact mixture at large k
 
     g = torch.Generator().manual_seed(seed)
     net = _TinyNoisyReLU(d, upstream, seed)
     x = scale * torch.randn(n, 4, generator=g, dtype=torch.float64)
     ref = net.draws(x, k_ref, g)
-    truth = mixture_mi(ref, sigma, bracket=False, seed=seed + 1, chunk_mb=64)["value"]
-    quarter = mixture_mi(ref[:, : k_ref // 4], sigma, bracket=False, seed=seed + 2,
-                         chunk_mb=64)["value"]
+    if truth is None:
+        truth = mixture_mi(ref, sigma, bracket=False, seed=seed + 1, chunk_mb=64)["value"]
+        quarter = mixture_mi(ref[:, : k_ref // 4], sigma, bracket=False, seed=seed + 2,
+                             chunk_mb=64)["value"]
+        note = f"truth at k={k_ref} (at k={k_ref // 4}: {quarter:.3f})"
+    else:
+        note = f"truth at k={k_ref} given"
+    if noise_seed is not None:
+        g = torch.Generator().manual_seed(20_000 + noise_seed)
     s = net.draws(x, k, g)
     return NoisyNetTask(f"relu{d}d-x{scale:g}", truth, s.float(), sigma,
-                        detail=f"N={n}, k={k}, truth at k={k_ref} (at k={k_ref // 4}: "
-                               f"{quarter:.3f})")
+                        detail=f"N={n}, k={k}, {note}")
 
 
 # --- bmi-benchmark-style tasks (Czyż et al. 2023): closed-form MI under invertible transforms ---

@@ -6,9 +6,13 @@ and, when out_png is given, saves a two-panel figure: estimate vs truth for ever
 paper's InfoNCE-vs-MINE comparison (estimate vs true MI as the Gaussian's MI grows).
 Rows of the comparison curve have task "curve-<mi>".
 `python -m ibtui.mi.validate [--quick] [--out FILE.png]` prints the rows as a Rich table.
-Quick mode: the trained estimators see 500 (infonce-paper) or 1,000 pairs, infonce-paper for 15
-epochs (a smoke test, far from the paper's thousands of steps), separable and mine for at most
-1,000 steps; the noise-aware estimator always sees every sample.
+Quick mode (a few minutes on 2 cores): one task of each family (`family`) on smaller sizes
+(`_build_tasks`, `noisy_net_tasks`, `bmi_tasks`, one curve point); the noise-aware estimator runs
+on every task, the trained estimators on QUICK_TRAINED_TASKS, the curve and the bmi task
+(`plan_jobs`), seeing 500 (infonce-paper) or 1,000 pairs, infonce-paper for 4 epochs and
+separable and mine for at most 200 steps: a smoke test that every estimator runs and lands near
+the truth, far from their converged accuracy (the full run is the complete check). The
+noise-aware estimator always sees every sample. Progress ends with an estimate of the time left.
 Rows "noise-aware/gaussian" use `noisy_mi(..., conditional="gaussian")` on tasks with k > 1.
 Full mode: all samples, the paper's schedules (hours on CPU).
 
@@ -42,35 +46,60 @@ from ibtui.mi.result import MIEstimate
 Progress = Callable[[float, str], None] | None
 CURVE_METHODS = ("infonce-paper", "mine", "noise-aware")
 QUICK_SAMPLES = {"infonce-paper": 500, "infonce-separable": 1000, "mine": 1000}
-QUICK_EPOCHS = {"infonce-paper": 15}
-QUICK_STEPS = 1000  # infonce-separable and mine in quick mode (their convergence rule may stop sooner)
+QUICK_EPOCHS = {"infonce-paper": 4}
+QUICK_STEPS = 200  # infonce-separable and mine in quick mode (their convergence rule may stop sooner)
 
 
 def _build_tasks(quick: bool) -> list[T.Task]:
-    out = [T.paper_gaussian(10_000)]
-    out += [T.high_mi_gaussian(mi) for mi in ((2, 6, 10) if quick else (2, 4, 6, 8, 10))]
+    """Quick: every family once, smaller (2,000 Gaussian pairs, 200 digits with references at
+    fewer draws, the noisy f on 64 digits with its truth at k = 32)."""
+    out = [T.paper_gaussian(2000 if quick else 10_000)]
+    out += [T.high_mi_gaussian(mi, n=2000 if quick else 10_000)
+            for mi in ((2,) if quick else (2, 4, 6, 8, 10))]
     # noisy-network surrogate, deterministic f: truth = independent MC reference (64 draws each)
-    x, s, sigma = T.surrogate(500, 1, 0.0)
+    n_sur = 200 if quick else 500
+    x, s, sigma = T.surrogate(n_sur, 1, 0.0)
     t = s[:, 0] + sigma * torch.randn(s[:, 0].shape, generator=torch.Generator().manual_seed(1))
     a = x.reshape(len(x), -1).float() / 255.0
-    out.append(T.Task("surrogate-xt", T.reference_xt(s, sigma, draws=16 if quick else 64), a, t,
-                      "xt", s, sigma, detail="500 digits, random conv f, T 512-d"))
+    out.append(T.Task("surrogate-xt", T.reference_xt(s, sigma, draws=8 if quick else 64), a, t,
+                      "xt", s, sigma, detail=f"{n_sur} digits, random conv f, T 512-d"))
     # I(T;Ŷ) on the same surrogate
     w, b = T.surrogate_ty_weight()
     sigma_ty = 4 * sigma  # the paper's ratio σ_ty / σ_T = 0.4 / 0.1
     g = torch.Generator().manual_seed(2)
     probs = torch.softmax((t + sigma_ty * torch.randn(t.shape, generator=g)) @ w.T + b, 1)
-    ty_truth = T.reference_ty(s, w, sigma_ty, sigma, draws=32 if quick else 128)
+    ty_truth = T.reference_ty(s, w, sigma_ty, sigma, draws=8 if quick else 128)
     out.append(T.Task("surrogate-ty", ty_truth, t, probs, "ty", s, sigma,
                       {"weight": w, "sigma_ty": sigma_ty, "sigma_t": sigma},
                       detail="Ŷ = softmax(W(T + 4σ_T Z) + b)"))
     # noisy f (internal noise like the real network): truth at k = 64, estimators at k = 8
-    x, s, sigma = T.surrogate(128, 64, 0.05)
+    n_f, k_f = (64, 32) if quick else (128, 64)
+    x, s, sigma = T.surrogate(n_f, k_f, 0.05)
     truth = T.reference_xt(s, sigma, draws=1 if quick else 4)
     t = s[:, 0] + sigma * torch.randn(s[:, 0].shape, generator=torch.Generator().manual_seed(3))
     out.append(T.Task("surrogate-xt-noisy-f", truth, x.reshape(len(x), -1).float() / 255.0, t,
-                      "xt", s[:, :8], sigma, detail="128 digits, noisy f, k=8 vs truth at k=64"))
+                      "xt", s[:, :8], sigma,
+                      detail=f"{n_f} digits, noisy f, k=8 vs truth at k={k_f}"))
     return out
+
+
+def family(task: str) -> str:
+    """The family of a validation task, by name: the quick check runs every estimator on at
+    least one task of each family it applies to."""
+    for prefix, fam in (("paper-gaussian", "gaussian"), ("gauss", "gaussian"),
+                        ("surrogate", "surrogate"), ("curve-", "curve"), ("linear", "noisy-linear"),
+                        ("relu", "noisy-relu"), ("bmi", "bmi")):
+        if task.startswith(prefix):
+            return fam
+    return task
+
+
+# Quick mode: the trained estimators (the slow ones) run on one task of each family only
+QUICK_TRAINED_TASKS = ("paper-gaussian", "surrogate-ty")
+QUICK_CURVE_MI = (4,)
+# relative cost of one job by method, for the estimate of the time left (measured in quick mode)
+JOB_COST = {"noise-aware": 1.0, "noise-aware/gaussian": 1.0, "noise-aware/diagonal": 0.3,
+            "noise-aware/draws": 0.3, "infonce-paper": 3.0, "infonce-separable": 6.0, "mine": 6.0}
 
 
 NOISY_NET_METHODS = ("noise-aware", "noise-aware/diagonal", "noise-aware/draws")
@@ -82,22 +111,24 @@ def noisy_net_tasks(quick: bool) -> list[T.NoisyNetTask]:
     log N; one noise draw each, so at k = 4 a low-MI value varies by up to ~10% around the
     truth: bench/bench_mi_noisy_tasks.py measures the bias over many draws) and small noisy
     ReLU nets (2-d)."""
-    lin = [(16, 0.4), (16, 0.8), (32, 0.3), (64, 0.5), (64, 0.8), (64, 1.6)]
-    if not quick:
-        lin += [(16, 1.6), (32, 0.6), (64, 0.3), (64, 1.2)]
-    out = [T.noisy_linear(scale, d=d, k=4, ref_draws=16 if quick else 64) for d, scale in lin]
-    out += [T.noisy_relu(scale, n=30 if quick else 40, k=8, k_ref=512 if quick else 1024)
-            for scale in ((0.5, 2.0) if quick else (0.5, 1.0, 2.0, 4.0))]
+    if quick:  # one of each
+        return [T.noisy_linear(0.5, d=64, k=4, ref_draws=16),
+                T.noisy_relu(2.0, n=30, k=8, k_ref=256)]
+    lin = [(16, 0.4), (16, 0.8), (32, 0.3), (64, 0.5), (64, 0.8), (64, 1.6),
+           (16, 1.6), (32, 0.6), (64, 0.3), (64, 1.2)]
+    out = [T.noisy_linear(scale, d=d, k=4, ref_draws=64) for d, scale in lin]
+    out += [T.noisy_relu(scale, n=40, k=8, k_ref=1024) for scale in (0.5, 1.0, 2.0, 4.0)]
     return out
 
 
 def bmi_tasks(quick: bool, n: int = 5000) -> list[T.Task]:
     """Invertible-transform tasks with closed-form truth (0.5–4 nats, 5–20 dims)."""
+    if quick:  # one, on the quick sample size
+        return [T.bmi_task(2.0, 10, "halfcube", "both", n=QUICK_SAMPLES["mine"])]
     specs = [(0.5, 5, "id", "both"), (1.0, 20, "normalcdf", "y"), (2.0, 10, "halfcube", "both"),
-             (4.0, 5, "normalcdf", "both"), (4.0, 20, "asinh", "y")]
-    if not quick:
-        specs += [(0.5, 20, "asinh", "both"), (2.0, 5, "asinh", "y"),
-                  (1.0, 10, "halfcube", "y"), (3.0, 10, "normalcdf", "both")]
+             (4.0, 5, "normalcdf", "both"), (4.0, 20, "asinh", "y"),
+             (0.5, 20, "asinh", "both"), (2.0, 5, "asinh", "y"),
+             (1.0, 10, "halfcube", "y"), (3.0, 10, "normalcdf", "both")]
     return [T.bmi_task(mi, d, tr, side, n=n) for mi, d, tr, side in specs]
 
 
@@ -136,27 +167,57 @@ def _row(task: str, truth: float, est: MIEstimate, n: int, detail: str = "") -> 
             "detail": detail}
 
 
+def plan_jobs(quick: bool, methods: list[str], task_list: list, curve: list, noisy: list,
+              bmi: list) -> list[tuple]:
+    """The (task, method) jobs of a validation run, in order. Full: every method on every task.
+    Quick: the noise-aware estimator (and its conditionals) on every task, the trained
+    estimators on QUICK_TRAINED_TASKS, the curve and bmi tasks given (one each): every estimator
+    on at least one task of every family it applies to (`family`)."""
+    trained = [m for m in methods if m != "noise-aware"]
+    jobs = []
+    for t in task_list:
+        for m in methods:
+            if m == "noise-aware" or not quick or t.name in QUICK_TRAINED_TASKS:
+                jobs.append((t, m))
+    if "noise-aware" in methods:  # the k-bias-free variant where the draws of S differ
+        jobs += [(t, "noise-aware/gaussian") for t in task_list if t.s.shape[1] > 1]
+    jobs += [(t, m) for t in curve for m in CURVE_METHODS if m in methods]
+    if "noise-aware" in methods:
+        jobs += [(t, m) for t in noisy for m in NOISY_NET_METHODS]
+    jobs += [(t, m) for t in bmi for m in BMI_METHODS if m in trained]
+    return jobs
+
+
+def _eta(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
 def run_validation(quick: bool, out_png: Path | None, methods: list[str] | None,
                    progress: Progress = None) -> list[dict]:
-    """Run every method on every task (and the comparison curve); see the module doc."""
+    """Run every method on every task (and the comparison curve); see the module doc.
+    Progress details end with an estimate of the time left (elapsed time per unit of
+    JOB_COST so far × the cost left)."""
     methods = [m for m in (methods or list(METHODS)) if m in METHODS]
     report = progress or (lambda f, d: None)
     report(0.0, "building tasks")
     task_list = _build_tasks(quick)
-    curve_mi = (0.5, 2, 4, 6) if quick else (0.5, 1, 2, 3, 4, 5, 6, 8)
-    curve_methods = [m for m in CURVE_METHODS if m in methods]
-    jobs = [(t, m) for t in task_list for m in methods]
-    if "noise-aware" in methods:  # the k-bias-free variant where the draws of S differ
-        jobs += [(t, "noise-aware/gaussian") for t in task_list if t.s.shape[1] > 1]
-    jobs += [(T.gaussian_curve(mi, 1000 if quick else 10_000), m)
-             for mi in curve_mi for m in curve_methods]
-    if "noise-aware" in methods:
-        jobs += [(t, m) for t in noisy_net_tasks(quick) for m in NOISY_NET_METHODS]
-    jobs += [(t, m) for t in bmi_tasks(quick) for m in BMI_METHODS if m in methods]
+    curve_mi = QUICK_CURVE_MI if quick else (0.5, 1, 2, 3, 4, 5, 6, 8)
+    curve = [T.gaussian_curve(mi, 1000 if quick else 10_000) for mi in curve_mi]
+    noisy = noisy_net_tasks(quick) if "noise-aware" in methods else []
+    bmi = bmi_tasks(quick) if any(m in BMI_METHODS for m in methods) else []
+    jobs = plan_jobs(quick, methods, task_list, curve, noisy, bmi)
+    costs = [JOB_COST.get(m, 1.0) for _, m in jobs]
+    total_cost, done_cost = sum(costs) or 1.0, 0.0
+    t_jobs = time.perf_counter()
     rows = []
     for i, (task, method) in enumerate(jobs):
         label = f"{task.name} {method}"
-        report(0.05 + 0.95 * i / len(jobs), label)
+        if done_cost > 0:
+            per = (time.perf_counter() - t_jobs) / done_cost
+            label += f" (~{_eta(per * (total_cost - done_cost))} left)"
+        report(0.05 + 0.95 * done_cost / total_cost, label)
+        done_cost += costs[i]
         if isinstance(task, T.NoisyNetTask):
             est = _run_noisy_net(task, method)
             row = _row(task.name, task.truth, est, len(task.s), task.detail)
@@ -164,7 +225,8 @@ def run_validation(quick: bool, out_png: Path | None, methods: list[str] | None,
             rows.append(row)
             continue
         if task.name.startswith("bmi"):
-            est = estimate(task.a, task.b, method, seed=0)
+            opts = {"max_steps": QUICK_STEPS} if quick else {}
+            est = estimate(task.a, task.b, method, seed=0, **opts)
             row = _row(task.name, task.truth, est, len(task.a), task.detail)
             row["converged"] = est.settings.get("converged")
             rows.append(row)
