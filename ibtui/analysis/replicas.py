@@ -66,9 +66,11 @@ def mean_interval(values: list[float], level: float = 0.95) -> Interval | None:
     if n < 2:
         return Interval(mean, None, None, 1)
     sd = math.sqrt(sum((v - mean) ** 2 for v in vals) / (n - 1))
-    from scipy import stats  # local: config_key is used where scipy is not loaded (runs index)
+    # Student's t quantile; scipy.special loads in half the time of scipy.stats (local: the
+    # runs index uses config_key where scipy is not loaded)
+    from scipy.special import stdtrit
 
-    half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * sd / math.sqrt(n)
+    half = float(stdtrit(n - 1, 0.5 + level / 2)) * sd / math.sqrt(n)
     return Interval(mean, mean - half, mean + half, n)
 
 
