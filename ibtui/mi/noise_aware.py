@@ -393,23 +393,62 @@ def draws_jackknife(s: torch.Tensor, sigma: float, conditional: str, *, mc_sampl
     return {"stderr": math.sqrt(var), "values": vals, "mean": mean}
 
 
+# Regimes where the Gaussian-conditional I(X;T) is measured to miss 5% (bias over noise draws,
+# bench/bench_mi_noisy_tasks.py): the record carries the flag and the bound, and its error
+# includes the bound (so a 95% interval is at least ± bound × value wide).
+K2_BIAS = 0.6  # k = 2: +14% to +60% at low MI (one draw per half cannot part noise from signal)
+FEW_INPUTS_BIAS = 0.25  # noisy directions d_eff > FEW_INPUTS_RATIO · N: +7% to +24% at k = 4
+FEW_INPUTS_RATIO = 0.3
+NOISY_SHARE = 0.05  # a whitened direction counts as noisy when the draws' noise is ≥ 5% of it
+
+
+def accuracy_flag(s: torch.Tensor, sigma: float, cov: torch.Tensor | None = None
+                  ) -> tuple[str, float, int] | None:
+    """(why, relative bias bound, d_eff) when the draws s (N, k, d) fall in a regime where the
+    Gaussian-conditional I(X;T) is known to miss 5%, else None.
+
+    - k = 2: no jackknife over draws, and the bias reached +60% at low MI.
+    - d_eff > 0.3 N, d_eff = the number of directions of T in which the draws' own noise is
+      ≥ 5% of T|X's variance (eigenvalues λ of the within-input covariance with
+      λ/(λ + σ²) ≥ 0.05): too few inputs to tell the means' signal from their noise there
+      (32-d T, N = 40, k = 4: +7% to +24% at 0.7–1.7 nats)."""
+    s = _as_draws(s)
+    n, k, _ = s.shape
+    if k < 2:
+        return None
+    if cov is None:
+        cov = _within(s.to(torch.float64))[1]
+    lam = torch.linalg.eigvalsh(cov).clamp_min(0.0)
+    d_eff = int((lam / (lam + sigma**2) >= NOISY_SHARE).sum())
+    if k == 2:
+        return (f"k=2: the spread over noise draws cannot be estimated and the bias reached "
+                f"+{K2_BIAS:.0%} at low MI; use k >= 4", K2_BIAS, d_eff)
+    if d_eff > FEW_INPUTS_RATIO * n:
+        return (f"{d_eff} noisy directions for N={n} inputs (> {FEW_INPUTS_RATIO:g} N): the bias "
+                f"reached +{FEW_INPUTS_BIAS:.0%} at low MI; use more inputs", FEW_INPUTS_BIAS,
+                d_eff)
+    return None
+
+
 def _draws_error(settings: dict, s: torch.Tensor, sigma: float, conditional: str, value: float,
                  **kw) -> None:
-    """Fold the spread over noise draws into settings["image_stderr"] (`noisy_mi`)."""
+    """Fold the spread over noise draws, and the bias bound of a flagged regime, into
+    settings["image_stderr"] (`noisy_mi`)."""
     images = settings["image_stderr"]
     settings["images_stderr"] = images
     jack = draws_jackknife(s, sigma, conditional, lam=settings.get("shrinkage"), **kw)
-    if jack is None:  # k = 2: no jackknife; say so and widen
-        settings["draws_stderr"] = None
-        if images is not None:
-            settings["image_stderr"] = 2.0 * images
-        settings["accuracy_flag"] = "k=2: spread over noise draws not estimable; error doubled"
-        return
     k = s.shape[1]
-    settings["draws_stderr"] = jack["stderr"]
-    settings["draws_bias"] = (k - 1) * (jack["mean"] - value)
+    settings["draws_stderr"] = None if jack is None else jack["stderr"]
+    if jack is not None:
+        settings["draws_bias"] = (k - 1) * (jack["mean"] - value)
+    flag = accuracy_flag(s, sigma)
+    extra = 0.0
+    if flag is not None:
+        settings["accuracy_flag"], settings["bias_bound"], settings["noisy_directions"] = flag
+        extra = flag[1] * abs(value) / 1.96
     if images is not None:
-        settings["image_stderr"] = math.sqrt(images**2 + jack["stderr"] ** 2)
+        draws = 0.0 if jack is None else jack["stderr"]
+        settings["image_stderr"] = math.sqrt(images**2 + draws**2 + extra**2)
 
 
 def noisy_mi(s: torch.Tensor, sigma: float, *, mc_samples: int = 1, bracket: bool = True,
@@ -443,8 +482,10 @@ def noisy_mi(s: torch.Tensor, sigma: float, *, mc_samples: int = 1, bracket: boo
     included; alone in settings["images_stderr"]) and over the k noise draws the conditional
     model is fitted on (delete-one-draw jackknife, `draws_jackknife`; settings["draws_stderr"]).
     draws_stderr (default: as lower_bound, i.e. whenever bounds are computed) turns the
-    jackknife on (k refits of the model). With k = 2 no jackknife exists; the images' error is
-    then doubled and settings["accuracy_flag"] says so (module doc of `accuracy_flag`).
+    jackknife on (k refits of the model). In a regime where the value is known to miss 5%
+    (`accuracy_flag`: k = 2, or too few inputs for the noisy directions) settings carry
+    "accuracy_flag" (why) and "bias_bound" (relative), and image_stderr also includes
+    bias_bound × value / 1.96, so the 95% interval never claims more than the value has.
     """
     t0 = time.perf_counter()
     s = _as_draws(s)
