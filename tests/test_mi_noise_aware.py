@@ -296,3 +296,20 @@ def test_image_stderr_matches_the_spread_over_drawn_subsets():
     s = torch.randn(30, 4, 6, generator=g)
     assert noisy_mi(s, 0.5, conditional="draws").settings["image_stderr"] > 0
     assert noisy_mi_ty(s, torch.randn(10, 6, generator=g), 0.4).settings["image_stderr"] > 0
+
+
+def test_recorded_error_adds_the_draws_jackknife_and_a_flagged_bias():
+    """image_stderr = √(images² + draws²) (+ a flagged regime's bias bound); the jackknife runs
+    with the bounds (lower_bound) unless asked otherwise, and k = 2 is flagged and widened."""
+    t = T.noisy_linear(0.5, d=16, k=4, truth=1.0)
+    e = noisy_mi(t.s, t.sigma, mc_samples=2, lower_bound=False, draws_stderr=True)
+    st = e.settings
+    assert st["draws_stderr"] > 0 and "accuracy_flag" not in st
+    assert st["image_stderr"] == pytest.approx(math.hypot(st["images_stderr"], st["draws_stderr"]))
+    plain = noisy_mi(t.s, t.sigma, mc_samples=2, lower_bound=False).settings
+    assert "draws_stderr" not in plain and plain["image_stderr"] == st["images_stderr"]
+    assert noisy_mi(t.s, t.sigma, mc_samples=2).value == e.value  # the value is unchanged
+    t2 = T.noisy_linear(0.5, d=16, k=2, truth=1.0)
+    st2 = noisy_mi(t2.s, t2.sigma, mc_samples=2, lower_bound=False, draws_stderr=True).settings
+    assert st2["accuracy_flag"].startswith("k=2") and st2["draws_stderr"] is None
+    assert st2["image_stderr"] > st2["images_stderr"]
