@@ -98,7 +98,7 @@ async def test_a_runs_dir_that_does_not_exist_says_so(tmp_path):
     async with app.run_test(size=(160, 48)) as pilot:
         await settle(pilot)
         top = plain(app.screen.query_one("#topbar", Static))
-        assert "does not exist yet" in top and "created at the first launch" in top, top
+        assert "does not exist yet" in top and "the first launch creates it" in top, top
 
 
 @sync

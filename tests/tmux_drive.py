@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Drive the real app in tmux the way a user does, saving every captured screen as text.
 
-    python tests/tmux_drive.py [--out DIR] [--size 80x24] [--no-live] [--keys-only] [--timeout 900]
+    python tests/tmux_drive.py [--out DIR] [--size 80x24] [--no-live] [--keys-only]
+                               [--round-two-only] [--timeout 900]
 
 Phase 1 (fixture): a copy of the fixture runs directory (every state, damaged runs); the app
 is opened with `ibtui tui --runs-dir`, and keys are sent with `tmux send-keys`: the runs
@@ -11,6 +12,9 @@ Phase 2 (keys): the fixture again; on every screen (runs, leaderboard, workers, 
 tab, compose, help, dialogs) the command palette is opened and searched, and every key of the
 key table (ibtui/tui/keys.py) is pressed; after each key the app must still be running and
 no traceback may be on screen.
+Phase 2b (round two): the MI chart's ceiling, bound band and ▲ markers, v and b, the
+compare overlay's labels, + hiding the leaderboard's plot, the replicas view, G across pages,
+F1 from the filter field, an unknown filter column, a runs dir that does not exist yet.
 Phase 3 (live, unless --no-live): an empty runs directory; `n` opens the form, a tiny
 experiment is typed in and launched with ctrl+r; a real detached scheduler runs it while the
 runs table is captured; the finished run is opened and its MI plots captured.
@@ -285,6 +289,88 @@ def phase_keys(d: Driver, work: Path) -> None:
     d.stop()
 
 
+def phase_round_two(d: Driver, work: Path) -> None:
+    """Charts that say what they show, a wide leaderboard that shows more, keys that answer:
+    the MI chart's ceiling, bound band and markers, v (subsets) and b (bounds); the compare
+    overlay's labels; + hiding the plot; G across pages; F1 from the filter field; c on an
+    empty runs directory that does not exist yet."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    import json
+
+    from fixtures_runs import make_fixture_runs
+
+    runs = make_fixture_runs(work / "round2", now=time.time())
+    done = "paper-badnets-digits-resnet18-p0.1-s0"
+    path = runs / done / "mi.jsonl"
+    recs = [json.loads(line) for line in path.read_text().splitlines()]
+    for r in recs:  # the backdoor's first I(X;T) at its ceiling: drawn ▲
+        if r["term"] == "xt" and r["role"] == "backdoor" and r["epoch"] == recs[0]["epoch"]:
+            r["value"], r["at_ceiling"] = 6.88, True
+    path.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    d.start(app_command(runs), runs.parent)
+    d.wait_for(r"13 runs")
+    d.press("runs", "/")
+    d.type("state:done")
+    d.press("runs", "Enter", "Home", "Enter")
+    d.wait_for(r"ceiling log N")
+    text = d.wait_for(r"▲")
+    if "╌╌╌" not in text or "I(X;T)" not in text or "nats" not in text:
+        d.capture("round2-mi-missing")
+        raise RuntimeError("the MI chart lacks its ceiling line, title or unit")
+    d.capture("round2-mi-ceiling")
+    d.press("run subsets", "v")
+    d.wait_for(r"target class only")
+    d.capture("round2-mi-target-only")
+    d.press("run subsets", "v", "v", "b")
+    d.wait_for(r"lower bounds hidden")
+    d.press("run bounds", "b", "2")
+    d.wait_for(r"clean acc · ASR · RA")
+    d.capture("round2-training")
+    d.press("run", "Escape", "Escape", "Escape", "l")
+    d.wait_for(r"leaderboard")
+    d.press("leaderboard", "Space", "Space")
+    d.wait_for(r"paper \w+ \w+ p")  # the overlay's legend names the experiment
+    d.capture("round2-compare")
+    if d.width >= 120:  # the plot pane is beside the table: + gives the table the width
+        d.press("leaderboard", "+")
+        d.wait_for(r"Plot hidden")
+        d.wait_for(r"checks")
+        d.capture("round2-no-plot")
+        d.press("leaderboard", "+")
+    d.press("leaderboard", "R")
+    d.wait_for(r"configurations ranked by mean score")
+    d.capture("round2-replicas")
+    d.press("leaderboard", "R", "Escape", "Escape")  # the selection, then back to Runs
+    d.wait_for(r"13 runs")
+    d.press("runs", "G")
+    d.press("runs", "/")
+    d.press("runs filter", "F1")
+    d.wait_for(r"Keys ·")
+    d.press("help", "Escape", "Escape", "Escape")
+    d.press("runs", "/")
+    d.type("foo:bar")
+    d.wait_for(r"foo: no such column")
+    d.capture("round2-unknown-column")
+    # editing keys and characters in one burst (one send-keys: one read) keep their order
+    tmux("send-keys", "-t", SESSION, "BSpace", "z")
+    d.wait_for(r"filter .foo:baz.", timeout=10)
+    tmux("send-keys", "-t", SESSION, "C-u", "t", "i", "n", "y")
+    d.wait_for(r"filter .tiny.", timeout=10)
+    d.capture("round2-burst")
+    d.press("runs", "Enter", "Escape", "q")
+    d.wait_for(r"cancels nothing")
+    d.keys("y", pause=1.0)
+    d.stop()
+    # a runs directory that does not exist yet: said so; c says no run is highlighted
+    d.start(app_command(work / "round2-missing" / "runs"), work)
+    d.wait_for(r"does not exist yet")
+    d.press("empty", "c")
+    d.wait_for(r"No run highlighted")
+    d.capture("round2-missing-dir")
+    d.keys("q", pause=1.0)
+    d.stop()
+
+
 def phase_live(d: Driver, work: Path, timeout: float) -> None:
     runs = work / "live" / "runs"
     runs.parent.mkdir(parents=True)
@@ -344,6 +430,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--no-live", action="store_true", help="skip the real tiny experiment")
     ap.add_argument("--keys-only", action="store_true",
                     help="only phase 2: the palette on every screen and every key")
+    ap.add_argument("--round-two-only", action="store_true",
+                    help="only phase 2b: charts, layout and keys of the second round")
     ap.add_argument("--timeout", type=float, default=900, help="seconds for the live run")
     a = ap.parse_args(argv)
     if shutil.which("tmux") is None:
@@ -357,11 +445,17 @@ def main(argv: list[str]) -> int:
     with tempfile.TemporaryDirectory(prefix="ibtui-drive-") as tmp:
         work = Path(tmp)
         try:
+            if a.round_two_only:
+                print(f"charts, layout and keys (round two), {a.size}:", flush=True)
+                phase_round_two(d, work)
+                return 0
             if not a.keys_only:
                 print(f"fixture runs, {a.size}:", flush=True)
                 phase_fixture(d, work)
             print(f"every key and the palette on every screen, {a.size}:", flush=True)
             phase_keys(d, work)
+            print(f"charts, layout and keys (round two), {a.size}:", flush=True)
+            phase_round_two(d, work)
             if not (a.no_live or a.keys_only):
                 print("live tiny experiment:", flush=True)
                 phase_live(d, work, a.timeout)

@@ -33,6 +33,7 @@ from ibtui.tui.form import (
     validate,
 )
 from ibtui.tui.screens.dialogs import DuplicateScreen
+from ibtui.tui.widgets.bars import KeyOrderInput
 
 FALLBACK_CHOICES = {"dataset": ["digits"], "arch": ["resnet18"], "attack": ["badnets"],
                     "mi_method": ["noise-aware"]}
@@ -153,8 +154,8 @@ class ComposeScreen(Screen):
                     yield CheckList(*[(Text(c), c, c in on) for c in self.choices[f.key]],
                                     id=f"f-{f.key}", classes="multi")
                 else:
-                    yield Input(default_text(f.key), placeholder=f.help, id=f"f-{f.key}",
-                                compact=True)
+                    yield KeyOrderInput(default_text(f.key), placeholder=f.help,
+                                        id=f"f-{f.key}", compact=True)
                 if f.help and (f.kind == "multi" or f.key == "attack_options"):
                     yield Static(Text(f.help), classes="form-help", id=f"help-{f.key}")
 
@@ -176,7 +177,7 @@ class ComposeScreen(Screen):
                 yield Button("Launch ^r", id="launch", compact=True)
                 yield Button("Save ^o", id="save", compact=True)
                 yield Label(" to ", classes="form-label-inline")
-                yield Input(str(self.app.experiments_file), id="save-path", compact=True)
+                yield KeyOrderInput(str(self.app.experiments_file), id="save-path", compact=True)
         yield Footer(compact=True, show_command_palette=False)
 
     def on_descendant_focus(self, event: events.DescendantFocus) -> None:

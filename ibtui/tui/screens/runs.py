@@ -72,7 +72,7 @@ def view_text(table: RunTableBase, total: int) -> Text:
         parts.append(Text(f"not shown: {', '.join(hidden)}"
                           + (" (+ hides the plot)" if getattr(table, "group", False) is not False
                              else " (a wider terminal shows them)"), style="dim"))
-    if table.size.width and table.virtual_size.width > table.size.width:
+    if table.row_count and table.size.width and table.virtual_size.width > table.size.width:
         parts.append(Text("more columns → (scroll right)", style="bold"))
     page = table.page_text()
     if page:
@@ -235,8 +235,8 @@ class RunsScreen(TableScreen):
         if not self.app.loaded:
             top.append(" reading…", style="dim")
         elif not snap.rows and not self.app.runs_dir.is_dir():
-            top.append(" this directory does not exist yet: it is created at the first "
-                       "launch (n composes an experiment)", style="yellow")
+            top.append(" no runs yet: this directory does not exist yet, the first launch "
+                       "creates it (n composes an experiment)", style="yellow")
         elif not snap.rows:
             top.append(" no runs yet: press n to compose an experiment", style="dim")
         top.append_text(state_counts(snap.rows, compact=compact))

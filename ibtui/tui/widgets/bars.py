@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from rich.text import Text
+from textual import events
 from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.widgets import Input, Static
@@ -15,7 +16,27 @@ FILTER_HELP = ("regex or text, all terms must match; column:term for one column 
                "(state:run attack:^b rate:0.1) · enter keep · esc clear")
 
 
-class FilterBar(Input):
+class KeyOrderInput(Input):
+    """An Input whose editing keys act in the order they were typed.
+
+    Textual (8.2.8, the newest release) runs a widget's key bindings only after the key event
+    has bubbled up to the app, while a printable key that follows in the same burst is
+    inserted by the widget at once: `backspace z` sent together inserts z and then deletes
+    it, `ctrl+u tiny` inserts tiny and then clears the field (fast typing, SSH, tmux
+    send-keys). The Input's own bindings are run here, when their key arrives, instead."""
+
+    async def _on_key(self, event: events.Key) -> None:
+        bindings = self._bindings.key_to_bindings.get(event.key)
+        if bindings and not event.is_printable:
+            binding = bindings[0]
+            event.stop()
+            event.prevent_default()
+            await self.run_action(binding.action)
+            return
+        await super()._on_key(event)
+
+
+class FilterBar(KeyOrderInput):
     """The `/` filter: live as you type; enter keeps it, escape clears it."""
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "clear_filter", "Clear filter")]

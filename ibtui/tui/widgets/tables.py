@@ -381,7 +381,7 @@ class RunTableBase(Table):
     def hidden_columns(self) -> list[str]:
         """Labels of the columns left out for want of room (not those folded or merged)."""
         shown = {c.key for c in self.shown}
-        merged = "run" in shown
+        merged = "run" in shown or "id" in shown  # either spells out the foldable columns
         return [c.label for c in self.all_columns if c.key not in shown
                 and c.key not in self.folded and not (merged and c.key in self.foldable)
                 and not (c.key == "id" and merged)]
@@ -487,7 +487,8 @@ def _sig(cell: Text) -> tuple:
 class RunsTable(RunTableBase):
     """The live runs table of the home screen."""
 
-    STEADY: ClassVar[dict[str, int]] = {"state": 13, "progress": 15}  # least widths
+    # columns of a steady width: (least, most) cells
+    STEADY: ClassVar[dict[str, tuple[int, int]]] = {"state": (13, 16), "progress": (15, 20)}
 
     def __init__(self, *args, **kw) -> None:
         super().__init__(*args, **kw)
@@ -504,21 +505,26 @@ class RunsTable(RunTableBase):
         wanted = self.page_of(ordered)
         # state and progress text changes width while runs train: their columns get a fixed
         # width that only ever grows, so the columns right of them never jump
-        for key, least in self.STEADY.items():
+        # (up to a cap: a rare long cell, a worker gone quiet, sizes its column while shown)
+        free: set[str] = set()
+        for key, (least, cap) in self.STEADY.items():
             col = self._column(key)
+            lengths = [cell_len(col.render(r, self.now).plain) for r in wanted]
+            if any(n > cap for n in lengths):
+                free.add(key)
             self.min_widths[key] = max([self.min_widths.get(key, least), cell_len(col.label),
-                                        *(cell_len(col.render(r, self.now).plain)
-                                          for r in wanted)])
+                                        *(n for n in lengths if n <= cap)])
         shown = self.shown_columns(wanted)
         layout = (tuple(c.key for c in shown), self.sort_column, self.sort_reverse,
-                  tuple(self.min_widths.values()))
+                  tuple(self.min_widths.values()), tuple(sorted(free)))
         if layout != self._layout:
             self.clear(columns=True)
             self._rendered.clear()
             self._sort_keys.clear()
             self.add_column(Text(" "), key=MARK, width=1)
             for c in shown:
-                self.add_column(self._label(c), key=c.key, width=self.min_widths.get(c.key))
+                self.add_column(self._label(c), key=c.key,
+                                width=None if c.key in free else self.min_widths.get(c.key))
             self._layout = layout
         keys = [MARK, *(c.key for c in shown)]
         wanted_ids = {r.id for r in wanted}
