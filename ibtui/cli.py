@@ -1006,10 +1006,12 @@ def validate_mi(
     method: list[str] | None = typer.Option(None, "--method", help="only these estimators"),
 ) -> None:
     """Check every MI estimator against tasks with exact ground truth; print and plot."""
-    from ibtui.mi import METHODS
-    from ibtui.mi.validate import print_table, run_validation
-
+    # OpenMP threads that wait passively (set before torch starts): spinning waits slowed
+    # 2-thread work 15-22x on a busy box (bench/bench_omp_wait.py). A user's own setting wins.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:  # the arguments are checked before anything is computed
+        from ibtui.mi import METHODS
+
         unknown = [m for m in method or [] if m not in METHODS]
         if unknown:
             raise IbtuiError(f"--method {unknown[0]!r}: unknown estimator; allowed: "
@@ -1019,6 +1021,8 @@ def validate_mi(
         if out.parent != Path("") and not out.parent.is_dir():
             raise IbtuiError(f"--out {str(out)!r}: folder {str(out.parent)!r} does not exist; "
                              "allowed: a .png path in an existing folder")
+        from ibtui.mi.validate import print_table, run_validation
+
         rows = run_validation(quick=quick, out_png=out, methods=method or None,
                               progress=lambda frac, detail="": err.print(f"[{frac:4.0%}] {detail}",
                                                                          highlight=False,
