@@ -69,8 +69,8 @@ def regime_table(draws: int) -> None:
             e = noisy_mi(t.s, t.sigma, mc_samples=2, seed=r, lower_bound=False, draws_stderr=True)
             errs.append(e.value / t.truth - 1)
             if e.settings.get("accuracy_flag"):
-                flags.add(f"{e.settings['accuracy_flag'].split(':')[0]} "
-                          f"(±{e.settings['bias_bound']:.0%})")
+                why = "k=2" if e.settings["accuracy_flag"].startswith("k=2") else "few inputs"
+                flags.add(f"{why} (±{e.settings['bias_bound']:.0%})")
         bias = statistics.mean(errs)
         flag = "; ".join(sorted(flags)) or "–"
         ok = "yes" if abs(bias) <= 0.05 else ("flagged" if flags else "**no**")
