@@ -26,6 +26,7 @@ import errno
 import os
 import signal
 import time
+from collections import Counter
 from pathlib import Path
 
 from rich.console import Console
@@ -51,9 +52,10 @@ def _fmt(v, spec: str = ".2f") -> str:
     return "-" if v is None else format(v, spec)
 
 
-def _describe(p: Path) -> tuple[float, str]:
+def _describe(p: Path) -> tuple[float, str, str]:
+    """(progress 0-1, one line about the run, its state: `gone` when its directory is)."""
     if not p.is_dir():
-        return 0.0, "gone: its run directory was deleted"
+        return 0.0, "gone: its run directory was deleted", "gone"
     r = load_run(p)
     st, state = r.status, r.state
     epochs = st.get("epochs") or r.spec.get("epochs") or 1
@@ -62,12 +64,16 @@ def _describe(p: Path) -> tuple[float, str]:
     if state == "running":
         done = max(epoch - 1, 0) + (st.get("progress") or 0) if phase == "training" else epoch
         return (min(1.0, done / epochs),
-                f"{phase} e{epoch}/{epochs} acc {_fmt(st.get('test_acc'))} asr {_fmt(st.get('asr'))}")
+                f"{phase} e{epoch}/{epochs} acc {_fmt(st.get('test_acc'))} asr {_fmt(st.get('asr'))}",
+                state)
     if state == "done":
         s = r.summary or {}
         return 1.0, (f"done  acc {_fmt(s.get('clean_acc'))} asr {_fmt(s.get('asr'))} "
-                     f"score {_fmt(s.get('score'), '.3f')}")
-    return 0.0, state + (f": {st.get('error')}" if st.get("error") else "")
+                     f"score {_fmt(s.get('score'), '.3f')}"), state
+    return 0.0, state + (f": {st.get('error')}" if st.get("error") else ""), state
+
+
+MANY_BARS = 12  # more runs than this: one overall bar, plus a bar per running run
 
 
 class Terminal:
@@ -176,8 +182,12 @@ def follow(runs_dir: Path, paths: list[Path], res: Resources, console: Console,
     progress = Progress(TextColumn("{task.fields[name]}", style="bold"), BarColumn(),
                         TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console,
                         refresh_per_second=4)
-    tasks = {p.name: progress.add_task("", total=1.0, name=escape(p.name), info="queued")
-             for p in paths}
+    many = len(paths) > MANY_BARS
+    overall = (progress.add_task("", total=float(len(paths)), name=f"{len(paths)} runs",
+                                 info="") if many else None)
+    tasks = {} if many else {p.name: progress.add_task("", total=1.0, name=escape(p.name),
+                                                         info="queued") for p in paths}
+    final: dict[str, tuple[float, str, str]] = {}  # runs that ended: never read again
     sched = Scheduler(runs_dir, res, only=None)
     signals = {"int": 0, "hup": False}
     kinds = {load_run(p).status.get("executor", "local") for p in paths}
@@ -190,17 +200,38 @@ def follow(runs_dir: Path, paths: list[Path], res: Resources, console: Console,
     def hung_up() -> bool:
         return signals["hup"] or term.lost is not None
 
+    def described() -> list[tuple[Path, float, str, str]]:
+        out = []
+        for p in paths:
+            d = final.get(p.name) or _describe(p)
+            if d[2] in ENDED or d[2] == "gone":
+                final[p.name] = d
+            out.append((p, *d))
+        return out
+
     def tick() -> None:
-        described = [(p, *_describe(p)) for p in paths]
-        wait = (waiting_for_space(runs_dir) if local and any(i == "queued" for _, _, i in described)
+        rows = described()
+        wait = (waiting_for_space(runs_dir) if local and any(i == "queued" for _, _, i, _ in rows)
                 else None)
-        for p, frac, info in described:
+        if many:  # one overall bar, and a bar for each run while it runs
+            counts = Counter(state for *_, state in rows)
+            text = " · ".join(f"{n} {state}" for state, n in counts.most_common())
+            progress.update(overall, completed=float(sum(p.name in final for p in paths)),
+                            info=escape((text + (f" · queued: {wait}" if wait else ""))[:90]))
+        for p, frac, info, state in rows:
+            if many and state != "running":
+                if p.name in tasks:
+                    progress.remove_task(tasks.pop(p.name))
+                continue
+            if p.name not in tasks:
+                tasks[p.name] = progress.add_task("", total=1.0, name=escape(p.name), info="")
             if wait and info == "queued":
                 info = f"queued: {wait}"
             progress.update(tasks[p.name], completed=frac, info=escape(info[:90]))
 
     def ended() -> bool:  # a run whose directory was deleted has ended too (`gone`)
-        return all(not p.is_dir() or load_run(p).state in ENDED for p in paths)
+        return all(p.name in final or not p.is_dir() or load_run(p).state in ENDED
+                   for p in paths)
 
     def on_stop(signum, frame):
         if not sched.owner:

@@ -40,6 +40,7 @@ from ibtui.runs import claim
 from ibtui.runs.resources import THREADS_ENV, Resources, plan_resources
 from ibtui.runs.store import (
     FINISHED,
+    RACY_NS,
     atomic_write_json,
     atomic_write_text,
     effective_state,
@@ -218,6 +219,7 @@ class Scheduler:
         self.unwritten: dict[Path, dict] = {}  # statuses the disk refused: written again each tick
         self.problem: str | None = None  # the last write of ours the disk refused
         self._said: set[str] = set()
+        self._status_cache: dict[str, tuple] = {}  # run -> (status.json signature, status)
         self.waiting: str | None = None  # why queued runs are not started (a full disk)
 
     @property
@@ -269,12 +271,26 @@ class Scheduler:
 
     # --- queue -----------------------------------------------------------------------
     def _statuses(self):
-        for p in sorted(self.runs_dir.iterdir()):
-            if p.name.startswith(".") or p.is_symlink() or not p.is_dir():
-                continue  # a link is never a run: its worker would write wherever it points
-            status, _ = read_json(p / "status.json")
+        """(run dir, status) of every run; a status.json is read again only when its mtime
+        or size changed (a stat per run and tick: reads stay O(runs that change))."""
+        seen = {}
+        for de in sorted(os.scandir(self.runs_dir), key=lambda d: d.name):
+            try:  # a link is never a run: its worker would write wherever it points
+                if de.name.startswith(".") or de.is_symlink() or not de.is_dir():
+                    continue
+                st = os.stat(os.path.join(de.path, "status.json"), follow_symlinks=False)
+            except OSError:
+                continue
+            sig = (st.st_mtime_ns, st.st_size, st.st_ino)
+            cached = self._status_cache.get(de.name)
+            if cached is not None and cached[0] == sig and time.time_ns() - sig[0] > RACY_NS:
+                status = cached[1]
+            else:
+                status, _ = read_json(Path(de.path) / "status.json")
+            seen[de.name] = (sig, status)
             if status:
-                yield p, status
+                yield Path(de.path), status
+        self._status_cache = seen
 
     def queued(self) -> list[Path]:
         """Queued local runs nobody has claimed (a claimed one has a worker starting)."""
