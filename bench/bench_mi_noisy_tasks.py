@@ -40,27 +40,32 @@ REGIMES = (  # d, N, k, scale, upstream, decay
     (64, 200, 16, 1.0, 2.0, 0.5), (64, 200, 16, 1.8, 2.0, 0.5), (64, 200, 4, 1.8, 2.0, 0.5),
     (16, 40, 4, 0.8, 0.6, 0.8), (32, 40, 4, 0.5, 0.6, 0.8), (32, 40, 16, 0.5, 0.6, 0.8),
     (16, 118, 2, 0.4, 0.6, 0.8), (64, 118, 2, 0.5, 0.6, 0.8),
+    (64, 118, 4, 0.5, 0.6, 0.8, 1.0), (128, 118, 4, 0.5, 0.6, 0.8, 1.0),  # every direction noisy
+    (128, 118, 8, 0.5, 0.6, 0.8, 1.0),
 )
 
 
-def regime_table(draws: int) -> None:
+def regime_table(draws: int, only: list[str]) -> None:
     print(f"bias ± sd over {draws} noise draws (mean relative error), flag as recorded\n")
     print("| task | d | N | k | truth | log N | bias ± sd | flag (bias bound) | within 5% or flagged |")
     print("|---|---:|---:|---:|---:|---:|---:|---|---|")
     t0 = time.perf_counter()
-    rows = [("linear", r) for r in REGIMES] + [("relu", (2, 40, k, sc, None, None))
+    rows = [("linear", r) for r in REGIMES] + [("relu", (2, 40, k, sc, None, None, None))
                                                 for sc in (0.5, 2.0) for k in (4, 8, 16)]
     truths: dict = {}
-    for kind, (d, n, k, scale, up, decay) in rows:
+    for kind, (d, n, k, scale, up, decay, *iso) in rows:
+        iso = iso[0] if iso else 0.1
+        if only and not any(f"{d},{n},{k},{scale:g}" == o for o in only):
+            continue
         errs, flags = [], set()
         for r in range(draws):
             if kind == "linear":
-                key = (d, n, scale, up, decay)
+                key = (d, n, scale, up, decay, iso)
                 if key not in truths:
                     truths[key] = T.noisy_linear(scale, n=n, d=d, k=1, ref_draws=512,
-                                                 upstream=up, decay=decay).truth
+                                                 upstream=up, decay=decay, iso=iso).truth
                 t = T.noisy_linear(scale, n=n, d=d, k=k, noise_seed=r, truth=truths[key],
-                                   upstream=up, decay=decay)
+                                   upstream=up, decay=decay, iso=iso)
             else:
                 key = ("relu", scale)
                 if key not in truths:
@@ -82,9 +87,10 @@ def regime_table(draws: int) -> None:
 p = argparse.ArgumentParser()
 p.add_argument("--draws", type=int, default=8)
 p.add_argument("--before-after", action="store_true")
+p.add_argument("--only", nargs="*", default=[], help="rows d,N,k,scale only (e.g. 128,118,4,0.5)")
 args = p.parse_args()
 if not args.before_after:
-    regime_table(args.draws)
+    regime_table(args.draws, args.only)
     sys.exit(0)
 LINEAR = ((16, 0.4), (16, 0.8), (32, 0.3), (32, 0.4), (32, 0.6), (32, 0.8), (64, 0.5), (64, 0.8),
           (64, 1.6))

@@ -16,10 +16,11 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 DRAWS = 8
 
 
-def _linear(d, n, k, scale, up=0.6, decay=0.8):
-    truth = T.noisy_linear(scale, n=n, d=d, k=1, ref_draws=256, upstream=up, decay=decay).truth
+def _linear(d, n, k, scale, up=0.6, decay=0.8, iso=0.1):
+    truth = T.noisy_linear(scale, n=n, d=d, k=1, ref_draws=256, upstream=up, decay=decay,
+                           iso=iso).truth
     return [T.noisy_linear(scale, n=n, d=d, k=k, noise_seed=r, truth=truth, upstream=up,
-                           decay=decay) for r in range(DRAWS)]
+                           decay=decay, iso=iso) for r in range(DRAWS)]
 
 
 def _relu(scale, k):
@@ -46,8 +47,10 @@ def test_bias_within_five_percent(regime):
     assert not any(e.settings.get("accuracy_flag") for e in ests)
 
 
-@pytest.mark.parametrize("regime", [(16, 118, 2, 0.4), (64, 118, 2, 0.5), (32, 40, 4, 0.5)],
-                         ids=str)
+@pytest.mark.parametrize("regime", [
+    (16, 118, 2, 0.4), (64, 118, 2, 0.5), (32, 40, 4, 0.5),
+    (64, 118, 4, 0.5, 0.6, 0.8, 1.0), (128, 118, 4, 0.5, 0.6, 0.8, 1.0),  # every direction noisy
+], ids=str)
 def test_regimes_that_miss_are_flagged_and_widened(regime):
     tasks = _linear(*regime)
     for e, t in zip(_estimates(tasks), tasks, strict=True):

@@ -399,6 +399,8 @@ def draws_jackknife(s: torch.Tensor, sigma: float, conditional: str, *, mc_sampl
 K2_BIAS = 0.6  # k = 2: +14% to +60% at low MI (one draw per half cannot part noise from signal)
 FEW_INPUTS_BIAS = 0.25  # noisy directions d_eff > FEW_INPUTS_RATIO · N: +7% to +24% at k = 4
 FEW_INPUTS_RATIO = 0.3
+MANY_NOISY_BIAS = 1.5  # d_eff > MANY_NOISY_RATIO · N: +28% (0.54 N) to +128% (1.08 N) at k = 4
+MANY_NOISY_RATIO = 0.45
 NOISY_SHARE = 0.05  # a whitened direction counts as noisy when the draws' noise is ≥ 5% of it
 
 
@@ -411,7 +413,10 @@ def accuracy_flag(s: torch.Tensor, sigma: float, cov: torch.Tensor | None = None
     - d_eff > 0.3 N, d_eff = the number of directions of T in which the draws' own noise is
       ≥ 5% of T|X's variance (eigenvalues λ of the within-input covariance with
       λ/(λ + σ²) ≥ 0.05): too few inputs to tell the means' signal from their noise there
-      (32-d T, N = 40, k = 4: +7% to +24% at 0.7–1.7 nats)."""
+      (32-d T, N = 40, k = 4: +7% to +24% at 0.7–1.7 nats); beyond 0.45 N far worse (every
+      direction noisy, N = 118, k = 4: +28% with 64, +82% to +128% with 128; bound 150%): the pure-noise
+      eigenvalues of the means' covariance that clear the Marchenko–Pastur edge each keep
+      ℓ − 1 ≈ c + 2√c of spread, large once c = d/(N − 1) nears 1."""
     s = _as_draws(s)
     n, k, _ = s.shape
     if k < 2:
@@ -421,12 +426,12 @@ def accuracy_flag(s: torch.Tensor, sigma: float, cov: torch.Tensor | None = None
     lam = torch.linalg.eigvalsh(cov).clamp_min(0.0)
     d_eff = int((lam / (lam + sigma**2) >= NOISY_SHARE).sum())
     if k == 2:
-        return (f"k=2: the spread over noise draws cannot be estimated and the bias reached "
-                f"+{K2_BIAS:.0%} at low MI; use k >= 4", K2_BIAS, d_eff)
-    if d_eff > FEW_INPUTS_RATIO * n:
-        return (f"{d_eff} noisy directions for N={n} inputs (> {FEW_INPUTS_RATIO:g} N): the bias "
-                f"reached +{FEW_INPUTS_BIAS:.0%} at low MI; use more inputs", FEW_INPUTS_BIAS,
-                d_eff)
+        return (f"k=2: the spread over noise draws cannot be estimated and the bias reaches "
+                f"{K2_BIAS:.0%} at low MI; use k >= 4", K2_BIAS, d_eff)
+    for ratio, bound in ((MANY_NOISY_RATIO, MANY_NOISY_BIAS), (FEW_INPUTS_RATIO, FEW_INPUTS_BIAS)):
+        if d_eff > ratio * n:
+            return (f"{d_eff} noisy directions for N={n} inputs (> {ratio:g} N): biased by up "
+                    f"to {bound:.0%} at low MI; use more inputs or draws", bound, d_eff)
     return None
 
 

@@ -217,7 +217,7 @@ def _spectrum_matrix(rows: int, cols: int, decay: float, g: torch.Generator) -> 
 def noisy_linear(scale: float, n: int = 118, k: int = 4, d: int = 32, seed: int = 0,
                  sigma: float = 0.1, upstream: float = 0.6, ref_draws: int = 64,
                  noise_seed: int | None = None, truth: float | None = None,
-                 decay: float = 0.8) -> NoisyNetTask:
+                 decay: float = 0.8, iso: float = 0.1) -> NoisyNetTask:
     """Noisy *linear* network: x_i ~ N(0, I_16)·scale (N fixed inputs),
     h = A₁x + σ₁Z₁ (32-d), S = A₂h + 0.1σ Z₂ (d-d), T = S + σZ.
 
@@ -230,14 +230,15 @@ def noisy_linear(scale: float, n: int = 118, k: int = 4, d: int = 32, seed: int 
     those of `seed`): repeated noise draws of one task measure an estimator's bias. truth: the
     truth of that task when already known (skips the reference). decay: the geometric decay of
     A₂'s singular values (smaller: the upstream noise is lower-rank; with a larger `upstream`,
-    strong low-rank noise).
+    strong low-rank noise). iso: the std of S's own isotropic noise Z₂ in units of σ (0.1;
+    1.0 makes every direction of T noisy).
     """
     g = torch.Generator().manual_seed(seed)
     a1 = torch.randn(32, 16, generator=g, dtype=torch.float64) / 4.0
     a2 = _spectrum_matrix(d, 32, decay, g)
     x = scale * torch.randn(n, 16, generator=g, dtype=torch.float64)
     mu = x @ a1.T @ a2.T
-    s2 = 0.1 * sigma
+    s2 = iso * sigma
     cov = upstream**2 * a2 @ a2.T + s2**2 * torch.eye(d, dtype=torch.float64)
     if noise_seed is not None:
         g = torch.Generator().manual_seed(10_000 + noise_seed)
@@ -252,6 +253,7 @@ def noisy_linear(scale: float, n: int = 118, k: int = 4, d: int = 32, seed: int 
     top = float(torch.linalg.eigvalsh(cov)[-1])
     name = f"linear{d}d-x{scale:g}" + ("" if (upstream, decay) == (0.6, 0.8) else
                                          f"-up{upstream:g}-r{decay:g}")
+    name += "" if iso == 0.1 else f"-iso{iso:g}"
     return NoisyNetTask(name, truth, s.float(), sigma,
                         detail=f"N={n}, k={k}, within trace {float(cov.trace()):.2f}, "
                                f"top eig {top:.2f} vs σ²={sigma**2:g}")
