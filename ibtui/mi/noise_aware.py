@@ -399,8 +399,8 @@ def draws_jackknife(s: torch.Tensor, sigma: float, conditional: str, *, mc_sampl
 K2_BIAS = 0.6  # k = 2: +14% to +60% at low MI (one draw per half cannot part noise from signal)
 FEW_INPUTS_BIAS = 0.25  # noisy directions d_eff > FEW_INPUTS_RATIO · N: +7% to +24% at k = 4
 FEW_INPUTS_RATIO = 0.3
-MANY_NOISY_BIAS = 1.5  # d_eff > MANY_NOISY_RATIO · N: +28% (0.54 N) to +128% (1.08 N) at k = 4
-MANY_NOISY_RATIO = 0.45
+MANY_NOISY = ((0.75, 1.5), (0.45, 0.5))  # (d_eff / N above, bound): at k = 4 every direction
+# noisy gave +28% at 0.54 N and +82% to +128% at 1.08 N
 NOISY_SHARE = 0.05  # a whitened direction counts as noisy when the draws' noise is ≥ 5% of it
 
 
@@ -413,8 +413,9 @@ def accuracy_flag(s: torch.Tensor, sigma: float, cov: torch.Tensor | None = None
     - d_eff > 0.3 N, d_eff = the number of directions of T in which the draws' own noise is
       ≥ 5% of T|X's variance (eigenvalues λ of the within-input covariance with
       λ/(λ + σ²) ≥ 0.05): too few inputs to tell the means' signal from their noise there
-      (32-d T, N = 40, k = 4: +7% to +24% at 0.7–1.7 nats); beyond 0.45 N far worse (every
-      direction noisy, N = 118, k = 4: +28% with 64, +82% to +128% with 128; bound 150%): the pure-noise
+      (32-d T, N = 40, k = 4: +7% to +24% at 0.7–1.7 nats); beyond 0.45 N worse (every
+      direction noisy, N = 118, k = 4: +28% with 64, bound 50%; +82% to +128% with 128, bound
+      150% beyond 0.75 N): the pure-noise
       eigenvalues of the means' covariance that clear the Marchenko–Pastur edge each keep
       ℓ − 1 ≈ c + 2√c of spread, large once c = d/(N − 1) nears 1."""
     s = _as_draws(s)
@@ -428,7 +429,7 @@ def accuracy_flag(s: torch.Tensor, sigma: float, cov: torch.Tensor | None = None
     if k == 2:
         return (f"k=2: the spread over noise draws cannot be estimated and the bias reaches "
                 f"{K2_BIAS:.0%} at low MI; use k >= 4", K2_BIAS, d_eff)
-    for ratio, bound in ((MANY_NOISY_RATIO, MANY_NOISY_BIAS), (FEW_INPUTS_RATIO, FEW_INPUTS_BIAS)):
+    for ratio, bound in (*MANY_NOISY, (FEW_INPUTS_RATIO, FEW_INPUTS_BIAS)):
         if d_eff > ratio * n:
             return (f"{d_eff} noisy directions for N={n} inputs (> {ratio:g} N): biased by up "
                     f"to {bound:.0%} at low MI; use more inputs or draws", bound, d_eff)
