@@ -113,3 +113,94 @@ async def test_an_unknown_filter_column_is_named(runs):
         await settle(pilot)
         view = plain(app.screen.query_one("#viewbar", Static))
         assert "foo: no such column" in view, view
+
+
+def test_save_respects_the_umask_and_an_existing_files_mode(tmp_path):
+    import os
+
+    from ibtui.tui.form import save_experiment
+
+    raw = {"name": "a", "width": 4, "epochs": 1, "mi_epochs": [1], "seed": [0]}
+    old = os.umask(0o022)
+    try:
+        path = tmp_path / "experiments.toml"
+        save_experiment(raw, path)
+        assert path.stat().st_mode & 0o777 == 0o644  # not the temporary file's 0600
+        os.chmod(path, 0o640)
+        save_experiment({**raw, "name": "b"}, path)
+        assert path.stat().st_mode & 0o777 == 0o640  # an existing file keeps its mode
+    finally:
+        os.umask(old)
+
+
+def test_summary_never_says_compression_and_no_compression():
+    from ibtui.tui.screens.run import phases_text
+
+    text = phases_text({"phases": {"early": [1, 2], "compression": [12, 12]},
+                        "compression_observed": False}).plain
+    assert "no compression observed" in text and "compression epoch" not in text
+    text = phases_text({"phases": {"compression": [6, 8]}, "compression_observed": True}).plain
+    assert "compression epochs 6–8" in text
+
+
+@sync
+async def test_table_screens_name_the_screen_and_the_runs_directory(runs):
+    from helpers import plain
+    from textual.widgets import Static
+
+    app = make_app(runs)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        top = plain(app.screen.query_one("#topbar", Static))
+        assert top.startswith("ibtui runs · runs"), top  # the cwd holds `runs`
+        await pilot.press("l")
+        await settle(pilot)
+        top = plain(app.screen.query_one("#topbar", Static))
+        assert top.startswith("ibtui leaderboard · runs"), top
+
+
+@sync
+async def test_workers_screen_focuses_a_list_with_rows_and_j_k_cross_lists(runs, monkeypatch):
+    from textual.widgets import DataTable
+
+    app = make_app(runs)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        await pilot.press("w")
+        await settle(pilot)
+        workers = app.screen.query_one("#workers", DataTable)
+        queue = app.screen.query_one("#queue", DataTable)
+        assert workers.row_count and app.focused is workers
+        for _ in range(workers.row_count):
+            await pilot.press("j")
+        assert app.focused is queue and queue.cursor_row == 0  # on into the next list
+        await pilot.press("k")
+        assert app.focused is workers and workers.cursor_row == workers.row_count - 1
+    # no scheduler: "Running now" is empty, so the screen starts on the waiting runs
+    monkeypatch.setattr("ibtui.tui.app.scheduler_info", lambda runs_dir: None)
+    app = make_app(runs)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        await pilot.press("w")
+        await settle(pilot)
+        queue = app.screen.query_one("#queue", DataTable)
+        assert app.focused is queue and queue.row_count
+
+
+@sync
+async def test_workers_keys_without_a_target_say_so(tmp_path):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    app = make_app(runs)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("w")
+        await settle(pilot)
+        for key in ("r", "c"):
+            await pilot.press(key)
+            assert notes(app)[-1] == "No run highlighted.", key
+        await pilot.press("n")
+        await settle(pilot)
+        from ibtui.tui.screens.compose import ComposeScreen
+
+        assert isinstance(app.screen, ComposeScreen)

@@ -8,6 +8,7 @@ re-loads the whole file with `load_spec` and only then replaces it atomically.
 
 from __future__ import annotations
 
+import os
 import re
 import time
 import tomllib
@@ -59,6 +60,18 @@ FORM: list[FormField] = [
 FORM_KEYS = {f.key: f for f in FORM}
 ALWAYS = ("name", "dataset", "arch", "width", "attack", "poison_rate", "epochs", "seed")
 
+
+def _umask() -> int:
+    """The process umask (read from /proc without changing it where possible)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
 
 def default_text(key: str) -> str:
     """What a field shows before the user types: the built-in default, as TOML would write it."""
@@ -236,7 +249,12 @@ def save_experiment(raw: dict, path: Path, when: float | None = None) -> list[Ru
     runs = load_spec_text(data, str(path))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        try:  # an existing file keeps its mode; a new one gets the umask's, as `>` would
+            mode = path.stat().st_mode & 0o777
+        except FileNotFoundError:
+            mode = 0o666 & ~_umask()
         atomic_write_text(path, text)
+        os.chmod(path, mode)
     except OSError as e:
         raise SpecError(f"{path}: cannot write: {e.strerror}") from None
     return runs

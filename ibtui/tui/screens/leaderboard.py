@@ -116,8 +116,8 @@ class LeaderboardScreen(TableScreen):
     def refresh_bars(self) -> None:
         snap: Snapshot = self.app.snapshot
         n = len(self.table.rows_by_id)
-        top = Text.assemble(("ibtui ", "bold"), ("leaderboard", "underline"),
-                            f"  {n} finished run{'s' * (n != 1)} with a summary")
+        top = Text.assemble(("ibtui ", "bold"), ("leaderboard", "underline"), (" · ", "dim"),
+                            (self.app.sub_title, "bold"), f"  {n} finished run{'s' * (n != 1)} with a summary")
         aside = sum(r.valid is False for r in self.table.rows_by_id.values())
         if aside:
             top.append(f" · {aside} set aside ✖ (not learned or duplicate), listed after the "

@@ -42,6 +42,8 @@ def phases_text(ph) -> Text | None:
         return Text("not detected", style="dim")
     out = Text()
     for name, span in spans.items():
+        if name == "compression" and ph.get("compression_observed") is False:
+            continue  # a span by epoch only: the line below says no compression was observed
         if out:
             out.append(" · ")
         if isinstance(span, (list, tuple)) and len(span) == 2 and span[0] != span[1]:

@@ -230,7 +230,9 @@ class RunsScreen(TableScreen):
     def refresh_bars(self) -> None:
         snap: Snapshot = self.app.snapshot
         compact = self.size.width < 120
-        top = Text.assemble(("ibtui ", "bold"), (self.app.sub_title, "underline"),
+        # the screen's name and the runs directory, on every table screen
+        top = Text.assemble(("ibtui ", "bold"), ("runs", "underline"), (" · ", "dim"),
+                            (self.app.sub_title, "bold"),
                             f"  {len(snap.rows)} run{'s' * (len(snap.rows) != 1)} ")
         if not self.app.loaded:
             top.append(" reading…", style="dim")

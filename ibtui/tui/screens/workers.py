@@ -45,6 +45,22 @@ def scheduler_lines(snap: Snapshot) -> Text:
     return t
 
 
+class CrossTable(Table):
+    """A list of the workers screen: j/k go on to the other list at its ends."""
+
+    def action_cursor_down(self) -> None:
+        if not self.row_count or self.cursor_row >= self.row_count - 1:
+            self.screen.cross(self, 1)
+            return
+        super().action_cursor_down()
+
+    def action_cursor_up(self) -> None:
+        if not self.row_count or self.cursor_row <= 0:
+            self.screen.cross(self, -1)
+            return
+        super().action_cursor_up()
+
+
 class WorkersScreen(Screen):
     TITLE = "Workers"
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -58,21 +74,24 @@ class WorkersScreen(Screen):
         Binding("s", "app.start_scheduler", "Start scheduler", id="workers.scheduler",
                 tooltip="Start a detached scheduler if none is alive"),
         Binding("l", "app.go('leaderboard')", "Board", show=False, id="workers.leaderboard"),
+        Binding("n", "app.new_experiment", "New", show=False, id="workers.new",
+                tooltip="Compose a new experiment"),
         Binding("right_square_bracket", "page(1)", "Next page", key_display="]", show=False,
                 id="workers.next_page",
                 tooltip="The next page of runs waiting or needing attention (long lists are paged)"),
         Binding("left_square_bracket", "page(-1)", "Previous page", key_display="[",
                 show=False, id="workers.prev_page", tooltip="The previous page of those runs"),
     ]
+    _focus_chosen = False
     queue_page = 0  # the page of the waiting table shown (RunTableBase.PAGE_SIZE rows a page)
     queue_pages = 1
 
     def compose(self) -> ComposeResult:
         yield Static(id="topbar", classes="topbar")
         yield Static("Running now", classes="section")
-        yield Table(id="workers", cursor_type="row", zebra_stripes=True)
+        yield CrossTable(id="workers", cursor_type="row", zebra_stripes=True)
         yield Static("Waiting or needing attention", id="queue-title", classes="section")
-        yield Table(id="queue", cursor_type="row", zebra_stripes=True)
+        yield CrossTable(id="queue", cursor_type="row", zebra_stripes=True)
         yield RunLine(id="run-line", classes="runline")
         yield Footer(compact=True, show_command_palette=False)
 
@@ -132,7 +151,21 @@ class WorkersScreen(Screen):
                               style="dim")])
                  for r in page]
         sync_table(self.query_one("#queue", DataTable), QUEUE_COLUMNS, queue)
+        if not self._focus_chosen and self.app.loaded:
+            # start on the first list with something in it (not an empty "Running now")
+            self._focus_chosen = True
+            if not workers and queue:
+                self.query_one("#queue", DataTable).focus()
         self.update_run_line()
+
+    def cross(self, table: DataTable, step: int) -> None:
+        """j past the last row of one list goes on to the next list, k before the first row
+        back to the previous one."""
+        other = self.query_one("#queue" if table.id == "workers" else "#workers", DataTable)
+        if (step > 0) != (table.id == "workers") or not other.row_count:
+            return
+        other.focus()
+        other.move_cursor(row=0 if step > 0 else other.row_count - 1, animate=False)
 
     def action_page(self, step: int) -> None:
         page = min(max(self.queue_page + step, 0), self.queue_pages - 1)
@@ -170,10 +203,8 @@ class WorkersScreen(Screen):
 
     def action_cancel(self) -> None:
         rid = self.focused_run()
-        if rid:
-            self.app.cancel_runs([rid])
+        self.app.cancel_runs([rid] if rid else [])  # none: says no run is highlighted
 
     def action_resume(self) -> None:
         rid = self.focused_run()
-        if rid:
-            self.app.resume_runs([rid])
+        self.app.resume_runs([rid] if rid else [])
