@@ -188,3 +188,29 @@ def test_a_phase_change_clears_the_last_phase_detail(tmp_path):
     assert written[-1].get("detail") == ""
     Experiment.beat(fake, progress=0.3, detail="batch 3")  # a detail within the phase stays
     assert written[-1]["detail"] == "batch 3"
+
+
+@sync
+async def test_a_first_page_shows_as_loading_not_as_final(runs):
+    from helpers import plain
+    from textual.widgets import Static
+
+    from ibtui.tui.messages import RunsUpdated
+    from ibtui.tui.poller import RunsReader, Snapshot
+
+    reader = RunsReader(runs)
+    reader._later = ["a", "b"]  # what the first poll of an index leaves for the next
+    assert reader.loading() == (0, 2)
+    app = make_app(runs)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        snap = app.snapshot
+        app.post_message(RunsUpdated(Snapshot(rows=snap.rows[:5], scheduler=snap.scheduler,
+                                              now=snap.now, loading=(5, 13))))
+        await pilot.pause()
+        top = plain(app.screen.query_one("#topbar", Static))
+        assert "loading 5/13" in top and "done" not in top, top
+        app.post_message(RunsUpdated(snap))
+        await pilot.pause()
+        top = plain(app.screen.query_one("#topbar", Static))
+        assert "loading" not in top and "4 done" in top, top

@@ -129,9 +129,12 @@ class IbtuiApp(App[None]):
                 sched = scheduler_info(self.runs_dir)
                 last = self._posted
                 # idle means idle: nothing new, nothing running (whose elapsed time ticks)
+                loading = self.reader.loading()
                 if (last is None or self.reader.changed or sched != last.scheduler
-                        or error != last.error or any(r.state == "running" for r in rows)):
-                    snap = Snapshot(rows=rows, scheduler=sched, now=self.clock(), error=error)
+                        or error != last.error or loading != last.loading
+                        or any(r.state == "running" for r in rows)):
+                    snap = Snapshot(rows=rows, scheduler=sched, now=self.clock(), error=error,
+                                    loading=loading)
                     self._posted = snap
                     self.post_message(RunsUpdated(snap))
                 for rid in watched:

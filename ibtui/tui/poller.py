@@ -47,6 +47,7 @@ class Snapshot:
     scheduler: dict | None = None
     now: float = 0.0
     error: str = ""  # the runs directory itself is unreadable
+    loading: tuple[int, int] | None = None  # (runs shown, runs in all) while still reading
 
     def by_id(self) -> dict[str, RunRow]:
         return {r.id: r for r in self.rows}
@@ -187,6 +188,12 @@ class RunsReader:
             self._pending.update(reconcile(self.runs_dir))
         except OSError:
             pass
+
+    def loading(self) -> tuple[int, int] | None:
+        """(runs read, runs in all) while the first poll's rest is still to be read."""
+        if not self._later:
+            return None
+        return len(self._rows), len(self._rows) + len(self._later)
 
     def _first(self) -> bool:
         """The first poll: the oldest runs as the index saw them, to show a first page at

@@ -236,12 +236,16 @@ class RunsScreen(TableScreen):
                             f"  {len(snap.rows)} run{'s' * (len(snap.rows) != 1)} ")
         if not self.app.loaded:
             top.append(" reading…", style="dim")
+        elif snap.loading:  # a first page: the counts are not final yet
+            shown, total = snap.loading
+            top.append(f" loading {shown}/{total}…", style="bold yellow")
         elif not snap.rows and not self.app.runs_dir.is_dir():
             top.append(" no runs yet: this directory does not exist yet, the first launch "
                        "creates it (n composes an experiment)", style="yellow")
         elif not snap.rows:
             top.append(" no runs yet: press n to compose an experiment", style="dim")
-        top.append_text(state_counts(snap.rows, compact=compact))
+        if not snap.loading:
+            top.append_text(state_counts(snap.rows, compact=compact))
         top.append("  ")
         top.append_text(scheduler_text(snap, compact=compact))
         top.append("  l board · w workers", style="dim")
