@@ -411,20 +411,38 @@ def _value(v):
     return v.value if isinstance(v, Enum) else v
 
 
-def board_rows(runs_dir: Path, ids: set[str] | None = None,
-               where: RunFilter | None = None) -> list[dict]:
-    """Ranked leaderboard rows of the runs (through the runs directory's index: unchanged runs
-    are not read again), optionally only `ids` and those `where` matches. Validity, ranks and
-    ties are decided over every run of the directory (a clean reference or an earlier seed
-    need not be among the rows shown)."""
+def _all_records(runs_dir: Path, where: RunFilter | None) -> list[dict]:
+    """Every run's leaderboard record, ranked over the whole runs directory (validity, ranks
+    and ties: a clean reference or an earlier seed need not be among the rows shown), then
+    only those `where` matches. Without a filter it joins the JSON lines the runs index keeps
+    of settled runs (no Run built per run); a filter needs the runs themselves."""
     from ibtui.runs.board import board_record, rank_records
+
+    if where is None:
+        from ibtui.runs.store import RunIndex
+
+        index = RunIndex(runs_dir)
+        records = []
+        for _, run_id, _, _, line in index.listing():
+            if line is not None:
+                records.append(json.loads(line))
+            elif (run := index.run(run_id)) is not None:  # running (liveness checked now)
+                records.append(board_record(run))
+        rank_records(records)
+        return records
     from ibtui.runs.store import list_runs_cached
 
     runs = list_runs_cached(runs_dir)
     records = [board_record(r) for r in runs]
     rank_records(records)
-    return [rec for r, rec in zip(runs, records, strict=True)
-            if (ids is None or r.id in ids) and (where is None or where(r))]
+    return [rec for r, rec in zip(runs, records, strict=True) if where(r)]
+
+
+def board_rows(runs_dir: Path, ids: set[str] | None = None,
+               where: RunFilter | None = None) -> list[dict]:
+    """Ranked leaderboard rows of the runs (through the runs directory's index: unchanged runs
+    are not read again), optionally only `ids` and those `where` matches."""
+    return [r for r in _all_records(runs_dir, where) if ids is None or r["run"] in ids]
 
 
 def _cell(v) -> str:
@@ -574,18 +592,13 @@ def _where(state, attack, dataset, arch, name, tag) -> RunFilter | None:
 def replica_rows(runs_dir: Path, where: RunFilter | None = None) -> list[dict]:
     """group_replicas' rows of the runs (through the index), with each run's validity."""
     from ibtui.analysis.replicas import METRICS
-    from ibtui.runs.board import board_record, rank_records
-    from ibtui.runs.store import list_runs_cached
 
-    runs = list_runs_cached(runs_dir)
-    records = [board_record(r) for r in runs]
-    rank_records(records)
-    label_keys = ("name", "attack", "dataset", "arch", "poison_rate", "seed")
-    return [{"run": r.id, "valid": rec["valid"], "why": rec["why"],
-             "spec": {"config": rec["config"] or r.id,
-                      **{k: (r.spec or {}).get(k) for k in label_keys}},
+    return [{"run": rec["run"], "valid": rec["valid"], "why": rec["why"],
+             "spec": {"config": rec["config"] or rec["run"], "name": rec.get("_name"),
+                      "attack": rec["attack"], "dataset": rec["dataset"], "arch": rec["arch"],
+                      "poison_rate": rec["rate"], "seed": rec["seed"]},
              **{m: rec[m] for m in METRICS}}
-            for r, rec in zip(runs, records, strict=True) if where is None or where(r)]
+            for rec in _all_records(runs_dir, where)]
 
 
 def _group_json(g) -> dict:

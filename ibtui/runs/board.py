@@ -57,7 +57,7 @@ def board_record(run, state: str | None = None) -> dict[str, Any]:
         state = run.state if not run.damaged else f"{run.state} ({'; '.join(run.damaged)})"
     ok = s.get("sanity_ok")
     return {
-        **{f"_{k}": v for k, v in inputs.items()},
+        **{f"_{k}": v for k, v in inputs.items()}, "_name": sp.get("name"),
         "run": run.id, "attack": sp.get("attack"), "dataset": sp.get("dataset"),
         "arch": sp.get("arch"), "rate": sp.get("poison_rate"), "seed": sp.get("seed"),
         "state": state, "rank": None, "score": s.get("score"), "score_lo": inputs["score_lo"],
@@ -72,7 +72,8 @@ def board_record(run, state: str | None = None) -> dict[str, Any]:
 def rank_records(records: list[dict]) -> list[Verdict]:
     """Fill each record's rank (among valid runs, by score), ties (the ranks whose score
     intervals overlap), valid and why (ibtui.analysis.validity); returns the verdicts."""
-    inputs = [{k[1:]: v for k, v in r.items() if k.startswith("_")} for r in records]
+    inputs = [{k[1:]: v for k, v in r.items() if k.startswith("_") and k != "_name"}
+              for r in records]
     verdicts = assess(inputs)
     for r, i, v in zip(records, inputs, verdicts, strict=True):
         r["rank"], r["ties"], r["valid"], r["why"] = v.rank, v.ties, v.ok, why_text(v, i)
