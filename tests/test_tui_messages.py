@@ -204,3 +204,25 @@ async def test_workers_keys_without_a_target_say_so(tmp_path):
         from ibtui.tui.screens.compose import ComposeScreen
 
         assert isinstance(app.screen, ComposeScreen)
+
+
+@sync
+async def test_ctrl_t_asks_before_resetting_the_form(runs):
+    from helpers import open_compose
+
+    from ibtui.tui.screens.dialogs import ConfirmScreen
+
+    app = make_app(runs)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        screen = await open_compose(pilot)
+        name = screen.query_one("#f-name", Input)
+        name.value = "mine"
+        await pilot.press("ctrl+t")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("n")
+        assert name.value == "mine"  # kept
+        await pilot.press("ctrl+t")
+        await pilot.press("y")
+        await settle(pilot)
+        assert name.value != "mine"

@@ -327,6 +327,15 @@ class ComposeScreen(Screen):
         self.dismiss()
 
     def action_reset(self) -> None:
+        """ctrl+t: every field back to its default, after asking (it loses what was typed)."""
+        from ibtui.tui.screens.dialogs import ConfirmScreen
+
+        self.app.push_screen(
+            ConfirmScreen("Reset the form?", "Every field goes back to its default; what you "
+                          "typed is lost.", yes="Reset", no="Keep it", danger=True),
+            lambda ok: self.reset_fields() if ok else None)
+
+    def reset_fields(self) -> None:
         for f in FORM:
             w = self.query_one(f"#f-{f.key}")
             if isinstance(w, Input):
