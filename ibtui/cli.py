@@ -1019,9 +1019,9 @@ def validate_mi(
     method: list[str] | None = typer.Option(None, "--method", help="only these estimators"),
 ) -> None:
     """Check every MI estimator against tasks with exact ground truth; print and plot."""
-    # OpenMP threads that wait passively (set before torch starts): spinning waits slowed
-    # 2-thread work 15-22x on a busy box (bench/bench_omp_wait.py). A user's own setting wins.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    from ibtui.runtime import passive_openmp
+
+    passive_openmp()  # before torch loads (validate-mi computes in this process)
     try:  # the arguments are checked before anything is computed
         from ibtui.mi import METHODS
 

@@ -17,6 +17,14 @@ import sys
 MKL_MODE = "AUTO"
 
 
+def passive_openmp() -> None:
+    """OpenMP threads that wait by spinning collapse when the cores are shared (other workers,
+    the app, a test suite): 2-thread training steps went from ~0.25 s to 3-5 s on a busy
+    2-core box, and PASSIVE waiting avoids it (python bench/bench_omp_wait.py). A user's own
+    setting wins. Must run before torch is imported (a worker, `validate-mi`)."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
 def configure_worker(threads: int) -> dict:
     """Call first thing in a worker process, before anything imports torch."""
     threads = max(1, int(threads))
@@ -25,11 +33,7 @@ def configure_worker(threads: int) -> dict:
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = str(threads)
     os.environ["MKL_CBWR"] = MKL_MODE
-    # OpenMP threads that wait by spinning collapse when the cores are shared (other workers,
-    # the app, a test suite): 2-thread training steps went from ~0.25 s to 3-5 s on a busy
-    # 2-core box, and PASSIVE waiting avoids it (python bench/bench_omp_wait.py). A user's own
-    # setting wins.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    passive_openmp()
     import torch
 
     torch.set_num_threads(threads)
