@@ -226,3 +226,24 @@ async def test_ctrl_t_asks_before_resetting_the_form(runs):
         await pilot.press("y")
         await settle(pilot)
         assert name.value != "mine"
+
+
+@sync
+async def test_spec_shows_every_field_that_differs_from_its_default(runs):
+    from helpers import DONE, open_run, plain
+    from textual.widgets import Static
+
+    from ibtui.spec import FIELDS
+
+    spec = (runs / DONE / "spec.toml").read_text()
+    lr = f"lr = {FIELDS['lr'].default!r}\n"
+    assert lr in spec
+    (runs / DONE / "spec.toml").write_text(spec.replace(lr, "lr = 0.07\n", 1))
+    app = make_app(runs)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        await open_run(app, pilot, DONE)
+        await pilot.press("3")
+        body = plain(app.screen.query_one("#summary-body", Static))
+        spec_part = body[body.index("Spec"):]
+        assert "lr" in spec_part and "0.07" in spec_part, spec_part

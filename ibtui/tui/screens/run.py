@@ -210,16 +210,21 @@ def summary_renderable(d: RunDetail, boot: dict | None = None, seeds=None,
         parts.append(Text("\nDamaged: " + "; ".join(d.damaged), style="red"))
     spec = d.spec or {}
     if spec:
+        from ibtui.spec import FIELDS
+
         keys = ("dataset", "arch", "width", "attack", "attack_options", "poison_rate", "target",
                 "epochs", "noise_xt", "noise_ty", "mi_epochs", "mi_method", "observe_classes",
                 "seed", "device")
+        # and every other field whose value is not its default (lr, batch size, mi_options…)
+        keys += tuple(k for k in FIELDS if k not in keys and k in spec
+                      and spec[k] not in (FIELDS[k].default, None, [], {}))
         st = Table(box=None, show_header=False, padding=(0, 2, 0, 0))
         st.add_column(style="bold")
         st.add_column()
         for k in keys:
             if k in spec:
                 v = spec[k]
-                if k == "attack_options" and isinstance(v, dict):
+                if isinstance(v, dict):
                     v = ", ".join(f"{a}={b}" for a, b in v.items()) or "defaults"
                 st.add_row(k, str(v))
         parts += [Text("\nSpec", style="bold"), st]
