@@ -134,7 +134,7 @@ async def test_one_checkpoint_shows_a_bar_per_subset(runs):
 def test_ticks_are_round_and_evenly_spaced():
     for lo, hi, n in ((0.54, 2.19, 6), (1.65, 3.61, 3), (0.0, 1.0, 4), (0.78, 6.9, 5)):
         ticks = nice_ticks(lo, hi, n)
-        steps = {round(b - a, 9) for a, b in zip(ticks, ticks[1:])}
+        steps = {round(b - a, 9) for a, b in zip(ticks, ticks[1:], strict=False)}
         assert len(steps) == 1 and ticks[0] <= lo and ticks[-1] >= hi, ticks
         step = steps.pop()
         assert all(float(tick_label(t, step)) == pytest.approx(t) for t in ticks)
@@ -153,9 +153,9 @@ async def test_axes_even_ticks_ra_in_title_and_x_to_the_last_epoch(runs):
         rows = [ln for ln in text.splitlines() if re.match(r"^\s*-?[\d.]+┤", ln)]
         values = [float(re.match(r"^\s*(-?[\d.]+)┤", ln).group(1)) for ln in rows]
         positions = [text.splitlines().index(ln) for ln in rows]
-        gaps = {round(b - a, 6) for a, b in zip(values, values[1:])}
+        gaps = {round(b - a, 6) for a, b in zip(values, values[1:], strict=False)}
         assert len(values) >= 2 and len(gaps) == 1, values  # evenly spaced values
-        assert len({b - a for a, b in zip(positions, positions[1:])}) <= 2  # and rows
+        assert len({b - a for a, b in zip(positions, positions[1:], strict=False)}) <= 2  # and rows
         axis = text.splitlines()[-2]  # the tick labels under the plot
         assert axis.split()[-1] == "10"  # the run's last epoch, not its last checkpoint
 
