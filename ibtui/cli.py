@@ -463,13 +463,16 @@ def _sort_rows(rows: list[dict], column: str) -> list[dict]:
     return sort_records(rows, _value(column))
 
 
-def _ties_text(ties: list[int], n_ranked: int) -> str:
-    """`2, 3`; `all` when a run ties with every other ranked run; `-` when with none."""
-    if not ties:
+def _ties_text(r: dict, n_ranked: int) -> str:
+    """`2, 3`; `all` when a run ties with every other ranked run; `2, 3 … (14)` when it ties
+    with more than it names; `-` when with none."""
+    ties, count = r["ties"], r.get("ties_n") or len(r["ties"])
+    if not count:
         return "-"
-    if n_ranked > 3 and len(ties) == n_ranked - 1:
+    if n_ranked > 3 and count == n_ranked - 1:
         return "all"
-    return ", ".join(map(str, ties[:6])) + ("…" if len(ties) > 6 else "")
+    shown = ties[:6]
+    return ", ".join(map(str, shown)) + (f" … ({count})" if count > len(shown) else "")
 
 
 def _valid_text(r: dict, short: bool = False) -> Text:
@@ -521,7 +524,7 @@ def _print_board(runs_dir: Path, ids: set[str] | None = None, sort: str = "score
                                                   else (None, None)), r["ceiling"]),
                         style="yellow" if r["ceiling"] else "")
         if c == "ties":
-            return "-" if r["rank"] is None else _ties_text(r["ties"], n_ranked)
+            return "-" if r["rank"] is None else _ties_text(r, n_ranked)
         if c == "ok":
             return _ok(r[c])
         if c == "ceiling":
@@ -796,8 +799,8 @@ def show(run_key: str = typer.Argument(..., metavar="RUN"), runs_dir: Path = Run
     boot = run_intervals(r.summary, mi)
     seeds = _replicas_of(runs_dir, r.spec) if r.spec else None
     ranked = board_rows(runs_dir, ids={r.id})
-    validity = ({k: ranked[0][k] for k in ("valid", "why", "rank", "ties")} if ranked
-                else {"valid": None, "why": None, "rank": None, "ties": []})
+    validity = ({k: ranked[0][k] for k in ("valid", "why", "rank", "ties", "ties_n")} if ranked
+                else {"valid": None, "why": None, "rank": None, "ties": [], "ties_n": 0})
     if fmt == "json":
         across = None if seeds is None else _group_json(seeds)
         print(json.dumps({"run": r.id, "state": r.state, "damaged": r.damaged, "status": r.status,

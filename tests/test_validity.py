@@ -79,10 +79,13 @@ def test_duplicates_same_config_and_seed_count_once():
 def test_ties_by_hand():
     # ranks 1..4: [0.10, 0.20], [0.15, 0.30], [0.40, 0.50], no interval
     assert tied_ranks([(0.10, 0.20), (0.15, 0.30), (0.40, 0.50), None]) == [
-        [2, 4], [1, 4], [4], [1, 2, 3]]
+        ([2, 4], 2), ([1, 4], 2), ([4], 1), ([1, 2, 3], 3)]
+    # many overlapping runs: the nearest ranks are named, all are counted
+    many = tied_ranks([(0.0, 1.0)] * 50, keep=4)
+    assert many[0] == ([2, 3, 4, 5], 49) and many[25] == ([24, 25, 27, 28], 49)
     rows = [rec("a", 0.15, 0.10, 0.20), rec("b", 0.2, 0.15, 0.30, seed=1),
             rec("c", 0.45, 0.40, 0.50, seed=2)]
-    assert [x.ties for x in assess(rows)] == [[2], [1], []]
+    assert [(x.ties, x.ties_n) for x in assess(rows)] == [([2], 1), ([1], 1), ([], 0)]
 
 
 def test_score_text_carries_interval_and_ceiling_flag():
@@ -149,7 +152,7 @@ def test_every_export_ranks_valid_runs_first_with_intervals(mixed_runs, tiny_don
     by = {r["run"]: r for r in rows}
     assert [r["run"] for r in rows[:2]] == ["valid1", "valid2"]
     assert (by["valid1"]["rank"], by["valid2"]["rank"]) == (1, 2)
-    assert by["valid1"]["ties"] == [2]  # [0.25, 0.35] and [0.28, 0.36] overlap
+    assert by["valid1"]["ties"] == [2] and by["valid1"]["ties_n"] == 1  # overlapping intervals
     assert (by["valid1"]["score_lo"], by["valid1"]["score_hi"]) == (0.25, 0.35)
     assert by[orig]["valid"] is False and "backdoor not learned (ASR" in by[orig]["why"]
     assert by[orig]["rank"] is None
@@ -160,7 +163,7 @@ def test_every_export_ranks_valid_runs_first_with_intervals(mixed_runs, tiny_don
     assert all(r["score_lo"] is not None for r in rows)  # every real score has its interval
     text = cli(runs, "leaderboard", "--format", "csv", env=env)
     table = list(csv.DictReader(io.StringIO(text)))
-    assert {"rank", "score_lo", "score_hi", "ties", "valid", "why"} <= set(table[0])
+    assert {"rank", "score_lo", "score_hi", "ties", "ties_n", "valid", "why"} <= set(table[0])
     assert table[0]["run"] == "valid1" and table[0]["ties"] == "2" and table[0]["valid"] == "✔"
     md = cli(runs, "leaderboard", "--format", "md", env=env)
     assert "| score_lo | score_hi | ties |" in md and "backdoor not learned" in md

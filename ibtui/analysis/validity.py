@@ -107,7 +107,8 @@ class Verdict:
     reasons: list[str] = field(default_factory=list)
     duplicate_of: str | None = None
     rank: int | None = None
-    ties: list[int] = field(default_factory=list)
+    ties: list[int] = field(default_factory=list)  # the nearest tied ranks (TIES_SHOWN)
+    ties_n: int = 0  # how many ranks it ties with
 
     def text(self) -> str:
         if self.ok is None:
@@ -168,29 +169,42 @@ def duplicates(records: list[dict]) -> dict[int, str]:
     return out
 
 
-def tied_ranks(spans: list[tuple[float, float] | None]) -> list[list[int]]:
+TIES_SHOWN = 10  # a run's ties name at most this many ranks (the nearest); ties_n counts all
+TIES_SCAN = 200  # ranks looked at on each side for the nearest ties
+
+
+def tied_ranks(spans: list[tuple[float, float] | None], keep: int = TIES_SHOWN
+               ) -> list[tuple[list[int], int]]:
     """For intervals listed in rank order (rank = index + 1; None = no interval), the ranks each
-    one cannot be told apart from: those whose interval overlaps its own, and every one without
-    an interval. A sweep by lower end with a heap of open upper ends: O(n log n + tied pairs)."""
-    import heapq
+    one cannot be told apart from (an overlapping interval, or none at all): (the `keep`
+    nearest of them, ascending; how many there are). Counting by binary search over the sorted
+    ends, O(n log n): with ten thousand overlapping runs a full list would be quadratic."""
+    from bisect import bisect_left, bisect_right
 
     n = len(spans)
-    tied: list[list[int]] = [[] for _ in range(n)]
-    bare = [i for i, s in enumerate(spans) if s is None]
-    open_: list[tuple[float, int]] = []
-    for i in sorted((i for i in range(n) if spans[i] is not None), key=lambda i: spans[i][0]):
-        lo, hi = spans[i]
-        while open_ and open_[0][0] < lo:
-            heapq.heappop(open_)
-        for _, j in open_:
-            tied[i].append(j + 1)
-            tied[j].append(i + 1)
-        heapq.heappush(open_, (hi, i))
-    everyone = list(range(1, n + 1))
-    for i in range(n):
-        tied[i] = ([r for r in everyone if r != i + 1] if spans[i] is None
-                   else sorted(tied[i] + [j + 1 for j in bare]))
-    return tied
+    los = sorted(s[0] for s in spans if s is not None)
+    his = sorted(s[1] for s in spans if s is not None)
+    bare = sum(s is None for s in spans)
+
+    def tie(i: int, j: int) -> bool:
+        a, b = spans[i], spans[j]
+        return a is None or b is None or (a[0] <= b[1] and b[0] <= a[1])
+
+    out = []
+    for i, span in enumerate(spans):
+        if span is None:
+            count = n - 1
+        else:
+            lo, hi = span
+            apart = bisect_left(his, lo) + (len(los) - bisect_right(los, hi))
+            count = len(los) - apart - 1 + bare
+        near: list[int] = []
+        for d in range(1, min(n, TIES_SCAN + 1)):
+            if len(near) >= min(keep, count):
+                break
+            near += [j + 1 for j in (i - d, i + d) if 0 <= j < n and tie(i, j)]
+        out.append((sorted(near[:keep]), count))
+    return out
 
 
 def why_text(v: Verdict, rec: dict) -> str | None:
@@ -224,8 +238,8 @@ def assess(records: list[dict]) -> list[Verdict]:
         out[i].rank = pos
         lo, hi = _num(records[i].get("score_lo")), _num(records[i].get("score_hi"))
         spans.append(None if lo is None or hi is None else (lo, hi))
-    for i, ties in zip(ranked, tied_ranks(spans), strict=True):
-        out[i].ties = ties
+    for i, (ties, count) in zip(ranked, tied_ranks(spans), strict=True):
+        out[i].ties, out[i].ties_n = ties, count
     return out
 
 

@@ -19,7 +19,8 @@ from ibtui.errors import IbtuiError
 from ibtui.runs.states import STATES
 
 BOARD_COLUMNS = ["run", "attack", "dataset", "arch", "rate", "seed", "state", "rank", "score",
-                 "score_lo", "score_hi", "ties", "d_xt", "d_ty", "clean_acc", "asr", "ra", "psnr",
+                 "score_lo", "score_hi", "ties", "ties_n", "d_xt", "d_ty", "clean_acc", "asr",
+                 "ra", "psnr",
                  "ssim", "wall_s", "ok", "ceiling", "valid", "why", "config"]
 SANITY_TEXT = ("ok: ✔ when every MI sanity check of the run passed, ✖ when one failed, – when "
                "none was recorded. The checks bound each estimate: I(X;T) ≤ log N, no estimate "
@@ -61,7 +62,8 @@ def board_record(run, state: str | None = None) -> dict[str, Any]:
         "run": run.id, "attack": sp.get("attack"), "dataset": sp.get("dataset"),
         "arch": sp.get("arch"), "rate": sp.get("poison_rate"), "seed": sp.get("seed"),
         "state": state, "rank": None, "score": s.get("score"), "score_lo": inputs["score_lo"],
-        "score_hi": inputs["score_hi"], "ties": [], "d_xt": s.get("d_xt"), "d_ty": s.get("d_ty"),
+        "score_hi": inputs["score_hi"], "ties": [], "ties_n": 0, "d_xt": s.get("d_xt"),
+        "d_ty": s.get("d_ty"),
         "clean_acc": s.get("clean_acc"), "asr": s.get("asr"), "ra": s.get("ra"),
         "psnr": s.get("psnr"), "ssim": s.get("ssim"), "wall_s": s.get("wall_seconds"),
         "ok": ok if isinstance(ok, bool) else None, "ceiling": ceiling_share(s),
@@ -76,7 +78,8 @@ def rank_records(records: list[dict]) -> list[Verdict]:
               for r in records]
     verdicts = assess(inputs)
     for r, i, v in zip(records, inputs, verdicts, strict=True):
-        r["rank"], r["ties"], r["valid"], r["why"] = v.rank, v.ties, v.ok, why_text(v, i)
+        r["rank"], r["ties"], r["ties_n"], r["valid"] = v.rank, v.ties, v.ties_n, v.ok
+        r["why"] = why_text(v, i)
     return verdicts
 
 

@@ -98,7 +98,8 @@ class RunRow:
     valid: bool | None = None
     why: str = ""
     rank: int | None = None
-    ties: tuple[int, ...] = ()
+    ties: tuple[int, ...] = ()  # the nearest tied ranks
+    ties_n: int = 0  # how many ranks it ties with
 
     def elapsed(self, now: float) -> float | None:
         if not self.started:
@@ -215,7 +216,7 @@ def ranked_rows(rows: list[RunRow], fresh: set[str] = frozenset()) -> list[RunRo
     out = []
     for r, v in zip(rows, assess([_inputs(r) for r in rows]), strict=True):
         new = {"valid": v.ok, "why": why_text(v, _inputs(r)) or "", "rank": v.rank,
-               "ties": tuple(v.ties)}
+               "ties": tuple(v.ties), "ties_n": v.ties_n}
         if all(getattr(r, k) == x for k, x in new.items()):
             out.append(r)
         elif r.id in fresh:
@@ -493,8 +494,8 @@ def _score_cell(r: RunRow, now: float) -> Cell:
 def _ties_cell(r: RunRow, now: float) -> Cell:
     if r.rank is None:
         return Cell("", None)
-    text = " ".join(f"#{t}" for t in r.ties[:4]) + ("…" if len(r.ties) > 4 else "")
-    return Cell(text or "–", len(r.ties))
+    text = " ".join(f"#{t}" for t in r.ties[:4]) + (f" …{r.ties_n}" if r.ties_n > 4 else "")
+    return Cell(text or "–", r.ties_n)
 
 
 LEADERBOARD_COLUMN_LIST: list[Column] = [
@@ -550,7 +551,7 @@ def export_record(r: RunRow) -> dict[str, Any]:
     return {"run": r.id, "attack": r.attack or None, "dataset": r.dataset or None,
             "arch": r.arch or None, "rate": r.rate, "seed": r.seed, "state": r.state,
             "rank": r.rank, "score": r.score, "score_lo": r.score_lo, "score_hi": r.score_hi,
-            "ties": list(r.ties), "d_xt": r.d_xt, "d_ty": r.d_ty, "clean_acc": r.acc,
+            "ties": list(r.ties), "ties_n": r.ties_n, "d_xt": r.d_xt, "d_ty": r.d_ty, "clean_acc": r.acc,
             "asr": r.asr, "ra": r.ra, "psnr": r.psnr, "ssim": r.ssim, "wall_s": r.wall_s,
             "ok": r.sanity_ok, "ceiling": r.ceiling, "valid": r.valid, "why": r.why or None,
             "config": r.config or None}
