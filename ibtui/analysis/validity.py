@@ -65,9 +65,10 @@ def inputs_of(run) -> dict:
     st = run.status if isinstance(run.status, dict) else {}
     lo, hi = score_interval(s)
     share = _num(s.get("ceiling_share"))
+    has_spec = any(v is not None for v in sp.values())  # a light spec lists absent keys as None
     return {"run": run.id, "attack": sp.get("attack"), "seed": sp.get("seed"),
-            "config": getattr(run, "config", None) or (config_key(sp) if sp else None),
-            "recipe": recipe_key(sp) if sp else None, "min_asr": min_asr_of(sp),
+            "config": getattr(run, "config", None) or (config_key(sp) if has_spec else None),
+            "recipe": recipe_key(sp) if has_spec else None, "min_asr": min_asr_of(sp),
             "min_asr_reason": sp.get("min_asr_reason") or None, "created": st.get("created"),
             "state": "damaged" if run.damaged else str(run.state),
             "score": s.get("score"), "score_lo": lo, "score_hi": hi,

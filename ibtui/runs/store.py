@@ -1331,7 +1331,7 @@ def _marshals(v: Any) -> bool:
 def _config_key(spec: dict) -> str:
     from ibtui.analysis.replicas import config_key  # local: analysis is above the store
 
-    return config_key(spec)
+    return config_key(spec) if spec else ""  # an unreadable spec is no configuration
 
 
 @contextlib.contextmanager
