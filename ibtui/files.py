@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import io
 import os
 import stat
 from pathlib import Path
@@ -82,3 +83,35 @@ def lock_held(path: Path | str) -> bool:
     finally:
         os.close(fd)
     return False
+
+
+class TolerantStream(io.TextIOBase):
+    """stdout/stderr (a worker's or the scheduler's log) whose write errors are dropped: a full
+    disk must not kill the process through a progress line (nor turn its exit status into 120
+    at shutdown)."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            self._stream.write(text)
+        except (OSError, ValueError):
+            pass
+        return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except (OSError, ValueError):
+            pass
+
+    def fileno(self) -> int:
+        return self._stream.fileno()
+
+    def isatty(self) -> bool:
+        return False
+
+    @property
+    def encoding(self):
+        return getattr(self._stream, "encoding", "utf-8")

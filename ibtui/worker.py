@@ -18,7 +18,6 @@ worker.log that the disk refuses is dropped, never fatal.
 from __future__ import annotations
 
 import errno
-import io
 import json
 import os
 import signal
@@ -28,6 +27,7 @@ import traceback
 from pathlib import Path
 
 from ibtui.errors import IbtuiError
+from ibtui.files import TolerantStream
 from ibtui.runs import claim
 from ibtui.runs.resources import THREADS_ENV, cpu_count
 from ibtui.runs.slurm import slurm_env
@@ -62,37 +62,6 @@ def choose_threads(path: Path) -> int:
         if env.isdigit() and int(env) > 0:
             return int(env)
     return cpu_count()
-
-
-class _Tolerant(io.TextIOBase):
-    """stdout/stderr (worker.log) whose write errors are dropped: a full disk must not kill the
-    worker through a progress line (nor turn its exit status into 120 at shutdown)."""
-
-    def __init__(self, stream):
-        self._stream = stream
-
-    def write(self, text: str) -> int:
-        try:
-            self._stream.write(text)
-        except (OSError, ValueError):
-            pass
-        return len(text)
-
-    def flush(self) -> None:
-        try:
-            self._stream.flush()
-        except (OSError, ValueError):
-            pass
-
-    def fileno(self) -> int:
-        return self._stream.fileno()
-
-    def isatty(self) -> bool:
-        return False
-
-    @property
-    def encoding(self):
-        return getattr(self._stream, "encoding", "utf-8")
 
 
 def hold(name: str, path: Path) -> None:
@@ -183,7 +152,7 @@ def no_space_message(path: Path, e: OSError) -> str:
 
 def main(run_dir: str) -> int:
     path = Path(run_dir)
-    sys.stdout, sys.stderr = _Tolerant(sys.stdout), _Tolerant(sys.stderr)
+    sys.stdout, sys.stderr = TolerantStream(sys.stdout), TolerantStream(sys.stderr)
     lock = claim.inherited(path)
     if lock is None:
         lock = claim.claim(path, "worker")

@@ -62,7 +62,9 @@ def test_clean_and_poisoned_pair(tmp_path, cli_env):
                     assert key in row
         a = run.summary["alarm"]
         assert set(a["suspicion"]) == {str(c) for c in range(10)}
-        assert 0 < a["p"] <= 1 and isinstance(a["poisoned"], bool)
+        # a model below the accuracy floor gets no verdict (poisoned None, and why)
+        assert 0 < a["p"] <= 1 and (isinstance(a["poisoned"], bool)
+                                    or a["poisoned"] is None and a["no_verdict"])
         assert a["top_class"] in range(10) and a["epoch"] == 2
         assert set(a["baselines"]) == {"ac", "ss"}
         assert (a["first_epoch"] is None) == (not a["poisoned"])

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ibtui.errors import RunStoreError
-from ibtui.files import lock_held
+from ibtui.files import TolerantStream, lock_held
 from ibtui.runs import claim
 from ibtui.runs.resources import THREADS_ENV, Resources, plan_resources
 from ibtui.runs.store import (
@@ -559,9 +559,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--gpus", default=None, help="comma-separated; empty = CPU only")
     a = ap.parse_args(argv)
-    from ibtui.worker import _Tolerant  # its log may sit on a full disk: never die of a print
-
-    sys.stdout, sys.stderr = _Tolerant(sys.stdout), _Tolerant(sys.stderr)
+    # its log may sit on a full disk: never die of a print
+    sys.stdout, sys.stderr = TolerantStream(sys.stdout), TolerantStream(sys.stderr)
     try:
         s = Scheduler(Path(a.runs_dir), plan_resources(a.jobs, a.gpus, a.threads))
     except RunStoreError as e:
