@@ -1,7 +1,7 @@
 """The paper's Table I beside the measured one (`ibtui report --paper`).
 
 The paper's values (CIFAR-10, noisy ResNet-18, 10% poison, LC at 25% of the target class, its
-InfoNCE estimator at the network's own noise, 120 epochs; METHOD.md §6) are facts to compare
+InfoNCE estimator at the network's own noise, 120 epochs; docs/method.md §6) are facts to compare
 with, not to reproduce to the digit: the data, schedule, width and estimator differ here, and
 the table says so. For every attack it prints the paper's D_XT, D_TY and score next to the
 measured mean and 95% Student-t interval over seeds (ibtui.analysis.replicas.mean_interval),
@@ -26,7 +26,7 @@ from pathlib import Path
 
 from ibtui.analysis.replicas import mean_interval
 
-# METHOD.md §6, Table I, CIFAR-10 (LC at 25% of the target class, the others at 10%)
+# docs/method.md §6, Table I, CIFAR-10 (LC at 25% of the target class, the others at 10%)
 PAPER_TABLE_I = {
     "badnets": {"d_xt": 0.3903, "d_ty": 0.1736, "score": 0.2820},
     "blend": {"d_xt": 0.3920, "d_ty": 0.4956, "score": 0.4438},
