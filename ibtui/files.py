@@ -5,12 +5,16 @@ The bottom layer: imports nothing from ibtui."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import io
 import os
 import stat
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 KINDS = {stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
          stat.S_IFSOCK: "a socket", stat.S_IFDIR: "a directory", stat.S_IFLNK: "a symbolic link"}
@@ -115,3 +119,57 @@ class TolerantStream(io.TextIOBase):
     @property
     def encoding(self):
         return getattr(self._stream, "encoding", "utf-8")
+
+
+def fsync_dir(path: Path | str) -> None:
+    """Flush a directory's entries (a rename or a new name in it) to disk. Filesystems that
+    cannot sync a directory (EINVAL on some network and FUSE ones) are left as they are."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | os.O_CLOEXEC)
+    except OSError as e:
+        if e.errno in _NO_DIR_SYNC:
+            return
+        raise
+    try:
+        os.fsync(fd)
+    except OSError as e:
+        if e.errno not in _NO_DIR_SYNC:
+            raise
+    finally:
+        os.close(fd)
+
+
+_NO_DIR_SYNC = {errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EBADF, errno.EACCES,
+                errno.EPERM, errno.EROFS}
+
+
+def atomic_write(path: Path | str, data: bytes | Callable[[BinaryIO], object], *,
+                 fsync: bool = True, mode: int | None = None) -> None:
+    """Replace `path` with `data` atomically: readers see the old file or the new one, never a
+    mix. `data` is the bytes, or a function that writes them to the open file (torch.save,
+    np.savez). The new file is written under a temporary name in the same directory, flushed
+    and fsynced, moved over `path` (os.replace), and the directory is fsynced so that the new
+    name survives a crash too. fsync=False skips both flushes (enough for liveness writes: a
+    crash may lose the write, never tear it; far cheaper on shared filesystems). `mode`: the
+    file's permissions (mkstemp creates 0600). On any failure the temporary file is removed
+    and `path` is as it was."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            if callable(data):
+                data(f)
+            else:
+                f.write(data)
+            f.flush()
+            if fsync:
+                os.fsync(f.fileno())
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    if fsync:
+        fsync_dir(path.parent)

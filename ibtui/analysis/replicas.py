@@ -13,29 +13,14 @@ O(G log G) plus the tied pairs for G configurations).
 
 from __future__ import annotations
 
-import hashlib
 import heapq
 import json
 import math
 from dataclasses import dataclass, field
 
-NOT_SCIENCE = ("seed", "threads", "device", "data_root", "download", "min_asr", "min_asr_reason")
+from ibtui.runs.config import config_key
+
 METRICS = ("score", "d_xt", "d_ty", "clean_acc", "asr")
-
-
-def _no_none(v):
-    """TOML has no null: a resolved spec's None options are absent from its spec.toml."""
-    if isinstance(v, dict):
-        return {k: _no_none(x) for k, x in v.items() if x is not None}
-    return v
-
-
-def config_key(spec: dict) -> str:
-    """A short stable id of everything but the seed (and launch details); the same for a
-    resolved spec and the spec.toml written from it."""
-    core = {k: _no_none(v) for k, v in sorted(spec.items())
-            if k not in NOT_SCIENCE and v is not None}
-    return hashlib.sha1(json.dumps(core, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 
 @dataclass
@@ -66,8 +51,8 @@ def mean_interval(values: list[float], level: float = 0.95) -> Interval | None:
     if n < 2:
         return Interval(mean, None, None, 1)
     sd = math.sqrt(sum((v - mean) ** 2 for v in vals) / (n - 1))
-    # Student's t quantile; scipy.special loads in half the time of scipy.stats (local: the
-    # runs index uses config_key where scipy is not loaded)
+    # Student's t quantile; scipy.special loads in half the time of scipy.stats (local: most
+    # commands that import this module compute no interval)
     from scipy.special import stdtrit
 
     half = float(stdtrit(n - 1, 0.5 + level / 2)) * sd / math.sqrt(n)

@@ -26,13 +26,13 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from ibtui.data.datasets import DATASETS, Dataset, data_root
 from ibtui.errors import DataError
+from ibtui.files import atomic_write
 
 SVHN_TRAIN_PER_CLASS = 4000
 USE_CACHE = True
@@ -95,24 +95,12 @@ def _read_cache(path: Path, signature: str | None, name: str) -> Dataset | None:
 def _write_cache(path: Path, signature: str | None, ds: Dataset) -> None:
     if not USE_CACHE or signature is None:
         return
-    tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, signature=np.array(signature), x_train=ds.x_train, y_train=ds.y_train,
-                     x_test=ds.x_test, y_test=ds.y_test, classes=np.array(ds.classes))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        tmp = None
+        atomic_write(path, lambda f: np.savez(
+            f, signature=np.array(signature), x_train=ds.x_train, y_train=ds.y_train,
+            x_test=ds.x_test, y_test=ds.y_test, classes=np.array(ds.classes)))
     except OSError:
         pass  # read-only data directory, full disk...: the cache is only an optimisation
-    finally:
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
 
 
 def _validate(ds: Dataset, where: Path) -> None:

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ibtui.errors import RunStoreError
-from ibtui.files import TolerantStream, lock_held
+from ibtui.files import TolerantStream, fsync_dir, lock_held
 from ibtui.runs import claim
 from ibtui.runs.resources import THREADS_ENV, Resources, plan_resources
 from ibtui.runs.store import (
@@ -155,6 +155,7 @@ def create_runs(specs: list[RunSpec], runs_dir: Path, executor: str = "local",
         path = _claim_run_dir(runs_dir, spec.run_id)
         os.replace(tmp, path)
         out.append(path)
+    fsync_dir(runs_dir)  # the renames survive a crash
     return out
 
 

@@ -17,7 +17,6 @@ import os
 import socket
 import stat as stat_mod
 import sys
-import tempfile
 import threading
 import time
 import types
@@ -28,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ibtui.errors import IbtuiError
+from ibtui.files import atomic_write as atomic_write_bytes  # the one atomic write
 from ibtui.files import read_regular
 from ibtui.runs.states import FINISHED, STATES  # noqa: F401 (FINISHED re-exported)
 
@@ -65,27 +65,6 @@ def _clean(o: Any) -> Any:
 
 def dumps(obj: Any) -> str:
     return json.dumps(_clean(json.loads(json.dumps(obj, default=_json_default))), allow_nan=False)
-
-
-def atomic_write_bytes(path: Path, data: bytes, fsync: bool = True) -> None:
-    """Replace `path` with `data` atomically (temp file in the same dir, os.replace); readers see
-    the old file or the new one, never a mix. fsync=False skips the flush to disk: enough for
-    liveness (a crash may lose the write, never tear it), far cheaper on shared filesystems."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            if fsync:
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def atomic_write_text(path: Path, text: str, fsync: bool = True) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ibtui.runs.slurm import reconcile
 from ibtui.runs.store import (
+    RACY_NS,
     Run,
     RunIndex,
     effective_state,
@@ -26,7 +27,6 @@ from ibtui.runs.store import (
 )
 from ibtui.tui.model import ACTIVE, RunRow, ranked_rows, row_from_run
 
-RACY_NS = 2_000_000_000
 SAVE_EVERY_S = 30.0  # the app writes the runs index at most this often (the CLI: each call)
 SLURM_EVERY_S = 10.0  # one sacct call at most this often, for every Slurm run together
 FIRST_ROWS = 500  # the first poll shows these oldest runs from the index, the rest follows

@@ -33,8 +33,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -43,6 +41,7 @@ import numpy as np
 from ibtui.data.attacks import register
 from ibtui.data.attacks.base import Attack, AttackContext, Option, to_float, to_uint8
 from ibtui.errors import SpecError
+from ibtui.files import atomic_write
 
 if TYPE_CHECKING:
     import torch
@@ -80,17 +79,7 @@ def atomic_torch_save(obj, path: Path) -> None:
     import torch
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda f: torch.save(obj, f), mode=0o644)
 
 
 @register
