@@ -258,22 +258,6 @@ def _plan(jobs: int, gpus: str | None, threads: int):
     return plan_resources(jobs, gpus, threads)
 
 
-def _submit_to_slurm(runs_dir: Path, paths: list[Path], cfg) -> None:
-    """One job array; a rejected submission removes the runs it created (exit 2 follows)."""
-    import shutil
-
-    from ibtui.runs.slurm import submit
-
-    try:
-        ids = submit(paths, cfg, runs_dir)
-    except IbtuiError:
-        for p in paths:
-            shutil.rmtree(p, ignore_errors=True)
-        raise
-    console.print(f"submitted {len(ids)} runs to Slurm as job array {ids[0].split('_')[0]}",
-                  highlight=False, markup=False)
-
-
 def _launch(runs_dir: Path, paths: list[Path], res, detach: bool) -> None:
     """Follow the runs to their end, print the leaderboard, exit 1 if any did not end done."""
     from ibtui.progress import follow, unfinished
@@ -353,10 +337,8 @@ def run(
 
     Exit code: 0 when every run ended done, 1 when any failed, crashed or was interrupted
     (each is named with its worker.log), 2 for a user error."""
-    from dataclasses import asdict
-
-    from ibtui.runs.scheduler import create_runs
-    from ibtui.runs.slurm import check_cluster, load_executor
+    from ibtui.runs.launch import launch
+    from ibtui.runs.slurm import load_executor
     from ibtui.spec import load_spec
 
     try:
@@ -387,15 +369,12 @@ def run(
             console.print(t)
             return
         res = _plan(jobs, gpus, threads)
-        if cfg.kind == "slurm":
-            check_cluster(cfg, str(file))
-            paths = create_runs(specs, runs_dir, executor="slurm", settings=asdict(cfg))
-            _submit_to_slurm(runs_dir, paths, cfg)
-        else:
-            paths = create_runs(specs, runs_dir)
+        launched = launch(specs, runs_dir, cfg, source=str(file))
     except IbtuiError as e:
         fail(e)
-    _launch(runs_dir, paths, res, detach)
+    if launched.slurm:
+        console.print(launched.message(), highlight=False, markup=False)
+    _launch(runs_dir, launched.paths, res, detach)
 
 
 # --- reading runs -----------------------------------------------------------------------------
@@ -983,24 +962,42 @@ def _show_seeds(group) -> None:
 def resume(runs: list[str] = typer.Argument(..., metavar="RUN..."), runs_dir: Path = RunsDir,
            jobs: int = JobsOpt, gpus: str | None = GpusOpt, threads: int = ThreadsOpt,
            detach: bool = typer.Option(False, "--detach",
-                                       help="queue and follow; a background scheduler runs them")) -> None:
+                                       help="queue and follow; a background scheduler runs them"),
+           executor: Executor | None = typer.Option(
+               None, "--executor", help="move the runs to this executor (default: each goes back "
+               "to the one it ran on); Slurm settings from --executor-file"),
+           executor_file: Path | None = typer.Option(
+               None, "--executor-file", help="a TOML file whose [executor] table gives the Slurm "
+               "settings for --executor slurm (default: the cluster's defaults)")) -> None:
     """Continue crashed, failed or interrupted runs from their last checkpoint (exit codes as `run`)."""
-    from ibtui.runs.scheduler import set_queued
-    from ibtui.runs.slurm import resubmit
+    from ibtui.runs import launch
     from ibtui.runs.store import find_run
-    from ibtui.spec import check_stored_spec
 
     try:
         res = _plan(jobs, gpus, threads)
+        cfg = executor_settings(executor, executor_file)
         paths = [find_run(runs_dir, k) for k in runs]
-        for p in paths:  # every spec first: nothing is queued when one of them is wrong
-            check_stored_spec(p / "spec.toml")
-        for p in paths:
-            set_queued(p)
-        resubmit(paths, runs_dir)  # Slurm runs go back to Slurm
+        launched = launch.resume(paths, runs_dir, executor=cfg)
     except IbtuiError as e:
         fail(e)
+    if launched.slurm:
+        console.print(launched.message("resumed"), highlight=False, markup=False)
     _launch(runs_dir, paths, res, detach)
+
+
+def executor_settings(kind, file: Path | None):
+    """The executor `--executor KIND [--executor-file FILE]` names, or None (no choice made)."""
+    from ibtui.runs.slurm import executor_config, load_executor
+
+    if kind is None and file is None:
+        return None
+    kind = _value(kind) if kind else None
+    if file is None:
+        return executor_config(None, "--executor", kind)
+    if not Path(file).is_file():
+        raise IbtuiError(f"--executor-file {file}: no such file; allowed: a TOML file with an "
+                         "[executor] table")
+    return load_executor(file, kind)
 
 
 @app.command()
@@ -1242,19 +1239,28 @@ def alarm_eval(runs_dir: Path = RunsDir,
 
 @app.command()
 def tui(runs_dir: Path = RunsDir, jobs: int = JobsOpt, gpus: str | None = GpusOpt,
-        threads: int = ThreadsOpt) -> None:
+        threads: int = ThreadsOpt,
+        executor: Executor | None = typer.Option(
+            None, "--executor", help="where Launch sends runs (compose can switch it) and where "
+            "resumed runs go (default: Launch uses the [executor] kind of experiments.toml, else "
+            "local; resume sends each run back to where it ran)"),
+        executor_file: Path | None = typer.Option(
+            None, "--executor-file", help="a TOML file whose [executor] table gives the Slurm "
+            "settings (default: experiments.toml)")) -> None:
     """Open the terminal app on a runs directory (Launch and resume use --jobs/--gpus/--threads)."""
     from ibtui.tui.app import run_app
 
     try:
         ids = check_launch(jobs, gpus, threads)
+        executor_settings(executor, executor_file)  # a wrong table or file: said now, exit 2
     except IbtuiError as e:
         fail(e)
     if not (sys.stdin.isatty() and sys.__stdout__ is not None and sys.__stdout__.isatty()):
         fail(IbtuiError("ibtui tui: standard input and output must be a terminal; allowed: run "
                         "it in a terminal (over SSH: ssh -t); without one use `ibtui ls`, "
                         "`ibtui leaderboard` or `ibtui run`"))
-    run_app(runs_dir, jobs=jobs or None, gpus=ids, threads=threads or None)
+    run_app(runs_dir, jobs=jobs or None, gpus=ids, threads=threads or None,
+            executor=_value(executor) if executor else None, executor_file=executor_file)
 
 
 def _setup_output() -> None:
