@@ -35,9 +35,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ibtui.mi.estimate import estimate
-from ibtui.mi.noise_aware import measurement_sigma, noisy_mi, noisy_mi_ty
-from ibtui.mi.options import validate_methods, validate_mi_options
+from ibtui.mi.methods import get, validate_methods
+from ibtui.mi.methods.base import Checkpoint, Job
+from ibtui.mi.options import validate_mi_options
 from ibtui.models.noisy import folded_copy
 
 Progress = Callable[[float, str], None] | None
@@ -79,25 +79,6 @@ def default_forward_batch(device: Any) -> int:
     return 1024 if torch.device(device).type == "cuda" else 128
 
 
-def _sample_kwargs(opts: dict, method: str, term: str) -> dict[str, Any]:
-    common = {key: opts[key] for key in ("weight_decay", "grad_clip", "early_stop_delta",
-                                         "early_stop_patience", "last_epochs")}
-    if method == "infonce-paper":
-        return {**common, "batch_size": opts[f"batch_{term}"], "hidden": opts["hidden"],
-                "negatives": opts[f"negatives_{term}"], "lr": opts[f"lr_{term}"],
-                "max_epochs": opts[f"max_epochs_{term}"]}
-    steps = {"tol": opts["converge_tol"], "patience": opts["converge_patience"],
-             "eval_every": opts["eval_every"], "standardise": opts["standardise"],
-             "weight_decay": opts["weight_decay"], "grad_clip": opts["grad_clip"]}
-    if method == "infonce-separable":
-        return {**steps, "batch_size": opts["separable_batch"], "lr": opts["separable_lr"],
-                "embed": opts["separable_dim"], "max_steps": opts["separable_steps"],
-                "max_epochs": opts["separable_epochs"], "holdout": opts["separable_holdout"]}
-    return {**steps, "batch_size": opts["mine_batch"], "lr": opts["mine_lr"],
-            "hidden": opts["mine_hidden"], "ema": opts["mine_ema"],
-            "max_steps": opts["mine_steps"], "max_epochs": opts["mine_epochs"]}
-
-
 def estimate_checkpoint(model, x: torch.Tensor, subsets: dict[str, np.ndarray], *,
                         methods: list[str], options: dict, seed: int, device: Any,
                         progress: Progress = None) -> list[dict]:
@@ -115,10 +96,11 @@ def estimate_checkpoint(model, x: torch.Tensor, subsets: dict[str, np.ndarray], 
     if not chosen:
         return []
     union = np.unique(np.concatenate(list(chosen.values())))
-    k = opts["k"] if "noise-aware" in methods else 1
-    samples = any(m != "noise-aware" for m in methods)
+    estimators = {m: get(m) for m in methods}
+    k = max(cls.draws(opts) for cls in estimators.values())
+    samples = any(cls.samples for cls in estimators.values())
     report = progress or (lambda frac, detail: None)
-    fwd_share = 0.3 if methods == ["noise-aware"] else 0.05
+    fwd_share = 0.05 if samples else 0.3  # trained estimators take the time
 
     t0 = time.perf_counter()
     devices = [x.device] if x.device.type == "cuda" else []
@@ -129,46 +111,30 @@ def estimate_checkpoint(model, x: torch.Tensor, subsets: dict[str, np.ndarray], 
         draws = forward_draws(folded_copy(model), x, union, k, batch, samples,
                               lambda f, d: report(fwd_share * f, d))
     fwd_seconds = time.perf_counter() - t0
-    sigma_t, sigma_ty = draws["sigma_t"], float(model.noise_ty)
-    weight = model.classifier.weight.detach()
-    # one measurement scale for every subset of this checkpoint, from all measured images
-    sigma_xt, scale_info = measurement_sigma(draws["s"], sigma_t, opts["xt_scale"])
+    ck = Checkpoint(x=x, union=union, s=draws["s"], t=draws["t"], p=draws["p"],
+                    sigma_t=draws["sigma_t"], sigma_ty=float(model.noise_ty),
+                    weight=model.classifier.weight.detach())
+    sigma_t, sigma_ty = ck.sigma_t, ck.sigma_ty
+    # once per checkpoint for every subset (noise-aware: the measurement scale of all images)
+    prepared = {m: cls.prepare(ck, opts) for m, cls in estimators.items()}
 
     jobs = [(term, name, m) for name in chosen for m in methods for term in ("xt", "ty")]
     records = []
     for done, (term, name, method) in enumerate(jobs):
         idx = chosen[name]
         pos = torch.as_tensor(np.searchsorted(union, idx), device=x.device)
-        js = _job_seed(seed, term, name, method)
         base = fwd_share + (1 - fwd_share) * done / len(jobs)
         step = (1 - fwd_share) / len(jobs)
         label = f"I({'X;T' if term == 'xt' else 'T;Ŷ'}) {name} {method}"
         report(base, label)
-        if method == "noise-aware":
-            na = {key: opts[key] for key in ("mc_samples", "bracket", "chunk_mb", "precision")}
-            if term == "xt":
-                est = noisy_mi(draws["s"][pos], sigma_xt, seed=js,
-                               conditional=opts["xt_conditional"], **na)
-                est.settings.update(scale_info)
-                if opts["xt_scale"] > 0:  # the paper's quantity, for reference (no bounds)
-                    own = noisy_mi(draws["s"][pos], sigma_t, seed=js, lower_bound=False,
-                                   conditional=opts["xt_conditional"], **{**na, "bracket": False})
-                    est.settings["network_noise_value"] = own.value
-            else:
-                est = noisy_mi_ty(draws["s"][pos], weight, sigma_ty, sigma_t=sigma_t,
-                                  target=opts["ty_target"], seed=js, **na)
-        else:
-            if term == "xt":
-                xi = torch.as_tensor(idx, device=x.device)
-                a = x[xi].reshape(len(idx), -1).float().div_(255.0)
-                b = draws["t"][pos]
-            else:
-                a, b = draws["t"][pos], draws["p"][pos]
-            def inner(f: float, d: str, base=base, step=step, label=label) -> None:
-                report(base + step * f, f"{label}: {d}")
 
-            est = estimate(a, b, method, seed=js, progress=inner,
-                           **_sample_kwargs(opts, method, term))
+        def inner(f: float, d: str, base=base, step=step, label=label) -> None:
+            report(base + step * f, f"{label}: {d}")
+
+        job = Job(term=term, subset=name, images=idx, rows=pos,
+                  seed=_job_seed(seed, term, name, method), progress=inner, ck=ck,
+                  prepared=prepared[method])
+        est = estimators[method].measure(job, opts)
         settings = {**est.settings, "k": k, "sigma_t": sigma_t, "sigma_ty": sigma_ty,
                     "forward_seconds_shared": fwd_seconds, "forward_batch": batch}
         at_ceiling = est.ceiling is not None and est.value >= est.ceiling - CEILING_MARGIN

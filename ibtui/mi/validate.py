@@ -39,8 +39,8 @@ import torch
 
 from ibtui.mi import tasks as T
 from ibtui.mi.estimate import estimate
+from ibtui.mi.methods import METHODS
 from ibtui.mi.noise_aware import noisy_mi, noisy_mi_ty
-from ibtui.mi.options import METHODS
 from ibtui.mi.result import MIEstimate
 
 Progress = Callable[[float, str], None] | None
