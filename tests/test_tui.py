@@ -421,7 +421,7 @@ async def test_compose_launch_queues_runs_and_ensures_scheduler(runs, starter):
         screen = await open_compose(pilot)
         fill(screen, **TINY)
         await validated(pilot, screen)
-        await pilot.press("ctrl+r")
+        await pilot.press("ctrl+r", "y")  # launch, and confirm
         await settle(pilot)
         for rid in ("tiny-badnets-digits-resnet18-p0.1-s0", "tiny-badnets-digits-resnet18-p0.1-s1"):
             run = load_run(runs / rid)
@@ -441,7 +441,7 @@ async def test_compose_relaunch_of_an_existing_configuration_asks_first(runs, st
         screen = await open_compose(pilot)
         fill(screen, **TINY)
         await validated(pilot, screen)
-        await pilot.press("ctrl+r")
+        await pilot.press("ctrl+r", "y")  # launch, and confirm
         await settle(pilot)
         app.poll_now()
         await settle(pilot)
@@ -450,7 +450,7 @@ async def test_compose_relaunch_of_an_existing_configuration_asks_first(runs, st
             screen = await open_compose(pilot)
             fill(screen, **TINY)
             await validated(pilot, screen)
-            await pilot.press("ctrl+r")
+            await pilot.press("ctrl+r", "y")  # launch, and confirm
             await settle(pilot)
             assert isinstance(app.screen, DuplicateScreen), answer
             body = plain(app.screen.query_one("#dialog-body"))
@@ -481,8 +481,9 @@ async def test_compose_launch_runs_through_the_real_scheduler(tmp_path, monkeypa
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await open_compose(pilot)
         fill(screen, **{**TINY, "seed": "0", "mi_options": "k = 2, max_samples = 64"})
+        pick(screen, "attack", "badnets")
         await validated(pilot, screen)
-        await pilot.press("ctrl+r")
+        await pilot.press("ctrl+r", "y")  # launch, and confirm
         await settle(pilot)
         rid = "tiny-badnets-digits-resnet18-p0.1-s0"
         import time

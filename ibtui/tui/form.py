@@ -8,6 +8,7 @@ re-loads the whole file with `load_spec` and only then replaces it atomically.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import time
@@ -16,7 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ibtui.errors import SpecError
+import tomli_w
+
+from ibtui.errors import IbtuiError, SpecError
 from ibtui.runs.store import atomic_write_text
 from ibtui.spec import FIELDS, RunSpec, experiment_to_toml, load_spec_text, validate_experiment
 
@@ -28,34 +31,45 @@ SOURCE_EXP = "experiment"
 class FormField:
     key: str
     label: str
-    kind: str  # text | value | table | classes | select | multi
-    help: str = ""
+    kind: str  # text | value | table | classes | select | multi | tags
+    hint: str = ""  # an example of what to type (the field's meaning is FIELDS[key].help)
     advanced: bool = False
+
+    @property
+    def help(self) -> str:
+        """What the field means, from the spec's field table (one text for the README, the
+        validation messages and the form), then the form's example if it has one."""
+        text = str(FIELDS[self.key].help)
+        return f"{text}; {self.hint}" if self.hint else text
 
 
 FORM: list[FormField] = [
-    FormField("name", "name", "text", "first part of every run id"),
+    FormField("name", "name", "text"),
     FormField("dataset", "dataset", "select"),
     FormField("arch", "arch", "select"),
-    FormField("width", "width", "value", "base channels (64 = paper); a list makes a grid"),
+    FormField("width", "width", "value", "a list makes a grid"),
     FormField("attack", "attack(s)", "multi", "space toggles; several make a grid"),
     FormField("attack_options", "attack options", "table", 'e.g. size = 3, colour = "blue"'),
     FormField("poison_rate", "poison rate(s)", "value", "e.g. 0.05, 0.1"),
     FormField("target", "target class", "value"),
-    FormField("noise_xt", "noise σ_xt", "value", "noise std inside the blocks"),
-    FormField("noise_ty", "noise σ_ty", "value", "noise std before the classifier"),
+    FormField("noise_xt", "noise σ_xt", "value"),
+    FormField("noise_ty", "noise σ_ty", "value"),
     FormField("epochs", "epochs", "value"),
     FormField("mi_epochs", "MI checkpoints", "value", "blank = the paper's, scaled to epochs"),
-    FormField("mi_method", "MI method(s)", "multi", "several are recorded side by side"),
+    FormField("mi_method", "MI method(s)", "multi"),
     FormField("mi_options", "MI options", "table", "e.g. k = 2, max_samples = 64"),
     FormField("seed", "seed(s)", "value", "e.g. 0, 1, 2 or 0-2"),
-    FormField("observe_classes", "clean classes", "classes", "all, or e.g. 1, 2, 3"),
+    FormField("observe_classes", "clean classes", "classes", "e.g. 1, 2, 3"),
+    FormField("tags", "tags", "tags", "e.g. pilot, lr-sweep"),
     FormField("lr", "learning rate", "value", advanced=True),
+    FormField("momentum", "momentum", "value", advanced=True),
     FormField("batch_size", "batch size", "value", advanced=True),
     FormField("weight_decay", "weight decay", "value", advanced=True),
     FormField("plateau_patience", "plateau patience", "value", advanced=True),
+    FormField("mi_equal_n", "MI equal n", "value", "true | false", advanced=True),
     FormField("stealth_epochs", "stealth epochs", "text", "all | phases", advanced=True),
-    FormField("device", "device", "text", "auto | cpu | cuda | cuda:N", advanced=True),
+    FormField("threads", "threads", "value", advanced=True),
+    FormField("device", "device", "text", advanced=True),
 ]
 FORM_KEYS = {f.key: f for f in FORM}
 ALWAYS = ("name", "dataset", "arch", "width", "attack", "poison_rate", "epochs", "seed")
@@ -73,20 +87,61 @@ def _umask() -> int:
     os.umask(old)
     return old
 
+def value_text(key: str, value: Any) -> str:
+    """A field's value as the form shows it (as experiments.toml would write it, without the
+    brackets and braces): `0.1`, `1, 4, 8`, `k = 4`, `true`."""
+    if isinstance(value, dict):
+        return ", ".join(tomli_w.dumps({k: v}).strip() for k, v in value.items())
+    if isinstance(value, list):
+        return ", ".join(value_text(key, x) for x in value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
 def default_text(key: str) -> str:
-    """What a field shows before the user types: the built-in default, as TOML would write it."""
+    """The built-in default as the form shows it: a field showing this text is left out of
+    the experiment (it falls back to the default anyway)."""
     d = FIELDS[key].default
-    if key == "mi_epochs":
+    if key == "mi_epochs" or isinstance(d, dict):
         return ""
-    if isinstance(d, dict):
-        return ""
-    if isinstance(d, list):
-        return ", ".join(str(x) for x in d)
-    if isinstance(d, bool):
-        return "true" if d else "false"
-    if isinstance(d, float):
-        return repr(d)
-    return str(d)
+    return value_text(key, d)
+
+
+START_PRESET = "quick"
+
+
+@functools.lru_cache(maxsize=1)
+def start_values() -> dict[str, Any]:
+    """The values a fresh form starts from: the embedded `quick` preset (the repository's
+    experiments.toml, what `make run` runs), read from the preset file itself, so a fresh
+    Launch finishes in minutes on a CPU. Its [defaults] and its first experiment, merged;
+    fields it does not set keep the built-in defaults. {} if the preset cannot be read."""
+    try:
+        from ibtui.presets import preset_path
+
+        data = tomllib.loads(preset_path(START_PRESET).read_text(encoding="utf-8"))
+        exps = data.get("experiment") or [{}]
+        merged = {**data.get("defaults", {}), **(exps[0] if isinstance(exps, list) else exps)}
+    except (IbtuiError, OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return {}
+    return {k: v for k, v in merged.items() if k in FORM_KEYS}
+
+
+def start_text(key: str) -> str:
+    """What a text field shows in a fresh form (the quick preset's value, else the default)."""
+    values = start_values()
+    return value_text(key, values[key]) if key in values else default_text(key)
+
+
+def start_value(key: str) -> Any:
+    """A choice field's starting value (select: one name; multi: a list of names)."""
+    v = start_values().get(key, FIELDS[key].default)
+    if FORM_KEYS[key].kind == "multi":
+        return list(v) if isinstance(v, list) else [v]
+    return v
 
 
 def _toml(text: str) -> Any:
@@ -131,6 +186,17 @@ def parse_table(key: str, text: str) -> dict:
                         f"(write key = value, key = \"text\"): {e}") from None
 
 
+def parse_tags(text: str) -> list:
+    """`pilot, lr-sweep` -> ["pilot", "lr-sweep"]; a TOML list (`["a", "b"]`) as written."""
+    text = text.strip()
+    if text.startswith("["):
+        try:
+            return _toml(text)
+        except tomllib.TOMLDecodeError:
+            pass
+    return [t.strip().strip('"\'') for t in text.split(",") if t.strip().strip('"\'')]
+
+
 def build_raw(texts: dict[str, str], choices: dict[str, list[str]]) -> dict:
     """The experiment table the form describes: only the fields that matter (see ALWAYS) and
     those the user changed from their defaults. `choices` holds multi-select values."""
@@ -155,12 +221,14 @@ def build_raw(texts: dict[str, str], choices: dict[str, list[str]]) -> dict:
             raw[f.key] = parse_table(f.key, text)
         elif f.kind == "text" or f.kind == "select":
             raw[f.key] = text
+        elif f.kind == "tags":
+            raw[f.key] = parse_tags(text)
         elif f.kind == "classes":
             v = "all" if text == "all" else parse_value(text)
             raw[f.key] = v if isinstance(v, (list, str)) else [v]
         else:
             v = parse_value(text)
-            if FIELDS[f.key].listy and not isinstance(v, list):
+            if isinstance(FIELDS[f.key].default, list) and not isinstance(v, list):
                 v = [v]
             raw[f.key] = v
     return raw

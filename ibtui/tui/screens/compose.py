@@ -25,11 +25,14 @@ from ibtui.runs.scheduler import create_runs
 from ibtui.spec import FIELDS, RunSpec
 from ibtui.tui.form import (
     FORM,
+    FORM_KEYS,
+    START_PRESET,
     breakdown,
     build_raw,
-    default_text,
     missing_data,
     save_experiment,
+    start_text,
+    start_value,
     validate,
 )
 from ibtui.tui.screens.dialogs import DuplicateScreen
@@ -86,8 +89,22 @@ def load_choices() -> tuple[dict[str, list[str]], dict[str, str], list[str]]:
 
 
 def _default_list(key: str) -> list[str]:
+    """The names a choice list starts with checked (the quick preset's, else the default)."""
+    return list(start_value(key))
+
+
+def _default_shown(key: str) -> str:
+    """A field's built-in default as the help line names it."""
     d = FIELDS[key].default
-    return list(d) if isinstance(d, list) else [d]
+    if key == "mi_epochs":
+        return "the paper's, scaled to epochs"
+    if isinstance(d, (list, dict)) and not d:
+        return "none"
+    if isinstance(d, list):
+        return ", ".join(map(str, d))
+    if isinstance(d, bool):
+        return "true" if d else "false"
+    return str(d) if d != "" else "none"
 
 
 class CheckList(SelectionList[str]):
@@ -139,6 +156,7 @@ class ComposeScreen(Screen):
         self._stale = False
         self._timer: Timer | None = None  # how many validations have been shown (tests wait on it)
         self.busy = False
+        self._initial_picks: dict[str, set[str]] = {}
 
     # --- layout ------------------------------------------------------------------------
     def _row(self, f) -> ComposeResult:
@@ -147,22 +165,27 @@ class ComposeScreen(Screen):
             with Vertical(classes="form-field"):
                 if f.kind == "select":
                     opts = [(Text(c), c) for c in self.choices[f.key]]
-                    yield Select(opts, value=FIELDS[f.key].default, allow_blank=False,
+                    yield Select(opts, value=start_value(f.key), allow_blank=False,
                                  id=f"f-{f.key}", compact=True)
                 elif f.kind == "multi":
                     on = _default_list(f.key)
+                    # what shows checked before the registries load (the fallback lists)
+                    self._initial_picks[f.key] = {c for c in on if c in self.choices[f.key]}
                     yield CheckList(*[(Text(c), c, c in on) for c in self.choices[f.key]],
                                     id=f"f-{f.key}", classes="multi")
                 else:
-                    yield KeyOrderInput(default_text(f.key), placeholder=f.help,
+                    yield KeyOrderInput(start_text(f.key), placeholder=f.help,
                                         id=f"f-{f.key}", compact=True)
                 if f.help and (f.kind == "multi" or f.key == "attack_options"):
                     yield Static(Text(f.help), classes="form-help", id=f"help-{f.key}")
 
     def compose(self) -> ComposeResult:
-        hint = "  comma-separated values make a grid · same rules as experiments.toml"
+        hint = (f"  starts from the {START_PRESET} preset · comma-separated values make a grid · "
+                "same rules as experiments.toml")
+        # the screen's name and the runs directory, as on every screen
         yield Static(Text.assemble(("ibtui ", "bold"), ("new experiment", "underline"),
-                                   (hint, "dim")), classes="topbar")
+                                   (" · ", "dim"), (self.app.sub_title, "bold"), (hint, "dim")),
+                     classes="topbar")
         with VerticalScroll(id="form", can_focus=False):
             for f in FORM:
                 if not f.advanced:
@@ -172,6 +195,7 @@ class ComposeScreen(Screen):
                     if f.advanced:
                         yield from self._row(f)
         with Vertical(id="compose-bottom"):
+            yield Static(id="field-help")
             yield Static(id="compose-result")
             with Horizontal(id="compose-actions"):
                 yield Button("Launch ^r", id="launch", compact=True)
@@ -183,11 +207,25 @@ class ComposeScreen(Screen):
     def on_descendant_focus(self, event: events.DescendantFocus) -> None:
         """Light up the focused field's label (`:focus-within` does not follow focus moves
         between sibling rows)."""
+        focused = None
         for row in self.query(".form-row"):
-            row.set_class(event.widget in row.query("*"), "-focused")
+            inside = event.widget in row.query("*")
+            row.set_class(inside, "-focused")
+            if inside:
+                focused = FORM_KEYS.get((row.id or "").removeprefix("row-"))
+        self.show_field_help(focused)
+
+    def show_field_help(self, f) -> None:
+        """The focused field's meaning, from the spec's field table (FIELDS[key].help)."""
+        text = Text()
+        if f is not None:
+            text = Text.assemble((f"{f.key}: ", "bold"), (f.help, ""),
+                                 (f"  (default {_default_shown(f.key)})", "dim"))
+        self.query_one("#field-help", Static).update(text)
 
     def on_mount(self) -> None:
         self.query_one("#f-name", Input).focus()  # tab then walks the fields in order
+        self.show_field_help(FORM_KEYS["name"])
         self._load_choices()
         self.revalidate()
 
@@ -212,7 +250,9 @@ class ComposeScreen(Screen):
                 sel.value = value
         for key in ("attack", "mi_method"):
             sl = self.query_one(f"#f-{key}", SelectionList)
-            picked = set(sl.selected) or set(_default_list(key))
+            picked = set(sl.selected)
+            if not picked or picked == self._initial_picks.get(key):  # untouched: the start
+                picked = set(_default_list(key))
             sl.clear_options()
             sl.add_options([(Text(c), c, c in picked) for c in choices[key]])
         self.update_attack_help()
@@ -331,17 +371,18 @@ class ComposeScreen(Screen):
         from ibtui.tui.screens.dialogs import ConfirmScreen
 
         self.app.push_screen(
-            ConfirmScreen("Reset the form?", "Every field goes back to its default; what you "
-                          "typed is lost.", yes="Reset", no="Keep it", danger=True),
+            ConfirmScreen("Reset the form?", f"Every field goes back to where a new form starts "
+                          f"(the {START_PRESET} preset); what you typed is lost.", yes="Reset",
+                          no="Keep it", danger=True),
             lambda ok: self.reset_fields() if ok else None)
 
     def reset_fields(self) -> None:
         for f in FORM:
             w = self.query_one(f"#f-{f.key}")
             if isinstance(w, Input):
-                w.value = default_text(f.key)
+                w.value = start_text(f.key)
             elif isinstance(w, Select):
-                w.value = FIELDS[f.key].default
+                w.value = start_value(f.key)
             elif isinstance(w, SelectionList):
                 w.deselect_all()
                 for v in _default_list(f.key):
@@ -349,13 +390,28 @@ class ComposeScreen(Screen):
                         w.select(v)
 
     def action_launch(self) -> None:
+        """ctrl+r (or the Launch button): ask, then launch (runs start training at once)."""
         try:
             raw = self.raw()
         except IbtuiError as e:
             self.show_result([], str(e))
             self.notify(str(e), title="Not launched", severity="error")
             return
-        self._launch(raw)
+        if self.error and not self.validation_pending:
+            self._launch(raw)  # it reports the error; nothing to ask about
+            return
+        from ibtui.tui.screens.dialogs import ConfirmScreen
+
+        what = ("the experiment the form describes" if self.validation_pending
+                else breakdown(self.specs))
+        ids = [s.run_id for s in self.specs[:3]] if not self.validation_pending else []
+        more = len(self.specs) - len(ids) if ids else 0
+        body = (f"{what}" + (f": {', '.join(ids)}{f' and {more} more' if more else ''}"
+                             if ids else "")
+                + f".\nThey are queued in {self.app.sub_title} and start training at once.")
+        self.app.push_screen(
+            ConfirmScreen("Launch these runs?", body, yes="Launch", no="Back to the form"),
+            lambda ok: self._launch(raw) if ok else None)
 
     def existing_runs(self, specs: list[RunSpec]) -> dict[str, str]:
         """{run id the spec would get: the existing run of the same configuration and seed}
