@@ -247,3 +247,104 @@ async def test_spec_shows_every_field_that_differs_from_its_default(runs):
         body = plain(app.screen.query_one("#summary-body", Static))
         spec_part = body[body.index("Spec"):]
         assert "lr" in spec_part and "0.07" in spec_part, spec_part
+
+
+@sync
+async def test_spec_names_the_variant_as_the_readme_and_shows_every_changed_field(runs):
+    """The stored `variant = "default"` is every attack's `authors` variant (README, `ibtui
+    attacks list`); momentum, batch size, weight decay and mi_options show when changed."""
+    import tomllib
+
+    import tomli_w
+    from helpers import DONE, open_run, plain
+    from textual.widgets import Static
+
+    path = runs / DONE / "spec.toml"
+    spec = tomllib.loads(path.read_text())["experiment"]  # one [experiment] table
+    assert spec["attack_options"]["variant"] == "default"
+    spec.update(momentum=0.8, batch_size=32, weight_decay=0.001, mi_options={"k": 4},
+                tags=["pilot"])
+    path.write_text(tomli_w.dumps({"experiment": spec}))
+    app = make_app(runs)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        await open_run(app, pilot, DONE)
+        await pilot.press("3")
+        body = plain(app.screen.query_one("#summary-body", Static))
+        part = body[body.index("Spec"):]
+        assert "variant authors" in part and "default" not in part, part
+        for key, value in (("momentum", "0.8"), ("batch_size", "32"),
+                           ("weight_decay", "0.001"), ("mi_options", "k=4"),
+                           ("tags", "pilot")):
+            line = next((ln for ln in part.splitlines() if ln.split()[:1] == [key]), "")
+            assert value in line, (key, part)
+
+
+def test_the_app_reads_the_line_a_resumed_worker_writes(tmp_path, capsys):
+    """The worker says where a resumed attempt continues (any launcher: the app, `ibtui
+    resume`, a Slurm requeue), and the Log tab recognises that line."""
+    torch = pytest.importorskip("torch")
+
+    from ibtui.experiment.checkpoint import RESUMED_LINE, resume_checkpoint, save_checkpoint
+    from ibtui.tui.screens.run import RESUMED
+
+    def state():
+        model = torch.nn.Linear(2, 2)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt)
+        return model, opt, sched, torch.Generator().manual_seed(0)
+
+    assert resume_checkpoint(tmp_path, *state(), torch.device("cpu")) == 0
+    assert "resumed" not in capsys.readouterr().out  # a fresh run says nothing
+    save_checkpoint(tmp_path, 3, *state())
+    assert resume_checkpoint(tmp_path, *state(), torch.device("cpu")) == 3
+    out = capsys.readouterr().out
+    assert RESUMED_LINE.format(epoch=3) in out
+    m = RESUMED.match(out.strip())
+    assert m and m.group(1) == "3"
+
+
+@sync
+async def test_log_tab_shows_a_resumed_from_epoch_separator(runs):
+    from helpers import CRASHED, open_run
+    from textual.widgets import RichLog
+
+    log = runs / CRASHED / "worker.log"
+    with open(log, "a") as f:  # the next attempt appends to the same log
+        f.write("[worker] resuming\n[worker] ── resumed from epoch 4 (its checkpoint) ──\n"
+                "[epoch 5/10] loss 0.3\n")
+    app = make_app(runs)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await open_run(app, pilot, CRASHED)
+        await pilot.press("4")
+        await settle(pilot)
+        view = app.screen.query_one("#log-view", RichLog)
+        shown = ["".join(seg.text for seg in strip) for strip in view.lines]
+        rule = [s for s in shown if "resumed from epoch 4" in s]
+        assert rule and rule[0].startswith("──") and "[worker]" not in rule[0], shown
+        after = shown.index(rule[0])
+        assert any("[epoch 5/10]" in s for s in shown[after:])  # where the log continues
+
+
+@sync
+async def test_every_screen_names_itself_and_the_runs_directory(runs):
+    from helpers import DONE, open_run, plain
+    from textual.widgets import Static
+
+    app = make_app(runs)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        await pilot.press("w")
+        await settle(pilot)
+        top = plain(app.screen.query_one("#topbar", Static))
+        assert top.startswith("ibtui workers · runs"), top
+        await pilot.press("escape")
+        await settle(pilot)
+        await open_run(app, pilot, DONE)
+        head = plain(app.screen.query_one("#run-info", Static))
+        assert head.startswith("ibtui run · runs"), head
+        await pilot.press("escape", "n")
+        await settle(pilot)
+        top = plain(app.screen.query_one(".topbar", Static))
+        assert top.startswith("ibtui new experiment · runs"), top

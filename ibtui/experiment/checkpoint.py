@@ -16,6 +16,8 @@ from ibtui.experiment.control import RunFailed
 from ibtui.runs.store import atomic_write_bytes, read_jsonl
 
 CHECKPOINT_VERSION = 1
+# the worker.log line a resumed run starts its training with (the app draws it as a separator)
+RESUMED_LINE = "[worker] ── resumed from epoch {epoch} (its checkpoint) ──"
 
 
 def save_checkpoint(run_dir: Path, epoch: int, model, opt, sched, gen: torch.Generator) -> None:
@@ -56,6 +58,9 @@ def resume_checkpoint(run_dir: Path, model, opt, sched, gen: torch.Generator,
         if state.get("cuda_rng") is not None and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda_rng"])
         last = int(state["epoch"])
+        # worker.log is appended to by every attempt: mark where this one continues, whoever
+        # resumed it (the app, `ibtui resume`, a Slurm requeue)
+        print(RESUMED_LINE.format(epoch=last), flush=True)
     truncate_after(run_dir, last)
     return last
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from typing import ClassVar
 
 from rich.console import Group
+from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 from textual import work
@@ -31,6 +33,10 @@ from ibtui.tui.widgets.plots import (
     mi_methods,
     mi_series,
 )
+
+# the line a resumed worker writes into worker.log (ibtui.experiment.checkpoint.RESUMED_LINE;
+# not imported: it would load torch into the app), whoever resumed the run
+RESUMED = re.compile(r"\[worker\] ── resumed from epoch (\d+)\b")
 
 
 def phases_text(ph) -> Text | None:
@@ -133,6 +139,19 @@ def validity_text(row) -> Text | None:
     return out
 
 
+def variant_name(variant) -> str:
+    """An attack variant as the README and `ibtui attacks list` name it: the stored `default`
+    is every attack's `authors` variant (the paper's code)."""
+    return "authors" if variant in (None, "", "default") else str(variant)
+
+
+def attack_options_text(opts: dict) -> str:
+    """`variant authors · size=5, colour=red, …`: the variant by its user-facing name first,
+    then the resolved options."""
+    rest = ", ".join(f"{a}={b}" for a, b in opts.items() if a != "variant")
+    return f"variant {variant_name(opts.get('variant'))}" + (f" · {rest}" if rest else "")
+
+
 def summary_renderable(d: RunDetail, boot: dict | None = None, seeds=None,
                        ranked=None) -> Group:
     """The Summary tab. boot: the run's within-run bootstrap (ibtui.analysis.stealth.
@@ -224,7 +243,9 @@ def summary_renderable(d: RunDetail, boot: dict | None = None, seeds=None,
         for k in keys:
             if k in spec:
                 v = spec[k]
-                if isinstance(v, dict):
+                if k == "attack_options" and isinstance(v, dict):
+                    v = attack_options_text(v)
+                elif isinstance(v, dict):
                     v = ", ".join(f"{a}={b}" for a, b in v.items()) or "defaults"
                 st.add_row(k, str(v))
         parts += [Text("\nSpec", style="bold"), st]
@@ -262,7 +283,12 @@ class LogView(RichLog):
     def add_lines(self, lines) -> None:
         for line in lines:
             self.text_lines.append(line)
-            self.write(Text(line), scroll_end=self.follow)
+            m = RESUMED.match(line)
+            if m:  # where a resumed attempt continues: a rule across the log
+                self.write(Rule(f"resumed from epoch {m.group(1)}", style="yellow",
+                                characters="─"), scroll_end=self.follow)
+            else:
+                self.write(Text(line), scroll_end=self.follow)
 
     def reset(self, lines) -> None:
         self.clear()
@@ -379,14 +405,19 @@ class RunScreen(Screen):
     def show_snapshot(self, snap: Snapshot) -> None:
         row = snap.by_id().get(self.run_id)
         if row is None and self.app.loaded:
-            self.query_one("#run-info", Static).update(
-                Text(f"{self.run_id}: the run directory is gone", style="red"))
+            self.query_one("#run-info", Static).update(Text.assemble(
+                ("ibtui ", "bold"), ("run", "underline"), (" · ", "dim"),
+                (self.app.sub_title, "bold"), "  ",
+                (f"{self.run_id}: the run directory is gone", "red")))
             return
-        head = Text()
+        # the screen's name and the runs directory, as on every screen, then what the run is
+        head = Text.assemble(("ibtui ", "bold"), ("run", "underline"), (" · ", "dim"),
+                             (self.app.sub_title, "bold"), "  ")
         if row is not None:
             head.append(f"{row.attack} on {row.dataset} · {row.arch}"
                         f"{'×' + str(row.width) if row.width else ''} · rate {fmt_rate(row.rate)}"
-                        f" · seed {row.seed}\n", style="dim")
+                        f" · seed {row.seed}", style="dim")
+        head.append("\n")
         self.query_one("#run-info", Static).update(head + run_line(row, snap.now))
 
     def show_detail(self, d: RunDetail) -> None:

@@ -110,7 +110,10 @@ class WorkersScreen(Screen):
         if not self.is_current:  # shown again on resume
             return
         rows = snap.by_id()
-        self.query_one("#topbar", Static).update(scheduler_lines(snap))
+        # the screen's name and the runs directory, as on every screen, then the scheduler
+        top = Text.assemble(("ibtui ", "bold"), ("workers", "underline"), (" · ", "dim"),
+                            (self.app.sub_title, "bold"), "  ")
+        self.query_one("#topbar", Static).update(top + scheduler_lines(snap))
         scheduled = (snap.scheduler or {}).get("workers") or []
         running = {str(w.get("run")) for w in scheduled}
         waiting = [r for r in snap.rows
