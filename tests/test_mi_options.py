@@ -67,3 +67,30 @@ def test_estimate_to_dict_is_json():
                      {"curve": [1.0, float("nan")], "n": 10}, 0.1)
     d = json.loads(json.dumps(est.to_dict(), allow_nan=False))
     assert d["value"] == 1.5 and d["lower"] is None and d["settings"]["curve"] == [1.0, None]
+
+
+def test_integral_float_is_an_integer_a_fraction_is_refused():
+    opts = validate_mi_options("noise-aware", {"k": 4.0, "forward_batch": 64.0, "lr_xt": 1})
+    assert opts["k"] == 4 and type(opts["k"]) is int and type(opts["forward_batch"]) is int
+    assert type(opts["lr_xt"]) is float
+    with pytest.raises(SpecError, match=r"^mi_options.k: expected integer in \[1, 1024\], got 4.5$"):
+        validate_mi_options("noise-aware", {"k": 4.5})
+    with pytest.raises(SpecError, match=r"^mi_options.k: 0 out of range; allowed: integer in "):
+        validate_mi_options("noise-aware", {"k": 0})
+
+
+def test_docs_table_is_the_models():
+    """docs/mi.md's option table is made from the estimators' models (ibtui.schema.describe).
+    To regenerate: paste ibtui.mi.options.options_table() between the markers."""
+    from pathlib import Path
+
+    from ibtui.mi.options import options_model, options_table
+    from ibtui.schema import describe
+
+    text = (Path(__file__).parent.parent / "docs" / "mi.md").read_text(encoding="utf-8")
+    begin = "<!-- mi_options: generated from the estimators' Options, do not edit by hand -->\n"
+    assert text[text.index(begin) + len(begin):text.index("<!-- end of mi_options -->")] == \
+        options_table()
+    rows = describe(options_model())
+    assert len(rows) == len(validate_mi_options("noise-aware", {}))
+    assert all(help for _, _, _, help in rows)  # every option says what it does

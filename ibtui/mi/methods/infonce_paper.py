@@ -20,9 +20,14 @@ SCHEDULES = {"paper": {"max_epochs_xt": 350, "max_epochs_ty": 250},
 EPOCHS_HELP = "most epochs for I({}) (null = from `schedule`: {} paper, {} quick)"
 
 
+def _epochs_help(term: str, label: str) -> str:
+    key = f"max_epochs_{term}"
+    return EPOCHS_HELP.format(label, SCHEDULES["paper"][key], SCHEDULES["quick"][key])
+
+
 class InfoncePaperOptions(TrainedOptions):
-    max_epochs_xt: ints(1, 100000, null=True) = opt(None, EPOCHS_HELP.format("X;T", 350, 40))
-    max_epochs_ty: ints(1, 100000, null=True) = opt(None, EPOCHS_HELP.format("T;Ŷ", 250, 30))
+    max_epochs_xt: ints(1, 100000, null=True) = opt(None, _epochs_help("xt", "X;T"))
+    max_epochs_ty: ints(1, 100000, null=True) = opt(None, _epochs_help("ty", "T;Ŷ"))
     batch_xt: ints(1, 1 << 20) = opt(TERMS["xt"]["batch_size"], "batch size for I(X;T)")
     batch_ty: ints(1, 1 << 20) = opt(TERMS["ty"]["batch_size"], "batch size for I(T;Ŷ)")
     negatives_xt: ints(1, 1 << 20) = opt(TERMS["xt"]["negatives"], "negatives K for I(X;T)")

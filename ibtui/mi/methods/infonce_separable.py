@@ -14,7 +14,8 @@ SCHEDULES = {"paper": {"separable_steps": 4000}, "quick": {"separable_steps": 10
 class InfonceSeparableOptions(StepOptions):
     separable_batch: ints(2, 1 << 20) = opt(256, "batch size (in-batch negatives)")
     separable_steps: ints(1, 10_000_000, null=True) = opt(
-        None, "most optimiser steps (null = from `schedule`: 4000 paper, 1000 quick)")
+        None, f"most optimiser steps (null = from `schedule`: {SCHEDULES['paper']['separable_steps']} "
+              f"paper, {SCHEDULES['quick']['separable_steps']} quick)")
     separable_epochs: ints(1, 100000, null=True) = opt(
         None, "legacy: converted to steps (epochs x batches per epoch)")
     separable_lr: floats(1e-8, 1.0) = opt(1e-3, "learning rate")

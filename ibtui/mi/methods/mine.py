@@ -14,7 +14,8 @@ SCHEDULES = {"paper": {"mine_steps": 4000}, "quick": {"mine_steps": 1000}}
 class MineOptions(StepOptions):
     mine_batch: ints(2, 1 << 20) = opt(512, "batch size")
     mine_steps: ints(1, 10_000_000, null=True) = opt(
-        None, "most optimiser steps (null = from `schedule`: 4000 paper, 1000 quick)")
+        None, f"most optimiser steps (null = from `schedule`: {SCHEDULES['paper']['mine_steps']} "
+              f"paper, {SCHEDULES['quick']['mine_steps']} quick)")
     mine_epochs: ints(1, 100000, null=True) = opt(
         None, "legacy: converted to steps (epochs x batches per epoch)")
     mine_lr: floats(1e-8, 1.0) = opt(5e-4, "learning rate")
