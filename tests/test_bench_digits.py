@@ -125,6 +125,33 @@ def test_balance_refuses_when_the_target_class_is_too_small():
                        list(range(1, 10)), 0)
 
 
+@pytest.mark.parametrize("attack, target, rate", [("badnets", 0, 0.1), ("wanet", 8, 0.1),
+                                                 ("adap-blend", 3, 0.2)])
+def test_balance_infeasible_is_refused_at_validation_at_the_rate_the_run_would_refuse(
+        attack, target, rate):
+    """`ibtui run --dry-run` refuses a balanced rate the worker could not balance, and names
+    the highest rate that can be: the worker balances at that rate, and refuses just above."""
+    import re
+
+    exp = {"name": "b", "attack": attack, "target": target, "poison_rate": rate,
+           "attack_options": {"balance": True}}
+    with pytest.raises(SpecError, match=r"balance = true.*untriggered.*poison_rate <= ") as e:
+        load_spec_text({"experiment": [exp]}, "f.toml")
+    assert "field 'poison_rate'" in str(e.value)
+    top = float(re.search(r"poison_rate <= ([0-9.]+)", str(e.value)).group(1))
+    load_spec_text({"experiment": [dict(exp, poison_rate=top)]}, "f.toml")  # accepted
+    ds = load_dataset("digits", None, False)
+    observe = [c for c in range(10) if c != target]
+    poison_dataset(ds, create_attack(attack, {"balance": True}, target=target, seed=0), top,
+                   target, observe, 0)  # the run balances it
+    above = float(f"{top + 0.001:.4g}")
+    with pytest.raises(SpecError, match="balance"):
+        load_spec_text({"experiment": [dict(exp, poison_rate=above)]}, "f.toml")
+    with pytest.raises(SpecError, match="balance.*untriggered"):
+        poison_dataset(ds, create_attack(attack, {"balance": True}, target=target, seed=0),
+                       above, target, observe, 0)
+
+
 @pytest.mark.slow
 def test_balance_tiny_run(tmp_path):
     """A real worker run with balance: done, class counts in classes.jsonl those of the balanced
