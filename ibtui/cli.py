@@ -395,12 +395,12 @@ def _all_records(runs_dir: Path, where: RunFilter | None) -> list[dict]:
     and ties: a clean reference or an earlier seed need not be among the rows shown), then
     only those `where` matches. Without a filter it joins the JSON lines the runs index keeps
     of settled runs (no Run built per run); a filter needs the runs themselves."""
-    from ibtui.runs.board import board_record, rank_records
+    from ibtui.runs.board import BOARD_LINE, board_record, rank_records
 
     if where is None:
         from ibtui.runs.store import RunIndex
 
-        index = RunIndex(runs_dir)
+        index = RunIndex(runs_dir, line=BOARD_LINE)
         records = []
         for _, run_id, _, _, line in index.listing():
             if line is not None:

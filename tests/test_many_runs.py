@@ -6,13 +6,17 @@ import contextlib
 import json
 import os
 import re
+import sqlite3
 
+import pytest
 from fixtures_runs import make_fixture_runs
 
 from ibtui.runs import store
 from ibtui.runs.store import (
-    INDEX_NAME,
+    CACHE_ENV,
+    IndexedRun,
     RunIndex,
+    index_db_path,
     light_spec,
     light_status,
     light_summary,
@@ -21,11 +25,27 @@ from ibtui.runs.store import (
 )
 
 
+@pytest.fixture(autouse=True)
+def _own_cache(tmp_path, monkeypatch):
+    """Every test's index databases in its own cache directory."""
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+
+
 def _view(runs):
     """What a listing shows: the index keeps summaries without their bulky tables."""
-    return [(r.id, r.state, light_status(r.status), r.spec if r.light else light_spec(r.spec),
-             r.summary if r.light else light_summary(r.summary), sorted(r.damaged))
-            for r in runs]
+    return [(r.id, r.state, light_status(r.status),
+             r.spec if isinstance(r, IndexedRun) else light_spec(r.spec),
+             r.summary if isinstance(r, IndexedRun) else light_summary(r.summary),
+             sorted(r.damaged), r.config) for r in runs]
+
+
+def _rows(runs) -> dict[str, tuple]:
+    """The index database's rows by run id: (rowid, the rest), as another process sees them."""
+    db = sqlite3.connect(index_db_path(runs))
+    try:
+        return {r[1]: (r[0], r[2:]) for r in db.execute("SELECT rowid, * FROM runs")}
+    finally:
+        db.close()
 
 
 def _age(runs_dir, seconds=60):
@@ -44,10 +64,10 @@ def test_cached_listing_equals_a_full_read(tmp_path):
     for r in plain:
         r.metrics(), r.mi()
     first = list_runs_cached(runs, logs=True)
-    assert (runs / INDEX_NAME).is_file()
+    assert index_db_path(runs).is_file()
+    assert not [p for p in runs.iterdir() if p.name.startswith(".ibtui")]  # nothing written there
     again = list_runs_cached(runs, logs=True)  # from the index: nothing re-read
     assert _view(plain) == _view(first) == _view(again)
-    assert INDEX_NAME not in {r.id for r in again}
 
 
 def test_unchanged_runs_are_not_read_again(tmp_path, monkeypatch):
@@ -70,20 +90,144 @@ def test_index_is_only_a_cache(tmp_path):
     _age(runs)
     want = _view(list_runs(runs))
     list_runs_cached(runs)
-    (runs / INDEX_NAME).unlink()  # deleting it loses nothing
+    db = index_db_path(runs)
+    db.unlink()  # deleting it loses nothing
     assert _view(list_runs_cached(runs)) == want
-    good = (runs / INDEX_NAME).read_bytes()
-    (runs / INDEX_NAME).write_text('{"version": 4, "runs": {"x": 3, "y": {"sig": 1}}}')
-    assert _view(list_runs_cached(runs)) == want  # damaged: rebuilt
-    (runs / INDEX_NAME).write_text("\x00garbage")
-    assert _view(list_runs_cached(runs)) == want
-    for cut in (len(good) // 2, len(good) - 1):  # torn, or one byte changed: never trusted
-        (runs / INDEX_NAME).write_bytes(good[:cut])
+    good = db.read_bytes()
+    for bad in (b"\x00garbage", good[:len(good) // 2], good[:100] + b"\xff" * 4000,
+                good[:1024] + bytes(len(good) - 1024)):  # not a database, torn, damaged pages
+        db.write_bytes(bad)
         assert _view(list_runs_cached(runs)) == want
-        (runs / INDEX_NAME).write_bytes(good[:cut] + bytes([good[cut] ^ 1]) + good[cut + 1:])
-        assert _view(list_runs_cached(runs)) == want
+        assert _view(list_runs_cached(runs)) == want  # and again, from what was made then
     idx = RunIndex(runs)
     assert set(idx.indexed()) == {r[0] for r in want}
+
+
+def test_a_damaged_database_falls_back_to_a_cold_read_with_the_same_output(tmp_path):
+    runs = _fifty(tmp_path)
+    cold = _outputs(runs, cold=True)
+    db = index_db_path(runs)
+    good = db.read_bytes()
+    db.write_bytes(good[:4096] + b"\xa5" * (len(good) - 4096))  # every page but the first
+    assert _outputs(runs, cold=False) == cold
+    db.write_text("this is not a database")
+    assert _outputs(runs, cold=False) == cold
+    assert _rows(runs)  # built again
+
+
+def test_the_database_is_reused_and_only_changed_runs_are_written(tmp_path, monkeypatch):
+    runs = make_fixture_runs(tmp_path)
+    _age(runs)
+    list_runs_cached(runs)
+    before = _rows(runs)
+    inode = index_db_path(runs).stat().st_ino
+    loads = []
+    real = store.load_run
+    monkeypatch.setattr(store, "load_run", lambda p: loads.append(p.name) or real(p))
+    list_runs_cached(runs)
+    assert loads == [] and _rows(runs) == before  # warm: nothing read, nothing written
+    some = sorted(p for p in runs.iterdir() if (p / "summary.json").is_file())[0]
+    s = json.loads((some / "summary.json").read_text())
+    s["score"] = 0.4242
+    store.atomic_write_json(some / "summary.json", s)
+    _age(some)
+    (new,) = [r for r in list_runs_cached(runs) if r.id == some.name]
+    assert loads == [some.name] and new.summary["score"] == 0.4242
+    after = _rows(runs)
+    assert index_db_path(runs).stat().st_ino == inode  # the same file, updated in place
+    assert {k for k in before if after[k] != before[k]} == {some.name}  # that run's row only
+    assert after.keys() == before.keys()
+
+
+def test_a_run_changed_by_another_host_is_read_again(tmp_path):
+    """Another host replaced summary.json on the shared runs directory: the same size and,
+    with that host's clock, the very same mtime. Only the new inode tells, and suffices."""
+    runs = make_fixture_runs(tmp_path)
+    _age(runs)
+    list_runs_cached(runs)
+    some = runs / "paper-blend-digits-resnet18-p0.1-s0"
+    p = some / "summary.json"
+    st = p.stat()
+    s = json.loads(p.read_text())
+    s["score"] = 0.5 if s["score"] != 0.5 else 0.25
+    text = json.dumps(s)
+    text += " " * (st.st_size - len(text))
+    assert len(text) == st.st_size
+    other = some / "summary.json.other-host"
+    other.write_text(text)
+    os.utime(other, ns=(st.st_atime_ns, st.st_mtime_ns))
+    os.replace(other, p)
+    assert p.stat().st_mtime_ns == st.st_mtime_ns and p.stat().st_size == st.st_size
+    (r,) = [r for r in list_runs_cached(runs) if r.id == some.name]
+    assert r.summary["score"] == s["score"]
+    assert _view(list_runs_cached(runs)) == _view(list_runs(runs))
+
+
+def test_an_old_index_file_is_ignored_and_removed(tmp_path):
+    runs = make_fixture_runs(tmp_path)
+    _age(runs)
+    old = runs / ".ibtui-index"
+    old.write_bytes(b"ibtui-index 9 python 3.11 marshal 4 fields 0123456789abcdef\n" + bytes(64))
+    (runs / ".ibtui-index.json").write_text('{"version": 4, "runs": {}}')
+    assert _view(list_runs_cached(runs)) == _view(list_runs(runs))
+    assert not old.exists() and not (runs / ".ibtui-index.json").exists()
+
+
+def test_the_cache_directory(tmp_path, monkeypatch):
+    runs = make_fixture_runs(tmp_path)
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "mine"))
+    list_runs_cached(runs)
+    assert index_db_path(runs).parent == tmp_path / "mine" / "index"
+    assert index_db_path(runs).is_file()
+    monkeypatch.delenv(CACHE_ENV)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert index_db_path(runs).parent == tmp_path / "xdg" / "ibtui" / "index"
+    # one database per runs directory, the same one by any path to it
+    other = tmp_path / "other"
+    other.mkdir()
+    (tmp_path / "link").symlink_to(runs)
+    assert index_db_path(tmp_path / "link") == index_db_path(runs) != index_db_path(other)
+    monkeypatch.setenv("XDG_CACHE_HOME", "")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert index_db_path(runs).parent == tmp_path / "home" / ".cache" / "ibtui" / "index"
+
+
+def test_an_unwritable_or_locked_database_still_lists(tmp_path, monkeypatch):
+    runs = make_fixture_runs(tmp_path)
+    _age(runs)
+    want = _view(list_runs(runs))
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "a-file"))
+    (tmp_path / "a-file").write_text("no directory here")
+    assert _view(list_runs_cached(runs)) == want
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    list_runs_cached(runs)
+    monkeypatch.setattr(store, "DB_TIMEOUT_S", 0.05)
+    holder = sqlite3.connect(index_db_path(runs), isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")  # another process writing, and never done
+    try:
+        assert _view(list_runs_cached(runs)) == want
+        r = _cli("leaderboard", "--runs-dir", runs, "--format", "json")
+        assert r.exit_code == 0 and len(json.loads(r.stdout)) == len(want)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert _rows(runs)  # not deleted: it was only locked
+
+
+def test_an_index_of_another_format_is_rebuilt(tmp_path, monkeypatch):
+    runs = make_fixture_runs(tmp_path)
+    _age(runs)
+    list_runs_cached(runs)
+    db = sqlite3.connect(index_db_path(runs), isolation_level=None)
+    db.execute("UPDATE meta SET value = 0 WHERE key = 'format'")
+    db.execute("UPDATE runs SET body = '[\"x\", [], {}, {}, null]'")  # what format 0 meant
+    db.close()
+    want = _view(list_runs(runs))
+    loads = []
+    real = store.load_run
+    monkeypatch.setattr(store, "load_run", lambda p: loads.append(p.name) or real(p))
+    assert _view(list_runs_cached(runs)) == want
+    assert len(loads) == len(want)  # every run read again
 
 
 def test_a_first_read_shared_among_processes_reads_the_same(tmp_path, monkeypatch):
@@ -156,11 +300,14 @@ def test_a_cached_running_run_is_still_checked_for_liveness(tmp_path):
 
 def test_read_only_runs_dir_still_lists(tmp_path, monkeypatch):
     runs = make_fixture_runs(tmp_path)
+    real = os.open
 
-    def refuse(*a, **k):
-        raise PermissionError(13, "Permission denied")
+    def refuse(path, flags, *a, **k):  # nothing may be created or written in the runs dir
+        if str(path).startswith(str(runs)) and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path, flags, *a, **k)
 
-    monkeypatch.setattr(store, "atomic_write_text", refuse)
+    monkeypatch.setattr(os, "open", refuse)
     assert _view(list_runs_cached(runs)) == _view(list_runs(runs))
 
 
@@ -380,7 +527,7 @@ def _outputs(runs, cold):
     out = {}
     for args in OUTPUTS:
         if cold:
-            (runs / INDEX_NAME).unlink(missing_ok=True)
+            index_db_path(runs).unlink(missing_ok=True)
         r = _cli(*args, "--runs-dir", runs)
         assert r.exit_code == 0, (args, r.output)
         # a stalled run's silence grows with the clock between two calls: not index state
@@ -418,7 +565,7 @@ def test_warm_output_is_the_cold_output_byte_for_byte(tmp_path):
     assert cold[("leaderboard", "--format", "csv")] == _reference_board(runs, "csv")
     assert len(json.loads(cold[("leaderboard", "--format", "json")])) == 50
     _outputs(runs, cold=False)  # the index written
-    assert (runs / INDEX_NAME).is_file()
+    assert index_db_path(runs).is_file()
     assert _outputs(runs, cold=False) == cold
     # a run changed in place (same size, an older mtime than before): never shown stale
     some = next(d for d in sorted(runs.glob("copy*-paper-blend-*"))
@@ -451,21 +598,22 @@ def test_a_file_changed_just_now_is_never_trusted_from_the_index(tmp_path):
 
 def test_a_changed_leaderboard_record_makes_the_saved_lines_stale(tmp_path, monkeypatch):
     from ibtui.runs import board
+    from ibtui.runs.store import LineMaker
 
     runs = make_fixture_runs(tmp_path)
     _age(runs)
-    list_runs_cached(runs)
-    before = store._index_head()
-
-    def other(run, state=None):  # a leaderboard record of another shape
-        return {"run": run.id}
-
-    monkeypatch.setattr(board, "board_record", other)
-    monkeypatch.setattr(store, "_INDEX_HEADS", [])
-    assert store._index_head() != before
-    idx = RunIndex(runs)
-    lines = [x[4] for x in idx.listing() if x[4] is not None]
-    assert lines and all(json.loads(line) == {"run": json.loads(line)["run"]} for line in lines)
+    lines = [x[4] for x in RunIndex(runs, line=board.BOARD_LINE).listing() if x[4] is not None]
+    assert lines and all(set(json.loads(x)) == set(board.BOARD_COLUMNS) | {
+        k for k in json.loads(x) if k.startswith("_")} for x in lines)
+    loads = []
+    real = store.load_run
+    monkeypatch.setattr(store, "load_run", lambda p: loads.append(p.name) or real(p))
+    other = LineMaker(board.RECORD_VERSION + 1, lambda run: json.dumps({"run": run.id}))
+    got = [x[4] for x in RunIndex(runs, line=other).listing() if x[4] is not None]
+    assert got == [json.dumps({"run": json.loads(x)["run"]}) for x in lines]
+    assert loads == []  # made again from the index, no run read
+    again = [x[4] for x in RunIndex(runs, line=board.BOARD_LINE).listing() if x[4] is not None]
+    assert again == lines
 
 
 def test_the_listing_signature_is_file_sig(tmp_path):

@@ -189,17 +189,3 @@ def test_find_run_is_strict(tmp_path):
         find_run(runs, "tiny")
     with pytest.raises(RunStoreError, match="does not exist"):
         find_run(tmp_path / "nope", "solo")
-
-
-def test_index_head_is_the_same_in_every_process():
-    """The index's header stamps the code that makes its leaderboard lines; a stamp that
-    differs between processes (a nested code object's repr holds its address) would make
-    every command rebuild the index cold."""
-    import subprocess
-    import sys
-
-    cmd = [sys.executable, "-c", "from ibtui.runs.store import _index_head; "
-           "print(_index_head().decode())"]
-    heads = {subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-             for _ in range(2)}
-    assert len(heads) == 1

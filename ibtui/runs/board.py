@@ -17,6 +17,7 @@ from typing import Any
 from ibtui.analysis.validity import Verdict, assess, inputs_of, why_text
 from ibtui.errors import IbtuiError
 from ibtui.runs.states import STATES
+from ibtui.runs.store import LineMaker
 
 BOARD_COLUMNS = ["run", "attack", "dataset", "arch", "rate", "seed", "state", "rank", "score",
                  "score_lo", "score_hi", "ties", "ties_n", "d_xt", "d_ty", "clean_acc", "asr",
@@ -124,6 +125,15 @@ def encode_record(record: dict) -> str:
     """One record as a line of `render(..., "json")` (the runs index keeps it, so that a
     warm `leaderboard --format json` joins lines instead of encoding 10,000 records)."""
     return _ENCODE(record)
+
+
+# The leaderboard's JSON line of a settled run, kept by the runs index (RunIndex(line=...)) so
+# that a warm `leaderboard --format json` joins lines instead of building 10,000 records. Bump
+# RECORD_VERSION by hand whenever board_record, encode_record, ceiling_share or what they call
+# (ibtui.analysis.validity.inputs_of, BOARD_COLUMNS) would make another line for the same run:
+# the lines of another version are made again.
+RECORD_VERSION = 1
+BOARD_LINE = LineMaker(RECORD_VERSION, lambda run: encode_record(board_record(run)))
 
 
 def json_text(lines: list[str]) -> str:

@@ -11,24 +11,23 @@ import contextlib
 import gc
 import hashlib
 import json
-import marshal
 import math
 import os
 import socket
+import sqlite3
 import stat as stat_mod
 import sys
 import threading
 import time
-import types
-import weakref
-import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from ibtui.errors import IbtuiError
+from ibtui.errors import IbtuiError, RunStoreError
 from ibtui.files import atomic_write as atomic_write_bytes  # the one atomic write
 from ibtui.files import read_regular
+from ibtui.runs.config import config_key
 from ibtui.runs.states import FINISHED, STATES  # noqa: F401 (FINISHED re-exported)
 
 _SETTLED = frozenset(STATES) - {"running"}  # states that no liveness check can change
@@ -240,7 +239,7 @@ def check_fields(obj: dict, schema: dict[str, tuple], required: tuple[str, ...] 
 
 def check_spec(spec: dict) -> tuple[dict, list[str]]:
     """A stored spec.toml against the field types of ibtui.spec.FIELDS."""
-    from ibtui.spec import FIELDS  # local: spec imports nothing from runs
+    from ibtui.spec import FIELDS  # local: as in load_run, only a full read checks a spec
 
     clean = dict(spec)
     problems = []
@@ -342,18 +341,16 @@ def process_start_time(pid: int) -> float | None:
 
 @dataclass
 class Run:
-    """A read-only view of one run directory. Never raises on damaged content: `damaged` says
-    why (a wrong-typed field is dropped from `status`/`summary`/`spec` and named there)."""
+    """A read-only view of one run directory, read in full (load_run). Never raises on damaged
+    content: `damaged` says why (a wrong-typed field is dropped from `status`/`summary`/`spec`
+    and named there)."""
 
     path: Path
     status: dict = field(default_factory=dict)
     spec: dict = field(default_factory=dict)
     summary: dict | None = None
     damaged: list[str] = field(default_factory=list)
-    # read through the index: spec, summary and status without the parts listings do not use
-    # (light_spec, light_summary, light_status); load_run(path) reads the whole run
-    light: bool = False
-    config: str = ""  # light runs: ibtui.analysis.replicas.config_key of the full spec
+    config: str = ""  # ibtui.runs.config.config_key of the spec ("" when it has none)
 
     @property
     def id(self) -> str:
@@ -398,6 +395,13 @@ class Run:
         except OSError:
             return []
         return data.splitlines()[-n:]
+
+
+class IndexedRun(Run):
+    """A run as the runs index (RunIndex) keeps it: `status`, `spec` and `summary` hold only
+    the fields listings use (LIGHT_STATUS, LIGHT_SPEC: every one, None where the spec lacks
+    it; LIGHT_SUMMARY, with the sanity checks as counts); `damaged` and `config` are those of
+    the full read. load_run(run.path) reads the whole run."""
 
 
 HEARTBEAT_SILENT_S = 30.0  # a live worker this long without a beat is shown as stalled
@@ -469,7 +473,8 @@ def effective_state(status: dict, now: float | None = None) -> str:
 
 
 def load_run(path: Path) -> Run:
-    from ibtui.spec import read_spec_file  # local: spec imports nothing from runs
+    # local: only a full read parses a spec; a warm listing does not pay for importing it
+    from ibtui.spec import read_spec_file
 
     path = Path(path)
     run = Run(path=path)
@@ -489,6 +494,7 @@ def load_run(path: Path) -> Run:
     else:
         run.spec, bad = check_spec(spec if isinstance(spec, dict) else {})
         run.damaged += [f"spec.toml: {b}" for b in bad]
+        run.config = config_key(run.spec) if run.spec else ""  # an unreadable spec: none
     summary, why = read_json(path / "summary.json")
     if summary is not None:
         summary, bad = check_fields(summary, SUMMARY_SCHEMA)
@@ -539,8 +545,6 @@ def list_runs(runs_dir: Path) -> list[Run]:
 
 def require_runs_dir(runs_dir: Path) -> Path:
     """The runs directory, or a RunStoreError saying why it cannot be read."""
-    from ibtui.errors import RunStoreError
-
     runs_dir = Path(runs_dir)
     try:
         st = os.stat(runs_dir)
@@ -575,8 +579,6 @@ def run_key_problem(key: str) -> str | None:
 def find_run(runs_dir: Path, key: str) -> Path:
     """A run directly inside runs_dir, by exact id or by a unique prefix of one. Anything
     else (a path, '..', a pattern, '', a hidden name, a link out of runs_dir) is refused."""
-    from ibtui.errors import RunStoreError
-
     runs_dir = require_runs_dir(runs_dir)
     why = run_key_problem(key)
     if why:
@@ -650,9 +652,6 @@ class RunWriter:
 
 # --- reading many runs: re-read only what changed ------------------------------------------------
 
-INDEX_NAME = ".ibtui-index"  # hidden: never taken for a run
-OLD_INDEX_NAMES = (".ibtui-index.json",)  # earlier versions' index files: removed on save
-INDEX_VERSION = 9  # 9: log damage names records written twice
 SIG_FILES = ("status.json", "spec.toml", "summary.json")
 LOG_FILES = ("metrics.jsonl", "mi.jsonl")
 # What a listing (ls, leaderboard, the app's rows and filters) needs of a run: the index keeps
@@ -664,32 +663,39 @@ LIGHT_SPEC = ("name", "attack", "dataset", "arch", "width", "poison_rate", "seed
               "target", "tags", "min_asr", "min_asr_reason", "lr", "batch_size", "noise_xt",
               "noise_ty", "momentum", "weight_decay", "plateau_patience", "plateau_factor")
 # summary.json: its headline numbers and flags; the sanity checks as counts, the alarm's
-# verdict without its per-class detail, the stealth score's share of inputs at their ceiling
+# verdict (ibtui.analysis.alarm: its per-class suspicion included, so that a recorded verdict
+# reads as one), the stealth score's share of inputs at their ceiling
 LIGHT_SUMMARY = ("score", "d_xt", "d_ty", "clean_acc", "asr", "ra", "psnr", "ssim",
                  "wall_seconds", "sanity_ok", "sanity_failed", "sanity_passed", "alarm",
                  "ceiling_share")
+ALARM_KEPT = ("top_class", "poisoned", "p", "epoch", "first_epoch", "no_verdict", "suspicion",
+              "threshold_z")
 RACY_S = 2.0  # a file changed this recently may change again within its mtime tick: not indexed
 RACY_NS = int(RACY_S * 1e9)
-# The index file: a header line, the length and CRC-32 of the heads, the heads: marshal's
-# encoding of {run id: (signature, head, offset of its body)}, then the bodies, each its length,
-# CRC-32 and bytes. The head is what a listing needs of every run (see _head: creation time, id,
-# settled state, score, the leaderboard's JSON line); the body is the rest of the entry,
-# marshal-encoded on its own, read (one pread) and decoded only for the runs a command looks at
-# (rows shown, running runs, filters): a warm `ls` or `leaderboard --format json` at ten
-# thousand runs reads and decodes the heads only. marshal decodes in C, several times faster
-# than JSON. Its format belongs to one Python version, so the header names the version, the fields
-# kept and the leaderboard record's code (see _index_head): an index written by another one is
-# rebuilt. marshal is not meant for damaged input: the length and checksum make sure it never
-# sees any (a torn or damaged file is rebuilt; like any unkeyed digest they do not stop someone
-# who may write the runs directory, who could as well write the runs). It never runs code,
-# whatever the file holds.
-_DIGEST = 12  # the heads' length (8 bytes) and CRC-32 (4 bytes), little-endian
-_BODY = 8  # before each body: its length and CRC-32 (4 bytes each, little-endian)
+# The index's format: bump it by hand whenever what an entry holds or how it is computed
+# changes (the columns below, LIGHT_*, ALARM_KEPT, light_*, file_sig, load_run, check_fields and
+# the schemas, config_key): an index of another format is dropped and rebuilt. Nothing else
+# (the Python version, bytecode) invalidates it.
+INDEX_FORMAT = 1
+DB_TIMEOUT_S = 2.0  # a database locked longer than this by another process: a cold read
+CACHE_ENV = "IBTUI_CACHE_DIR"  # where the index databases live (else $XDG_CACHE_HOME/ibtui)
+# earlier versions kept their index in the runs directory itself: removed when this host first
+# builds the database of that runs directory
+OLD_INDEX_NAMES = (".ibtui-index", ".ibtui-index.json")
 # RunIndex.listing's rows: (creation time, run id, state, score, leaderboard JSON line or None)
 Listed = tuple
 # a first read of at least this many runs is shared among processes (a fork costs a few ms
 # but each run ~1 ms: TOML and JSON parsing in Python)
 PARALLEL_MIN = 200
+_SIG_COLS = ", ".join(f"s{i}" for i in range(9))
+_SCHEMA = (
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID",
+    # a run: its files' signature (file_sig), its head (_head: what every listing reads), the
+    # rest of its entry as JSON, its logs' damage with their signature, its line (LineMaker)
+    "CREATE TABLE runs (id TEXT PRIMARY KEY, "
+    + ", ".join(f"s{i} INTEGER NOT NULL" for i in range(9))
+    + ", created, state, score, body TEXT NOT NULL, logs TEXT, line TEXT, line_version INTEGER)",
+)
 
 
 def light_status(status: dict) -> dict:
@@ -712,9 +718,7 @@ def light_summary(summary: dict | None) -> dict | None:
         out["sanity_passed"] = len(checks) - out["sanity_failed"]
     alarm = summary.get("alarm")
     if isinstance(alarm, dict):
-        out["alarm"] = {k: alarm[k] for k in ("top_class", "poisoned", "p", "epoch",
-                                              "first_epoch", "no_verdict") if k in alarm}
-        out["alarm"]["suspicion"] = {}
+        out["alarm"] = {k: alarm[k] for k in ALARM_KEPT if k in alarm}
     stealth = summary.get("stealth")
     boot = stealth.get("bootstrap") if isinstance(stealth, dict) else None
     if isinstance(boot, dict) and "score_interval" in boot:  # the leaderboard's interval
@@ -727,27 +731,29 @@ _STAT_DIR_FD = os.stat in os.supports_dir_fd
 
 def file_sig(path: Path | str, names: tuple[str, ...] = SIG_FILES, must_run: bool = True,
              dir_fd: int | None = None) -> tuple | None:
-    """mtime_ns and size of each named file of a run directory, flat (-1, -1 where absent),
-    or None when the directory holds neither status.json nor spec.toml (not a run). With
-    `dir_fd`, `path` is relative to it. Raises OSError when the directory cannot be read.
+    """mtime_ns, size and inode of each named file of a run directory, flat (-1, -1, -1 where
+    absent), or None when the directory holds neither status.json nor spec.toml (not a run).
+    With `dir_fd`, `path` is relative to it. Raises OSError when the directory cannot be read.
 
     Why equal signatures mean unchanged files: every writer of a run either replaces a file
-    (a new inode: new mtime) or appends to it (new size and mtime), and an edit in place
+    (a new inode, and a new mtime) or appends to it (new size and mtime), and an edit in place
     changes the mtime, except a second one within the same mtime tick (nanoseconds here,
     2 s on old filesystems). The index therefore never keeps a file changed in the last
-    RACY_S seconds: it is read again on the next look, after its tick has passed."""
+    RACY_S seconds: it is read again on the next look, after its tick has passed. On a
+    filesystem shared by several hosts, another host's writes show the same way (its
+    replacements as new inodes, even when the hosts' clocks disagree)."""
     out: list[int] = []
     for n in names:
         try:
             st = (os.stat(f"{path}/{n}", dir_fd=dir_fd) if dir_fd is not None
                   else os.stat(os.path.join(path, n)))
         except FileNotFoundError:
-            out += (-1, -1)
+            out += (-1, -1, -1)
             continue
         except NotADirectoryError:
             return None
-        out += (st.st_mtime_ns, st.st_size)
-    if must_run and out[0] == -1 and out[2] == -1:
+        out += (st.st_mtime_ns, st.st_size, st.st_ino)
+    if must_run and out[0] == -1 and out[3] == -1:
         return None
     return tuple(out)
 
@@ -758,31 +764,31 @@ def _sig_at(name: str, fd: int) -> tuple | None:
     stat = os.stat
     try:
         a = stat(name + "/status.json", dir_fd=fd)
-        a = (a.st_mtime_ns, a.st_size)
+        a = (a.st_mtime_ns, a.st_size, a.st_ino)
     except FileNotFoundError:
-        a = (-1, -1)
+        a = (-1, -1, -1)
     except NotADirectoryError:
         return None
     try:
         b = stat(name + "/spec.toml", dir_fd=fd)
-        b = (b.st_mtime_ns, b.st_size)
+        b = (b.st_mtime_ns, b.st_size, b.st_ino)
     except FileNotFoundError:
         if a[0] == -1:  # neither status.json nor spec.toml: no run
             return None
-        b = (-1, -1)
+        b = (-1, -1, -1)
     except NotADirectoryError:
         return None
     try:
         c = stat(name + "/summary.json", dir_fd=fd)
     except FileNotFoundError:
-        return (*a, *b, -1, -1)
+        return (*a, *b, -1, -1, -1)
     except NotADirectoryError:
         return None
-    return (*a, *b, c.st_mtime_ns, c.st_size)
+    return (*a, *b, c.st_mtime_ns, c.st_size, c.st_ino)
 
 
 def _newest_ns(sig: tuple) -> int:
-    return max(sig[::2], default=0)
+    return max(sig[::3], default=0)
 
 
 def _settled(status: dict) -> str | None:
@@ -793,65 +799,20 @@ def _settled(status: dict) -> str | None:
     return s if type(s) is str and s in _SETTLED else None
 
 
-def _head(p: Path, e: dict) -> tuple:
-    """What every listing needs of a run, kept in the index apart from the rest so that a
-    listing of ten thousand runs decodes only this: (creation time, run id, its state when
-    settled else None, its score, its leaderboard record as a JSON line when its state is
-    settled else None): a settled run's head is its Listed row as it is. A running run's state
-    (and so its record) is worked out on every look."""
-    from ibtui.runs.board import board_record, encode_record  # local: the board is above
-
-    status, summary = e["status"], e["summary"]
-    state = _settled(status)
-    line = None
-    if state is not None:
-        run = Run(path=p, status=status, spec=e["spec"], summary=summary,
-                  damaged=list(e["damaged"]), light=True, config=e["config"])
-        line = encode_record(board_record(run))
-    return (_created(status), p.name, state, summary.get("score") if summary else None, line)
-
-
-def _body(e: dict) -> bytes:
-    """The rest of an entry as the index file keeps it (raises ValueError for a value marshal
-    cannot write: never from JSON or TOML)."""
-    return marshal.dumps((e["config"], tuple(e["damaged"]), e["logs"], e["status"], e["spec"],
-                          e["summary"]))
-
-
-def _entry(saved: Any, body: bytes | None) -> dict | None:
-    """An index entry (as saved; its body read) as the reader keeps it, or None when it is not
-    well formed."""
-    if type(saved) is not tuple or len(saved) != 3 or body is None:
-        return None
-    sig, head, _ = saved
-    try:
-        e = marshal.loads(body)
-    except (EOFError, ValueError, TypeError):
-        return None
-    if type(e) is not tuple or len(e) != 6 or type(head) is not tuple or len(head) != 5:
-        return None
-    config, damaged, logs, status, spec, summary = e
-    if not (type(sig) is tuple and type(config) is str and type(damaged) is tuple
-            and (not damaged or all(type(x) is str for x in damaged))
-            and (logs is None or (type(logs) is tuple and len(logs) == 2
-                                  and type(logs[1]) is tuple
-                                  and all(type(x) is str for x in logs[1])))
-            and type(status) is dict and type(spec) is dict
-            and (summary is None or type(summary) is dict)):
-        return None
-    return {"sig": sig, "newest": 0, "config": config, "damaged": list(damaged), "logs": logs,
-            "status": status, "spec": spec, "summary": summary, "head": head,
-            "saved": (sig, head, body)}
+def _head(status: dict, summary: dict | None) -> tuple:
+    """What every listing needs of a run, kept in the index's own columns so that a listing of
+    ten thousand runs decodes only this: (creation time, its state when settled else None,
+    its score). A running run's state is worked out on every look."""
+    return (_created(status), _settled(status), summary.get("score") if summary else None)
 
 
 def _read_entry(p: Path, sig: tuple) -> dict:
     """A run read in full, kept as the index keeps it."""
     run = load_run(p)
-    e = {"sig": sig, "newest": _newest_ns(sig), "config": _config_key(run.spec),
-         "damaged": run.damaged, "logs": None, "status": light_status(run.status),
-         "spec": light_spec(run.spec), "summary": light_summary(run.summary)}
-    e["head"] = _head(p, e)
-    return e
+    return {"sig": sig, "newest": _newest_ns(sig), "config": run.config,
+            "damaged": run.damaged, "logs": None, "status": light_status(run.status),
+            "spec": light_spec(run.spec), "summary": light_summary(run.summary),
+            "head": _head(run.status, run.summary), "line": None}
 
 
 def _log_damage(p: Path) -> tuple[str, ...]:
@@ -877,7 +838,8 @@ def _read_jobs(jobs: list[tuple]) -> list[tuple]:
     except (AttributeError, OSError):
         cpus = os.cpu_count() or 1
     # fork: the children start at once, with everything imported; only where it is safe (one
-    # thread in this process: the CLI, not the app)
+    # thread in this process: the CLI, not the app). The index's database connection is not
+    # used by the children (they only read run files and exit without closing it).
     if len(jobs) >= PARALLEL_MIN and cpus > 1 and sys.platform == "linux" \
             and threading.active_count() == 1:
         import multiprocessing
@@ -892,192 +854,260 @@ def _read_jobs(jobs: list[tuple]) -> list[tuple]:
     return [_read_job(j) for j in jobs]
 
 
-class RunIndex:
-    """Every run of a runs directory, each re-read only when one of its files changed
-    (mtime or size, see file_sig): a finished run is read once. Kept in memory and, with
-    `persist`, in a small index file in the runs directory (`.ibtui-index`, written
-    atomically) so that the next command starts warm. The index is a cache, never the truth:
-    a missing, stale, damaged or unwritable one only costs a full read. It keeps what listings
-    need of each run (LIGHT_STATUS, LIGHT_SPEC, LIGHT_SUMMARY: `Run.light`); load_run reads a
-    run in full. Liveness is never cached: a 'running' run's `state` is re-checked (pid,
-    process start time, heartbeat) on every access."""
+def cache_dir() -> Path:
+    """Where ibtui keeps caches of this user on this machine: $IBTUI_CACHE_DIR, else
+    $XDG_CACHE_HOME/ibtui, else ~/.cache/ibtui."""
+    own = os.environ.get(CACHE_ENV)
+    if own:
+        return Path(own)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return Path(xdg if xdg and os.path.isabs(xdg) else os.path.expanduser("~/.cache")) / "ibtui"
 
-    def __init__(self, runs_dir: Path, persist: bool = True):
+
+def index_db_path(runs_dir: Path) -> Path:
+    """The database that indexes `runs_dir` on this host: one file per runs directory (by its
+    resolved path) and host, in the cache directory's `index/`. Per host: a cache directory in
+    a home shared over the network is then never written by two hosts at once, and each file
+    stays small (a runs directory's runs only)."""
+    key = f"{socket.gethostname()}\0{Path(runs_dir).resolve()}"
+    return cache_dir() / "index" / f"runs-{hashlib.sha256(key.encode()).hexdigest()[:24]}.sqlite3"
+
+
+class LineMaker(NamedTuple):
+    """A text the index keeps per settled run next to its entry, made from the run as indexed
+    (the leaderboard's JSON line: ibtui.runs.board.BOARD_LINE). `version`: bumped by hand
+    whenever `make`, or anything it calls, would make another text for the same run: lines of
+    another version are made again."""
+
+    version: int
+    make: Callable[[Run], str]
+
+
+def _format(db: sqlite3.Connection) -> Any:
+    """The database's INDEX_FORMAT (None for a new file); raises sqlite3.Error otherwise."""
+    try:
+        got = db.execute("SELECT value FROM meta WHERE key = 'format'").fetchall()
+    except sqlite3.OperationalError as e:
+        if "no such table" in str(e):
+            return None
+        raise
+    return got[0][0] if got else None
+
+
+def _db_broken(e: Exception) -> bool:
+    """Whether a database error means the file itself is damaged (not merely locked)."""
+    name = getattr(e, "sqlite_errorname", "")
+    if name:
+        return name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB"))
+    text = str(e)
+    return "malformed" in text or "not a database" in text
+
+
+class RunIndex:
+    """Every run of a runs directory, each re-read only when one of its files changed (mtime,
+    size or inode, see file_sig): a finished run is read once. Kept in memory and, with
+    `persist`, in an SQLite database on this machine's local cache directory (index_db_path,
+    keyed by the runs directory), so that the next command starts warm; a save writes only the
+    runs that changed. The index is a cache, never the truth: every entry is checked against
+    its run's files before it is used (so another host's writes to a shared runs directory
+    are seen), and a missing, stale, damaged, locked or unwritable database only costs a full
+    read (a damaged one is deleted and built again). It keeps what listings need of each run
+    (LIGHT_STATUS, LIGHT_SPEC, LIGHT_SUMMARY: an IndexedRun); load_run reads a run in full.
+    Liveness is never cached: a 'running' run's `state` is re-checked (pid, process start
+    time, heartbeat) on every access. With `line`, each settled run's line (LineMaker) is kept
+    too and given in `listing`."""
+
+    def __init__(self, runs_dir: Path, persist: bool = True, line: LineMaker | None = None):
         self.runs_dir = Path(runs_dir)
         self.persist = persist
+        self.line = line
         self._entries: dict[str, dict] = {}
-        self._raw: dict[str, tuple] = {}  # as read from the index file, checked when used
+        # as the database held them when loaded: id -> (created, state, score, sig, line);
+        # checked against the run's files when used, the rest of the entry read when asked
+        self._heads: dict[str, tuple] = {}
         self._odd: dict[str, Run] = {}  # runs whose directory cannot be read (no entry)
-        self._fd: int | None = None  # the loaded index file, while bodies are left to read
-        self._base = 0  # where its bodies start
-        self._closer: weakref.finalize | None = None
+        self._db: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+        self._changed: set[str] = set()  # entries to write
+        self._gone: set[str] = set()  # entries to delete
+        self._new_lines: set[str] = set()  # lines made for entries the database holds
+        self._new_logs: set[str] = set()  # log damage found for entries the database holds
         self._listed_odd = 0
         self._loaded = False
-        self._dirty = False
         self._saved_at = -1e9
 
     @property
-    def index_path(self) -> Path:
-        return self.runs_dir / INDEX_NAME
+    def db_path(self) -> Path:
+        return index_db_path(self.runs_dir)
+
+    # --- the database: every failure is a cold read, never an error ---------------------------
+
+    def _open(self) -> sqlite3.Connection | None:
+        path = self.db_path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fresh = not path.exists()
+            db = sqlite3.connect(path, timeout=DB_TIMEOUT_S, isolation_level=None,
+                                 check_same_thread=False)
+        except (OSError, sqlite3.Error):
+            return None
+        try:
+            # a rollback journal (no WAL: its shared memory must not live on a network
+            # filesystem, which a home directory's cache may be); the index is a cache, so a
+            # crash may lose its last writes but never tears them
+            db.execute("PRAGMA synchronous = NORMAL")
+            if _format(db) != INDEX_FORMAT:
+                db.execute("BEGIN IMMEDIATE")
+                if _format(db) != INDEX_FORMAT:  # not made meanwhile by another process
+                    for table in ("runs", "meta"):
+                        db.execute(f"DROP TABLE IF EXISTS {table}")
+                    for sql in _SCHEMA:
+                        db.execute(sql)
+                    db.executemany("INSERT INTO meta VALUES (?, ?)", [
+                        ("format", INDEX_FORMAT), ("runs_dir", str(self.runs_dir.resolve())),
+                        ("host", socket.gethostname())])
+                    fresh = True
+                db.execute("COMMIT")
+        except sqlite3.Error as e:
+            self._fail(db, e)
+            return None
+        if fresh:
+            for old in OLD_INDEX_NAMES:  # an earlier version's index file: not ours to read
+                with contextlib.suppress(OSError):
+                    os.unlink(self.runs_dir / old)
+            _prune(path)
+        return db
+
+    def _fail(self, db: sqlite3.Connection | None, e: Exception) -> None:
+        """Stop using the database; delete it when it is damaged (the next command builds
+        it again). Everything read so far stays."""
+        with contextlib.suppress(sqlite3.Error):
+            if db is not None:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                db.close()
+        if db is self._db:
+            self._db = None
+        if _db_broken(e):
+            for suffix in ("", "-journal"):
+                with contextlib.suppress(OSError):
+                    os.unlink(f"{self.db_path}{suffix}")
+
+    def _query(self, sql: str, args: tuple = ()) -> list[tuple] | None:
+        db = self._db
+        if db is None:
+            return None
+        with self._lock:
+            try:
+                return db.execute(sql, args).fetchall()  # fetched in full: no lock held after
+            except sqlite3.Error as e:
+                self._fail(db, e)
+                return None
 
     def _load_index(self) -> None:
         self._loaded = True
         if not self.persist:
             return
-        top = _index_head()
-        try:
-            fd = os.open(self.index_path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-        except OSError:
-            return
-        keep = False
-        try:
-            if not stat_mod.S_ISREG(os.fstat(fd).st_mode):
-                return
-            first = os.pread(fd, len(top) + _DIGEST, 0)
-            if len(first) != len(top) + _DIGEST or not first.startswith(top):
-                return
-            size = int.from_bytes(first[len(top):len(top) + 8], "little")
-            if size > 1 << 40:
-                return
-            heads = os.pread(fd, size, len(first))
-            if first[len(top):] != _digest(heads):
-                return
-            try:
-                with no_gc():
-                    obj = marshal.loads(heads)
-            except (EOFError, ValueError, TypeError):
-                return
-            if type(obj) is dict and obj:
-                # bodies are read from this descriptor when asked for (see _read_body): the
-                # file as loaded, even after another process replaces it
-                self._raw, self._fd, self._base = obj, fd, len(first) + size
-                self._closer = weakref.finalize(self, os.close, fd)
-                keep = True
-        except OSError:
-            return
-        finally:
-            if not keep:
-                os.close(fd)
-
-    def _read_body(self, ref: Any) -> bytes | None:
-        """A body of the loaded index file (None when it cannot be read or is damaged)."""
-        if type(ref) is bytes:
-            return ref
-        if self._fd is None or type(ref) is not int or ref < 0:
-            return None
-        try:
-            head = os.pread(self._fd, _BODY, self._base + ref)
-            if len(head) != _BODY:
-                return None
-            n = int.from_bytes(head[:4], "little")
-            body = os.pread(self._fd, n, self._base + ref + _BODY)
-        except (OSError, OverflowError):
-            return None
-        if len(body) != n or zlib.crc32(body) != int.from_bytes(head[4:], "little"):
-            return None
-        return body
-
-    def _all_bodies(self) -> bytes:
-        """Every body of the loaded index file, as saved (b"" when none can be read)."""
-        if self._fd is None:
-            return b""
-        try:
-            return os.pread(self._fd, os.fstat(self._fd).st_size - self._base, self._base)
-        except (OSError, ValueError, OverflowError):
-            return b""
-
-    def _release(self) -> None:
-        """Close the loaded index file once no body is left to read from it."""
-        if self._fd is not None and not self._raw and self._closer is not None:
-            self._closer()
-            self._fd = self._closer = None
+        self._db = self._open()
+        line = (", CASE WHEN line_version = ? THEN line END" if self.line is not None
+                else ", NULL")
+        rows = self._query(f"SELECT id, created, state, score, {_SIG_COLS}{line} FROM runs",
+                           (self.line.version,) if self.line is not None else ())
+        if rows:
+            with no_gc():
+                self._heads = {r[0]: (r[1], r[2], r[3], r[4:13], r[13]) for r in rows}
 
     def _get(self, name: str) -> dict | None:
+        """The whole entry of a run (read from the database when only its head is loaded)."""
         e = self._entries.get(name)
-        if e is None and name in self._raw:
-            saved = self._raw.pop(name)
-            ref = saved[2] if type(saved) is tuple and len(saved) == 3 else None
-            e = _entry(saved, self._read_body(ref))
-            if e is not None:
-                self._entries[name] = e
-            self._release()
+        if e is not None or name not in self._heads:
+            return e
+        _, _, _, sig, line = self._heads.pop(name)
+        rows = self._query(f"SELECT body, logs, {_SIG_COLS} FROM runs WHERE id = ?", (name,))
+        if not rows or rows[0][2:] != sig:  # gone, or replaced since (by another process)
+            return None
+        e = _entry(rows[0][0], rows[0][1], sig, line)
+        if e is not None:
+            self._entries[name] = e
         return e
 
-    def run(self, name: str) -> Run | None:
-        """A run of the last `listing` (or `runs`) as a Run (its whole entry decoded)."""
+    def save(self, every_s: float = 0.0) -> None:
+        """Write what changed to the database (one transaction: the runs read again, the runs
+        gone, new lines and log damage), at most once every `every_s` seconds; silently
+        skipped when the database cannot be written. Entries of files changed in the last
+        RACY_S seconds are left out: they are read again next time."""
+        if not (self._changed or self._gone or self._new_lines or self._new_logs):
+            return
+        now = time.monotonic()
+        if every_s and now - self._saved_at < every_s:
+            return
+        self._saved_at = now
+        racy = time.time_ns() - RACY_NS
+        rows = []
+        for rid in self._changed:
+            e = self._entries.get(rid)
+            if e is None or e["newest"] >= racy:
+                continue
+            try:  # a value JSON cannot hold (never from JSON or TOML): not kept
+                body = json.dumps((e["config"], e["damaged"], e["status"], e["spec"],
+                                   e["summary"]))
+            except (TypeError, ValueError):
+                continue
+            rows.append((rid, *e["sig"], *e["head"], body, _logs_text(e["logs"]), e["line"],
+                         self.line.version if e["line"] is not None else None))
+        lines = [(self._entries[r]["line"], self.line.version, r, *self._entries[r]["sig"])
+                 for r in self._new_lines - self._changed if r in self._entries]
+        logs = [(_logs_text(self._entries[r]["logs"]), r, *self._entries[r]["sig"])
+                for r in self._new_logs - self._changed if r in self._entries]
+        gone = [(r,) for r in self._gone]
+        self._changed, self._gone, self._new_lines, self._new_logs = set(), set(), set(), set()
+        db = self._db
+        if db is None:
+            return
+        where = " AND ".join(f"s{i} = ?" for i in range(9))
+        with self._lock:
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                db.executemany(f"INSERT OR REPLACE INTO runs VALUES ({', '.join('?' * 17)})",
+                               rows)
+                db.executemany("DELETE FROM runs WHERE id = ?", gone)
+                # only onto the entry they were made from (another process may have replaced it)
+                db.executemany(f"UPDATE runs SET line = ?, line_version = ? WHERE id = ? AND {where}",
+                               lines)
+                db.executemany(f"UPDATE runs SET logs = ? WHERE id = ? AND {where}", logs)
+                db.execute("COMMIT")
+            except sqlite3.Error as e:
+                self._fail(db, e)
+
+    def close(self) -> None:
+        """Close the database (also done when the index is garbage collected)."""
+        with self._lock:
+            if self._db is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.close()
+                self._db = None
+
+    # --- runs ----------------------------------------------------------------------------------
+
+    def run(self, name: str) -> IndexedRun | Run | None:
+        """A run of the last `listing` (or `runs`) as an IndexedRun (a Run with only a message
+        when its directory cannot be read; None when it is no run)."""
         e = self._get(name)
         if e is None:
             odd = self._odd.get(name)
             if odd is not None:
                 return odd
-            # its body could not be read from the index file: read the run itself
+            # its entry could not be read from the database: read the run itself
             p, sig = self._look(name, None)
             if sig is None or isinstance(sig, OSError):
-                return self._gone(name, p, sig)
+                return self._gone_run(name, p, sig)
             e = _read_entry(p, sig)
             self._keep(name, e)
         return self._run(self._child(name), e)
 
     def known(self) -> set[str]:
         """The runs the index knows (not necessarily still there)."""
-        return set(self._entries) | set(self._raw)
-
-    def save(self, every_s: float = 0.0) -> None:
-        """Write the index when it changed (atomically; silently skipped when the runs
-        directory is read-only or full), at most once every `every_s` seconds. Entries of
-        files changed in the last RACY_S seconds are left out: they are read again next time."""
-        if not (self.persist and self._dirty):
-            return
-        now = time.monotonic()
-        if every_s and now - self._saved_at < every_s:
-            return
-        self._saved_at = now
-        self._dirty = False
-        racy = time.time_ns() - RACY_NS
-        keep: dict[str, tuple] = {}
-        bodies: list[bytes] = []
-        at = 0
-        old = self._all_bodies() if self._raw else b""
-        for rid, saved in self._raw.items():  # as loaded: each body copied as it is
-            try:
-                off = saved[2]
-                n = int.from_bytes(old[off:off + 4], "little")
-                record = old[off:off + _BODY + n]
-            except (TypeError, IndexError, ValueError):
-                continue
-            if type(off) is not int or off < 0 or len(record) != _BODY + n:
-                continue  # not there: read again next time
-            keep[rid] = (saved[0], saved[1], at)
-            bodies.append(record)
-            at += len(record)
-        for rid, e in self._entries.items():
-            if e["newest"] >= racy or type(rid) is not str:
-                continue
-            saved = e.get("saved")
-            try:  # a value marshal cannot write (never from JSON or TOML): not kept
-                if saved is None:
-                    saved = e["saved"] = (e["sig"], e["head"], _body(e))
-                marshal.dumps(saved[1])
-            except ValueError:
-                continue
-            body = saved[2]
-            keep[rid] = (saved[0], saved[1], at)
-            bodies.append(len(body).to_bytes(4, "little") + zlib.crc32(body).to_bytes(4, "little"))
-            bodies.append(body)
-            at += _BODY + len(body)
-        try:
-            heads = marshal.dumps(keep)
-        except ValueError:  # a value marshal cannot write: skip the entry
-            keep = {rid: e for rid, e in keep.items() if _marshals(e)}
-            heads = marshal.dumps(keep)
-        data = b"".join([_index_head(), _digest(heads), heads, *bodies])
-        try:
-            atomic_write_bytes(self.index_path, data)
-            for old in OLD_INDEX_NAMES:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(self.runs_dir / old)
-        except OSError:
-            pass
+        return set(self._entries) | set(self._heads)
 
     def names(self) -> list[str]:
         """The names of the run directories' candidates (directories, not links, not hidden);
@@ -1105,7 +1135,7 @@ class RunIndex:
         except OSError as e:
             return p, e
 
-    def _gone(self, name: str, p: Path, sig: OSError | None) -> Run | None:
+    def _gone_run(self, name: str, p: Path, sig: OSError | None) -> Run | None:
         self.forget({name})
         if sig is None:
             return None
@@ -1114,22 +1144,20 @@ class RunIndex:
 
     def _keep(self, name: str, e: dict) -> None:
         self._entries[name] = e
-        if self._raw.pop(name, None) is not None:
-            self._release()
+        self._heads.pop(name, None)
         self._odd.pop(name, None)
-        # a run whose files just changed (a running one) is not saved: no write for it
-        if e["newest"] < time.time_ns() - RACY_NS:
-            self._dirty = True
+        self._gone.discard(name)
+        self._changed.add(name)
 
     def check(self, name: str, fd: int | None = None) -> tuple[Run | None, bool]:
-        """One run directory: (its Run, or None when it is no run; whether its files changed
-        since the last look, so that it was read again). A run whose directory cannot be read
-        is a damaged Run (changed: True)."""
+        """One run directory: (its IndexedRun, or None when it is no run; whether its files
+        changed since the last look, so that it was read again). A run whose directory cannot
+        be read is a damaged Run (changed: True)."""
         if not self._loaded:
             self._load_index()
         p, sig = self._look(name, fd)
         if sig is None or isinstance(sig, OSError):
-            return self._gone(name, p, sig), True
+            return self._gone_run(name, p, sig), True
         e = self._get(name)
         changed = e is None or e["sig"] != sig
         if changed:
@@ -1137,30 +1165,32 @@ class RunIndex:
             self._keep(name, e)
         return self._run(p, e), changed
 
-    def _run(self, p: Path, e: dict) -> Run:
-        return Run(path=p, status=e["status"], spec=e["spec"], summary=e["summary"],
-                   damaged=list(e["damaged"]), light=True, config=e["config"])
+    def _run(self, p: Path, e: dict) -> IndexedRun:
+        return IndexedRun(path=p, status=e["status"], spec=e["spec"], summary=e["summary"],
+                          damaged=list(e["damaged"]), config=e["config"])
 
     def indexed(self) -> list[str]:
-        """The runs the index file knows, oldest first, without looking at any run directory
+        """The runs the database knows, oldest first, without looking at any run directory
         (see `indexed_run`): a first picture to show at once, checked with `check` after."""
         if not self._loaded:
             self._load_index()
-        made = {n: (e["head"][0], n) for n, e in self._entries.items()}
-        made.update({n: (_raw_created(e), n) for n, e in self._raw.items()})
+        made = {n: (_num_or_0(h[0]), n) for n, h in self._heads.items()}
+        made.update({n: (e["head"][0], n) for n, e in self._entries.items()})
         return sorted(made, key=made.__getitem__)
 
-    def indexed_run(self, name: str) -> Run | None:
-        """A run as the index file last saw it (None when it holds no such run)."""
+    def indexed_run(self, name: str) -> IndexedRun | None:
+        """A run as the database last saw it (None when it holds no such run)."""
         e = self._get(name)
         return None if e is None else self._run(self._child(name), e)
 
     def forget(self, names: set[str]) -> None:
         for n in names:
             self._odd.pop(n, None)
-            if self._entries.pop(n, None) is not None or self._raw.pop(n, None) is not None:
-                self._dirty = True
-        self._release()
+            self._changed.discard(n)
+            self._new_lines.discard(n)
+            self._new_logs.discard(n)
+            if self._entries.pop(n, None) is not None or self._heads.pop(n, None) is not None:
+                self._gone.add(n)
 
     def _child(self, name: str) -> Path:
         # pathlib's child without re-parsing the name (a tenth of the time at 10,000 runs)
@@ -1188,13 +1218,13 @@ class RunIndex:
         return out  # type: ignore[return-value]
 
     def listing(self, ids: set[str] | None = None) -> list[Listed]:
-        """Every run as a Listed tuple (creation time, id, state, score, leaderboard JSON
-        line or None), sorted by creation as `runs` sorts them, without building a Run per
-        run: `run(id)` builds one. Every run's files are checked as `runs` checks them (a run
-        changed since the index saw it is read again), and liveness is checked for every
-        running run, so nothing is staler than `runs`; the line is None where the state is
-        not settled or the directory cannot be read (board_record of `run(id)` then).
-        `ids`: only these runs."""
+        """Every run as a Listed tuple (creation time, id, state, score, the run's line
+        (LineMaker) or None), sorted by creation as `runs` sorts them, without building a Run
+        per run: `run(id)` builds one. Every run's files are checked as `runs` checks them (a
+        run changed since the index saw it is read again), and liveness is checked for every
+        running run, so nothing is staler than `runs`; the line is None without `line`, where
+        the state is not settled, or where the directory cannot be read. `ids`: only these
+        runs."""
         out = self._listing(ids)
         self.save()
         return out
@@ -1216,15 +1246,15 @@ class RunIndex:
             if fd is not None:
                 os.close(fd)
         # runs the index knows that are no longer there: none when it knows as many as listed
-        # (every listed run with an entry is known; entries and raw ones are disjoint)
-        if ids is None and len(self._entries) + len(self._raw) != len(out) - self._listed_odd:
+        # (every listed run with an entry is known; entries and heads are disjoint)
+        if ids is None and len(self._entries) + len(self._heads) != len(out) - self._listed_odd:
             self.forget(self.known() - set(names))
         out.sort()  # by creation time, then id: ids differ, so nothing further is compared
         return out
 
     def _scan(self, names: list[str], fd: int | None) -> list[Listed]:
         out: list[Listed] = []
-        entries, raw = self._entries, self._raw
+        entries, heads = self._entries, self._heads
         stale: list[tuple[str, Path, tuple]] = []  # runs whose files changed: read below
         self._listed_odd = 0  # unreadable runs listed (no entry)
         for name in names:
@@ -1236,35 +1266,38 @@ class RunIndex:
             else:
                 sig = self._look(name, None)[1]
             if sig is None or isinstance(sig, OSError):
-                if self._gone(name, self._child(name), sig) is not None:
+                if self._gone_run(name, self._child(name), sig) is not None:
                     out.append((0, name, "damaged", None, None))
                     self._listed_odd += 1
                 continue
             e = entries.get(name)
             if e is not None:
                 if e["sig"] == sig:
-                    head = e["head"]
-                    out.append(head if head[2] is not None else self._listed(name, head))
+                    out.append(self._listed(name, e["head"], e["line"]))
                     continue
             else:
-                saved = raw.get(name)
-                if type(saved) is tuple and len(saved) == 3 and saved[0] == sig:
-                    head = saved[1]
-                    if type(head) is tuple and len(head) == 5 and head[1] == name:
-                        out.append(head if head[2] is not None else self._listed(name, head))
-                        continue
+                h = heads.get(name)
+                if h is not None and h[3] == sig:
+                    out.append(self._listed(name, h[:3], h[4]))
+                    continue
             stale.append((name, self._child(name), sig))
         for (name, _, _), (e, _) in zip(
                 stale, _read_jobs([(p, sig, False) for _, p, sig in stale]), strict=True):
             self._keep(name, e)
-            out.append(self._listed(name, e["head"]))
+            out.append(self._listed(name, e["head"], None))
         return out
 
-    def _listed(self, name: str, head: tuple) -> Listed:
-        if head[2] is not None:
-            return head
-        run = self.run(name)  # not settled: its liveness is checked now
-        return (head[0], name, run.state if run is not None else "damaged", head[3], head[4])
+    def _listed(self, name: str, head: tuple, line: str | None) -> Listed:
+        created, state, score = head
+        if state is None:
+            run = self.run(name)  # not settled: its liveness is checked now
+            return (created, name, run.state if run is not None else "damaged", score, None)
+        if line is None and self.line is not None:
+            e = self._get(name)
+            if e is not None:
+                line = e["line"] = self.line.make(self._run(self._child(name), e))
+                self._new_lines.add(name)
+        return (created, name, state, score, line)
 
     def add_log_damage(self, runs: list[Run]) -> None:
         """Note the damage in these runs' metrics.jsonl and mi.jsonl in their `damaged` (read
@@ -1294,23 +1327,63 @@ class RunIndex:
         for (run, e, lsig), (_, damage) in zip(
                 todo, _read_jobs([(run.path, None, True) for run, _, _ in todo]), strict=True):
             e["logs"] = (lsig, damage)
-            e.pop("saved", None)  # encoded again on save
+            if _newest_ns(lsig) < time.time_ns() - RACY_NS:  # else read again next time
+                self._new_logs.add(run.id)
             run.damaged += [x for x in damage if x not in run.damaged]
-            self._dirty = True
 
 
-def _marshals(v: Any) -> bool:
+def _logs_text(logs: tuple | None) -> str | None:
+    return None if logs is None else json.dumps([list(logs[0]), list(logs[1])])
+
+
+def _entry(body: Any, logs: Any, sig: tuple, line: Any) -> dict | None:
+    """An entry as the database holds it, or None when it is not well formed."""
     try:
-        marshal.dumps(v)
-    except ValueError:
-        return False
-    return True
+        config, damaged, status, spec, summary = json.loads(body)
+        if logs is not None:
+            lsig, damage = json.loads(logs)
+            logs = (tuple(lsig), tuple(damage))
+            if not (all(type(x) is int for x in logs[0])
+                    and all(type(x) is str for x in logs[1])):
+                return None
+    except (TypeError, ValueError, RecursionError):
+        return None
+    if not (type(config) is str and type(damaged) is list
+            and all(type(x) is str for x in damaged)
+            and type(status) is dict and type(spec) is dict
+            and (summary is None or type(summary) is dict)
+            and (line is None or type(line) is str)):
+        return None
+    return {"sig": sig, "newest": 0, "config": config, "damaged": damaged, "logs": logs,
+            "status": status, "spec": spec, "summary": summary, "head": _head(status, summary),
+            "line": line}
 
 
-def _config_key(spec: dict) -> str:
-    from ibtui.analysis.replicas import config_key  # local: analysis is above the store
+def _prune(keep: Path, at_most: int = 64) -> None:
+    """Delete index databases (other than `keep`) of this host whose runs directory is gone
+    (a cache that could never be used again), looking at no more than `at_most` of them."""
+    host = socket.gethostname()
+    try:
+        others = [p for p in keep.parent.glob("runs-*.sqlite3") if p != keep][:at_most]
+    except OSError:
+        return
+    for p in others:
+        try:
+            db = sqlite3.connect(f"file:{p}?mode=ro", uri=True, timeout=0.1)
+            try:
+                meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+            finally:
+                db.close()
+        except sqlite3.Error:
+            continue
+        where = meta.get("runs_dir")
+        if meta.get("host") == host and isinstance(where, str) and not os.path.isdir(where):
+            with contextlib.suppress(OSError):
+                p.unlink()
 
-    return config_key(spec) if spec else ""  # an unreadable spec is no configuration
+
+def _num_or_0(v: Any) -> float:
+    return v if _is_num(v) else 0
 
 
 @contextlib.contextmanager
@@ -1329,46 +1402,6 @@ def no_gc():
             gc.enable()
 
 
-def _raw_created(e: Any) -> float:
-    """The creation time in an index entry as saved (0 when absent or malformed)."""
-    try:
-        c = e[1][0]
-    except (TypeError, IndexError, KeyError):
-        return 0
-    return c if _is_num(c) else 0
-
-
-_INDEX_HEADS: list[bytes] = []
-
-
-def _code_key(code: types.CodeType) -> tuple:
-    """What a function's code is, stable across processes: a nested code object (a
-    comprehension) by its own key, never by its repr, which holds its memory address."""
-    consts = tuple(_code_key(c) if isinstance(c, types.CodeType) else c for c in code.co_consts)
-    return (code.co_code, consts, code.co_names)
-
-
-def _index_head() -> bytes:
-    """The index file's first line: its format (INDEX_VERSION), the Python and marshal
-    versions, the fields kept, and the code that makes the leaderboard's JSON lines it keeps
-    (a changed board_record makes every saved line stale: the index is then rebuilt)."""
-    if not _INDEX_HEADS:
-        from ibtui.runs import board
-
-        code = [_code_key(f.__code__)
-                for f in (board.board_record, board.ceiling_share, board.encode_record)]
-        stamp = repr((LIGHT_STATUS, LIGHT_SPEC, LIGHT_SUMMARY, board.BOARD_COLUMNS, code))
-        _INDEX_HEADS.append(
-            (f"ibtui-index {INDEX_VERSION} python {sys.version_info[0]}.{sys.version_info[1]}"
-             f" marshal {marshal.version} fields "
-             + hashlib.blake2b(stamp.encode(), digest_size=8).hexdigest() + "\n").encode())
-    return _INDEX_HEADS[0]
-
-
-def _digest(payload: bytes | memoryview) -> bytes:
-    return len(payload).to_bytes(8, "little") + zlib.crc32(payload).to_bytes(4, "little")
-
-
 def _created(status: dict) -> float:
     c = status.get("created")
     return c if _is_num(c) else 0
@@ -1378,7 +1411,11 @@ def list_runs_cached(runs_dir: Path, logs: bool = False, ids: set[str] | None = 
                      ) -> list[Run]:
     """`list_runs` through the runs directory's index (see RunIndex): the same runs, the same
     damage, the same liveness, without re-reading runs whose files did not change."""
-    return RunIndex(runs_dir).runs(logs=logs, ids=ids)
+    index = RunIndex(runs_dir)
+    try:
+        return index.runs(logs=logs, ids=ids)
+    finally:
+        index.close()
 
 
 def file_signature(path: Path, names: tuple[str, ...]) -> tuple:
