@@ -81,16 +81,14 @@ def test_integral_float_is_an_integer_a_fraction_is_refused():
 
 def test_docs_table_is_the_models():
     """docs/mi.md's option table is made from the estimators' models (ibtui.schema.describe).
-    To regenerate: paste ibtui.mi.options.options_table() between the markers."""
+    To regenerate: python -c 'from ibtui.mi.options import write_docs; write_docs()'"""
     from pathlib import Path
 
-    from ibtui.mi.options import options_model, options_table
+    from ibtui.mi.options import docs_with_table, options_model
     from ibtui.schema import describe
 
     text = (Path(__file__).parent.parent / "docs" / "mi.md").read_text(encoding="utf-8")
-    begin = "<!-- mi_options: generated from the estimators' Options, do not edit by hand -->\n"
-    assert text[text.index(begin) + len(begin):text.index("<!-- end of mi_options -->")] == \
-        options_table()
+    assert docs_with_table(text) == text, "regenerate: ibtui.mi.options.write_docs()"
     rows = describe(options_model())
     assert len(rows) == len(validate_mi_options("noise-aware", {}))
     assert all(help for _, _, _, help in rows)  # every option says what it does

@@ -91,3 +91,22 @@ def options_table() -> str:
         cells = [f"`{key}`", who, allowed, _cell(default), help]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+DOCS_BEGIN = "<!-- mi_options: generated from the estimators' Options, do not edit by hand -->\n"
+DOCS_END = "<!-- end of mi_options -->"
+
+
+def docs_with_table(text: str) -> str:
+    """`text` (docs/mi.md) with the table between its markers replaced by `options_table()`."""
+    head, rest = text.split(DOCS_BEGIN, 1)
+    return head + DOCS_BEGIN + options_table() + DOCS_END + rest.split(DOCS_END, 1)[1]
+
+
+def write_docs(path: str = "docs/mi.md") -> None:
+    """Regenerate the table in docs/mi.md:
+    python -c 'from ibtui.mi.options import write_docs; write_docs()'"""
+    from pathlib import Path
+
+    p = Path(path)
+    p.write_text(docs_with_table(p.read_text(encoding="utf-8")), encoding="utf-8")
