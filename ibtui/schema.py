@@ -90,12 +90,15 @@ def _bounds(model: type[BaseModel], key: str) -> str:
                 v = getattr(m, attr)
                 if v is not None:
                     lo, lo_in, hi, hi_in = ((v, inclusive, hi, hi_in) if is_lo else (lo, lo_in, v, inclusive))
+    def g(x: float) -> str:  # exact for integers (2147483647, not 2.14748e+09)
+        return str(x) if isinstance(x, int) else f"{x:g}"
+
     if lo is not None and hi is not None:
-        return f"{'[' if lo_in else '('}{lo:g}, {hi:g}{']' if hi_in else ')'}"
+        return f"{'[' if lo_in else '('}{g(lo)}, {g(hi)}{']' if hi_in else ')'}"
     if lo is not None:
-        return f"{'>=' if lo_in else '>'} {lo:g}"
+        return f"{'>=' if lo_in else '>'} {g(lo)}"
     if hi is not None:
-        return f"{'<=' if hi_in else '<'} {hi:g}"
+        return f"{'<=' if hi_in else '<'} {g(hi)}"
     return ""
 
 

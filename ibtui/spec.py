@@ -24,14 +24,19 @@ import math
 import os
 import re
 import tomllib
+import types
+import typing
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import tomli_w
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, PrivateAttr, WrapValidator
 
 from ibtui.errors import DataError, SpecError
 from ibtui.files import NotRegularFile, TooBig, read_regular
+from ibtui.schema import Int, Schema, SchemaField, ValidationError, describe, problem
 
 DEFAULT_MAX_RUNS = 10_000
 MAX_RUNS_ENV = "IBTUI_MAX_RUNS"
@@ -46,76 +51,164 @@ DEVICE_RE = re.compile(r"auto|cpu|cuda(?::(\d{1,6}))?")
 PAPER_MI_EPOCHS = [1, 5, 10, 20, 40, 60, 80, 100, 120]
 
 
+def _keep_int(value: Any, handler: Any) -> Any:
+    """A number field keeps an integer as written (`weight_decay = 0` stays 0): its run id and
+    configuration key are what they were before the schema (a float is checked as a float)."""
+    out = handler(value)
+    return value if type(value) is int else out
+
+
+Num = Annotated[float, WrapValidator(_keep_int)]
+
+
+def _name_rule(name: str) -> str:
+    if len(name) > MAX_NAME_CHARS:
+        raise ValueError(f"{name[:MAX_NAME_CHARS]!r}... has {len(name)} characters; allowed: {NAME_RULE}")
+    if not NAME_RE.fullmatch(name):
+        raise ValueError(f"{name!r} not allowed; allowed: {NAME_RULE}")
+    return name
+
+
+def _path_rule(path: str) -> str:
+    if "\0" in path or not path.isprintable():
+        raise ValueError(f"{path!r} not allowed; allowed: a directory path without control characters")
+    return path
+
+
+def _classes_rule(value: Any) -> Any:
+    ok = value == "all" or (isinstance(value, list) and all(
+        type(c) is int or (isinstance(c, float) and c.is_integer()) for c in value))
+    if not ok:
+        raise ValueError(f"expected \"all\" or a list of class numbers, got {value!r}")
+    return value if value == "all" else [int(c) for c in value]
+
+
+class Experiment(Schema):
+    """One [[experiment]] table (or [defaults]): the one place each field's type, range,
+    default and help live. A value given as a list is a grid of such values, except for the
+    list fields (`LIST_FIELDS`), whose value is itself a list. Checks that need several fields,
+    the registries or the machine are in `_check_values`."""
+
+    name: Annotated[str, AfterValidator(_name_rule), SchemaField(
+        description=f"experiment name, first part of the run id ({NAME_RULE})")] = "exp"
+    dataset: Annotated[str, SchemaField(
+        description="dataset: digits (embedded), cifar10, svhn (`ibtui data list`)")] = "digits"
+    data_root: Annotated[str, AfterValidator(_path_rule), SchemaField(
+        description="data directory (default: $IBTUI_DATA, else ./data)")] = ""
+    download: Annotated[bool, SchemaField(description="download the dataset if missing")] = False
+    arch: Annotated[str, SchemaField(description="network: resnet18 or vgg16")] = "resnet18"
+    width: Annotated[Int, SchemaField(ge=1, le=1024,
+                                      description="base channel width (64 = paper)")] = 64
+    attack: Annotated[str, SchemaField(
+        description="attack name (`ibtui attacks list`; \"none\" = a clean reference run)")] = "badnets"
+    attack_options: Annotated[dict[str, Any], SchemaField(
+        description="attack options table; `variant = \"...\"` picks a peer preset "
+                    "(`ibtui attacks list`; docs/method.md §4)")] = {}
+    poison_rate: Annotated[Num, SchemaField(
+        ge=0, lt=1, allow_inf_nan=False,
+        description="dirty-label: share of the training set; clean-label: share of the target "
+                    "class; 0 only for attack \"none\", which ignores it (stored as 0)")] = 0.1
+    target: Annotated[Int, SchemaField(description="target class (below the dataset's classes)")] = 0
+    epochs: Annotated[Int, SchemaField(ge=1, le=100_000, description="training epochs")] = 120
+    lr: Annotated[Num, SchemaField(gt=0, le=10, allow_inf_nan=False, description=(
+        "SGD learning rate (paper 0.01, authors' code 0.1)"))] = 0.01
+    momentum: Annotated[Num, SchemaField(ge=0, lt=1, allow_inf_nan=False,
+                                         description="SGD momentum")] = 0.9
+    weight_decay: Annotated[Num, SchemaField(ge=0, le=1, allow_inf_nan=False,
+                                             description="SGD weight decay")] = 5e-4
+    batch_size: Annotated[Int, SchemaField(ge=1, le=1_000_000,
+                                           description="training batch size")] = 256
+    plateau_patience: Annotated[Int, SchemaField(ge=0, le=100_000, description=(
+        "ReduceLROnPlateau patience (epochs, on test loss)"))] = 5
+    plateau_factor: Annotated[Num, SchemaField(gt=0, lt=1, allow_inf_nan=False,
+                                               description="ReduceLROnPlateau factor")] = 0.5
+    noise_xt: Annotated[Num, SchemaField(ge=0, le=100, allow_inf_nan=False, description=(
+        "Gaussian noise std inside the blocks (sigma_xt)"))] = 0.4
+    noise_ty: Annotated[Num, SchemaField(ge=0, le=100, allow_inf_nan=False, description=(
+        "Gaussian noise std before the classifier (sigma_ty)"))] = 0.4
+    mi_epochs: Annotated[list[Int], SchemaField(description=(
+        "epochs after which MI is estimated (1..epochs); default: the paper's "
+        "1,5,10,20,40,60,80,100,120 scaled to `epochs`"))] = PAPER_MI_EPOCHS
+    mi_method: Annotated[list[str], SchemaField(description=(
+        "MI estimator(s): noise-aware, infonce-paper, infonce-separable, mine; several are "
+        "recorded side by side (the first one scores)"))] = ["noise-aware"]
+    mi_options: Annotated[dict[str, Any], SchemaField(
+        description="estimator options table (docs/mi.md)")] = {}
+    mi_equal_n: Annotated[bool, SchemaField(description=(
+        "estimate every subset on the same number of images (the smallest subset's), so that "
+        "log N ceilings agree"))] = True
+    observe_classes: Annotated[Literal["all"] | list[int], BeforeValidator(_classes_rule),
+                               SchemaField(description=(
+        "clean classes whose MI is estimated: \"all\" or a list (not the target)"))] = "all"
+    stealth_epochs: Annotated[Literal["all", "phases"], SchemaField(description=(
+        "representative epochs of the stealth score: every MI checkpoint (\"all\") or one per "
+        "training phase (\"phases\")"))] = "all"
+    min_asr: Annotated[Num, SchemaField(ge=0, le=1, allow_inf_nan=False, description=(
+        "a poisoned run is ranked only when its final ASR reaches this (README: Leaderboard); "
+        "a lower value needs min_asr_reason"))] = 0.9
+    min_asr_reason: Annotated[str, SchemaField(description=(
+        "why this experiment's min_asr is below 0.9 (shown with the verdict)"))] = ""
+    seed: Annotated[Int, SchemaField(ge=0, le=2**31 - 1, description="random seed")] = 0
+    tags: Annotated[list[str], SchemaField(description=(
+        "labels to filter runs by (`ibtui ls --tag`, `tag:` in the app); runs that differ only "
+        "in tags get them in their id"))] = []
+    device: Annotated[str, SchemaField(description=(
+        "auto | cpu | cuda | cuda:N (auto = CUDA when present)"))] = "auto"
+    threads: Annotated[Int, SchemaField(ge=0, le=1024, description=(
+        "CPU threads of the worker (torch and OpenMP); 0 = the launcher's choice: the "
+        "machine's cores shared among the jobs"))] = 0
+
+
+# fields whose value is itself a list (never expanded as a grid), and tables (never either)
+LIST_FIELDS = ("mi_epochs", "mi_method", "observe_classes", "tags")
+TABLE_FIELDS = ("attack_options", "mi_options")
+
+
 @dataclass(frozen=True)
 class Field:
+    """What callers (the app's form, help, docs) read about one field; derived from `Experiment`."""
+
     default: Any
-    types: tuple[type, ...]
+    types: tuple[type, ...]  # of the value, or of each item of a list field
     help: str
+    allowed: str  # "integer in [1, 1024]", "'all' | 'phases'", ...
     listy: bool = False  # the value itself is a list (never expanded as a grid)
+    table: bool = False  # the value is a table (never expanded either)
+
+
+def _types(annotation: Any) -> tuple[type, ...]:
+    """The Python types a field's value (a list field's items) has: (int,), (float,), (int, str)."""
+    while typing.get_origin(annotation) is Annotated:
+        annotation = typing.get_args(annotation)[0]
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return tuple(dict.fromkeys(t for a in typing.get_args(annotation) for t in _types(a)))
+    if origin is list:
+        return _types(typing.get_args(annotation)[0])
+    if origin is Literal:
+        return tuple(dict.fromkeys(type(a) for a in typing.get_args(annotation)))
+    return (origin or annotation,)
 
 
 FIELDS: dict[str, Field] = {
-    "name": Field("exp", (str,), "experiment name (first part of the run id)"),
-    "dataset": Field("digits", (str,), "dataset name"),
-    "data_root": Field("", (str,), "data directory (default: $IBTUI_DATA or ./data)"),
-    "download": Field(False, (bool,), "download the dataset if missing"),
-    "arch": Field("resnet18", (str,), "network"),
-    "width": Field(64, (int,), "base channel width (64 = paper)"),
-    "attack": Field("badnets", (str,), "attack name"),
-    "attack_options": Field({}, (dict,), "attack options table (ibtui attacks list; docs/method.md §4)"),
-    "poison_rate": Field(0.1, (float,), "dirty-label: share of the training set; "
-                                        "clean-label: share of the target class; "
-                                        "ignored (stored as 0) for attack \"none\""),
-    "target": Field(0, (int,), "target class"),
-    "epochs": Field(120, (int,), "training epochs"),
-    "lr": Field(0.01, (float,), "SGD learning rate (paper 0.01, authors' code 0.1)"),
-    "momentum": Field(0.9, (float,), "SGD momentum"),
-    "weight_decay": Field(5e-4, (float,), "SGD weight decay"),
-    "batch_size": Field(256, (int,), "training batch size"),
-    "plateau_patience": Field(5, (int,), "ReduceLROnPlateau patience (epochs)"),
-    "plateau_factor": Field(0.5, (float,), "ReduceLROnPlateau factor"),
-    "noise_xt": Field(0.4, (float,), "noise std inside the blocks (sigma_xt)"),
-    "noise_ty": Field(0.4, (float,), "noise std before the classifier (sigma_ty)"),
-    "mi_epochs": Field(PAPER_MI_EPOCHS, (int,), "epochs at which MI is estimated", listy=True),
-    "mi_method": Field(["noise-aware"], (str,), "MI estimator(s); several are recorded side by side", listy=True),
-    "mi_options": Field({}, (dict,), "estimator options table (docs/mi.md)"),
-    "mi_equal_n": Field(True, (bool,), "estimate every subset on the same number of images "
-                        "(the smallest subset's), so that log N ceilings agree"),
-    "observe_classes": Field("all", (int, str), "clean classes whose MI is estimated: \"all\" or a list", listy=True),
-    "stealth_epochs": Field("all", (str,), "representative epochs for the stealth score"),
-    "min_asr": Field(0.9, (float,), "a poisoned run is ranked only when its final ASR reaches "
-                     "this (README: Leaderboard); a lower value needs min_asr_reason"),
-    "min_asr_reason": Field("", (str,), "why this experiment's min_asr is below 0.9 "
-                            "(shown with the verdict)"),
-    "seed": Field(0, (int,), "random seed"),
-    "tags": Field([], (str,), "labels to filter runs by (`ibtui ls --tag`, `tag:` in the app)",
-                  listy=True),
-    "device": Field("auto", (str,), "auto | cpu | cuda | cuda:N"),
-    "threads": Field(0, (int,), "CPU threads of the worker (torch and OpenMP); "
-                     "0 = the launcher's choice: the machine's cores shared among the jobs"),
+    name: Field(default, _types(Experiment.model_fields[name].annotation), help, allowed,
+                name in LIST_FIELDS, name in TABLE_FIELDS)
+    for name, allowed, default, help in describe(Experiment)
 }
 
-RANGES: dict[str, tuple[float, float, bool, bool]] = {
-    # name: (lo, hi, lo_inclusive, hi_inclusive)
-    "poison_rate": (0.0, 1.0, False, False),
-    "width": (1, 1024, True, True),
-    "epochs": (1, 100_000, True, True),
-    "lr": (0.0, 10.0, False, True),
-    "momentum": (0.0, 1.0, True, False),
-    "weight_decay": (0.0, 1.0, True, True),
-    "batch_size": (1, 1_000_000, True, True),
-    "plateau_patience": (0, 100_000, True, True),
-    "plateau_factor": (0.0, 1.0, False, False),
-    "noise_xt": (0.0, 100.0, True, True),
-    "noise_ty": (0.0, 100.0, True, True),
-    "seed": (0, 2**31 - 1, True, True),
-    "threads": (0, 1024, True, True),
-    "min_asr": (0.0, 1.0, True, True),
-}
 
-CHOICES: dict[str, tuple[str, ...]] = {
-    "stealth_epochs": ("all", "phases"),
-}
+def fields_markdown() -> str:
+    """The README's field table, from the schema (tests/test_spec.py keeps the README equal)."""
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|")
+
+    rows = ["| field | default | allowed | meaning |", "|---|---|---|---|"]
+    for key, f in FIELDS.items():
+        default = json.dumps(f.default).replace(" ", "") if f.default != [] else "[]"
+        if key == "mi_epochs":
+            default = "(scaled to epochs)"
+        rows.append(f"| `{key}` | `{cell(default)}` | {cell(f.allowed)} | {cell(f.help)} |")
+    return "\n".join(rows) + "\n"
 
 
 def _registries() -> dict[str, list[str]]:
@@ -131,7 +224,7 @@ def _registries() -> dict[str, list[str]]:
 ID_BASE_KEYS = ("name", "attack", "dataset", "arch", "poison_rate", "seed")
 # fields that can tell runs with one base id apart: scalars first (readable), then the rest
 ID_SCALAR_KEYS = tuple(k for k, f in FIELDS.items()
-                       if k not in ID_BASE_KEYS and not f.listy and f.types != (dict,))
+                       if k not in ID_BASE_KEYS and not f.listy and not f.table)
 ID_OTHER_KEYS = tuple(k for k in FIELDS if k not in ID_BASE_KEYS and k not in ID_SCALAR_KEYS)
 
 
@@ -159,28 +252,43 @@ def id_part(key: str, value: Any) -> str:
     return f"{key}.{_short_hash(json.dumps(value, sort_keys=True, default=repr))}"
 
 
-@dataclass
-class RunSpec:
-    """One fully resolved run (one point of a grid)."""
+class RunSpec(Experiment):
+    """One fully resolved run (one point of a grid): the experiment's fields as typed attributes
+    (`spec.epochs`), `values` the same as a dict (what spec.toml holds), `source` the file and
+    experiment it came from, `id_keys` the fields shown after the base id (assign_run_ids).
+    Built by `RunSpec.resolved` from values that validate_experiment has checked."""
 
-    values: dict[str, Any]
-    source: str = ""  # "file:experiment[i]" for messages
-    id_keys: tuple[str, ...] = ()  # fields shown after the base id (see assign_run_ids)
+    model_config = ConfigDict(frozen=True)
+    _source: str = PrivateAttr("")
+    _id_keys: tuple[str, ...] = PrivateAttr(())
 
-    def __getattr__(self, key: str) -> Any:
-        try:
-            return self.__dict__["values"][key]
-        except KeyError:
-            raise AttributeError(key) from None
+    @classmethod
+    def resolved(cls, values: dict[str, Any], source: str = "") -> RunSpec:
+        spec = cls.model_construct(**values)
+        spec._source = source
+        return spec
+
+    @property
+    def values(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in FIELDS}
+
+    @property
+    def source(self) -> str:
+        """"file:experiment[i]" for messages."""
+        return self._source
+
+    @property
+    def id_keys(self) -> tuple[str, ...]:
+        return self._id_keys
 
     @property
     def base_id(self) -> str:
-        v = self.values
-        return f"{v['name']}-{v['attack']}-{v['dataset']}-{v['arch']}-p{_num(v['poison_rate'])}-s{v['seed']}"
+        return (f"{self.name}-{self.attack}-{self.dataset}-{self.arch}-p{_num(self.poison_rate)}"
+                f"-s{self.seed}")
 
     @property
     def run_id(self) -> str:
-        rid = "-".join([self.base_id, *(id_part(k, self.values[k]) for k in self.id_keys)])
+        rid = "-".join([self.base_id, *(id_part(k, getattr(self, k)) for k in self.id_keys)])
         if len(rid.encode("utf-8", "surrogatepass")) > MAX_RUN_ID_BYTES:
             rid = rid.encode("utf-8", "surrogatepass")[:MAX_RUN_ID_BYTES - 9].decode(
                 "utf-8", "ignore") + "-" + _short_hash(rid)
@@ -192,18 +300,18 @@ def assign_run_ids(runs: list[RunSpec]) -> None:
     and lists only where scalars do not tell them apart). Runs alone keep the base id; runs
     identical in every field keep one id (reported as a duplicate by load_spec_text)."""
     def differing(group: list[RunSpec], keys: tuple[str, ...]) -> list[str]:
-        return [k for k in keys if len({id_part(k, r.values[k]) for r in group}) > 1]
+        return [k for k in keys if len({id_part(k, getattr(r, k)) for r in group}) > 1]
 
     groups: dict[str, list[RunSpec]] = {}
     for r in runs:
-        r.id_keys = ()
+        r._id_keys = ()
         groups.setdefault(r.base_id, []).append(r)
     for group in groups.values():
         if len(group) < 2:
             continue
         scalar = differing(group, ID_SCALAR_KEYS)
         for r in group:
-            r.id_keys = tuple(scalar)
+            r._id_keys = tuple(scalar)
         same: dict[str, list[RunSpec]] = {}
         for r in group:
             same.setdefault(r.run_id, []).append(r)
@@ -211,7 +319,7 @@ def assign_run_ids(runs: list[RunSpec]) -> None:
             if len(sub) > 1:
                 keys = set(scalar) | set(differing(sub, ID_OTHER_KEYS))
                 for r in sub:
-                    r.id_keys = tuple(k for k in FIELDS if k in keys)
+                    r._id_keys = tuple(k for k in FIELDS if k in keys)
 
 
 def check_run_id(run_id: str) -> str | None:
@@ -248,7 +356,7 @@ def _grid(raw: Any, defaults: Any) -> tuple[int, list[tuple[str, int]]]:
     for layer in (defaults, raw):
         if isinstance(layer, dict):
             merged.update({k: v for k, v in layer.items() if k in FIELDS and not FIELDS[k].listy})
-    sizes = [(k, len(v)) for k, v in merged.items() if isinstance(v, list) and FIELDS[k].types != (dict,)]
+    sizes = [(k, len(v)) for k, v in merged.items() if isinstance(v, list) and not FIELDS[k].table]
     return math.prod(n for _, n in sizes), sizes
 
 
@@ -258,21 +366,43 @@ def _too_many(file: str, where: str, n: int, sizes: list[tuple[str, int]], cap: 
                      f"runs per file (raise the cap with ${MAX_RUNS_ENV})")
 
 
-def _type_name(types: tuple[type, ...]) -> str:
-    names = {int: "integer", float: "number", str: "string", bool: "true/false", dict: "table"}
-    return " or ".join(names.get(t, t.__name__) for t in types)
-
-
-def _check_type(value: Any, f: Field) -> bool:
-    if isinstance(value, bool):
-        return bool in f.types
-    if float in f.types and isinstance(value, int):
-        return True
-    return isinstance(value, f.types)
-
-
 def _where(file: str, exp: str, key: str) -> str:
     return f"{file}: {exp}: field '{key}'"
+
+
+def schema_problem(exc: ValidationError, model: type[Schema]) -> tuple[str, str]:
+    """`problem`, with NaN and infinities called what they are (pydantic may report them as out
+    of a field's range)."""
+    key, text = problem(exc, model)
+    value = exc.errors(include_url=False)[0].get("input")
+    if isinstance(value, float) and not math.isfinite(value):
+        text = text.replace(f"{value!r} out of range", f"{value!r} is not a finite number", 1)
+    return key, text
+
+
+def _check_field(key: str, value: Any, where: str) -> Any:
+    """One value of one field (one point of a grid, or a list field's whole list), checked and
+    normalised by the schema (`width = 64.0` is 64)."""
+    try:
+        return getattr(Experiment.model_validate({key: value}), key)
+    except ValidationError as e:
+        _, text = schema_problem(e, Experiment)
+        if text.startswith("expected ") and key not in LIST_FIELDS and key not in TABLE_FIELDS:
+            text = text.replace(", got ", " or a list of them, got ", 1)
+        raise SpecError(f"{where}: {text}") from None
+
+
+def _layer_value(key: str, value: Any, where: str) -> Any:
+    """A field as one layer ([defaults] or an experiment) gives it: a list field's list, a
+    table, or a scalar or a grid (list) of scalars, each checked by the schema."""
+    f = FIELDS[key]
+    if isinstance(value, list) and not value and key != "tags":  # no tags: fine
+        raise SpecError(f"{where}: empty list")
+    if f.listy and not isinstance(value, list) and not (key == "observe_classes" and isinstance(value, str)):
+        value = [value]
+    if isinstance(value, list) and not (f.listy or f.table):
+        return [_check_field(key, x, where) for x in value]
+    return _check_field(key, value, where)
 
 
 def read_toml(path: Path, follow: bool = True) -> dict:
@@ -323,29 +453,8 @@ def validate_experiment(raw: dict, *, file: str, exp: str, defaults: dict | None
             where = _where(file, layer_name, key)
             if key not in FIELDS:
                 raise SpecError(f"{where}: unknown field; allowed: {', '.join(FIELDS)}")
-            f = FIELDS[key]
-            items = value if isinstance(value, list) else [value]
-            if isinstance(value, list) and not value and key != "tags":  # no tags: fine
-                raise SpecError(f"{where}: empty list")
-            if f.listy and key == "observe_classes" and value == "all":
-                items = []
-            for item in items:
-                if not _check_type(item, f):
-                    raise SpecError(f"{where}: expected {_type_name(f.types)}"
-                                    f"{' or a list of them' if f.types != (dict,) else ''}, got {item!r}")
-            if isinstance(value, list) and f.types == (dict,):
-                raise SpecError(f"{where}: expected a table, got a list")
-            if key == "observe_classes" and value != "all":
-                if isinstance(value, int) and not isinstance(value, bool):
-                    value = [value]
-                if not isinstance(value, list) or not all(
-                        isinstance(c, int) and not isinstance(c, bool) for c in value):
-                    raise SpecError(f"{where}: expected \"all\" or a list of class numbers, got {value!r}")
-            if key == "mi_epochs":
-                explicit_mi_epochs = True
-            if f.listy and not isinstance(value, list) and key != "observe_classes":
-                value = [value]
-            merged[key] = value
+            merged[key] = _layer_value(key, value, where)
+            explicit_mi_epochs = explicit_mi_epochs or key == "mi_epochs"
 
     grid_keys = [k for k, v in merged.items() if isinstance(v, list) and not FIELDS[k].listy]
     combos = itertools.product(*[merged[k] for k in grid_keys]) if grid_keys else [()]
@@ -361,7 +470,7 @@ def validate_experiment(raw: dict, *, file: str, exp: str, defaults: dict | None
         _check_values(v, file=file, exp=exp, regs=regs, memo=memo)
         if v["attack"] == "none" and any(r.values == v for r in out):
             continue  # attack "none" ignores poison_rate: one clean run per remaining combination
-        out.append(RunSpec(v, source=f"{file}:{exp}"))
+        out.append(RunSpec.resolved(v, source=f"{file}:{exp}"))
     assign_run_ids(out)
     for r in out:
         why = check_run_id(r.run_id)
@@ -449,6 +558,28 @@ def poisoning_problem(v: dict, attack_cls, num_classes: int) -> str | None:
                 else f"class {empty[0]} keeps no image of its own")
         return (f"poison_rate {rate:g} poisons {len(idx):,} of {len(y):,} training images: "
                 f"{what}, so its subset cannot be measured; allowed: a lower poison_rate")
+    if v["attack_options"].get("balance"):
+        def short(r: float) -> tuple[int, int]:
+            """(images given the target label, untriggered target images to drop them from)."""
+            chosen = select_poison_indices(y, attack.selection_rate(r), v["target"],
+                                           attack.label_mode, num_classes, rule=rule, seed=v["seed"])
+            pool = int(np.sum(y == v["target"])) - int(np.sum(y[chosen] == v["target"]))
+            return attack.payload_count(len(chosen)), pool
+
+        rule = v["attack_options"].get("index", "authors")
+        need, pool = short(rate)
+        if need > pool:  # data/poison.py balance_drop would refuse the run at its start
+            lo, hi = 0.0, rate  # the highest rate that can still be balanced, to 3 digits
+            for _ in range(30):
+                mid = (lo + hi) / 2
+                lo, hi = (mid, hi) if short(mid)[0] <= short(mid)[1] else (lo, mid)
+            top = float(f"{lo:.3g}")
+            while top > 0 and short(top)[0] > short(top)[1]:
+                top = float(f"{top - 10 ** (math.floor(math.log10(top)) - 2):.3g}")
+            return (f"{rate:g} with attack_options.balance = true: {v['attack']} gives {need:,} "
+                    f"images the target label {v['target']}, but the target class keeps only "
+                    f"{pool:,} untriggered images to drop to balance them; allowed: poison_rate "
+                    f"<= {top:g} for balance on {v['dataset']}, or balance = false")
     return None
 
 
@@ -468,52 +599,37 @@ def min_poison_rate(dataset: str, target: int, label_mode: str, rule: str = "aut
 
 
 def _check_values(v: dict, *, file: str, exp: str, regs: dict[str, list[str]], memo: dict) -> None:
-    from ibtui.data.attacks import ATTACKS
+    """The checks one field's schema cannot make: names in the registries, the machine
+    (device, dataset files), the attack's options, and fields that depend on each other
+    (target < classes, a rate that poisons something, mi_epochs within epochs, observe_classes,
+    min_asr_reason, noise for the noise-aware estimator). Normalises `v` in place."""
     from ibtui.data.datasets import DATASETS
-    from ibtui.mi import validate_mi_options
 
     def err(key: str, msg: str) -> SpecError:
         return SpecError(f"{_where(file, exp, key)}: {msg}")
 
-    name = v["name"]
-    if len(name) > MAX_NAME_CHARS:
-        raise err("name", f"{name[:MAX_NAME_CHARS]!r}... has {len(name)} characters; allowed: {NAME_RULE}")
-    if not NAME_RE.fullmatch(name):
-        raise err("name", f"{name!r} not allowed; allowed: {NAME_RULE}")
-
     for key, allowed in regs.items():
-        values = v[key] if isinstance(v[key], list) else [v[key]]
-        for x in values:
+        for x in v[key] if isinstance(v[key], list) else [v[key]]:
             if x not in allowed:
                 raise err(key, f"unknown {key} {x!r}; allowed: {', '.join(allowed)}")
-    clean_reference = v["attack"] == "none"  # poison_rate is ignored, stored as 0
-    if clean_reference:
-        x = v["poison_rate"]
-        if not (isinstance(x, (int, float)) and math.isfinite(x) and 0 <= x < 1):
-            raise err("poison_rate", f"{x!r} out of range; allowed: [0, 1) (ignored for attack "
-                                     "'none', which poisons nothing)")
-        v["poison_rate"] = 0.0
-    for key, (lo, hi, lo_in, hi_in) in RANGES.items():
-        if clean_reference and key == "poison_rate":
-            continue
-        x = v[key]
-        if isinstance(x, float) and not math.isfinite(x):
-            raise err(key, f"{x!r} is not a finite number")
-        bad = (x < lo if lo_in else x <= lo) or (x > hi if hi_in else x >= hi)
-        if bad:
-            lb, rb = ("[" if lo_in else "("), ("]" if hi_in else ")")
-            raise err(key, f"{x!r} out of range; allowed: {lb}{lo:g}, {hi:g}{rb}")
-    for key, allowed in CHOICES.items():
-        if v[key] not in allowed:
-            raise err(key, f"{v[key]!r} not allowed; allowed: {', '.join(allowed)}")
+    _check_machine(v, err, memo)
+    ncls = DATASETS[v["dataset"]].num_classes
+    if not 0 <= v["target"] < ncls:
+        raise err("target", f"{v['target']} out of range; allowed: 0..{ncls - 1} ({v['dataset']} has {ncls} classes)")
+    v["mi_method"] = list(dict.fromkeys(v["mi_method"]))
+    _check_poisoning(v, err, memo, file=file, exp=exp)
+    _check_measurement(v, err, ncls, file=file, exp=exp)
+
+
+def _check_machine(v: dict, err: Callable[[str, str], SpecError], memo: dict) -> None:
+    """The device exists here and the dataset's files are there (or may be downloaded)."""
+    from ibtui.data.datasets import DATASETS
+
     key = ("device", v["device"])
     if key not in memo:
         memo[key] = _device_error(v["device"])
     if memo[key]:
         raise err("device", memo[key])
-    if "\0" in v["data_root"] or not v["data_root"].isprintable():
-        raise err("data_root", f"{v['data_root']!r} not allowed; allowed: a directory path without "
-                               "control characters")
     key = ("files", v["dataset"], v["data_root"], v["download"])
     if key not in memo:
         try:
@@ -527,20 +643,31 @@ def _check_values(v: dict, *, file: str, exp: str, regs: dict[str, list[str]], m
                          "(data_root, else $IBTUI_DATA, else ./data)")
     if memo[key]:
         raise err("dataset", f"{v['dataset']!r}: {memo[key]}")
-    ncls = DATASETS[v["dataset"]].num_classes
-    if not 0 <= v["target"] < ncls:
-        raise err("target", f"{v['target']} out of range; allowed: 0..{ncls - 1} ({v['dataset']} has {ncls} classes)")
-    v["mi_method"] = list(dict.fromkeys(v["mi_method"]))
+
+
+def _check_poisoning(v: dict, err: Callable[[str, str], SpecError], memo: dict, *,
+                     file: str, exp: str) -> None:
+    """The attack's options (its schema), and a poison rate that poisons something measurable;
+    attack "none" ignores the rate (stored as 0)."""
+    from ibtui.data.attacks import ATTACKS
+    from ibtui.data.datasets import DATASETS
+
     try:
         v["attack_options"] = ATTACKS[v["attack"]].resolve_options(v["attack_options"])
     except SpecError as e:
         raise SpecError(f"{file}: {exp}: {e}") from None
+    if v["attack"] == "none":
+        v["poison_rate"] = 0.0
+        return
+    if v["poison_rate"] == 0:
+        raise err("poison_rate", f"{v['poison_rate']!r} out of range; allowed: number in (0, 1) "
+                                 "(0 only for attack 'none', the clean reference)")
     mode = ATTACKS[v["attack"]].label_mode
     rule = v["attack_options"].get("index", "authors")
     key = ("rate", v["dataset"], v["poison_rate"], v["target"], mode, rule)
     if key not in memo:
         memo[key] = poisoned_count(v["dataset"], v["poison_rate"], v["target"], mode, rule, v["seed"])
-    if memo[key] == 0 and not clean_reference:
+    if memo[key] == 0:
         info = DATASETS[v["dataset"]]
         if mode == "clean":
             pool = (f"clean-label: a share of the {info.train_class_counts[v['target']]:,} training "
@@ -551,13 +678,20 @@ def _check_values(v: dict, *, file: str, exp: str, regs: dict[str, list[str]], m
         raise err("poison_rate", f"{v['poison_rate']!r} poisons no image of {v['dataset']} ({pool}; index "
                                  f"rule {rule!r}); allowed: poison_rate >= {rmin:g} for {v['attack']} "
                                  f"on {v['dataset']}")
-    if not clean_reference:
-        key = ("poisoning", v["dataset"], v["poison_rate"], v["target"], v["seed"], v["attack"],
-               json.dumps(v["attack_options"], sort_keys=True, default=str))
-        if key not in memo:
-            memo[key] = poisoning_problem(v, ATTACKS[v["attack"]], ncls)
-        if memo[key]:
-            raise err("poison_rate", memo[key])
+    key = ("poisoning", v["dataset"], v["poison_rate"], v["target"], v["seed"], v["attack"],
+           json.dumps(v["attack_options"], sort_keys=True, default=str))
+    if key not in memo:
+        memo[key] = poisoning_problem(v, ATTACKS[v["attack"]], DATASETS[v["dataset"]].num_classes)
+    if memo[key]:
+        raise err("poison_rate", memo[key])
+
+
+def _check_measurement(v: dict, err: Callable[[str, str], SpecError], ncls: int, *,
+                       file: str, exp: str) -> None:
+    """min_asr_reason, noise for the noise-aware estimator, mi_epochs within the run,
+    observe_classes among the clean classes, and the estimators' options."""
+    from ibtui.mi import validate_mi_options
+
     if v["min_asr"] < FIELDS["min_asr"].default and not v["min_asr_reason"].strip():
         raise err("min_asr_reason", f"empty while min_asr = {v['min_asr']:g}; allowed: a short "
                                     "reason for the threshold (e.g. \"clean-label LC on an "

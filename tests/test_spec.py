@@ -63,7 +63,8 @@ def test_defaults_and_paper_mi_epochs_scaled(tmp_path):
 
 @pytest.mark.parametrize("body, needle", [
     ('[[experiment]]\nname = "x"\npoison_rat = 0.1\n', "field 'poison_rat': unknown field; allowed:"),
-    ('[[experiment]]\nname = "x"\npoison_rate = 1.5\n', "field 'poison_rate': 1.5 out of range; allowed: (0, 1)"),
+    ('[[experiment]]\nname = "x"\npoison_rate = 1.5\n',
+     "field 'poison_rate': 1.5 out of range; allowed: number in [0, 1)"),
     ('[[experiment]]\nname = "x"\npoison_rate = 0.0\n', "field 'poison_rate': 0.0 out of range"),
     ('[[experiment]]\nname = "x"\npoison_rate = "ten"\n', "field 'poison_rate': expected number"),
     ('[[experiment]]\nname = "x"\ntarget = 10\n', "field 'target': 10 out of range; allowed: 0..9"),
@@ -360,3 +361,75 @@ def test_oversized_file_fails_before_parsing(tmp_path):
 def test_unusable_data_root_is_a_spec_error(root):
     with pytest.raises(SpecError, match="field 'dataset': 'cifar10': cannot look for its files under data_root"):
         load_spec_text({"experiment": [{"name": "a", "dataset": "cifar10", "data_root": root}]}, "f.toml")
+
+
+# --- the schema: one model for the fields, integral floats, a typed RunSpec, the README table --
+
+def test_readme_field_table_is_the_schema():
+    """README's field table is generated from ibtui.spec.Experiment; regenerate it with
+    `python -c "from ibtui.spec import fields_markdown; print(fields_markdown())"`."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    start = readme.index("\n", readme.index("<!-- fields:")) + 1
+    assert readme[start:readme.index("<!-- /fields -->")] == spec_mod.fields_markdown()
+
+
+@pytest.mark.parametrize("key, integral, exact", [
+    ("width", 4.0, 4), ("epochs", 4.0, 4), ("seed", 3.0, 3), ("batch_size", 64.0, 64),
+    ("threads", 1.0, 1), ("target", 2.0, 2), ("plateau_patience", 2.0, 2),
+])
+def test_integral_float_is_the_integer(key, integral, exact):
+    body = "[[experiment]]\nname = \"f\"\n"
+    a = load_spec_text(tomllib.loads(BASE + body + f"{key} = {integral!r}\n"), "a.toml")
+    b = load_spec_text(tomllib.loads(BASE + body + f"{key} = {exact}\n"), "b.toml")
+    assert [r.values for r in a] == [r.values for r in b]
+    assert [r.run_id for r in a] == [r.run_id for r in b]
+    assert type(getattr(a[0], key)) is int
+    c = load_spec_text(tomllib.loads(BASE + body + f"{key} = [{integral!r}, {exact + 1}]\n"), "c.toml")
+    assert [getattr(r, key) for r in c] == [exact, exact + 1]  # a grid of integral floats too
+
+
+@pytest.mark.parametrize("value, text", [
+    ("4.5", "field 'width': expected integer in [1, 1024] or a list of them, got 4.5"),
+    ('"4"', "field 'width': expected integer in [1, 1024] or a list of them, got '4'"),
+    ("true", "field 'width': expected integer in [1, 1024] or a list of them, got True"),
+    ("[4, 4.5]", "field 'width': expected integer in [1, 1024] or a list of them, got 4.5"),
+    ("2000", "field 'width': 2000 out of range; allowed: integer in [1, 1024]"),
+])
+def test_non_integral_and_non_numbers_are_refused(tmp_path, value, text):
+    p = write(tmp_path, f'[[experiment]]\nname = "f"\nwidth = {value}\n')
+    with pytest.raises(SpecError) as e:
+        load_spec(p)
+    assert str(e.value) == f"{p}: experiment[0] (f): {text}"
+
+
+def test_defaults_errors_name_the_defaults_table(tmp_path):
+    p = tmp_path / "d.toml"
+    p.write_text('[defaults]\nlr = "fast"\n[[experiment]]\nname = "x"\n')
+    with pytest.raises(SpecError) as e:
+        load_spec(p)
+    assert str(e.value) == (f"{p}: defaults: field 'lr': expected number in (0, 10] or a list "
+                            "of them, got 'fast'")
+
+
+def test_number_fields_keep_integers_and_run_ids(tmp_path):
+    """`weight_decay = 0` stays the integer it was (stored spec, run id and configuration key
+    as before the schema); 0.0 gives the same run id."""
+    a = load_spec(write(tmp_path, '[[experiment]]\nname = "n"\nweight_decay = [0, 0.001]\n'))
+    assert [r.weight_decay for r in a] == [0, 0.001] and type(a[0].weight_decay) is int
+    assert a[0].run_id.endswith("-weight_decay0")
+
+
+def test_run_spec_is_a_typed_frozen_object(tmp_path):
+    r = load_spec(write(tmp_path, '[[experiment]]\nname = "t"\n'))[0]
+    assert (r.name, r.epochs, r.width, r.observe_classes[:2]) == ("t", 4, 4, [1, 2])
+    assert r.values["epochs"] == 4 and list(r.values) == list(spec_mod.FIELDS)
+    with pytest.raises(Exception):  # noqa: B017 - pydantic's frozen-instance error
+        r.epochs = 5
+    assert "nope" not in r.values and not hasattr(r, "nope")
+
+
+def test_fields_come_from_the_schema():
+    f = spec_mod.FIELDS
+    assert f["width"].default == 64 and f["width"].allowed == "integer in [1, 1024]"
+    assert f["mi_epochs"].listy and f["attack_options"].table and not f["seed"].listy
+    assert f["threads"].help == spec_mod.Experiment.model_fields["threads"].description

@@ -1,5 +1,5 @@
 """Property-based tests of spec validation: specs generated from the documented schema
-(`ibtui.spec.FIELDS`, `RANGES`, `CHOICES` and the registries), with values mutated into wrong
+(`ibtui.spec.Experiment`, the pydantic model behind `FIELDS`, and the registries), with values mutated into wrong
 types, NaN/inf, out-of-range numbers, Rich markup, control characters, lists and unknown keys.
 
 Validation either accepts a spec, and then its runs have distinct ids that are valid directory
@@ -28,7 +28,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from ibtui.errors import SpecError
-from ibtui.spec import CHOICES, FIELDS, RANGES, _registries, check_run_id, experiment_to_toml, load_spec_text
+from ibtui.spec import FIELDS, Experiment, _registries, check_run_id, experiment_to_toml, load_spec_text
 
 IN_PROCESS_EXAMPLES = 150
 CLI_EXAMPLES = 4
@@ -38,20 +38,33 @@ MARKUP = ["[/]", "[bold]x[/bold]", "[link=file:///etc]x", "x[/red", "\\[x]", "[o
 CONTROL = ["\x00", "\n", "a\nb", "\r\n", "\t", "\x1b[31mred", "\u2028", "\ufeff", "\x7f", "\u202e"]
 
 
+def _range(key: str) -> tuple[float, float, bool, bool] | None:
+    """(lo, hi, lo inclusive, hi inclusive) of a number field of the schema, else None."""
+    lo = hi = None
+    lo_in = hi_in = True
+    for m in Experiment.model_fields[key].metadata:
+        lo, lo_in = (m.ge, True) if hasattr(m, "ge") else (m.gt, False) if hasattr(m, "gt") else (lo, lo_in)
+        hi, hi_in = (m.le, True) if hasattr(m, "le") else (m.lt, False) if hasattr(m, "lt") else (hi, hi_in)
+    return None if lo is None or hi is None else (lo, hi, lo_in, hi_in)
+
+
+RANGES = {k: r for k in FIELDS if (r := _range(k))}
+
+
 def _valid(key: str) -> st.SearchStrategy:
     """A value the README allows for `key` (small numbers, so that validation stays cheap)."""
     f = FIELDS[key]
     if key in RANGES:
         lo, hi, lo_in, hi_in = RANGES[key]
-        if int in f.types:
+        if f.allowed.startswith("integer"):
             return st.integers(int(lo) + (0 if lo_in else 1), int(min(hi, lo + 64)))
         return st.floats(lo, hi, exclude_min=not lo_in, exclude_max=not hi_in)
     if key in REGISTRIES:
         choice = st.sampled_from(REGISTRIES[key])
         return st.lists(choice, min_size=1, max_size=2) if f.listy else choice
-    if key in CHOICES:
-        return st.sampled_from(CHOICES[key])
-    if f.types == (bool,):
+    if key == "stealth_epochs":
+        return st.sampled_from(["all", "phases"])
+    if f.allowed == "true/false":
         return st.booleans()
     if key == "name":
         return st.from_regex(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,10}", fullmatch=True)
