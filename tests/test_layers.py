@@ -110,3 +110,47 @@ def test_no_import_cycles_between_modules():
         if v not in index:
             visit(v)
     assert not sccs, sccs
+
+
+# Layers, bottom first. A module imports only from its own layer or a lower one, lazily or not
+# (a function-level import is still an import). Modules named in no layer (the experiment,
+# the worker, the CLI, the app) are above them all. A name stands for the module and every
+# module under it; the longest name that matches decides.
+LAYERS = [
+    ["ibtui.files", "ibtui.errors", "ibtui.schema", "ibtui.runs.states", "ibtui.runs.config",
+     "ibtui.runs.resources"],
+    ["ibtui.spec", "ibtui.data", "ibtui.mi", "ibtui.models", "ibtui.train", "ibtui.runtime"],
+    ["ibtui.runs.store", "ibtui.runs.claim"],  # the run directory's contract, and its index
+    ["ibtui.analysis"],  # takes runs from the store
+    ["ibtui.runs.board"],  # the leaderboard: runs ranked by analysis.validity
+    ["ibtui.runs", "ibtui.runs.scheduler", "ibtui.runs.slurm", "ibtui.runs.launch"],
+]
+
+
+def layer_of(module: str) -> int:
+    best = (len(LAYERS), 0)
+    for i, names in enumerate(LAYERS):
+        for n in names:
+            if (module == n or module.startswith(n + ".")) and len(n) > best[1]:
+                best = (i, len(n))
+    return best[0]
+
+
+def test_imports_point_down_the_layers():
+    graph = import_graph()
+    upward = [(m, t) for m, ts in sorted(graph.items()) for t in sorted(ts)
+              if layer_of(t) > layer_of(m)]
+    assert not upward, upward
+
+
+def test_the_runs_store_stands_on_the_bottom_layer_and_the_spec_only():
+    """The store's index keeps each run's configuration key (ibtui.runs.config) and, for the
+    leaderboard, a line the caller makes (RunIndex(line=...)): it imports neither analysis nor
+    the board, not even inside a function."""
+    graph = import_graph()
+    assert graph["ibtui.runs.store"] <= {"ibtui.files", "ibtui.errors", "ibtui.runs.states",
+                                         "ibtui.runs.config", "ibtui.spec"}
+    assert graph["ibtui.runs.config"] == set()
+    assert "ibtui.runs.config" in graph["ibtui.analysis.replicas"]
+    assert layer_of("ibtui.runs.board") > layer_of("ibtui.analysis.validity") \
+        > layer_of("ibtui.runs.store") > layer_of("ibtui.runs.config")
