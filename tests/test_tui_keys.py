@@ -654,3 +654,43 @@ async def test_run_summary_shows_the_interval_and_the_seeds(runs):
         text = plain(app.screen.query_one("#summary-body", Static))
         assert "no within-run interval" in text and "carry no standard error" in text
         assert "Across seeds" not in text
+
+
+def test_readme_names_every_key_of_every_screen():
+    """Each screen's own keys (beyond the shared table) are in its line of the README's
+    key block, and the block names no screen the app lacks."""
+    import re
+
+    from ibtui.tui.screens.compose import ComposeScreen
+    from ibtui.tui.screens.leaderboard import LeaderboardScreen
+    from ibtui.tui.screens.run import RunScreen
+    from ibtui.tui.screens.runs import RunsScreen
+    from ibtui.tui.screens.workers import WorkersScreen
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("### Keys"):]
+    block = section[section.index("```\n") + 4:]
+    block = block[:block.index("```")]
+    blocks: dict[str, str] = {}
+    name = ""
+    for line in block.splitlines():
+        head = re.match(r"(\w+)\s{2,}", line)
+        if head and not line.startswith(" "):
+            name = head.group(1)
+        blocks[name] = blocks.get(name, "") + " " + line
+    shared = {"escape", "q", "slash", "s", "S", "o", "space", "enter", "a", "question_mark",
+              "f1", "right_square_bracket", "left_square_bracket", "j", "k"}
+    shown = {"plus": "+", "ctrl+r": "ctrl+r", "ctrl+o": "ctrl+o", "ctrl+t": "ctrl+t",
+             "f5": "F5", "f2": "F2"}
+    for screen, label in ((RunsScreen, "Runs"), (RunScreen, "Run"), (ComposeScreen, "Compose"),
+                          (LeaderboardScreen, "Leaderboard"), (WorkersScreen, "Workers")):
+        text = blocks[label]
+        for b in screen.BINDINGS:
+            keys = [k.strip() for k in b.key.split(",")]
+            if all(k in shared for k in keys):
+                continue
+            for k in keys:
+                if k in shared:
+                    continue
+                k = shown.get(k, k)
+                assert re.search(rf"(?<![\w+]){re.escape(k)}(?![\w+])", text), (label, k)
