@@ -26,6 +26,7 @@ import time
 import traceback
 from pathlib import Path
 
+from ibtui import faults
 from ibtui.errors import IbtuiError
 from ibtui.files import TolerantStream
 from ibtui.runs import claim
@@ -62,17 +63,6 @@ def choose_threads(path: Path) -> int:
         if env.isdigit() and int(env) > 0:
             return int(env)
     return cpu_count()
-
-
-def hold(name: str, path: Path) -> None:
-    """Fault-injection hook for tests: with `name` among IBTUI_PAUSE_AT's comma-separated names,
-    write <run>/paused-<name> (this pid) and wait for as long as it exists."""
-    if name not in os.environ.get("IBTUI_PAUSE_AT", "").split(","):
-        return
-    marker = path / f"paused-{name}"
-    marker.write_text(str(os.getpid()))
-    while marker.exists():
-        time.sleep(0.1)
 
 
 def reserve_space(path: Path) -> None:
@@ -166,7 +156,7 @@ def main(run_dir: str) -> int:
         print(f"[worker] {path.name}: not started: the run is {effective_state(status)}, "
               "not queued", flush=True)
         return claim.NOT_STARTED
-    hold("worker-start", path)
+    faults.hold("worker-start", path)
     reserve_space(path)
     try:
         return _work(path)

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import torch
 
+from ibtui import faults
 from ibtui.data.datasets import DATASETS
 from ibtui.experiment.checkpoint import resume_checkpoint, save_checkpoint
-from ibtui.experiment.control import RunFailed, Stop, pause_point
+from ibtui.experiment.control import RunFailed, Stop
 from ibtui.experiment.liveness import StatusBeat
 from ibtui.experiment.measure import class_statistics, measure_mi, representation_stats
 from ibtui.experiment.prepare import prepare_data
@@ -93,7 +94,7 @@ class Experiment:
 
         # 1. poison
         seed_everything(s["seed"])
-        pause_point("poisoning", self.dir)
+        faults.hold("poisoning", self.dir, forever=True)
         data, poison_s, quality = prepare_data(
             s, self.dir, str(dev), lambda phase, frac: self.beat(phase=phase, progress=round(frac, 4)))
         print(f"[poison] {s['attack']} on {s['dataset']}: {len(data.poison_idx)} triggered, "
@@ -119,7 +120,7 @@ class Experiment:
             record = self.train_one(epoch, model, opt, sched, gen, xt, yt, xs, ys, xtrig)
             if epoch in s["mi_epochs"]:
                 t_mi = time.time()
-                pause_point(f"mi-{epoch}", self.dir)
+                faults.hold(f"mi-{epoch}", self.dir, forever=True)
                 self.beat(force=True, phase="mi", progress=0.0)
                 self.w.log_mi(measure_mi(
                     s, self.dir, epoch, model, xt, data, dev,
@@ -139,7 +140,7 @@ class Experiment:
                   f"{record['seconds']:.1f}s" + (f" + MI {record['mi_seconds']:.1f}s"
                                                  if "mi_seconds" in record else ""), flush=True)
             save_checkpoint(self.dir, epoch, model, opt, sched, gen)
-            pause_point(f"after-epoch-{epoch}", self.dir)
+            faults.hold(f"after-epoch-{epoch}", self.dir, forever=True)
 
         # 4. score
         self.beat(force=True, phase="scoring")
@@ -152,7 +153,7 @@ class Experiment:
         def on_batch(b: int, nb: int) -> None:
             self.beat(progress=round(b / nb, 4))
             if b == (nb + 1) // 2:
-                pause_point(f"mid-epoch-{epoch}", self.dir)
+                faults.hold(f"mid-epoch-{epoch}", self.dir, forever=True)
 
         return on_batch
 
@@ -166,7 +167,7 @@ class Experiment:
         _, _, pred_trig = evaluate(model, xtrig, ys)
         am = attack_metrics(pred_trig, ys, s["target"])
         lr = opt.param_groups[0]["lr"]
-        if os.environ.get("IBTUI_INJECT_NAN") == f"loss-{epoch}":  # fault-injection hook for tests
+        if faults.injected(f"loss-{epoch}"):
             rec["nonfinite"], rec["train_loss"] = True, float("nan")
         if rec.pop("nonfinite") or not math.isfinite(test_loss):
             raise RunFailed(f"epoch {epoch}: training loss is not finite (train {rec['train_loss']}, "

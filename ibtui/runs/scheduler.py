@@ -34,6 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ibtui import faults
 from ibtui.errors import RunStoreError
 from ibtui.files import TolerantStream, fsync_dir, lock_held
 from ibtui.runs import claim
@@ -424,7 +425,7 @@ class Scheduler:
                     launched += self.launch(path)
         self.publish()
         if launched:
-            self._hold_after_launch()
+            faults.hold("scheduler-launched", self.runs_dir, once=True, hidden=True)
 
     def stop(self, hard: bool = False) -> None:
         """First call: SIGTERM (workers stop at a safe point). Second: SIGKILL at once."""
@@ -471,42 +472,13 @@ class Scheduler:
         while True:
             try:
                 self.loop(until=until, tick=tick, poll=poll)
-                self._hold_before_release()
+                faults.hold("scheduler-release", self.runs_dir, once=True, hidden=True)
             finally:
                 self.release()
             if until is not None and until():
                 return
             if self.stopping or not self.queued() or not self.acquire():
                 return  # done, stopped, or another scheduler took over the queue
-
-
-    _held = False
-    _held_launch = False
-
-    def _hold_after_launch(self) -> None:
-        """Fault-injection hook for tests (once per process): with scheduler-launched among
-        IBTUI_PAUSE_AT's comma-separated names, park the scheduler right after it launched a
-        worker and published it, for as long as <runs>/.paused-scheduler-launched exists."""
-        if ("scheduler-launched" not in os.environ.get("IBTUI_PAUSE_AT", "").split(",")
-                or Scheduler._held_launch):
-            return
-        Scheduler._held_launch = True
-        marker = self.runs_dir / ".paused-scheduler-launched"
-        marker.write_text(str(os.getpid()))
-        while marker.exists():
-            time.sleep(0.1)
-
-    def _hold_before_release(self) -> None:
-        """Fault-injection hook for tests (once per process): IBTUI_PAUSE_AT=scheduler-release
-        parks the scheduler between "nothing left to run" and releasing its lock, for as long as
-        <runs>/.paused-scheduler-release exists, so a test can queue runs in exactly that gap."""
-        if os.environ.get("IBTUI_PAUSE_AT") != "scheduler-release" or Scheduler._held:
-            return
-        Scheduler._held = True
-        marker = self.runs_dir / ".paused-scheduler-release"
-        marker.write_text(str(os.getpid()))
-        while marker.exists():
-            time.sleep(0.1)
 
 
 def scheduler_info(runs_dir: Path) -> dict | None:
