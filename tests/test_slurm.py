@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import ibtui_cmd
+from helpers import ibtui_cmd, sync
 
 from ibtui.errors import SpecError
 from ibtui.runs.slurm import executor_config, job_id, reconcile
@@ -288,3 +288,65 @@ def test_time_limit_warning_requeues_only_an_unfinished_run(tmp_path, state):
         assert delayed is not None and after == "queued"
     else:
         assert delayed is None and after == state
+
+
+# --- the app launches and resumes through the same service as the CLI ----------------------
+
+APP_RAW = {"name": "app-sl", "dataset": "digits", "width": 8, "epochs": 1, "mi_epochs": [1],
+           "batch_size": 128, "lr": 0.05, "observe_classes": [1],
+           "mi_options": {"k": 2, "max_samples": 32}}
+
+
+async def _app_wait(pilot, cond, timeout, what):
+    t = time.monotonic()
+    while not cond():
+        assert time.monotonic() - t < timeout, f"timed out after {timeout}s waiting for {what}"
+        await pilot.pause(0.5)
+
+
+@needs_cluster
+@pytest.mark.slurm
+@pytest.mark.slow
+@sync
+async def test_app_launches_on_slurm_and_resumes_a_local_run_there(tmp_path):
+    """Compose's Launch with the executor set to slurm submits one job array (settings from the
+    [executor] table of --executor-file); resume from an app started with --executor slurm
+    moves a stopped local run to Slurm. Both end done, run by Slurm jobs."""
+    from helpers import Starter, settle
+
+    from ibtui.runs.launch import launch
+    from ibtui.runs.slurm import ExecutorConfig
+    from ibtui.spec import load_spec_text
+    from ibtui.tui.app import IbtuiApp
+
+    runs = tmp_path / "runs"
+    settings = spec_file(tmp_path)  # [executor] kind slurm, partition debug, 1 cpu, 2 GB
+    # a local run that never started, then cancelled: a stopped run to resume
+    (local,) = launch(load_spec_text({"experiment": [dict(APP_RAW, name="was-local")]}, "t"),
+                      runs, ExecutorConfig(), source="t").paths
+    cli(["cancel", local.name, "--runs-dir", str(runs)])
+    assert load_run(local).state == "cancelled"
+
+    starter = Starter()
+    app = IbtuiApp(runs, poll_interval=3600, start_scheduler=starter, executor="slurm",
+                   executor_file=settings)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        compose = app.get_screen("compose")
+        await app.push_screen(compose)
+        await settle(pilot)
+        assert compose.executor_kind == "slurm"
+        compose._launch(dict(APP_RAW))
+        await settle(pilot)
+        app.resume_runs([local.name])
+        await settle(pilot)
+        launched = [p for p in runs.iterdir() if p.name.startswith("app-sl")]
+        assert len(launched) == 1
+        await _app_wait(pilot, lambda: all(load_run(p).state in ("done", "failed", "crashed")
+                                           for p in (launched[0], local)), 600, "both runs end")
+    assert starter.calls == []  # nothing local was started: both went to Slurm
+    for p in (launched[0], local):
+        run = load_run(p)
+        assert run.state == "done", run.log_tail()
+        assert run.status["executor"] == "slurm" and run.status["slurm"]["partition"] == "debug"
+        assert job_id(p)  # slurm.json: submitted by the launch service

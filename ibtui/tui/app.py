@@ -30,8 +30,9 @@ from textual.signal import Signal
 from textual.worker import Worker, WorkerState
 
 from ibtui.errors import IbtuiError
-from ibtui.runs.scheduler import ensure_scheduler, request_cancel, scheduler_info, set_queued
-from ibtui.runs.slurm import resubmit
+from ibtui.runs import launch
+from ibtui.runs.scheduler import ensure_scheduler, request_cancel, scheduler_info
+from ibtui.runs.slurm import ExecutorConfig, load_executor
 from ibtui.tui.messages import RunDetailUpdated, RunsUpdated
 from ibtui.tui.model import RESUMABLE
 from ibtui.tui.poller import RunDetail, RunsReader, Snapshot
@@ -81,7 +82,8 @@ class IbtuiApp(App[None]):
                  clock: Callable[[], float] = time.time,
                  start_scheduler: SchedulerStarter | None = None, jobs: int | None = None,
                  gpus: list[str] | None = None, threads: int | None = None,
-                 experiments_file: Path | None = None) -> None:
+                 experiments_file: Path | None = None, executor: str | None = None,
+                 executor_file: Path | None = None) -> None:
         super().__init__()
         self.runs_dir = Path(runs_dir)
         self.poll_interval = poll_interval
@@ -91,6 +93,11 @@ class IbtuiApp(App[None]):
         self.gpus = gpus
         self.threads = threads
         self.experiments_file = Path(experiments_file or "experiments.toml")
+        # where Launch sends runs (compose can switch it) and, when chosen on the command line,
+        # where resumed runs go (else each goes back to the executor it ran on)
+        self.executor_choice = executor
+        self.executor_file = Path(executor_file) if executor_file else None
+        self.executor_kind = executor or self.executor_settings(None).kind
         self.reader = RunsReader(self.runs_dir, poll_interval=poll_interval)
         self.snapshot = Snapshot(now=clock())
         self.loaded = False
@@ -294,24 +301,35 @@ class IbtuiApp(App[None]):
             return
         self._resume(targets)
 
+    def executor_settings(self, kind: str | None) -> ExecutorConfig:
+        """The executor `kind` with the settings of the [executor] table of --executor-file,
+        else of the experiments file (the cluster's defaults without one); SpecError when that
+        table is wrong. `kind` None: the table's own kind (local without one)."""
+        try:
+            return load_executor(self.executor_file or self.experiments_file, kind)
+        except IbtuiError:
+            if kind is None:
+                return ExecutorConfig()  # reported when a launch reads it again
+            raise
+
+    def scheduler_starter(self) -> Callable[[], int | None]:
+        return lambda: self.start_scheduler(self.runs_dir, jobs=self.jobs, gpus=self.gpus,
+                                            threads=self.threads)
+
     @work(thread=True, exit_on_error=False, group="actions", description="resuming runs")
     def _resume(self, ids: list[str]) -> None:
-        errors = []
-        for i in ids:
-            try:
-                set_queued(self.runs_dir / i)
-            except IbtuiError as e:
-                errors.append(str(e))
-        try:  # Slurm runs go back to Slurm (sbatch has a timeout; we are off the UI thread)
-            resubmit([self.runs_dir / i for i in ids], self.runs_dir)
+        try:  # through the launch service, as `ibtui resume`: Slurm runs go back to Slurm
+            cfg = (None if self.executor_choice is None
+                   else self.executor_settings(self.executor_choice))
+            done = launch.resume([self.runs_dir / i for i in ids], self.runs_dir, executor=cfg,
+                                 start_scheduler=self.scheduler_starter())
         except IbtuiError as e:
-            errors.append(str(e))
+            self.reader.refresh(ids)
+            self.call_from_thread(self._report, "Not resumed.", [str(e)])
+            return
         self.reader.refresh(ids)
-        pid = self.start_scheduler(self.runs_dir, jobs=self.jobs, gpus=self.gpus,
-                                   threads=self.threads)
-        started = f"; scheduler started (pid {pid})" if pid else ""
-        self.call_from_thread(self._report,
-                              f"Re-queued {len(ids) - len(errors)} run(s){started}.", errors)
+        text = done.message("re-queued")
+        self.call_from_thread(self._report, text[0].upper() + text[1:] + ".", [])
 
     def action_start_scheduler(self) -> None:
         self._start_scheduler()
@@ -366,6 +384,8 @@ class IbtuiApp(App[None]):
 
 
 def run_app(runs_dir: Path, jobs: int | None = None, gpus: list[str] | None = None,
-            threads: int | None = None) -> None:
+            threads: int | None = None, executor: str | None = None,
+            executor_file: Path | None = None) -> None:
     """Open the app on a runs directory (blocking until the user quits)."""
-    IbtuiApp(Path(runs_dir), jobs=jobs, gpus=gpus, threads=threads).run()
+    IbtuiApp(Path(runs_dir), jobs=jobs, gpus=gpus, threads=threads, executor=executor,
+             executor_file=executor_file).run()

@@ -21,7 +21,8 @@ from textual.widgets.option_list import OptionDoesNotExist
 from textual.worker import get_current_worker
 
 from ibtui.errors import IbtuiError
-from ibtui.runs.scheduler import create_runs
+from ibtui.runs.launch import Launched, launch
+from ibtui.runs.slurm import KINDS
 from ibtui.spec import FIELDS, RunSpec
 from ibtui.tui.form import (
     FORM,
@@ -157,6 +158,7 @@ class ComposeScreen(Screen):
         self._timer: Timer | None = None  # how many validations have been shown (tests wait on it)
         self.busy = False
         self._initial_picks: dict[str, set[str]] = {}
+        self.executor_kind = "local"  # set from the app's choice on mount; the select changes it
 
     # --- layout ------------------------------------------------------------------------
     def _row(self, f) -> ComposeResult:
@@ -180,6 +182,7 @@ class ComposeScreen(Screen):
                     yield Static(Text(f.help), classes="form-help", id=f"help-{f.key}")
 
     def compose(self) -> ComposeResult:
+        self.executor_kind = self.app.executor_kind
         hint = (f"  starts from the {START_PRESET} preset · comma-separated values make a grid · "
                 "same rules as experiments.toml")
         # the screen's name and the runs directory, as on every screen
@@ -202,6 +205,11 @@ class ComposeScreen(Screen):
                 yield Button("Save ^o", id="save", compact=True)
                 yield Label(" to ", classes="form-label-inline")
                 yield KeyOrderInput(str(self.app.experiments_file), id="save-path", compact=True)
+                yield Label(" runs on ", classes="form-label-inline")
+                yield Select([(Text(k), k) for k in KINDS], value=self.executor_kind,
+                             allow_blank=False, id="executor", compact=True,
+                             tooltip="Launch sends the runs to the local scheduler or to Slurm "
+                                     "(settings: the [executor] table of the file)")
         yield Footer(compact=True, show_command_palette=False)
 
     def on_descendant_focus(self, event: events.DescendantFocus) -> None:
@@ -470,17 +478,26 @@ class ComposeScreen(Screen):
             app.call_from_thread(self.ask_duplicates, found, "Launch",
                                  lambda: self._launch(raw, confirmed=True))
             return
-        paths = create_runs(specs, app.runs_dir)
-        pid = app.start_scheduler(app.runs_dir, jobs=app.jobs, gpus=app.gpus, threads=app.threads)
-        app.call_from_thread(self._launched, [p.name for p in paths], pid)
+        try:  # the launch service `ibtui run` uses: local scheduler or one Slurm job array
+            cfg = app.executor_settings(self.executor_kind)
+            done = launch(specs, app.runs_dir, cfg, source=str(app.executor_file or app.experiments_file),
+                          start_scheduler=app.scheduler_starter())
+        except IbtuiError as e:
+            app.call_from_thread(self.show_result, [], str(e))
+            app.call_from_thread(app.notify, str(e), title="Not launched", severity="error")
+            return
+        app.call_from_thread(self._launched, done)
 
-    def _launched(self, ids: list[str], pid: int | None) -> None:
-        sched = f"scheduler started (pid {pid})" if pid else "the running scheduler picks them up"
-        self.app.notify(f"Queued {len(ids)} run{'s' * (len(ids) != 1)}; {sched}.",
-                        title="Launched")
+    def _launched(self, done: Launched) -> None:
+        text = done.message()
+        self.app.notify(text[0].upper() + text[1:] + ".", title="Launched")
         self.app.poll_now()
         if self.app.screen is self:
             self.dismiss()
+
+    @on(Select.Changed, "#executor")
+    def _executor_changed(self, event: Select.Changed) -> None:
+        self.executor_kind = str(event.value)
 
     def action_save(self) -> None:
         try:
