@@ -1,18 +1,16 @@
 """Class-wise MI at one training checkpoint, sharing the network's work across subsets.
 
 One set of forward passes over the union of all subsets' images feeds every subset, both terms
-and every method: k noisy draws of S per image for noise-aware (k = mi_options.k), and the first
-draw's T and softmax(logits) for the sample-based methods (drawn once per image per estimate;
-the critic then trains on fixed pairs — the authors instead re-run the network every batch,
-which changes the noise each epoch but not the quantity estimated).
-
-Sample-based inputs: I(X;T): a = the image as the model sees it before normalisation (float in
-[0,1], flattened NHWC, 3072-d), b = T. I(T;Ŷ): a = T, b = softmax probabilities.
-Noise-aware: I(X;T) = noisy_mi(S, σ) with σ² = σ_T² + σ_m², σ_m = xt_scale × the spread of S
-over every measured image (`measurement_sigma`: a measurement scale that follows the
-representation; xt_scale = 0 gives the network's own noise, whose value is also kept in
-settings["network_noise_value"]); I(T;Ŷ) = noisy_mi_ty(S, W, σ_ty, sigma_t=σ_T). The sample-based
-methods always measure the network's own T (the authors' quantity).
+and every method (the estimators of ibtui/mi/methods, looked up by name): as many noisy draws of
+S per image as the most any selected estimator asks for (noise-aware: mi_options.k), and the
+first draw's T and softmax(logits) when one trains on sample pairs (drawn once per image per
+estimate; the critic then trains on fixed pairs — the authors instead re-run the network every
+batch, which changes the noise each epoch but not the quantity estimated). Each estimator then
+`prepare`s once per checkpoint and `measure`s each (term, subset) with a seed of its own.
+Sample pairs: I(X;T): a = the image as the model sees it before normalisation (float in [0,1],
+flattened NHWC, 3072-d), b = T; I(T;Ŷ): a = T, b = softmax probabilities. The sample-based
+methods always measure the network's own T (the authors' quantity); noise-aware measures I(X;T)
+at a scale that follows the representation (methods/noise_aware.py).
 Subsets with fewer than 2 images are skipped (no record).
 
 Record fields: term, subset, method, value, n, settings, seconds, and
