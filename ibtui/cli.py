@@ -1194,6 +1194,13 @@ def tsne(run_key: str = typer.Argument(..., metavar="RUN"), runs_dir: Path = Run
         say(f"wrote {p}")
 
 
+def _runs_of(runs_dir: Path) -> list:
+    """Every run of an existing runs directory (through its index), for the analyses."""
+    from ibtui.runs.store import list_runs_cached, require_runs_dir
+
+    return list_runs_cached(require_runs_dir(runs_dir))
+
+
 @app.command()
 def report(runs_dir: Path = RunsDir,
            group_by: str = typer.Option("dataset,poison_rate", "--group-by"),
@@ -1206,19 +1213,23 @@ def report(runs_dir: Path = RunsDir,
     """The paper's Table I from the runs directory (mean ± 95% t-interval over seeds, ties)."""
     from ibtui.analysis.report import perceptibility_scatter
     from ibtui.analysis.report import report as make_report
-    from ibtui.runs.store import require_runs_dir
+    from ibtui.errors import RunStoreError
 
-    if paper:
-        from ibtui.analysis.paper_table import paper_report
+    listed = _runs_of(runs_dir)
+    try:
+        if paper:
+            from ibtui.analysis.paper_table import paper_report
 
-        print(paper_report(require_runs_dir(runs_dir)))
-        return
-    print(make_report(require_runs_dir(runs_dir), [g for g in group_by.split(",") if g], fmt))
+            print(paper_report(listed, str(runs_dir)))
+            return
+        print(make_report(listed, [g for g in group_by.split(",") if g], fmt))
+    except RunStoreError as e:  # the analyses take runs: the directory is named here
+        raise RunStoreError(f"{runs_dir}: {e}") from None
     if scatter:
         if scatter.exists() and not scatter.is_dir() and scatter.suffix.lower() not in (
                 ".png", ".pdf", ".svg"):
             raise IbtuiError(f"--scatter {scatter}: exists and is not a directory or a figure")
-        path = perceptibility_scatter(runs_dir, scatter)
+        path = perceptibility_scatter(listed, scatter)
         say(f"wrote {path}" if path else "no run has perceptibility figures yet")
 
 
@@ -1229,10 +1240,13 @@ def alarm_eval(runs_dir: Path = RunsDir,
     """Backdoor alarm vs activation clustering and spectral signatures over finished clean and
     poisoned runs (grid: bench/alarm_grid.toml): AUROC, target top-1, first epoch, FPR."""
     from ibtui.analysis.alarm_eval import run_eval
-    from ibtui.runs.store import require_runs_dir
 
     command = " ".join(["ibtui", *sys.argv[1:]]) if sys.argv else "ibtui alarm-eval"
-    *paths, md = run_eval(require_runs_dir(runs_dir), out, command)
+    listed = _runs_of(runs_dir)
+    try:
+        *paths, md = run_eval(listed, out, command)
+    except IbtuiError as e:
+        raise IbtuiError(f"{runs_dir}: {e}") from None
     print(md)
     say("wrote " + ", ".join(map(str, paths)))
 

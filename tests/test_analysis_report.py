@@ -12,6 +12,7 @@ from test_analysis_fixture import write_run
 
 from ibtui.analysis.report import perceptibility_scatter, report
 from ibtui.errors import RunStoreError, SpecError
+from ibtui.runs.store import list_runs
 
 
 def make_runs(root: Path) -> Path:
@@ -34,8 +35,9 @@ def make_runs(root: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory) -> Path:
-    return make_runs(tmp_path_factory.mktemp("report"))
+def runs(tmp_path_factory) -> list:
+    """The fixture directory's runs, as the CLI hands them to the analyses."""
+    return list_runs(make_runs(tmp_path_factory.mktemp("report")))
 
 
 def test_markdown_table_i_layout(runs):
@@ -109,7 +111,7 @@ def test_rows_split_by_a_setting_that_differs(tmp_path):
     write_run(runs, attack="badnets", with_features=False, score=(0.1, 0.1))
     write_run(runs, attack="badnets", arch="vgg16", with_features=False, score=(0.3, 0.3),
               spec_extra={"lr": 0.001})
-    lines = report(runs, ["dataset", "poison_rate"], "md").splitlines()
+    lines = report(list_runs(runs), ["dataset", "poison_rate"], "md").splitlines()
     assert lines[3] == ("| BadNets (arch=resnet18, lr=0.01) | 0.1000 (n = 1) | 0.1000 (n = 1) | "
                         "0.1000 (n = 1) | 1 | BadNets (arch=vgg16, lr=0.001) |")
     assert lines[4] == ("| BadNets (arch=vgg16, lr=0.001) | 0.3000 (n = 1) | 0.3000 (n = 1) | "
@@ -126,7 +128,7 @@ def test_three_seeds_mean_interval_and_ties_by_hand(tmp_path):
     for seed, sc in enumerate((0.50, 0.52, 0.54)):
         write_run(runs, attack="blend", seed=seed, score=(sc, sc), with_features=False)
     write_run(runs, attack="lc", score=(0.25, 0.25), with_features=False)
-    lines = report(runs, ["dataset", "poison_rate"], "md").splitlines()
+    lines = report(list_runs(runs), ["dataset", "poison_rate"], "md").splitlines()
     # badnets: mean 0.2, s = 0.1, half = 4.302653·0.1/√3 = 0.248414 -> [-0.048, 0.448]
     # blend: mean 0.52, s = 0.02, half = 4.302653·0.02/√3 = 0.049683 -> [0.470, 0.570]
     # they do not overlap (0.448 < 0.470): no tie; lc (n = 1) ties with both ("all")
@@ -135,7 +137,7 @@ def test_three_seeds_mean_interval_and_ties_by_hand(tmp_path):
         "| Blend | 0.5200 ± 0.0497 | 0.5200 ± 0.0497 | 0.5200 ± 0.0497 | 3 | LC |",
         "| LC | 0.2500 (n = 1) | 0.2500 (n = 1) | 0.2500 (n = 1) | 1 | all |",
     ]
-    rows = list(csv.DictReader(io.StringIO(report(runs, ["dataset", "poison_rate"], "csv"))))
+    rows = list(csv.DictReader(io.StringIO(report(list_runs(runs), ["dataset", "poison_rate"], "csv"))))
     half = 4.302653 * 0.1 / 3 ** 0.5
     assert float(rows[0]["score_lo"]) == pytest.approx(0.2 - half, rel=1e-6)
     assert float(rows[0]["score_hi"]) == pytest.approx(0.2 + half, rel=1e-6)
@@ -146,9 +148,8 @@ def test_report_errors(runs, tmp_path):
         report(runs, ["colour"], "md")
     with pytest.raises(SpecError, match="allowed: md, latex, csv"):
         report(runs, [], "html")
-    (tmp_path / "empty").mkdir()
     with pytest.raises(RunStoreError, match="no finished runs"):
-        report(tmp_path / "empty", [], "md")
+        report([], [], "md")
 
 
 def test_perceptibility_scatter(runs, tmp_path):
@@ -170,7 +171,7 @@ def test_perceptibility_scatter(runs, tmp_path):
 def test_perceptibility_scatter_without_metrics(tmp_path):
     runs = tmp_path / "runs"
     write_run(runs, with_features=False)
-    assert perceptibility_scatter(runs, tmp_path / "out") is None
+    assert perceptibility_scatter(list_runs(runs), tmp_path / "out") is None
 
 
 def test_ties_name_long_labels_by_their_place_in_the_section():

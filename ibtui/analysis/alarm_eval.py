@@ -34,12 +34,10 @@ MAIN = ["dynamics", "ac", "ss"]
 MODES = ["none", "clean-ref"]
 
 
-def collect(runs_dir: Path) -> list[dict]:
-    """Finished runs with their truth and detector inputs."""
-    from ibtui.runs.store import list_runs
-
+def collect(listed: list) -> list[dict]:
+    """The finished runs among `listed` with their truth and detector inputs."""
     out = []
-    for r in list_runs(Path(runs_dir)):
+    for r in listed:
         if r.state != "done" or not r.spec:
             continue
         inp = alarm.load_inputs(r.path)
@@ -299,14 +297,14 @@ def figure(rows: list[dict], path: Path, methods: list[str] | None = None) -> No
     plt.close(fig)
 
 
-def run_eval(runs_dir: Path, out_dir: Path, command: str) -> tuple[Path, Path, Path, str]:
-    """Evaluate, write alarm_eval.md, .csv and .png into out_dir; returns their paths and the
-    markdown text."""
+def run_eval(listed: list, out_dir: Path, command: str) -> tuple[Path, Path, Path, str]:
+    """Evaluate the runs `listed`, write alarm_eval.md, .csv and .png into out_dir; returns
+    their paths and the markdown text."""
     from ibtui.errors import IbtuiError
 
-    runs = collect(runs_dir)
+    runs = collect(listed)
     if not any(r["clean"] for r in runs) or all(r["clean"] for r in runs):
-        raise IbtuiError(f"{runs_dir}: alarm-eval needs finished clean (attack = \"none\") and "
+        raise IbtuiError("alarm-eval needs finished clean (attack = \"none\") and "
                          f"poisoned runs; found {sum(r['clean'] for r in runs)} clean and "
                          f"{sum(not r['clean'] for r in runs)} poisoned (run bench/alarm_grid.toml "
                          "first)")

@@ -22,7 +22,6 @@ The paper's two headline claims are then read off those tests:
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 from ibtui.analysis.replicas import mean_interval
 
@@ -254,19 +253,17 @@ def render(result: dict, runs_dir: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
-def paper_report(runs_dir: Path) -> str:
-    from ibtui.analysis.report import finished_runs
+def paper_report(listed: list, where: str = "") -> str:
+    """The comparison with the paper's Table I over the runs `listed` (one runs directory's,
+    named `where` in the text)."""
+    from ibtui.analysis.report import NO_FINISHED_RUNS, finished_runs
     from ibtui.errors import RunStoreError
-    from ibtui.runs.store import list_runs
 
     aside: list = []
-    try:  # the report's own validity rules, when it has them, name the runs they set aside
-        runs = finished_runs(Path(runs_dir), aside)
-    except TypeError:
-        runs = finished_runs(Path(runs_dir))
+    runs = finished_runs(listed, aside)  # validity names the runs it sets aside
     extra = []
     if aside:
-        specs = {r.id: r for r in list_runs(Path(runs_dir))}
+        specs = {r.id: r for r in listed}
         for run_id, verdict in aside:
             r = specs.get(run_id)
             if r is None:
@@ -276,5 +273,5 @@ def paper_report(runs_dir: Path) -> str:
             extra.append({"id": run_id, "settings": settings, "summary": r.summary or {},
                           "why": "; ".join(reasons)})
     if not runs and not extra:
-        raise RunStoreError(f"{runs_dir}: no finished runs with a summary.json (state done)")
-    return render(compare(runs, extra), str(runs_dir))
+        raise RunStoreError(NO_FINISHED_RUNS)
+    return render(compare(runs, extra), where)

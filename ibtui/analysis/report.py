@@ -62,18 +62,20 @@ def check_group_by(group_by: list[str] | None) -> list[str]:
     return out
 
 
+NO_FINISHED_RUNS = "no finished runs with a summary.json (state done)"
+
+
 def _canon(v: Any) -> str:
     return json.dumps(v, sort_keys=True, default=str)
 
 
-def finished_runs(runs_dir: Path, set_aside: list | None = None) -> list[dict]:
-    """Every valid done run with a summary (ibtui.analysis.validity: backdoor and clean task
-    learned, no duplicate of an earlier seed): its resolved settings, overlaid by the summary.
-    The verdicts of the runs set aside are appended to `set_aside` when given."""
+def finished_runs(listed: list, set_aside: list | None = None) -> list[dict]:
+    """Of the runs `listed` (ibtui.runs.store's runs of one directory), every valid done run
+    with a summary (ibtui.analysis.validity: backdoor and clean task learned, no duplicate of an
+    earlier seed): its resolved settings, overlaid by the summary. The verdicts of the runs set
+    aside are appended to `set_aside` when given."""
     from ibtui.analysis.validity import assess, inputs_of
-    from ibtui.runs.store import list_runs_cached
 
-    listed = list_runs_cached(Path(runs_dir))
     verdicts = assess([inputs_of(r) for r in listed])
     if set_aside is not None:
         set_aside += [(r.id, v) for r, v in zip(listed, verdicts, strict=True) if v.ok is False]
@@ -320,17 +322,17 @@ def render(rows: list[dict], group_by: list[str], fmt: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def report(runs_dir: Path, group_by: list[str] | None = None, fmt: str = "md") -> str:
-    """Table I of the runs directory: attack, D_XT, D_TY, score (mean ± 95% t-interval
+def report(listed: list, group_by: list[str] | None = None, fmt: str = "md") -> str:
+    """Table I of the runs `listed` (one runs directory's): attack, D_XT, D_TY, score (mean ± 95% t-interval
     half-width over seeds, or the value and n=1), runs, ties."""
     fmt = (fmt or "md").lower()
     if fmt not in FORMATS:
         raise SpecError(f"report format {fmt!r} not allowed; allowed: {', '.join(FORMATS)}")
     group_by = check_group_by(group_by)
     aside: list = []
-    runs = finished_runs(runs_dir, aside)
+    runs = finished_runs(listed, aside)
     if not runs and not aside:
-        raise RunStoreError(f"{runs_dir}: no finished runs with a summary.json (state done)")
+        raise RunStoreError(NO_FINISHED_RUNS)
     text = render(aggregate(runs, group_by), group_by, fmt) if runs else ""
     return text + (set_aside_note(aside, fmt) if fmt != "csv" else "")
 
@@ -357,12 +359,12 @@ ATTACK_COLOURS = {"badnets": OKABE_ITO["vermillion"], "blend": OKABE_ITO["blue"]
 MARKERS = ("o", "s", "^", "D", "v", "P", "X")
 
 
-def perceptibility_scatter(runs_dir: Path, out: Path) -> Path | None:
+def perceptibility_scatter(listed: list, out: Path) -> Path | None:
     """Stealth score against PSNR, SSIM and LPIPS (paper Fig. 10), one point per setting
     (mean ± std over seeds), with a CSV of the points. `out`: a file (.png/.pdf/.svg) or a
     directory (then out/perceptibility.png). None when no finished run has a perceptual
     metric."""
-    runs = [r for r in finished_runs(runs_dir)
+    runs = [r for r in finished_runs(listed)
             if any(num(r["summary"].get(p)) is not None for p in PERCEPTUAL)]
     rows = aggregate(runs, [], values=("score", *PERCEPTUAL))
     for r in rows:
