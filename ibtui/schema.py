@@ -18,11 +18,12 @@ import typing
 from typing import Annotated, Any, Literal
 
 import annotated_types as at
-from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, WrapValidator
 from pydantic import Field as SchemaField  # noqa: F401 (re-exported for the schemas)
+from pydantic_core import PydanticCustomError
 
-__all__ = ["Int", "Schema", "SchemaField", "ValidationError", "allowed_text", "describe",
-           "problem", "type_name"]
+__all__ = ["Int", "Num", "Schema", "SchemaField", "ValidationError", "allowed_text", "describe",
+           "integral", "problem", "type_name"]
 
 
 def _integral(value: Any) -> Any:
@@ -32,6 +33,25 @@ def _integral(value: Any) -> Any:
 
 
 Int = Annotated[int, BeforeValidator(_integral)]
+
+
+def integral(value: Any) -> Any:
+    """Before a choice of integers, `Annotated[Literal[4, 8], BeforeValidator(integral)]`: an
+    integral float is the integer, and true/false is refused (a Literal takes True for 1)."""
+    if isinstance(value, bool):
+        raise PydanticCustomError("literal_error", "true/false is not one of the integers")
+    return _integral(value)
+
+
+def _keep_int(value: Any, handler: Any) -> Any:
+    out = handler(value)
+    return value if type(value) is int else out
+
+
+# A number field that keeps an integer as written (`weight_decay = 0` stays 0, checked as 0.0):
+# resolved values, and the run ids and configuration keys hashed from them, are what they were
+# before the schema. Plain `float` turns it into 0.0.
+Num = Annotated[float, WrapValidator(_keep_int)]
 
 
 class Schema(BaseModel):
@@ -127,6 +147,8 @@ def problem(exc: ValidationError, model: type[BaseModel]) -> tuple[str, str]:
     if key not in model.model_fields:
         return dotted, err["msg"]
     allowed = allowed_text(model, key)
+    if isinstance(value, float) and not math.isfinite(value) and kind != "float_type":
+        return dotted, f"{value!r} is not a finite number; allowed: {allowed}"  # NaN fails bounds first
     if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
         return dotted, f"{value!r} out of range; allowed: {allowed}"
     if kind == "finite_number":

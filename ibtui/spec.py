@@ -32,11 +32,11 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import tomli_w
-from pydantic import AfterValidator, BeforeValidator, ConfigDict, PrivateAttr, WrapValidator
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, PrivateAttr
 
 from ibtui.errors import DataError, SpecError
 from ibtui.files import NotRegularFile, TooBig, read_regular
-from ibtui.schema import Int, Schema, SchemaField, ValidationError, describe, problem
+from ibtui.schema import Int, Num, Schema, SchemaField, ValidationError, describe, problem
 
 DEFAULT_MAX_RUNS = 10_000
 MAX_RUNS_ENV = "IBTUI_MAX_RUNS"
@@ -49,16 +49,6 @@ NAME_RULE = (f"1-{MAX_NAME_CHARS} characters from A-Z a-z 0-9 . _ -, not startin
 DEVICE_RE = re.compile(r"auto|cpu|cuda(?::(\d{1,6}))?")
 
 PAPER_MI_EPOCHS = [1, 5, 10, 20, 40, 60, 80, 100, 120]
-
-
-def _keep_int(value: Any, handler: Any) -> Any:
-    """A number field keeps an integer as written (`weight_decay = 0` stays 0): its run id and
-    configuration key are what they were before the schema (a float is checked as a float)."""
-    out = handler(value)
-    return value if type(value) is int else out
-
-
-Num = Annotated[float, WrapValidator(_keep_int)]
 
 
 def _name_rule(name: str) -> str:
@@ -370,23 +360,13 @@ def _where(file: str, exp: str, key: str) -> str:
     return f"{file}: {exp}: field '{key}'"
 
 
-def schema_problem(exc: ValidationError, model: type[Schema]) -> tuple[str, str]:
-    """`problem`, with NaN and infinities called what they are (pydantic may report them as out
-    of a field's range)."""
-    key, text = problem(exc, model)
-    value = exc.errors(include_url=False)[0].get("input")
-    if isinstance(value, float) and not math.isfinite(value):
-        text = text.replace(f"{value!r} out of range", f"{value!r} is not a finite number", 1)
-    return key, text
-
-
 def _check_field(key: str, value: Any, where: str) -> Any:
     """One value of one field (one point of a grid, or a list field's whole list), checked and
     normalised by the schema (`width = 64.0` is 64)."""
     try:
         return getattr(Experiment.model_validate({key: value}), key)
     except ValidationError as e:
-        _, text = schema_problem(e, Experiment)
+        _, text = problem(e, Experiment)
         if text.startswith("expected ") and key not in LIST_FIELDS and key not in TABLE_FIELDS:
             text = text.replace(", got ", " or a list of them, got ", 1)
         raise SpecError(f"{where}: {text}") from None

@@ -146,7 +146,7 @@ def test_option_errors_name_the_field(name, opts, field):
 
 def test_non_finite_message_says_what_is_allowed():
     with pytest.raises(SpecError, match=r"attack_options\.alpha: nan is not a finite number; "
-                                        r"allowed: a number in \[0, 1\]"):
+                                        r"allowed: number in \[0, 1\]"):
         ATTACKS["blend"].resolve_options({"alpha": float("nan")})
 
 
@@ -516,3 +516,50 @@ def test_spec_validation_uses_the_attack_checks(opts, field):
     ftrojan = {"name": "x", "attack": "ftrojan", "attack_options": {"positions": [[40, 1]]}}
     with pytest.raises(SpecError, match=r"attack_options\.positions"):
         load_spec_text({"experiment": [ftrojan]}, "t.toml")
+
+
+# --- each attack's options are a pydantic model beside the attack ---------------------------
+
+@pytest.mark.parametrize("name, opts, text", [
+    ("badnets", {"size": 5.5}, "attack_options.size: expected integer in [1, 32], got 5.5"),
+    ("badnets", {"size": "5"}, "attack_options.size: expected integer in [1, 32], got '5'"),
+    ("badnets", {"size": True}, "attack_options.size: expected integer in [1, 32], got True"),
+    ("badnets", {"size": 33}, "attack_options.size: 33 out of range; allowed: integer in [1, 32]"),
+    ("badnets", {"colour": "green"},
+     "attack_options.colour: 'green' not allowed; allowed: 'red' | 'white' | 'black'"),
+    ("adap-blend", {"pieces": True},
+     "attack_options.pieces: True not allowed; allowed: 1 | 4 | 16 | 64 | 256"),
+    ("wanet", {"bogus": 1}, "attack_options.bogus: unknown option for wanet; allowed: variant, k, s, "
+     "grid_rescale, grid_seed, noise_on_poison, noise_on_test, noise_amplitude, cross_ratio, index, balance"),
+    ("lc", {"balance": True}, "attack_options.balance: unknown option for lc; allowed: variant, norm, "
+     "eps, step, steps, random_start, eot, pgd_batch, amplitude, test_amplitude, clean_epochs, "
+     "clean_checkpoint, index"),
+])
+def test_attack_model_errors_name_the_option_and_what_is_allowed(name, opts, text):
+    with pytest.raises(SpecError) as e:
+        ATTACKS[name].resolve_options(opts)
+    assert str(e.value) == text
+
+
+@pytest.mark.parametrize("name, opts, exact", [
+    ("badnets", {"size": 5.0}, {"size": 5}),
+    ("wanet", {"k": 4.0, "grid_seed": 7.0}, {"k": 4, "grid_seed": 7}),
+    ("lc", {"steps": 5.0, "eot": 2.0}, {"steps": 5, "eot": 2}),
+    ("adap-blend", {"pieces": 4.0}, {"pieces": 4}),
+    ("ftrojan", {"window": 16.0, "positions": [[1.0, 2.0]]}, {"window": 16, "positions": [[1, 2]]}),
+])
+def test_attack_integral_floats_are_integers(name, opts, exact):
+    a, b = ATTACKS[name].resolve_options(opts), ATTACKS[name].resolve_options(exact)
+    assert a == b and all(type(a[k]) is type(v) for k, v in exact.items())
+
+
+def test_attack_number_options_keep_integers():
+    """`alpha = 1` stays 1 (the resolved table, and the run id hashed from it, as before)."""
+    assert type(ATTACKS["blend"].resolve_options({"alpha": 1})["alpha"]) is int
+
+
+def test_attack_options_come_from_the_model():
+    cls = ATTACKS["badnets"]
+    assert list(cls.options) == ["size", "colour", "corner", "index", "balance"]
+    assert cls.options["size"].default == 5 and cls.options["size"].allowed == "integer in [1, 32]"
+    assert cls.options["size"].help == "patch side in pixels"

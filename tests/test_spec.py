@@ -433,3 +433,16 @@ def test_fields_come_from_the_schema():
     assert f["width"].default == 64 and f["width"].allowed == "integer in [1, 1024]"
     assert f["mi_epochs"].listy and f["attack_options"].table and not f["seed"].listy
     assert f["threads"].help == spec_mod.Experiment.model_fields["threads"].description
+
+
+@pytest.mark.parametrize("integral, exact", [
+    ("attack_options = { size = 3.0 }", "attack_options = { size = 3 }"),
+    ('attack = "wanet"\nattack_options = { k = 8.0 }', 'attack = "wanet"\nattack_options = { k = 8 }'),
+])
+def test_integral_float_attack_options_give_the_same_run_ids(integral, exact):
+    def ids(body: str) -> list[str]:
+        two = f'[[experiment]]\nname = "a"\n{body}\n[[experiment]]\nname = "a"\n'  # ids show the table
+        runs = load_spec_text(tomllib.loads(BASE + two), "a.toml")
+        assert len({r.run_id for r in runs}) == 2
+        return [r.run_id for r in runs]
+    assert ids(integral) == ids(exact)

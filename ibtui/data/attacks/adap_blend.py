@@ -34,41 +34,47 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Annotated, Literal
 
 import numpy as np
+from pydantic import BeforeValidator
 
 from ibtui.data.attacks import register
-from ibtui.data.attacks.base import Attack, Option, to_float, to_uint8
+from ibtui.data.attacks.base import Attack, RelabelOptions, to_float, to_uint8
 from ibtui.data.attacks.blend import load_pattern, noise_pattern
 from ibtui.errors import SpecError
+from ibtui.schema import Num, SchemaField, integral
+
+
+class Options(RelabelOptions):
+    alpha: Annotated[Num, SchemaField(ge=0, le=1, allow_inf_nan=False, description=(
+        "blend weight in training (on the kept pieces)"))] = 0.15
+    test_alpha: Annotated[Num, SchemaField(ge=0, le=1, allow_inf_nan=False, description=(
+        "blend weight of the full pattern at test"))] = 0.2
+    pieces: Annotated[Literal[1, 4, 16, 64, 256], BeforeValidator(integral), SchemaField(
+        description="number of square pieces (a perfect square dividing 32x32)")] = 16
+    mask_rate: Annotated[Num, SchemaField(ge=0, le=1, allow_inf_nan=False, description=(
+        "share of the pieces masked per image"))] = 0.5
+    conservatism: Annotated[Num, SchemaField(ge=0, le=1, allow_inf_nan=False, description=(
+        "share of the poisoned images that keep their label (cover)"))] = 0.5
+    cover_rate: Annotated[Num, SchemaField(ge=0, le=1, allow_inf_nan=False, description=(
+        "if > 0: cover samples as a share of the training set, on top of the payload "
+        "(replaces conservatism)"))] = 0.0
+    pattern: Annotated[str, SchemaField(
+        description="'noise' (Blend's seeded grey noise) or an image path")] = "noise"
+    rule: Annotated[Literal["authors", "masked"], SchemaField(description=(
+        "blend of the masked pattern: 'authors' = (1 - a) x + a (p m), 'masked' = "
+        "x + a m (p - x) (Qi et al.)"))] = "authors"
+    cover_split: Annotated[Literal["per-class", "global"], SchemaField(description=(
+        "conservatism cover samples: a share of every class ('per-class', authors) or of all "
+        "selected images ('global')"))] = "per-class"
 
 
 @register
 class AdapBlend(Attack):
     name = "adap-blend"
     description = "blend on 8 random of 16 pattern pieces (alpha 0.15), half of them keep labels"
-    options = {
-        "alpha": Option(0.15, (float,), "blend weight in training (on the kept pieces)",
-                        lo=0.0, hi=1.0),
-        "test_alpha": Option(0.2, (float,), "blend weight of the full pattern at test",
-                             lo=0.0, hi=1.0),
-        "pieces": Option(16, (int,), "number of square pieces (a perfect square dividing 32x32)",
-                         choices=(1, 4, 16, 64, 256)),
-        "mask_rate": Option(0.5, (float,), "share of the pieces masked per image", lo=0.0, hi=1.0),
-        "conservatism": Option(0.5, (float,),
-                               "share of the poisoned images that keep their label (cover)",
-                               lo=0.0, hi=1.0),
-        "cover_rate": Option(0.0, (float,),
-                             "if > 0: cover samples as a share of the training set, on top of "
-                             "the payload (replaces conservatism)", lo=0.0, hi=1.0),
-        "pattern": Option("noise", (str,), "'noise' (Blend's seeded grey noise) or an image path"),
-        "rule": Option("authors", (str,), "blend of the masked pattern: 'authors' = "
-                       "(1 - a) x + a (p m), 'masked' = x + a m (p - x) (Qi et al.)",
-                       choices=("authors", "masked")),
-        "cover_split": Option("per-class", (str,), "conservatism cover samples: a share of every "
-                              "class ('per-class', authors) or of all selected images ('global')",
-                              choices=("per-class", "global")),
-    }
+    Options = Options
     variants = {"authors": {},
                 "original": {"rule": "masked", "cover_rate": 0.003, "index": "random-floor"},
                 "separate": {"cover_rate": 0.003}}

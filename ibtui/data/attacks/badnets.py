@@ -8,24 +8,29 @@ setting to compare with.
 
 from __future__ import annotations
 
+from typing import Annotated, Literal
+
 import numpy as np
 
 from ibtui.data.attacks import register
-from ibtui.data.attacks.base import Attack, Option
+from ibtui.data.attacks.base import Attack, RelabelOptions
+from ibtui.schema import Int, SchemaField
 
 COLOURS = {"red": (255, 0, 0), "white": (255, 255, 255), "black": (0, 0, 0)}
+
+
+class Options(RelabelOptions):
+    size: Annotated[Int, SchemaField(ge=1, le=32, description="patch side in pixels")] = 5
+    colour: Annotated[Literal[tuple(COLOURS)], SchemaField(description="patch colour")] = "red"
+    corner: Annotated[Literal["top-left", "top-right", "bottom-left", "bottom-right"],
+                      SchemaField(description="where the patch goes")] = "top-left"
 
 
 @register
 class BadNets(Attack):
     name = "badnets"
     description = "solid patch in a corner (authors: red 5x5 top-left)"
-    options = {
-        "size": Option(5, (int,), "patch side in pixels", lo=1, hi=32),
-        "colour": Option("red", (str,), "patch colour", choices=tuple(COLOURS)),
-        "corner": Option("top-left", (str,), "where the patch goes",
-                         choices=("top-left", "top-right", "bottom-left", "bottom-right")),
-    }
+    Options = Options
     variants = {"authors": {},
                 "backdoorbench": {"size": 3, "colour": "white", "corner": "bottom-right",
                                   "index": "random-round"}}

@@ -7,27 +7,16 @@ reproducible and its trigger artefacts can be regenerated.
 
 from __future__ import annotations
 
-import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
 
 from ibtui.errors import SpecError
-
-
-@dataclass
-class Option:
-    default: Any
-    types: tuple[type, ...]
-    help: str
-    choices: tuple | None = None
-    lo: float | None = None  # inclusive bounds for numbers
-    hi: float | None = None
-
+from ibtui.schema import Schema, SchemaField, ValidationError, describe, problem
 
 # Which training images get the trigger (ibtui.data.poison.select_poison_indices implements them).
 # N = training-set size, C = classes, n_t = size of the target class, p = the selection rate.
@@ -52,6 +41,29 @@ BALANCE_OPTION_HELP = ("keep class sizes: drop as many genuine (untriggered) tar
                        "and class counts carry no sign of the attack")
 
 
+class AttackOptions(Schema):
+    """What every attack's options table takes: the index rule (an attack's variants set the
+    rule of their reference). Each attack declares `class Options(AttackOptions)` (or
+    `RelabelOptions`) beside itself; `variant` is not a field (it picks a preset of fields)."""
+
+    index: Annotated[Literal[tuple(INDEX_RULES)], SchemaField(description=INDEX_OPTION_HELP)] = "authors"
+
+
+class RelabelOptions(AttackOptions):
+    """Options of an attack that relabels into the target class: it can keep every class at its size."""
+
+    balance: Annotated[bool, SchemaField(description=BALANCE_OPTION_HELP)] = False
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option as help screens show it, derived from the attack's `Options` model."""
+
+    default: Any
+    help: str
+    allowed: str
+
+
 @dataclass
 class AttackContext:
     """What an attack may need beyond the images: LC trains (or loads) a clean model."""
@@ -71,21 +83,23 @@ class AttackContext:
 class Attack(ABC):
     name: ClassVar[str]
     label_mode: ClassVar[str] = "dirty"  # "dirty": poisoned samples relabelled; "clean": labels kept
-    options: ClassVar[dict[str, Option]] = {}
+    Options: ClassVar[type[AttackOptions]] = AttackOptions  # the options table's schema
+    options: ClassVar[dict[str, Option]] = {}  # derived from Options: default, help, allowed
     # named presets of options (e.g. a peer toolbox's defaults), selected by option `variant`
     variants: ClassVar[dict[str, dict[str, Any]]] = {}
     description: ClassVar[str] = ""
 
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)
-        # every attack takes the index rule; its variants set the rule of their reference
-        if "index" not in cls.options:
-            cls.options = {**cls.options, "index": Option("authors", (str,), INDEX_OPTION_HELP,
-                                                          choices=tuple(INDEX_RULES))}
         # attacks that relabel into the target class can keep every class at its size
         if cls.label_mode == "dirty" and getattr(cls, "name", "none") != "none" \
-                and "balance" not in cls.options:
-            cls.options = {**cls.options, "balance": Option(False, (bool,), BALANCE_OPTION_HELP)}
+                and not issubclass(cls.Options, RelabelOptions):
+            raise TypeError(f"{cls.__name__}.Options: a dirty-label attack's options derive from "
+                            "RelabelOptions (the `balance` option)")
+        own = [k for k in cls.Options.model_fields if k not in RelabelOptions.model_fields]
+        rows = {name: Option(default, help, allowed)
+                for name, allowed, default, help in describe(cls.Options)}
+        cls.options = {k: rows[k] for k in [*own, *(k for k in rows if k not in own)]}
 
     def __init__(self, options: dict, *, target: int, seed: int, num_classes: int = 10):
         self.opts = self.resolve_options(options)
@@ -96,10 +110,10 @@ class Attack(ABC):
 
     @classmethod
     def resolve_options(cls, options: dict) -> dict[str, Any]:
-        """Defaults, then the chosen variant, then explicit fields, then `check`. Errors name the
-        field and what is allowed. Spec validation (`ibtui run --dry-run`) and the worker
-        (`create_attack`) both go through here, so whatever is checked here fails before any run
-        directory exists."""
+        """Defaults, then the chosen variant, then explicit fields, checked by the attack's
+        `Options` schema, then `check`. Errors name the field and what is allowed. Spec
+        validation (`ibtui run --dry-run`) and the worker (`create_attack`) both go through
+        here, so whatever is checked here fails before any run directory exists."""
         if not isinstance(options, dict):
             raise SpecError(f"attack_options: expected a table of options, got {options!r}")
         options = dict(options)
@@ -110,32 +124,16 @@ class Attack(ABC):
                 f"attack_options.variant: {variant!r} is not a {cls.name} variant; "
                 f"allowed: {', '.join(allowed_variants)}"
             )
-        out = {k: o.default for k, o in cls.options.items()}
-        out.update(cls.variants.get(variant, {}))
-        for key, value in options.items():
+        for key in options:
             if key not in cls.options:
-                allowed = ", ".join(["variant", *cls.options]) or "variant"
-                raise SpecError(f"attack_options.{key}: unknown option for {cls.name}; allowed: {allowed}")
-            o = cls.options[key]
-            if isinstance(value, bool) and bool not in o.types:
-                ok = False
-            else:
-                ok = isinstance(value, o.types) or (float in o.types and isinstance(value, int))
-            if not ok:
-                names = " or ".join(t.__name__ for t in o.types)
-                raise SpecError(f"attack_options.{key}: expected {names}, got {value!r}")
-            if isinstance(value, float) and not math.isfinite(value):
-                raise SpecError(f"attack_options.{key}: {value!r} is not a finite number; allowed: "
-                                f"a number in [{o.lo:g}, {o.hi:g}]" if o.lo is not None
-                                and o.hi is not None else
-                                f"attack_options.{key}: {value!r} is not a finite number")
-            if o.choices is not None and value not in o.choices:
-                raise SpecError(f"attack_options.{key}: {value!r} not allowed; allowed: "
-                                f"{', '.join(map(str, o.choices))}")
-            if isinstance(value, (int, float)) and not isinstance(value, bool) and (
-                    (o.lo is not None and value < o.lo) or (o.hi is not None and value > o.hi)):
-                raise SpecError(f"attack_options.{key}: {value!r} out of range [{o.lo}, {o.hi}]")
-            out[key] = value
+                raise SpecError(f"attack_options.{key}: unknown option for {cls.name}; "
+                                f"allowed: {', '.join(['variant', *cls.options])}")
+        try:
+            model = cls.Options.model_validate({**cls.variants.get(variant, {}), **options})
+        except ValidationError as e:
+            key, text = problem(e, cls.Options)
+            raise SpecError(f"attack_options.{key}: {text}") from None
+        out = {k: getattr(model, k) for k in cls.options}
         out["variant"] = variant
         cls.check(out)
         return out

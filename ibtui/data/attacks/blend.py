@@ -13,12 +13,14 @@ of the same kind but not the same pixels; pass theirs as `pattern = "file.png"` 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 
 from ibtui.data.attacks import register
-from ibtui.data.attacks.base import Attack, Option, to_float, to_uint8
+from ibtui.data.attacks.base import Attack, RelabelOptions, to_float, to_uint8
 from ibtui.errors import SpecError
+from ibtui.schema import Num, SchemaField
 
 PATTERN_SEED = 20170531  # the pattern is fixed in code, independent of the run's seed
 
@@ -128,15 +130,20 @@ def load_pattern(path: str, field: str = "pattern") -> np.ndarray:
     return arr.astype(np.uint8)
 
 
+class Options(RelabelOptions):
+    alpha: Annotated[Num, SchemaField(ge=0, le=1, allow_inf_nan=False,
+                                      description="blend weight in training")] = 0.3
+    test_alpha: Annotated[Num, SchemaField(ge=0, le=1, allow_inf_nan=False,
+                                           description="blend weight at test")] = 0.3
+    pattern: Annotated[str, SchemaField(
+        description="'noise' (seeded grey noise) or a path to an image")] = "noise"
+
+
 @register
 class Blend(Attack):
     name = "blend"
     description = "blend a fixed grey noise pattern (alpha 0.3 train and test)"
-    options = {
-        "alpha": Option(0.3, (float,), "blend weight in training", lo=0.0, hi=1.0),
-        "test_alpha": Option(0.3, (float,), "blend weight at test", lo=0.0, hi=1.0),
-        "pattern": Option("noise", (str,), "'noise' (seeded grey noise) or a path to an image"),
-    }
+    Options = Options
     variants = {"authors": {},
                 "backdoorbench": {"alpha": 0.2, "test_alpha": 0.2, "index": "random-round"},
                 "alpha0.2": {"alpha": 0.2, "test_alpha": 0.2}}

@@ -22,12 +22,16 @@ clip and round. On unsaturated images the two agree to about one grey level.
 
 from __future__ import annotations
 
+from typing import Annotated, Literal
+
 import numpy as np
+from pydantic import BeforeValidator
 from scipy.fft import dctn, idctn
 
 from ibtui.data.attacks import register
-from ibtui.data.attacks.base import Attack, Option
+from ibtui.data.attacks.base import Attack, RelabelOptions
 from ibtui.errors import SpecError
+from ibtui.schema import Int, Num, SchemaField, integral
 
 # full-range BT.601 (JPEG): Y = .299 R + .587 G + .114 B, Cr = (R - Y) / 1.402 + 128,
 # Cb = (B - Y) / 1.772 + 128; rows Y, Cr, Cb (OpenCV's channel order)
@@ -62,19 +66,22 @@ def block_dct(c: np.ndarray, window: int, inverse: bool = False) -> np.ndarray:
     return b.reshape(n, h, w)
 
 
+class Options(RelabelOptions):
+    magnitude: Annotated[Num, SchemaField(ge=0, le=1e4, allow_inf_nan=False, description=(
+        "added to the chosen DCT coefficients (0-255 scale)"))] = 30.0
+    window: Annotated[Literal[4, 8, 16, 32], BeforeValidator(integral),
+                      SchemaField(description="DCT block side")] = 32
+    positions: Annotated[list[list[Int]], SchemaField(description=(
+        "coefficient positions inside each block, [[row, col], ...]"))] = [[15, 15], [31, 31]]
+    channels: Annotated[Literal[tuple(CHANNELS)], SchemaField(
+        description="YCrCb channels that carry the trigger")] = "CrCb"
+
+
 @register
 class FTrojan(Attack):
     name = "ftrojan"
     description = "DCT trigger in Cr and Cb: 30 added at (15,15) and (31,31)"
-    options = {
-        "magnitude": Option(30.0, (float,), "added to the chosen DCT coefficients (0-255 scale)",
-                            lo=0.0, hi=1e4),
-        "window": Option(32, (int,), "DCT block side", choices=(4, 8, 16, 32)),
-        "positions": Option([[15, 15], [31, 31]], (list,),
-                            "coefficient positions inside each block, [[row, col], ...]"),
-        "channels": Option("CrCb", (str,), "YCrCb channels that carry the trigger",
-                           choices=tuple(CHANNELS)),
-    }
+    Options = Options
     variants = {"authors": {}, "original": {"magnitude": 20.0, "index": "first-other"}}
 
     @classmethod

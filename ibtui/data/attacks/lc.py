@@ -34,14 +34,15 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import numpy as np
 
 from ibtui.data.attacks import register
-from ibtui.data.attacks.base import Attack, AttackContext, Option, to_float, to_uint8
+from ibtui.data.attacks.base import Attack, AttackContext, AttackOptions, to_float, to_uint8
 from ibtui.errors import SpecError
 from ibtui.files import atomic_write
+from ibtui.schema import Int, Num, SchemaField
 
 if TYPE_CHECKING:
     import torch
@@ -82,27 +83,35 @@ def atomic_torch_save(obj, path: Path) -> None:
     atomic_write(path, lambda f: torch.save(obj, f), mode=0o644)
 
 
+class Options(AttackOptions):
+    norm: Annotated[Literal["l2", "linf"], SchemaField(description="PGD threat model")] = "l2"
+    eps: Annotated[Num, SchemaField(ge=0, le=64, allow_inf_nan=False,
+                                    description="PGD radius ([0,1] scale)")] = 300 / 255
+    step: Annotated[Num, SchemaField(ge=0, le=64, allow_inf_nan=False,
+                                     description="PGD step size ([0,1] scale)")] = 1.5 / 255
+    steps: Annotated[Int, SchemaField(ge=0, le=100_000, description="PGD steps")] = 100
+    random_start: Annotated[bool, SchemaField(
+        description="start PGD at a random point of the ball")] = True
+    eot: Annotated[Int, SchemaField(ge=1, le=1000,
+                                    description="noise draws averaged per PGD step")] = 1
+    pgd_batch: Annotated[Int, SchemaField(ge=1, le=1_000_000,
+                                          description="images per PGD batch")] = 256
+    amplitude: Annotated[Num, SchemaField(ge=0, le=1, allow_inf_nan=False, description=(
+        "corner mark amplitude in training ([0,1] scale)"))] = 64 / 255
+    test_amplitude: Annotated[Num, SchemaField(ge=0, le=1, allow_inf_nan=False, description=(
+        "corner mark amplitude at test"))] = 1.0
+    clean_epochs: Annotated[Int, SchemaField(ge=0, le=100_000, description=(
+        "epochs of the clean model (0 = the run's epochs)"))] = 0
+    clean_checkpoint: Annotated[str, SchemaField(description=(
+        "your own clean model (state_dict file); '' = train and cache"))] = ""
+
+
 @register
 class LabelConsistent(Attack):
     name = "lc"
     label_mode = "clean"
     description = "PGD-L2 (eps 300/255) on target-class images + 4-corner mark (64/255), labels kept"
-    options = {
-        "norm": Option("l2", (str,), "PGD threat model", choices=("l2", "linf")),
-        "eps": Option(300 / 255, (float,), "PGD radius ([0,1] scale)", lo=0.0, hi=64.0),
-        "step": Option(1.5 / 255, (float,), "PGD step size ([0,1] scale)", lo=0.0, hi=64.0),
-        "steps": Option(100, (int,), "PGD steps", lo=0, hi=100_000),
-        "random_start": Option(True, (bool,), "start PGD at a random point of the ball"),
-        "eot": Option(1, (int,), "noise draws averaged per PGD step", lo=1, hi=1000),
-        "pgd_batch": Option(256, (int,), "images per PGD batch", lo=1, hi=1_000_000),
-        "amplitude": Option(64 / 255, (float,), "corner mark amplitude in training ([0,1] scale)",
-                            lo=0.0, hi=1.0),
-        "test_amplitude": Option(1.0, (float,), "corner mark amplitude at test", lo=0.0, hi=1.0),
-        "clean_epochs": Option(0, (int,), "epochs of the clean model (0 = the run's epochs)",
-                               lo=0, hi=100_000),
-        "clean_checkpoint": Option("", (str,),
-                                   "your own clean model (state_dict file); '' = train and cache"),
-    }
+    Options = Options
     variants = {"authors": {}, "linf": {"norm": "linf", "eps": 8 / 255, "step": 2 / 255}}
 
     @classmethod

@@ -23,10 +23,13 @@ With s = 0 and no noise the warp is the identity.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import numpy as np
 
 from ibtui.data.attacks import register
-from ibtui.data.attacks.base import Attack, Option, to_float, to_uint8
+from ibtui.data.attacks.base import Attack, RelabelOptions, to_float, to_uint8
+from ibtui.schema import Int, Num, SchemaField
 
 GRID_SEED = 20210113
 
@@ -75,26 +78,28 @@ def warp(x: np.ndarray, grid: np.ndarray, batch: int = 2048) -> np.ndarray:
     return out
 
 
+class Options(RelabelOptions):
+    k: Annotated[Int, SchemaField(ge=2, le=32, description="side of the random control grid")] = 4
+    s: Annotated[Num, SchemaField(ge=0, le=32, allow_inf_nan=False,
+                                  description="warping strength")] = 0.5
+    grid_rescale: Annotated[Num, SchemaField(ge=0, le=2, allow_inf_nan=False, description=(
+        "scale of the warped grid before clamping"))] = 1.0
+    grid_seed: Annotated[Int, SchemaField(ge=0, description="seed of the fixed warping field")] = GRID_SEED
+    noise_on_poison: Annotated[bool, SchemaField(description=(
+        "add fresh grid noise to every poisoned training image (authors)"))] = True
+    noise_on_test: Annotated[bool, SchemaField(description=(
+        "add fresh grid noise to every triggered test image (authors)"))] = True
+    noise_amplitude: Annotated[Num, SchemaField(ge=0, le=32, allow_inf_nan=False, description=(
+        "grid noise: uniform in [-a, a] / 32"))] = 1.0
+    cross_ratio: Annotated[Num, SchemaField(ge=0, le=100, allow_inf_nan=False, description=(
+        "label-keeping noise samples per poisoned image (BackdoorBench: 2)"))] = 0.0
+
+
 @register
 class WaNet(Attack):
     name = "wanet"
     description = "smooth image warping (k 4, s 0.5); authors add grid noise to every poisoned image"
-    options = {
-        "k": Option(4, (int,), "side of the random control grid", lo=2, hi=32),
-        "s": Option(0.5, (float,), "warping strength", lo=0.0, hi=32.0),
-        "grid_rescale": Option(1.0, (float,), "scale of the warped grid before clamping",
-                               lo=0.0, hi=2.0),
-        "grid_seed": Option(GRID_SEED, (int,), "seed of the fixed warping field", lo=0),
-        "noise_on_poison": Option(True, (bool,),
-                                  "add fresh grid noise to every poisoned training image (authors)"),
-        "noise_on_test": Option(True, (bool,),
-                                "add fresh grid noise to every triggered test image (authors)"),
-        "noise_amplitude": Option(1.0, (float,), "grid noise: uniform in [-a, a] / 32",
-                                  lo=0.0, hi=32.0),
-        "cross_ratio": Option(0.0, (float,),
-                              "label-keeping noise samples per poisoned image (BackdoorBench: 2)",
-                              lo=0.0, hi=100.0),
-    }
+    Options = Options
     variants = {"authors": {},
                 "backdoorbench": {"grid_rescale": 1.0, "cross_ratio": 2.0, "noise_on_poison": False,
                                   "noise_on_test": False, "index": "random-round"}}
