@@ -123,33 +123,38 @@ def group_replicas(rows: list[dict], by: str = "score") -> list[Group]:
     return ordered
 
 
-def mark_ties(ordered: list[Group], by: str = "score") -> None:
-    """g.ties = the ranks (ascending) of every other group whose `by` interval overlaps g's
-    (Interval.overlaps; a group without the metric ties with none, one with a single seed with
-    every group that has the metric).
+def overlapping(ivs: list[Interval | None]) -> list[list[int]]:
+    """For each interval, the indices (ascending) of the others it overlaps (Interval.overlaps:
+    one with a single seed overlaps every interval; None, no value, overlaps none).
 
     A sweep over the intervals sorted by their lower end, keeping the open ones in a heap by
-    upper end: O(G log G) plus the number of tied pairs, instead of testing every pair."""
-    with_metric = [g for g in ordered if g.metrics.get(by) is not None]
-    single = [g for g in with_metric if g.metrics[by].lo is None]
-    spans = sorted((g for g in with_metric if g.metrics[by].lo is not None),
-                   key=lambda g: g.metrics[by].lo)
-    tied: dict[int, list[int]] = {g.rank: [] for g in ordered}
-    open_: list[tuple[float, int]] = []  # (upper end, rank) of intervals that may still overlap
-    for g in spans:
-        iv = g.metrics[by]
+    upper end: O(n log n) plus the number of tied pairs, instead of testing every pair."""
+    present = [i for i, iv in enumerate(ivs) if iv is not None]
+    single = [i for i in present if ivs[i].lo is None]
+    spans = sorted((i for i in present if ivs[i].lo is not None), key=lambda i: ivs[i].lo)
+    tied: dict[int, list[int]] = {i: [] for i in present}
+    open_: list[tuple[float, int]] = []  # (upper end, index) of intervals that may still overlap
+    for i in spans:
+        iv = ivs[i]
         while open_ and open_[0][0] < iv.lo:  # ends before this (and every later) one starts
             heapq.heappop(open_)
-        for _, rank in open_:  # started no later than this one, ends at or after its start
-            tied[rank].append(g.rank)
-            tied[g.rank].append(rank)
-        heapq.heappush(open_, (iv.hi, g.rank))
-    single_ranks = [g.rank for g in single]
-    all_ranks = [g.rank for g in with_metric]
-    for g in ordered:
-        if g.metrics.get(by) is None:
-            g.ties = []
-        elif g.metrics[by].lo is None:
-            g.ties = [r for r in all_ranks if r != g.rank]
+        for _, j in open_:  # started no later than this one, ends at or after its start
+            tied[j].append(i)
+            tied[i].append(j)
+        heapq.heappush(open_, (iv.hi, i))
+    out = []
+    for i, iv in enumerate(ivs):
+        if iv is None:
+            out.append([])
+        elif iv.lo is None:
+            out.append([j for j in present if j != i])
         else:
-            g.ties = sorted(tied[g.rank] + single_ranks)
+            out.append(sorted(tied[i] + single))
+    return out
+
+
+def mark_ties(ordered: list[Group], by: str = "score") -> None:
+    """g.ties = the ranks (ascending) of every other group whose `by` interval overlaps g's."""
+    ties = overlapping([g.metrics.get(by) for g in ordered])
+    for g, tie in zip(ordered, ties, strict=True):
+        g.ties = sorted(ordered[j].rank for j in tie)

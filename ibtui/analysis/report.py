@@ -28,7 +28,7 @@ from ibtui.analysis.figures import (
     style_context,
     write_csv,
 )
-from ibtui.analysis.replicas import Interval, mean_interval
+from ibtui.analysis.replicas import Interval, mean_interval, overlapping
 from ibtui.errors import RunStoreError, SpecError
 
 FORMATS = ("md", "latex", "csv")
@@ -190,16 +190,15 @@ def aggregate(runs: list[dict], group_by: list[str],
 
 def _mark_ties(rows: list[dict]) -> None:
     """row["ties"]: the labels of the rows of its section whose score intervals overlap its
-    own (replicas.Interval.overlaps: a row with one seed overlaps every row)."""
+    own (replicas.overlapping: a row with one seed overlaps every row)."""
     sections: dict[str, list[dict]] = {}
     for r in rows:
         sections.setdefault(_canon(r["group"]), []).append(r)
     for members in sections.values():
         ivs = [None if r["score"] is None else
                Interval(r["score"], r["score_lo"], r["score_hi"], r["score_n"]) for r in members]
-        for r, iv in zip(members, ivs, strict=True):
-            r["ties"] = [o["label"] for o, ov in zip(members, ivs, strict=True)
-                         if o is not r and iv is not None and ov is not None and iv.overlaps(ov)]
+        for r, tie in zip(members, overlapping(ivs), strict=True):
+            r["ties"] = [members[j]["label"] for j in tie]
 
 
 def _short(v: Any) -> str:
