@@ -81,13 +81,24 @@ def wait_until(cond, timeout, what):
 
 def test_executor_settings_are_checked():
     assert executor_config({"kind": "slurm", "partition": "gpu", "max_parallel": 4}, "f").max_parallel == 4
-    for table, needle in (({"kind": "k8s"}, "allowed: local, slurm"),
-                          ({"mem_gb": float("nan")}, "at least"),
-                          ({"cpus_per_run": 0}, "at least 1"),
-                          ({"time_min": "1h"}, "expected int"),
-                          ({"partitions": "x"}, "unknown setting")):
-        with pytest.raises(SpecError, match=needle):
+    for table, text in (({"kind": "k8s"}, "kind: 'k8s' not allowed; allowed: 'local' | 'slurm'"),
+                        ({"mem_gb": float("nan")}, "mem_gb: nan is not a finite number; allowed: number >= 0.1"),
+                        ({"cpus_per_run": 0}, "cpus_per_run: 0 out of range; allowed: integer >= 1"),
+                        ({"time_min": "1h"}, "time_min: expected integer >= 1, got '1h'"),
+                        ({"time_min": 60.5}, "time_min: expected integer >= 1, got 60.5"),
+                        ({"gpus_per_run": True}, "gpus_per_run: expected integer >= 0, got True"),
+                        ({"partitions": "x"}, "partitions: unknown setting; allowed: kind, partition, ")):
+        with pytest.raises(SpecError) as e:
             executor_config(table, "f")
+        assert str(e.value).startswith(f"f: [executor] {text}")
+
+
+def test_executor_integral_floats_are_integers():
+    """`time_min = 60.0` is 60, as `width = 64.0` is 64 and attack `size = 5.0` is 5."""
+    a = executor_config({"time_min": 60.0, "cpus_per_run": 4.0, "signal_delay_s": 120.0}, "f")
+    b = executor_config({"time_min": 60, "cpus_per_run": 4, "signal_delay_s": 120}, "f")
+    assert a == b and type(a.time_min) is int and a.model_dump() == b.model_dump()
+    assert executor_config({"mem_gb": 4}, "f").mem_gb == 4  # an integer is a number
 
 
 def test_no_sbatch_is_a_clear_error(tmp_path):

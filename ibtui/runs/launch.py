@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from ibtui.errors import IbtuiError
@@ -64,7 +64,7 @@ def launch(specs: list[RunSpec], runs_dir: Path, executor: ExecutorConfig, *, so
     runs_dir = Path(runs_dir)
     if executor.kind == "slurm":
         check_cluster(executor, source)
-        paths = create_runs(specs, runs_dir, executor="slurm", settings=asdict(executor))
+        paths = create_runs(specs, runs_dir, executor="slurm", settings=executor.model_dump())
         try:
             ids = submit(paths, executor, runs_dir)
         except IbtuiError:
@@ -86,7 +86,7 @@ def _move_to(path: Path, executor: ExecutorConfig) -> None:
     status["executor"] = executor.kind
     status.pop("slurm", None)
     if executor.kind == "slurm":
-        status["slurm"] = asdict(executor)
+        status["slurm"] = executor.model_dump()
     atomic_write_json(path / "status.json", status)
 
 

@@ -19,20 +19,19 @@ stays the one source of truth; Slurm's own job state only adds crash reasons.
 
 from __future__ import annotations
 
-import math
 import os
 import shutil
 import signal
 import subprocess
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from ibtui.errors import RunStoreError, SpecError
 from ibtui.runs import claim
 from ibtui.runs.states import FINISHED
 from ibtui.runs.store import atomic_write_json, effective_state, read_json
+from ibtui.schema import Int, Num, Schema, SchemaField, ValidationError, problem
 
 KINDS = ("local", "slurm")
 BAD_STATES = ("CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED", "FAILED",
@@ -40,28 +39,27 @@ BAD_STATES = ("CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED",
 CLUSTER_TIMEOUT_S = 10.0
 
 
-@dataclass
-class ExecutorConfig:
-    kind: str = "local"
-    partition: str = ""           # "" = the cluster's default partition
-    gpus_per_run: int = 0
-    cpus_per_run: int = 2
-    mem_gb: float = 8.0
-    time_min: int = 60
-    max_parallel: int = 0         # 0 = no throttle beyond the cluster's own limits
-    account: str = ""
-    qos: str = ""
-    signal_delay_s: int = 90      # how long before the time limit the run is checkpointed
-    slurm_additional_parameters: dict[str, Any] = field(default_factory=dict)
+class ExecutorConfig(Schema):
+    """The `[executor]` table of experiments.toml (`--executor` sets `kind`): where runs execute
+    and, on Slurm, what each array task asks for. Stored with a Slurm run (`status.json`) for
+    `ibtui resume`."""
 
-
-_TYPES: dict[str, tuple[type, ...]] = {
-    "kind": (str,), "partition": (str,), "gpus_per_run": (int,), "cpus_per_run": (int,),
-    "mem_gb": (int, float), "time_min": (int,), "max_parallel": (int,), "account": (str,),
-    "qos": (str,), "signal_delay_s": (int,), "slurm_additional_parameters": (dict,),
-}
-_MIN = {"gpus_per_run": 0, "cpus_per_run": 1, "mem_gb": 0.1, "time_min": 1, "max_parallel": 0,
-        "signal_delay_s": 10}
+    kind: Annotated[Literal[KINDS], SchemaField(
+        description="local workers, or one Slurm job array per file")] = "local"
+    partition: Annotated[str, SchemaField(description="\"\" = the cluster's default partition")] = ""
+    gpus_per_run: Annotated[Int, SchemaField(ge=0, description="GPUs per array task")] = 0
+    cpus_per_run: Annotated[Int, SchemaField(ge=1, description="CPUs per array task")] = 2
+    mem_gb: Annotated[Num, SchemaField(ge=0.1, allow_inf_nan=False,
+                                       description="memory per array task (GB)")] = 8.0
+    time_min: Annotated[Int, SchemaField(ge=1, description="time limit per array task (minutes)")] = 60
+    max_parallel: Annotated[Int, SchemaField(ge=0, description=(
+        "array tasks at once; 0 = no throttle beyond the cluster's own limits"))] = 0
+    account: Annotated[str, SchemaField(description="Slurm account (\"\" = yours by default)")] = ""
+    qos: Annotated[str, SchemaField(description="Slurm QOS (\"\" = the default)")] = ""
+    signal_delay_s: Annotated[Int, SchemaField(ge=10, description=(
+        "how long before the time limit the run is checkpointed and requeued (seconds)"))] = 90
+    slurm_additional_parameters: Annotated[dict[str, Any], SchemaField(
+        description="passed to sbatch as is (submitit's additional_parameters)")] = {}
 
 
 def executor_config(table: Any, file: str, kind: str | None = None) -> ExecutorConfig:
@@ -70,20 +68,15 @@ def executor_config(table: Any, file: str, kind: str | None = None) -> ExecutorC
     table = {} if table is None else table
     if not isinstance(table, dict):
         raise SpecError(f"{file}: [executor] must be a table")
-    for key, value in table.items():
-        where = f"{file}: [executor] {key}"
-        if key not in _TYPES:
-            raise SpecError(f"{where}: unknown setting; allowed: {', '.join(_TYPES)}")
-        if isinstance(value, bool) or not isinstance(value, _TYPES[key]):
-            raise SpecError(f"{where}: expected {_TYPES[key][0].__name__}, got {value!r}")
-        if key in _MIN and not (math.isfinite(value) and value >= _MIN[key]):
-            raise SpecError(f"{where}: must be at least {_MIN[key]}, got {value!r}")
-    cfg = ExecutorConfig(**table)
-    if kind is not None:
-        cfg.kind = kind
-    if cfg.kind not in KINDS:
-        raise SpecError(f"{file}: [executor] kind {cfg.kind!r}: allowed: {', '.join(KINDS)}")
-    return cfg
+    for key in table:
+        if key not in ExecutorConfig.model_fields:
+            raise SpecError(f"{file}: [executor] {key}: unknown setting; "
+                            f"allowed: {', '.join(ExecutorConfig.model_fields)}")
+    try:
+        return ExecutorConfig.model_validate({**table, **({} if kind is None else {"kind": kind})})
+    except ValidationError as e:
+        key, text = problem(e, ExecutorConfig)
+        raise SpecError(f"{file}: [executor] {key}: {text}") from None
 
 
 def load_executor(path: Path, kind: str | None = None) -> ExecutorConfig:
@@ -204,7 +197,7 @@ def submit(paths: list[Path], cfg: ExecutorConfig, runs_dir: Path) -> list[str]:
     now = time.time()
     for p, job in zip(paths, jobs, strict=True):
         atomic_write_json(p / "slurm.json", {"job_id": job.job_id, "submitted": now,
-                                             "settings": asdict(cfg)})
+                                             "settings": cfg.model_dump()})
     return [j.job_id for j in jobs]
 
 
@@ -223,7 +216,7 @@ def resubmit(paths: list[Path], runs_dir: Path) -> list[Path]:
                 and not claim.claimed(Path(p)):
             groups.setdefault(json.dumps(status.get("slurm") or {}, sort_keys=True), []).append(p)
     for key, group in groups.items():
-        cfg = ExecutorConfig(**json.loads(key))
+        cfg = executor_config(json.loads(key), f"{group[0] / 'status.json'}: slurm")
         check_cluster(cfg, "resume")
         submit(group, cfg, runs_dir)
     return [p for group in groups.values() for p in group]
