@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 from collections import Counter
 from enum import Enum, StrEnum
@@ -18,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 from typer.core import TyperGroup
 
+from ibtui import errors
 from ibtui.errors import IbtuiError
 
 
@@ -124,12 +124,11 @@ class _Console(Console):
 console = _Console()
 err = _Console(stderr=True)
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def one_line(text: object) -> str:
     """User text for one line of output: control characters (newlines, escapes) spelled out."""
-    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], str(text))
+    return errors.one_line(str(text))
 
 
 def lit(v: object) -> Text:
