@@ -35,10 +35,6 @@ DETAIL_FILES = ("status.json", "summary.json", "metrics.jsonl", "mi.jsonl", "wor
                 "spec.toml", "classes.jsonl")
 
 
-def _sig(path: Path, names: tuple[str, ...]) -> tuple:
-    return file_signature(path, names)
-
-
 @dataclass(frozen=True)
 class Snapshot:
     """Everything the runs, leaderboard and workers screens show."""
@@ -278,7 +274,7 @@ class RunsReader:
         if not p.is_dir():
             self._details.pop(run_id, None)
             return None, True
-        sig = _sig(p, DETAIL_FILES)
+        sig = file_signature(p, DETAIL_FILES)
         cached = self._details.get(run_id)
         if cached is not None and cached[0] == sig:
             row = self._rows.get(run_id)
