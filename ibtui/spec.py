@@ -1,9 +1,13 @@
 """experiments.toml: schema, validation with locations, grid expansion.
 
 A file has an optional `[defaults]` table and one or more `[[experiment]]` tables. Every field
-of an experiment falls back to `[defaults]`, then to the built-in defaults below. A scalar field
-given as a list expands as a grid (attack x poison_rate x seed x ...); fields that are lists by
-nature (mi_epochs, observe_classes, mi_method) do not.
+of an experiment falls back to `[defaults]`, then to the defaults of the `Experiment` model
+below (the one place each field's type, range, default and help live; `FIELDS`, the app's form
+and the README's field table are derived from it). A scalar field given as a list expands as a
+grid (attack x poison_rate x seed x ...); fields that are lists by nature (mi_epochs,
+observe_classes, mi_method, tags) and tables do not. Each value is checked by the model where it
+is written ([defaults] or the experiment); `_check_values` then makes the checks that need
+several fields, the registries or the machine.
 
 Run ids: `<name>-<attack>-<dataset>-<arch>-p<rate>-s<seed>`, followed, only where runs would
 otherwise share that id (a swept `lr`, two experiments of one name that differ in `epochs`...),
@@ -415,7 +419,8 @@ def read_toml(path: Path, follow: bool = True) -> dict:
 
 def validate_experiment(raw: dict, *, file: str, exp: str, defaults: dict | None = None,
                         max_runs: int | None = None, _memo: dict | None = None) -> list[RunSpec]:
-    """Merge, type-check, expand the grid and range-check one experiment table.
+    """Check each field against the schema, merge, expand the grid and make the cross-field
+    checks of one experiment table.
 
     Raises SpecError (one line: file, experiment, field, what is allowed), also when the table
     expands to more than `max_runs` runs (default: $IBTUI_MAX_RUNS or DEFAULT_MAX_RUNS)."""
