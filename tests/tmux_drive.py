@@ -2,7 +2,7 @@
 """Drive the real app in tmux the way a user does, saving every captured screen as text.
 
     python tests/tmux_drive.py [--out DIR] [--size 80x24] [--no-live] [--keys-only]
-                               [--round-two-only] [--timeout 900]
+                               [--round-two-only] [--round-three-only] [--timeout 900]
 
 Phase 1 (fixture): a copy of the fixture runs directory (every state, damaged runs); the app
 is opened with `ibtui tui --runs-dir`, and keys are sent with `tmux send-keys`: the runs
@@ -15,9 +15,13 @@ no traceback may be on screen.
 Phase 2b (round two): the MI chart's ceiling, bound band and ▲ markers, v and b, the
 compare overlay's labels, + hiding the leaderboard's plot, the replicas view, G across pages,
 F1 from the filter field, an unknown filter column, a runs dir that does not exist yet.
+Phase 2c (round three): a resumed run's Log tab shows the `resumed from epoch N` rule where
+the log continues; the Workers and Run headers name the screen and the runs directory; a fresh
+compose form is the quick preset, and tags, momentum, mi_equal_n and threads are set in it
+(their help line from the spec's field table); ctrl+r asks first, and n and Esc launch nothing.
 Phase 3 (live, unless --no-live): an empty runs directory; `n` opens the form, a tiny
-experiment is typed in and launched with ctrl+r; a real detached scheduler runs it while the
-runs table is captured; the finished run is opened and its MI plots captured.
+experiment is typed in and launched with ctrl+r, confirmed with y; a real detached scheduler
+runs it while the runs table is captured; the finished run is opened and its MI plots captured.
 
 Screens land in DIR (default $TMPDIR/ibtui-tmux-screens/) as NN-name.txt (plain) and NN-name.ansi
 (with colours: `cat` them in a terminal). Needs tmux. Uses its own tmux server socket, so it
@@ -377,6 +381,116 @@ def phase_round_two(d: Driver, work: Path) -> None:
     d.stop()
 
 
+def focused_field(text: str) -> str:
+    """The field the compose form's help line names (`key: <its help>`, under the form), or
+    "" when the focus is on no field (a title, a button)."""
+    from ibtui.tui.form import FORM_KEYS
+
+    for line in reversed(text.splitlines()[-8:]):
+        m = re.match(r" *([a-z_]+): ", line)  # a wrapped help or an attack's options: no key
+        if m and m.group(1) in FORM_KEYS:
+            return m.group(1)
+    return ""
+
+
+def tab_to(d: Driver, key: str, limit: int = 40) -> None:
+    """Tab through the compose form until `key` has the focus, one Tab at a time: each waits
+    for the help line to change (a Tab sent before the last one landed would skip a field)."""
+    for _ in range(limit):
+        now = focused_field(d.screen())
+        if now == key:
+            time.sleep(0.3)
+            if focused_field(d.screen()) == key:  # and it stays there
+                return
+            continue
+        d.keys("Tab", pause=0.1)
+        deadline = time.monotonic() + 3.0
+        while focused_field(d.screen()) == now and time.monotonic() < deadline:
+            time.sleep(0.1)
+    d.capture(f"no-field-{key}")
+    raise RuntimeError(f"the compose form never focused {key!r}")
+
+
+def phase_round_three(d: Driver, work: Path) -> None:
+    """A resumed run's log, headers that name their screen, the compose form's new fields and
+    start, and ctrl+r that asks."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from fixtures_runs import make_fixture_runs
+
+    runs = make_fixture_runs(work / "round3", now=time.time())
+    crashed = "paper-badnets-digits-resnet18-p0.2-s2"
+    with open(runs / crashed / "worker.log", "a") as f:  # a second attempt, as a worker writes
+        f.write(f"[worker] {crashed} starting: 1 threads\n"
+                "[worker] ── resumed from epoch 4 (its checkpoint) ──\n"
+                "[epoch 5/10] loss 0.3100 acc 0.9000 asr 0.9500 ra 0.0400 2.0s\n")
+    d.start(app_command(runs), runs.parent)
+    d.wait_for(r"13 runs")
+    # the Log tab of a resumed run: a rule where the log continues
+    d.press("runs", "/")
+    d.type("state:crashed")
+    d.press("runs", "Enter", "Home", "Enter")
+    d.wait_for(r"ibtui run · ")
+    d.press("run", "4")
+    text = d.wait_for(r"resumed from epoch 4")
+    line = next(ln for ln in text.splitlines() if "resumed from epoch 4" in ln)
+    if "[worker]" in line or "──" not in line:
+        d.capture("round3-log-no-rule")
+        raise RuntimeError(f"the resumed-from line is not drawn as a rule: {line!r}")
+    d.capture("round3-log-resumed")
+    d.press("run", "Escape", "Escape")  # back, then the filter
+    d.wait_for(r"13 runs")
+    d.press("runs", "w")
+    d.wait_for(r"ibtui workers · ")
+    d.capture("round3-workers-header")
+    d.press("workers", "q")
+    d.wait_for(r"13 runs")
+    # compose: a fresh form is the quick preset (2 runs of 12 epochs on digits)
+    d.press("runs", "n")
+    d.wait_for(r"new experiment")
+    text = d.wait_for(r"✔ 2 attacks = 2 runs", timeout=120)  # registries load first
+    if "quick-badnets" not in text or "24 epochs" not in text:
+        d.capture("round3-compose-not-quick")
+        raise RuntimeError("a fresh form is not the quick preset")
+    d.capture("round3-compose-quick")
+    tab_to(d, "tags")
+    d.wait_for(r"labels to filter runs by")  # the spec's own help
+    d.type("pilot")
+    d.wait_for(r"tags +pilot")
+    d.keys("Tab")  # the "More settings" title (no help line): open it
+    deadline = time.monotonic() + 5.0
+    while focused_field(d.screen()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    d.keys("Enter")
+    d.wait_for(r"▼ More settings")
+    for key, value in (("momentum", "0.8"), ("mi_equal_n", "false"), ("threads", "1")):
+        tab_to(d, key)
+        d.keys("C-u", pause=0.1)
+        d.type(value, pause=0.2)
+        d.wait_for(rf"{key.replace('_', ' ').replace('mi ', 'MI ')} +{value}")
+        d.check(f"compose {key}")
+    d.wait_for(r"✔ 2 attacks = 2 runs")  # still valid
+    d.capture("round3-compose-fields")
+    # ctrl+r asks first; n and Esc launch nothing
+    for decline in ("n", "Escape"):
+        d.press("compose", "C-r")
+        d.wait_for(r"Launch these runs\?")
+        if decline == "n":
+            d.capture("round3-launch-confirm")
+        d.press("confirm", decline)
+        d.wait_for(r"✔ 2 attacks")
+        if "Launch these runs?" in d.screen():
+            raise RuntimeError(f"{decline} did not close the launch confirmation")
+    d.press("compose", "Escape")
+    d.wait_for(r"13 runs")
+    if "quick-" in d.screen():
+        d.capture("round3-launched-anyway")
+        raise RuntimeError("a declined launch created runs")
+    d.press("runs", "q")
+    d.wait_for(r"cancels nothing")
+    d.keys("y", pause=1.0)
+    d.stop()
+
+
 def phase_live(d: Driver, work: Path, timeout: float) -> None:
     runs = work / "live" / "runs"
     runs.parent.mkdir(parents=True)
@@ -385,21 +499,23 @@ def phase_live(d: Driver, work: Path, timeout: float) -> None:
     d.capture("empty")
     d.keys("n")
     d.wait_for(r"new experiment")
-    d.wait_for(r"✔ 1 run", timeout=120)  # the registries load in the background
+    d.wait_for(r"✔ 2 attacks = 2 runs", timeout=120)  # the quick preset, once the registries load
     # the name field has focus; tab walks the form in order
-    fields = [("name", "tiny"), ("dataset", None), ("arch", None), ("width", "4"),
-              ("attack", None), ("attack_options", None), ("poison_rate", None),
-              ("target", None), ("noise_xt", None), ("noise_ty", None), ("epochs", "1"),
-              ("mi_epochs", "1"), ("mi_method", None), ("mi_options", "k = 2, max_samples = 64")]
-    for i, (_, value) in enumerate(fields):
-        if value is not None:
-            d.keys("C-u", pause=0.1)
-            d.type(value, pause=0.2)
-        if i < len(fields) - 1:
-            d.keys("Tab", pause=0.2)
+    for key, value in (("name", "tiny"), ("width", "4"), ("attack", None), ("epochs", "1"),
+                       ("mi_epochs", "1"), ("mi_options", "k = 2, max_samples = 64")):
+        tab_to(d, key)
+        if key == "attack":  # adap-blend, badnets, blend, …: untick blend (the 3rd)
+            d.keys("Home", "j", "j", "Space", pause=0.3)
+            d.wait_for(r"✔ 1 run")
+            continue
+        d.keys("C-u", pause=0.1)
+        d.type(value, pause=0.2)
     d.wait_for(r"✔ 1 run.*: tiny-badnets-digits-resnet18-p0.1-s0")
     d.capture("compose-tiny")
     d.keys("C-r")
+    d.wait_for(r"Launch these runs\?")
+    d.capture("launch-confirm")
+    d.keys("y")
     d.wait_for(r"tiny|badnets")
     d.capture("launched")
     deadline = time.monotonic() + timeout
@@ -438,6 +554,8 @@ def main(argv: list[str]) -> int:
                     help="only phase 2: the palette on every screen and every key")
     ap.add_argument("--round-two-only", action="store_true",
                     help="only phase 2b: charts, layout and keys of the second round")
+    ap.add_argument("--round-three-only", action="store_true",
+                    help="only phase 2c: a resumed run's log, headers, compose and ctrl+r")
     ap.add_argument("--timeout", type=float, default=900, help="seconds for the live run")
     a = ap.parse_args(argv)
     if shutil.which("tmux") is None:
@@ -455,6 +573,11 @@ def main(argv: list[str]) -> int:
                 print(f"charts, layout and keys (round two), {a.size}:", flush=True)
                 phase_round_two(d, work)
                 return 0
+            if a.round_three_only:
+                print(f"resumed log, headers, compose and ctrl+r (round three), {a.size}:",
+                      flush=True)
+                phase_round_three(d, work)
+                return 0
             if not a.keys_only:
                 print(f"fixture runs, {a.size}:", flush=True)
                 phase_fixture(d, work)
@@ -462,6 +585,9 @@ def main(argv: list[str]) -> int:
             phase_keys(d, work)
             print(f"charts, layout and keys (round two), {a.size}:", flush=True)
             phase_round_two(d, work)
+            print(f"resumed log, headers, compose and ctrl+r (round three), {a.size}:",
+                  flush=True)
+            phase_round_three(d, work)
             if not (a.no_live or a.keys_only):
                 print("live tiny experiment:", flush=True)
                 phase_live(d, work, a.timeout)

@@ -138,11 +138,12 @@ class ComposeScreen(Screen):
                 tooltip="Back to the runs (the form keeps its values)"),
         Binding("q", "back", "Back", show=False, id="compose.q"),
         Binding("ctrl+r,f5", "launch", "Launch", key_display="^r", id="compose.launch",
-                tooltip="Queue the runs and make sure a scheduler is running"),
+                tooltip="Queue the runs and make sure a scheduler is running (asks first)"),
         Binding("ctrl+o,f2", "save", "Save", key_display="^o", id="compose.save",
                 tooltip="Append the experiment to the TOML file below (validated first)"),
         Binding("ctrl+t", "reset", "Reset", show=False, id="compose.reset",
-                tooltip="Reset every field to its default"),
+                tooltip="Reset every field to where a new form starts: the quick preset "
+                        "(asks first)"),
     ]
 
     def __init__(self) -> None:
@@ -416,7 +417,7 @@ class ComposeScreen(Screen):
         more = len(self.specs) - len(ids) if ids else 0
         body = (f"{what}" + (f": {', '.join(ids)}{f' and {more} more' if more else ''}"
                              if ids else "")
-                + f".\nThey are queued in {self.app.sub_title} and start training at once.")
+                + f".\nThey are created in {self.app.sub_title} and queued at once.")
         self.app.push_screen(
             ConfirmScreen("Launch these runs?", body, yes="Launch", no="Back to the form"),
             lambda ok: self._launch(raw) if ok else None)
