@@ -42,14 +42,13 @@ NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 def spec_threads(path: Path) -> int:
     """The run's own `threads` field (0 = not set); the spec is validated later by the experiment."""
-    import tomllib
+    from ibtui.spec import read_spec_file
 
     try:
-        with open(path / "spec.toml", "rb") as f:
-            value = tomllib.load(f).get("experiment", {}).get("threads", 0)
-        return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
-    except (OSError, ValueError):
+        value = read_spec_file(path / "spec.toml").get("threads", 0)
+    except IbtuiError:
         return 0
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 def choose_threads(path: Path) -> int:

@@ -20,3 +20,18 @@ def test_threads_and_passive_waiting_by_default_user_setting_wins():
     assert info["threads"] == 2 and info["interop_threads"] == 1
     assert info["omp_wait_policy"] == "PASSIVE" and info["mkl_cbwr"] == "AUTO"
     assert _info(OMP_WAIT_POLICY="ACTIVE")["omp_wait_policy"] == "ACTIVE"
+
+
+def test_the_worker_reads_a_runs_threads_through_the_spec_reader(tmp_path):
+    """The worker's thread count comes from the run's spec.toml as read_spec_file reads it (one
+    TOML reader); a missing or unreadable spec means 'not set'."""
+    from ibtui.worker import spec_threads
+
+    (tmp_path / "spec.toml").write_text('[experiment]\nname = "t"\nthreads = 3\n')
+    assert spec_threads(tmp_path) == 3
+    (tmp_path / "spec.toml").write_text('[experiment]\nname = "t"\nthreads = true\n')
+    assert spec_threads(tmp_path) == 0
+    (tmp_path / "spec.toml").write_text("not toml [")
+    assert spec_threads(tmp_path) == 0
+    (tmp_path / "spec.toml").unlink()
+    assert spec_threads(tmp_path) == 0
