@@ -26,7 +26,7 @@ import time
 import traceback
 from pathlib import Path
 
-from ibtui import faults
+import ibtui.faults as faults
 from ibtui.errors import IbtuiError
 from ibtui.files import TolerantStream
 from ibtui.runs import claim

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from ibtui import faults
+import ibtui.faults as faults
 from ibtui.data.datasets import DATASETS
 from ibtui.experiment.checkpoint import resume_checkpoint, save_checkpoint
 from ibtui.experiment.control import RunFailed, Stop

@@ -34,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ibtui import faults
+import ibtui.faults as faults
 from ibtui.errors import RunStoreError
 from ibtui.files import TolerantStream, fsync_dir, lock_held
 from ibtui.runs import claim
