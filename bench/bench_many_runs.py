@@ -8,7 +8,8 @@ rows and its idle CPU, at N runs against 2 runs, measured in one run of this scr
 --src: a runs directory with a few real finished runs (default: two are made first with a
 tiny spec: digits, ResNet-18 width 8, 1 epoch, BadNets and Blend). The N synthetic runs are
 copies of them (their small files; no checkpoint), varied in name, seed, poison rate, score and
-creation time. Each command runs first without the runs index (it is deleted first), then
+creation time. Each command runs first without the runs index (its database, in a cache directory of this
+run's own, is deleted first), then
 --repeat times with it warm, the warm calls of every N interleaved (round r calls 2, 1,000 and
 10,000 runs in turn, so that all see the same load from other processes); the medians of the
 warm calls are compared. Each call is timed in wall seconds and in CPU seconds (the child's
@@ -136,8 +137,10 @@ def cli_call(runs: Path, *args: str) -> tuple[float, float]:
 
 
 def cli_cold(runs: Path, *args: str) -> tuple[float, float]:
-    """cli_call without the runs index (deleted first); it leaves the index warm."""
-    (runs / ".ibtui-index").unlink(missing_ok=True)
+    """cli_call without the runs index (its database deleted first); it leaves it warm."""
+    from ibtui.runs.store import index_db_path
+
+    index_db_path(runs).unlink(missing_ok=True)
     return cli_call(runs, *args)
 
 
@@ -163,6 +166,9 @@ def main() -> None:
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
+        from ibtui.runs.store import CACHE_ENV
+
+        os.environ[CACHE_ENV] = str(tmp / "cache")  # the index databases: this run's own
         src = a.src or make_real_runs(tmp)
         two = tmp / "two"
         shutil.copytree(src, two, ignore=shutil.ignore_patterns("checkpoint.pt", "artifacts"))

@@ -628,3 +628,20 @@ def test_the_listing_signature_is_file_sig(tmp_path):
             assert store._sig_at(name, fd) == store.file_sig(name, dir_fd=fd), name
     finally:
         os.close(fd)
+
+
+def test_names_in_other_bytes_are_listed_warm_and_cold(tmp_path):
+    import shutil
+
+    runs = make_fixture_runs(tmp_path)
+    odd_runs = os.fsdecode(os.fsencode(str(tmp_path)) + b"/runs-\xfe")
+    shutil.copytree(runs, odd_runs)
+    done = next(p for p in sorted(runs.iterdir()) if (p / "summary.json").is_file())
+    shutil.copytree(done, os.fsdecode(os.fsencode(odd_runs) + b"/bad-\xff-name"))
+    from pathlib import Path
+
+    odd = Path(odd_runs)
+    _age(odd)
+    want = _view(list_runs(odd))
+    assert _view(list_runs_cached(odd)) == want == _view(list_runs_cached(odd))
+    assert index_db_path(odd).is_file() and len(_rows(odd)) == len(want) - 1  # that one not kept

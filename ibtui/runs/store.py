@@ -1,8 +1,9 @@
 """The run directory: the contract between worker, scheduler, CLI and TUI.
 
 One writer per run directory (its worker). Files that are replaced are written atomically
-(temp file in the same directory, fsync, os.replace); logs are append-only JSONL whose readers
-skip a torn last line.
+(ibtui.files.atomic_write: temp file in the same directory, fsync, os.replace, fsync of the
+directory); logs are append-only JSONL whose readers skip a torn last line. Many runs are read
+through RunIndex, a cache in SQLite on this machine.
 """
 
 from __future__ import annotations
@@ -869,8 +870,8 @@ def index_db_path(runs_dir: Path) -> Path:
     resolved path) and host, in the cache directory's `index/`. Per host: a cache directory in
     a home shared over the network is then never written by two hosts at once, and each file
     stays small (a runs directory's runs only)."""
-    key = f"{socket.gethostname()}\0{Path(runs_dir).resolve()}"
-    return cache_dir() / "index" / f"runs-{hashlib.sha256(key.encode()).hexdigest()[:24]}.sqlite3"
+    key = os.fsencode(socket.gethostname()) + b"\0" + os.fsencode(Path(runs_dir).resolve())
+    return cache_dir() / "index" / f"runs-{hashlib.sha256(key).hexdigest()[:24]}.sqlite3"
 
 
 class LineMaker(NamedTuple):
@@ -964,7 +965,7 @@ class RunIndex:
                     for sql in _SCHEMA:
                         db.execute(sql)
                     db.executemany("INSERT INTO meta VALUES (?, ?)", [
-                        ("format", INDEX_FORMAT), ("runs_dir", str(self.runs_dir.resolve())),
+                        ("format", INDEX_FORMAT), ("runs_dir", os.fsencode(self.runs_dir.resolve())),
                         ("host", socket.gethostname())])
                     fresh = True
                 db.execute("COMMIT")
@@ -1046,7 +1047,7 @@ class RunIndex:
         rows = []
         for rid in self._changed:
             e = self._entries.get(rid)
-            if e is None or e["newest"] >= racy:
+            if e is None or e["newest"] >= racy or not _storable(rid):
                 continue
             try:  # a value JSON cannot hold (never from JSON or TOML): not kept
                 body = json.dumps((e["config"], e["damaged"], e["status"], e["spec"],
@@ -1056,10 +1057,10 @@ class RunIndex:
             rows.append((rid, *e["sig"], *e["head"], body, _logs_text(e["logs"]), e["line"],
                          self.line.version if e["line"] is not None else None))
         lines = [(self._entries[r]["line"], self.line.version, r, *self._entries[r]["sig"])
-                 for r in self._new_lines - self._changed if r in self._entries]
+                 for r in self._new_lines - self._changed if r in self._entries and _storable(r)]
         logs = [(_logs_text(self._entries[r]["logs"]), r, *self._entries[r]["sig"])
-                for r in self._new_logs - self._changed if r in self._entries]
-        gone = [(r,) for r in self._gone]
+                for r in self._new_logs - self._changed if r in self._entries and _storable(r)]
+        gone = [(r,) for r in self._gone if _storable(r)]
         self._changed, self._gone, self._new_lines, self._new_logs = set(), set(), set(), set()
         db = self._db
         if db is None:
@@ -1332,6 +1333,16 @@ class RunIndex:
             run.damaged += [x for x in damage if x not in run.damaged]
 
 
+def _storable(name: str) -> bool:
+    """Whether a run id can be kept in the database: a directory name that is no UTF-8 (a
+    surrogate escape here) cannot, so such a run is read again on every listing."""
+    try:
+        name.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _logs_text(logs: tuple | None) -> str | None:
     return None if logs is None else json.dumps([list(logs[0]), list(logs[1])])
 
@@ -1377,7 +1388,7 @@ def _prune(keep: Path, at_most: int = 64) -> None:
         except sqlite3.Error:
             continue
         where = meta.get("runs_dir")
-        if meta.get("host") == host and isinstance(where, str) and not os.path.isdir(where):
+        if meta.get("host") == host and isinstance(where, bytes) and not os.path.isdir(where):
             with contextlib.suppress(OSError):
                 p.unlink()
 
