@@ -444,7 +444,8 @@ def validate_experiment(raw: dict, *, file: str, exp: str, defaults: dict | None
     grid_keys = [k for k, v in merged.items() if isinstance(v, list) and not FIELDS[k].listy]
     combos = itertools.product(*[merged[k] for k in grid_keys]) if grid_keys else [()]
     regs = _registries()
-    out = []
+    out: list[RunSpec] = []
+    clean: set[str] = set()
     for combo in combos:
         v = dict(merged)
         v.update(zip(grid_keys, combo, strict=True))
@@ -453,8 +454,11 @@ def validate_experiment(raw: dict, *, file: str, exp: str, defaults: dict | None
             v["mi_epochs"] = sorted({max(1, min(v["epochs"], round(e * v["epochs"] / 120)))
                                      for e in PAPER_MI_EPOCHS})
         _check_values(v, file=file, exp=exp, regs=regs, memo=memo)
-        if v["attack"] == "none" and any(r.values == v for r in out):
-            continue  # attack "none" ignores poison_rate: one clean run per remaining combination
+        if v["attack"] == "none":  # it ignores poison_rate: one clean run per other combination
+            key = json.dumps(v, sort_keys=True, default=repr)
+            if key in clean:
+                continue
+            clean.add(key)
         out.append(RunSpec.resolved(v, source=f"{file}:{exp}"))
     assign_run_ids(out)
     for r in out:
