@@ -4,8 +4,6 @@ that is the quick preset, and ctrl+r that asks before launching."""
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 
 pytest.importorskip("textual")
@@ -60,9 +58,15 @@ async def test_compose_sets_tags_threads_momentum_and_mi_equal_n(runs):
 @sync
 async def test_compose_help_comes_from_the_spec_field_table(runs, monkeypatch):
     """Change the spec's help text: the form shows the new text (it keeps no copy)."""
+    class Relabelled:  # the same field with another help text, whatever the field type is
+        def __init__(self, field, help: str) -> None:
+            self._field, self.help = field, help
+
+        def __getattr__(self, name: str):
+            return getattr(self._field, name)
+
     for key in ("tags", "momentum", "threads", "mi_equal_n", "width"):
-        monkeypatch.setitem(FIELDS, key, dataclasses.replace(FIELDS[key],
-                                                             help=f"HELP-OF-{key}"))
+        monkeypatch.setitem(FIELDS, key, Relabelled(FIELDS[key], f"HELP-OF-{key}"))
     app = make_app(runs)
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await open_compose(pilot)
