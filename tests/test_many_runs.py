@@ -43,7 +43,9 @@ def _rows(runs) -> dict[str, tuple]:
     """The index database's rows by run id: (rowid, the rest), as another process sees them."""
     db = sqlite3.connect(index_db_path(runs))
     try:
-        return {r[1]: (r[0], r[2:]) for r in db.execute("SELECT rowid, * FROM runs")}
+        return {r[0]: r[1:] for r in db.execute(
+            "SELECT id, h.sig, created, state, score, b.rowid, b.sig, body, logs FROM heads h"
+            " JOIN bodies b USING (id)")}
     finally:
         db.close()
 
@@ -220,7 +222,7 @@ def test_an_index_of_another_format_is_rebuilt(tmp_path, monkeypatch):
     list_runs_cached(runs)
     db = sqlite3.connect(index_db_path(runs), isolation_level=None)
     db.execute("UPDATE meta SET value = 0 WHERE key = 'format'")
-    db.execute("UPDATE runs SET body = '[\"x\", [], {}, {}, null]'")  # what format 0 meant
+    db.execute("UPDATE bodies SET body = '[\"x\", [], {}, {}, null]'")  # what format 0 meant
     db.close()
     want = _view(list_runs(runs))
     loads = []
@@ -645,3 +647,14 @@ def test_names_in_other_bytes_are_listed_warm_and_cold(tmp_path):
     want = _view(list_runs(odd))
     assert _view(list_runs_cached(odd)) == want == _view(list_runs_cached(odd))
     assert index_db_path(odd).is_file() and len(_rows(odd)) == len(want) - 1  # that one not kept
+
+
+def test_a_number_sqlite_cannot_hold_keeps_that_run_out_of_the_index_only(tmp_path):
+    runs = make_fixture_runs(tmp_path)
+    some = next(p for p in sorted(runs.iterdir()) if (p / "summary.json").is_file())
+    st = json.loads((some / "status.json").read_text())
+    (some / "status.json").write_text(json.dumps(dict(st, created=10**30)))
+    _age(runs)
+    want = _view(list_runs(runs))
+    assert _view(list_runs_cached(runs)) == want == _view(list_runs_cached(runs))
+    assert some.name not in _rows(runs) and len(_rows(runs)) == len(want) - 1

@@ -17,6 +17,7 @@ import os
 import socket
 import sqlite3
 import stat as stat_mod
+import struct
 import sys
 import threading
 import time
@@ -688,15 +689,19 @@ Listed = tuple
 # a first read of at least this many runs is shared among processes (a fork costs a few ms
 # but each run ~1 ms: TOML and JSON parsing in Python)
 PARALLEL_MIN = 200
-_SIG_COLS = ", ".join(f"s{i}" for i in range(9))
+_SIG = struct.Struct("<qqQqqQqqQ")  # a file_sig of SIG_FILES as the database keeps it
 _SCHEMA = (
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID",
-    # a run: its files' signature (file_sig), its head (_head: what every listing reads), the
-    # rest of its entry as JSON, its logs' damage with their signature, its line (LineMaker)
-    "CREATE TABLE runs (id TEXT PRIMARY KEY, "
-    + ", ".join(f"s{i} INTEGER NOT NULL" for i in range(9))
-    + ", created, state, score, body TEXT NOT NULL, logs TEXT, line TEXT, line_version INTEGER)",
+    # per run: its files' signature (_SIG) and head (_head), all that a listing reads of every
+    # run, in a small table of their own; the rest of the entry as JSON with its logs' damage
+    # (and their signature); the line (LineMaker) made from it
+    "CREATE TABLE heads (id TEXT PRIMARY KEY, sig BLOB NOT NULL, created, state, score)"
+    " WITHOUT ROWID",
+    "CREATE TABLE bodies (id TEXT PRIMARY KEY, sig BLOB NOT NULL, body TEXT NOT NULL, logs TEXT)",
+    "CREATE TABLE lines (id TEXT PRIMARY KEY, sig BLOB NOT NULL, version INTEGER NOT NULL,"
+    " line TEXT NOT NULL)",
 )
+_TABLES = ("heads", "bodies", "lines", "meta")
 
 
 def light_status(status: dict) -> dict:
@@ -732,7 +737,7 @@ _STAT_DIR_FD = os.stat in os.supports_dir_fd
 
 def file_sig(path: Path | str, names: tuple[str, ...] = SIG_FILES, must_run: bool = True,
              dir_fd: int | None = None) -> tuple | None:
-    """mtime_ns, size and inode of each named file of a run directory, flat (-1, -1, -1 where
+    """mtime_ns, size and inode of each named file of a run directory, flat (-1, -1, 0 where
     absent), or None when the directory holds neither status.json nor spec.toml (not a run).
     With `dir_fd`, `path` is relative to it. Raises OSError when the directory cannot be read.
 
@@ -749,7 +754,7 @@ def file_sig(path: Path | str, names: tuple[str, ...] = SIG_FILES, must_run: boo
             st = (os.stat(f"{path}/{n}", dir_fd=dir_fd) if dir_fd is not None
                   else os.stat(os.path.join(path, n)))
         except FileNotFoundError:
-            out += (-1, -1, -1)
+            out += (-1, -1, 0)
             continue
         except NotADirectoryError:
             return None
@@ -767,7 +772,7 @@ def _sig_at(name: str, fd: int) -> tuple | None:
         a = stat(name + "/status.json", dir_fd=fd)
         a = (a.st_mtime_ns, a.st_size, a.st_ino)
     except FileNotFoundError:
-        a = (-1, -1, -1)
+        a = (-1, -1, 0)
     except NotADirectoryError:
         return None
     try:
@@ -776,13 +781,13 @@ def _sig_at(name: str, fd: int) -> tuple | None:
     except FileNotFoundError:
         if a[0] == -1:  # neither status.json nor spec.toml: no run
             return None
-        b = (-1, -1, -1)
+        b = (-1, -1, 0)
     except NotADirectoryError:
         return None
     try:
         c = stat(name + "/summary.json", dir_fd=fd)
     except FileNotFoundError:
-        return (*a, *b, -1, -1, -1)
+        return (*a, *b, -1, -1, 0)
     except NotADirectoryError:
         return None
     return (*a, *b, c.st_mtime_ns, c.st_size, c.st_ino)
@@ -923,9 +928,11 @@ class RunIndex:
         self.persist = persist
         self.line = line
         self._entries: dict[str, dict] = {}
-        # as the database held them when loaded: id -> (created, state, score, sig, line);
-        # checked against the run's files when used, the rest of the entry read when asked
+        # as the database held them when loaded: id -> (id, packed signature, created, state,
+        # score), checked against the run's files when used, the rest read when asked; and the
+        # lines made from these entries
         self._heads: dict[str, tuple] = {}
+        self._lines: dict[str, str] = {}
         self._odd: dict[str, Run] = {}  # runs whose directory cannot be read (no entry)
         self._db: sqlite3.Connection | None = None
         self._lock = threading.Lock()
@@ -960,7 +967,7 @@ class RunIndex:
             if _format(db) != INDEX_FORMAT:
                 db.execute("BEGIN IMMEDIATE")
                 if _format(db) != INDEX_FORMAT:  # not made meanwhile by another process
-                    for table in ("runs", "meta"):
+                    for table in (*_TABLES, "runs"):  # "runs": an index of another format
                         db.execute(f"DROP TABLE IF EXISTS {table}")
                     for sql in _SCHEMA:
                         db.execute(sql)
@@ -1010,24 +1017,26 @@ class RunIndex:
         if not self.persist:
             return
         self._db = self._open()
-        line = (", CASE WHEN line_version = ? THEN line END" if self.line is not None
-                else ", NULL")
-        rows = self._query(f"SELECT id, created, state, score, {_SIG_COLS}{line} FROM runs",
-                           (self.line.version,) if self.line is not None else ())
+        rows = self._query("SELECT id, sig, created, state, score FROM heads")
+        lines = (self._query("SELECT id, sig, line FROM lines WHERE version = ?",
+                             (self.line.version,)) if rows and self.line is not None else None)
         if rows:
             with no_gc():
-                self._heads = {r[0]: (r[1], r[2], r[3], r[4:13], r[13]) for r in rows}
+                self._heads = {r[0]: r for r in rows}
+                # a line counts only when it was made from the entry whose head is there
+                self._lines = {r[0]: r[2] for r in lines or ()
+                               if (h := self._heads.get(r[0])) is not None and h[1] == r[1]}
 
     def _get(self, name: str) -> dict | None:
         """The whole entry of a run (read from the database when only its head is loaded)."""
         e = self._entries.get(name)
         if e is not None or name not in self._heads:
             return e
-        _, _, _, sig, line = self._heads.pop(name)
-        rows = self._query(f"SELECT body, logs, {_SIG_COLS} FROM runs WHERE id = ?", (name,))
-        if not rows or rows[0][2:] != sig:  # gone, or replaced since (by another process)
+        sig = self._heads.pop(name)[1]
+        rows = self._query("SELECT sig, body, logs FROM bodies WHERE id = ?", (name,))
+        if not rows or rows[0][0] != sig:  # gone, or replaced since (by another process)
             return None
-        e = _entry(rows[0][0], rows[0][1], sig, line)
+        e = _entry(rows[0][1], rows[0][2], _SIG.unpack(sig), self._lines.pop(name, None))
         if e is not None:
             self._entries[name] = e
         return e
@@ -1044,7 +1053,7 @@ class RunIndex:
             return
         self._saved_at = now
         racy = time.time_ns() - RACY_NS
-        rows = []
+        heads, bodies = [], []
         for rid in self._changed:
             e = self._entries.get(rid)
             if e is None or e["newest"] >= racy or not _storable(rid):
@@ -1054,30 +1063,37 @@ class RunIndex:
                                    e["summary"]))
             except (TypeError, ValueError):
                 continue
-            rows.append((rid, *e["sig"], *e["head"], body, _logs_text(e["logs"]), e["line"],
-                         self.line.version if e["line"] is not None else None))
-        lines = [(self._entries[r]["line"], self.line.version, r, *self._entries[r]["sig"])
-                 for r in self._new_lines - self._changed if r in self._entries and _storable(r)]
-        logs = [(_logs_text(self._entries[r]["logs"]), r, *self._entries[r]["sig"])
-                for r in self._new_logs - self._changed if r in self._entries and _storable(r)]
+            if not all(type(v) is not int or -1 << 63 <= v < 1 << 63 for v in e["head"]):
+                continue  # a number SQLite cannot hold (a creation time of 10**30): not kept
+            sig = _SIG.pack(*e["sig"])
+            heads.append((rid, sig, *e["head"]))
+            bodies.append((rid, sig, body, _logs_text(e["logs"])))
+            if e["line"] is not None:
+                self._new_lines.add(rid)
+        kept = {r[0] for r in heads}
+        lines = [(r, _SIG.pack(*e["sig"]), self.line.version, e["line"])
+                 for r in self._new_lines if (e := self._entries.get(r)) is not None
+                 and e["line"] is not None and _storable(r)
+                 and (r in kept or r not in self._changed)]
+        logs = [(_logs_text(e["logs"]), r, _SIG.pack(*e["sig"])) for r in self._new_logs - kept
+                if (e := self._entries.get(r)) is not None and _storable(r)]
         gone = [(r,) for r in self._gone if _storable(r)]
         self._changed, self._gone, self._new_lines, self._new_logs = set(), set(), set(), set()
         db = self._db
         if db is None:
             return
-        where = " AND ".join(f"s{i} = ?" for i in range(9))
         with self._lock:
             try:
                 db.execute("BEGIN IMMEDIATE")
-                db.executemany(f"INSERT OR REPLACE INTO runs VALUES ({', '.join('?' * 17)})",
-                               rows)
-                db.executemany("DELETE FROM runs WHERE id = ?", gone)
-                # only onto the entry they were made from (another process may have replaced it)
-                db.executemany(f"UPDATE runs SET line = ?, line_version = ? WHERE id = ? AND {where}",
-                               lines)
-                db.executemany(f"UPDATE runs SET logs = ? WHERE id = ? AND {where}", logs)
+                for table in _TABLES[:3]:
+                    db.executemany(f"DELETE FROM {table} WHERE id = ?", gone)
+                db.executemany("INSERT OR REPLACE INTO heads VALUES (?, ?, ?, ?, ?)", heads)
+                db.executemany("INSERT OR REPLACE INTO bodies VALUES (?, ?, ?, ?)", bodies)
+                db.executemany("INSERT OR REPLACE INTO lines VALUES (?, ?, ?, ?)", lines)
+                # onto the entry they were found for only (another process may have replaced it)
+                db.executemany("UPDATE bodies SET logs = ? WHERE id = ? AND sig = ?", logs)
                 db.execute("COMMIT")
-            except sqlite3.Error as e:
+            except (sqlite3.Error, OverflowError) as e:
                 self._fail(db, e)
 
     def close(self) -> None:
@@ -1146,6 +1162,7 @@ class RunIndex:
     def _keep(self, name: str, e: dict) -> None:
         self._entries[name] = e
         self._heads.pop(name, None)
+        self._lines.pop(name, None)
         self._odd.pop(name, None)
         self._gone.discard(name)
         self._changed.add(name)
@@ -1175,7 +1192,7 @@ class RunIndex:
         (see `indexed_run`): a first picture to show at once, checked with `check` after."""
         if not self._loaded:
             self._load_index()
-        made = {n: (_num_or_0(h[0]), n) for n, h in self._heads.items()}
+        made = {n: (_num_or_0(h[2]), n) for n, h in self._heads.items()}
         made.update({n: (e["head"][0], n) for n, e in self._entries.items()})
         return sorted(made, key=made.__getitem__)
 
@@ -1190,6 +1207,7 @@ class RunIndex:
             self._changed.discard(n)
             self._new_lines.discard(n)
             self._new_logs.discard(n)
+            self._lines.pop(n, None)
             if self._entries.pop(n, None) is not None or self._heads.pop(n, None) is not None:
                 self._gone.add(n)
 
@@ -1255,7 +1273,7 @@ class RunIndex:
 
     def _scan(self, names: list[str], fd: int | None) -> list[Listed]:
         out: list[Listed] = []
-        entries, heads = self._entries, self._heads
+        entries, heads, lines, pack = self._entries, self._heads, self._lines, _SIG.pack
         stale: list[tuple[str, Path, tuple]] = []  # runs whose files changed: read below
         self._listed_odd = 0  # unreadable runs listed (no entry)
         for name in names:
@@ -1278,8 +1296,8 @@ class RunIndex:
                     continue
             else:
                 h = heads.get(name)
-                if h is not None and h[3] == sig:
-                    out.append(self._listed(name, h[:3], h[4]))
+                if h is not None and h[1] == pack(*sig):
+                    out.append(self._listed(name, h[2:], lines.get(name)))
                     continue
             stale.append((name, self._child(name), sig))
         for (name, _, _), (e, _) in zip(
