@@ -230,6 +230,11 @@ def test_an_index_of_another_format_is_rebuilt(tmp_path, monkeypatch):
     monkeypatch.setattr(store, "load_run", lambda p: loads.append(p.name) or real(p))
     assert _view(list_runs_cached(runs)) == want
     assert len(loads) == len(want)  # every run read again
+    db = sqlite3.connect(index_db_path(runs), isolation_level=None)
+    db.execute("DROP TABLE bodies")  # not what this format makes: deleted, and made again
+    db.close()
+    assert _view(list_runs_cached(runs)) == want
+    assert _view(list_runs_cached(runs)) == want and len(_rows(runs)) == len(want)
 
 
 def test_a_first_read_shared_among_processes_reads_the_same(tmp_path, monkeypatch):

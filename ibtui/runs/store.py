@@ -678,7 +678,7 @@ RACY_NS = int(RACY_S * 1e9)
 # changes (the columns below, LIGHT_*, ALARM_KEPT, light_*, file_sig, load_run, check_fields and
 # the schemas, config_key): an index of another format is dropped and rebuilt. Nothing else
 # (the Python version, bytecode) invalidates it.
-INDEX_FORMAT = 1
+INDEX_FORMAT = 2  # 2: heads, bodies and lines in tables of their own
 DB_TIMEOUT_S = 2.0  # a database locked longer than this by another process: a cold read
 CACHE_ENV = "IBTUI_CACHE_DIR"  # where the index databases live (else $XDG_CACHE_HOME/ibtui)
 # earlier versions kept their index in the runs directory itself: removed when this host first
@@ -901,11 +901,14 @@ def _format(db: sqlite3.Connection) -> Any:
 
 
 def _db_broken(e: Exception) -> bool:
-    """Whether a database error means the file itself is damaged (not merely locked)."""
+    """Whether a database error means the file itself is damaged or not what this format
+    makes (a table missing), not merely locked: then it is deleted and made again."""
+    text = str(e)
+    if "no such table" in text or "no such column" in text:
+        return True
     name = getattr(e, "sqlite_errorname", "")
     if name:
         return name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB"))
-    text = str(e)
     return "malformed" in text or "not a database" in text
 
 
