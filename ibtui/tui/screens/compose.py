@@ -399,7 +399,8 @@ class ComposeScreen(Screen):
                         w.select(v)
 
     def action_launch(self) -> None:
-        """ctrl+r (or the Launch button): ask, then launch (runs start training at once)."""
+        """ctrl+r, F5 or the Launch button: ask (naming the runs), then launch. The launch
+        itself is `_launch` (validation, duplicates, the launch service)."""
         try:
             raw = self.raw()
         except IbtuiError as e:
