@@ -53,6 +53,8 @@ NAME_RULE = (f"1-{MAX_NAME_CHARS} characters from A-Z a-z 0-9 . _ -, not startin
 DEVICE_RE = re.compile(r"auto|cpu|cuda(?::(\d{1,6}))?")
 
 PAPER_MI_EPOCHS = [1, 5, 10, 20, 40, 60, 80, 100, 120]
+POISON_RATE_ALLOWED = ("number in (0, 1); any number in [0, 1) is ignored for attack 'none', "
+                       "which poisons nothing")
 
 
 def _name_rule(name: str) -> str:
@@ -371,6 +373,8 @@ def _check_field(key: str, value: Any, where: str) -> Any:
         return getattr(Experiment.model_validate({key: value}), key)
     except ValidationError as e:
         _, text = problem(e, Experiment)
+        if key == "poison_rate":  # the schema's [0, 1) holds 0 for attack "none" only
+            text = text.replace("allowed: number in [0, 1)", f"allowed: {POISON_RATE_ALLOWED}")
         if text.startswith("expected ") and key not in LIST_FIELDS and key not in TABLE_FIELDS:
             text = text.replace(", got ", " or a list of them, got ", 1)
         raise SpecError(f"{where}: {text}") from None
@@ -649,8 +653,7 @@ def _check_poisoning(v: dict, err: Callable[[str, str], SpecError], memo: dict, 
         v["poison_rate"] = 0.0
         return
     if v["poison_rate"] == 0:
-        raise err("poison_rate", f"{v['poison_rate']!r} out of range; allowed: number in (0, 1) "
-                                 "(0 only for attack 'none', the clean reference)")
+        raise err("poison_rate", f"{v['poison_rate']!r} out of range; allowed: {POISON_RATE_ALLOWED}")
     mode = ATTACKS[v["attack"]].label_mode
     rule = v["attack_options"].get("index", "authors")
     key = ("rate", v["dataset"], v["poison_rate"], v["target"], mode, rule)

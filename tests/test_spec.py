@@ -64,7 +64,8 @@ def test_defaults_and_paper_mi_epochs_scaled(tmp_path):
 @pytest.mark.parametrize("body, needle", [
     ('[[experiment]]\nname = "x"\npoison_rat = 0.1\n', "field 'poison_rat': unknown field; allowed:"),
     ('[[experiment]]\nname = "x"\npoison_rate = 1.5\n',
-     "field 'poison_rate': 1.5 out of range; allowed: number in [0, 1)"),
+     "field 'poison_rate': 1.5 out of range; allowed: number in (0, 1); any number in [0, 1) is "
+     "ignored for attack 'none', which poisons nothing"),
     ('[[experiment]]\nname = "x"\npoison_rate = 0.0\n', "field 'poison_rate': 0.0 out of range"),
     ('[[experiment]]\nname = "x"\npoison_rate = "ten"\n', "field 'poison_rate': expected number"),
     ('[[experiment]]\nname = "x"\ntarget = 10\n', "field 'target': 10 out of range; allowed: 0..9"),
