@@ -385,7 +385,9 @@ def _layer_value(key: str, value: Any, where: str) -> Any:
     table, or a scalar or a grid (list) of scalars, each checked by the schema."""
     f = FIELDS[key]
     if isinstance(value, list) and not value and key != "tags":  # no tags: fine
-        raise SpecError(f"{where}: empty list")
+        raise SpecError(f"{where}: empty list; allowed: " + (
+            f"{f.allowed}, not empty" if f.listy else f.allowed if f.table
+            else f"{f.allowed} or a non-empty list of them"))
     if f.listy and not isinstance(value, list) and not (key == "observe_classes" and isinstance(value, str)):
         value = [value]
     if isinstance(value, list) and not (f.listy or f.table):
