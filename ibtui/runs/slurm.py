@@ -32,6 +32,7 @@ from ibtui.runs import claim
 from ibtui.runs.states import FINISHED
 from ibtui.runs.store import atomic_write_json, effective_state, read_json
 from ibtui.schema import Int, Num, Schema, SchemaField, ValidationError, problem
+from ibtui.spec import read_toml
 
 KINDS = ("local", "slurm")
 BAD_STATES = ("CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED", "FAILED",
@@ -80,13 +81,12 @@ def executor_config(table: Any, file: str, kind: str | None = None) -> ExecutorC
 
 
 def load_executor(path: Path, kind: str | None = None) -> ExecutorConfig:
-    import tomllib
-
+    """The `[executor]` table of an experiments file (the defaults when the file has none or
+    cannot be read: load_spec reports what is wrong with the file itself)."""
     try:
-        text = Path(path).read_text(encoding="utf-8-sig")
-        data = tomllib.loads(text)
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
-        data = {}  # load_spec reports what is wrong with the file itself
+        data = read_toml(Path(path))
+    except SpecError:
+        data = {}
     return executor_config(data.get("executor"), str(path), kind)
 
 
