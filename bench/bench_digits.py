@@ -19,9 +19,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ibtui.analysis.replicas import mean_interval  # noqa: E402
+from ibtui.data.attacks import PAPER_ORDER  # noqa: E402
 from ibtui.runs.store import list_runs  # noqa: E402
 
-ORDER = ["none", "badnets", "blend", "wanet", "lc", "adap-blend", "ftrojan"]
+ORDER = ["none", *PAPER_ORDER]
 
 
 def _iv(vals: list[float]) -> str:

@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from ibtui.data.attacks import attack_title
 from ibtui.errors import SpecError
 
 FORMATS = ("png", "pdf", "svg")
@@ -48,8 +49,6 @@ STYLE: dict[str, Any] = {
 
 TERM_LABEL = {"xt": "I(X;T) [nats]", "ty": "I(T;Ŷ) [nats]"}
 TERM_TITLE = {"xt": "I(X;T)", "ty": "I(T;Ŷ)"}
-ATTACK_NAMES = {"badnets": "BadNets", "blend": "Blend", "wanet": "WaNet", "lc": "LC",
-                "adap-blend": "Adap-Blend", "ftrojan": "FTrojan"}
 DATASET_NAMES = {"cifar10": "CIFAR-10", "svhn": "SVHN", "digits": "Digits"}
 ARCH_NAMES = {"resnet18": "ResNet-18", "vgg16": "VGG16"}
 ROLE_ORDER = {"class": 0, "all": 1, "sample": 2, "clean": 3, "backdoor": 4}
@@ -119,7 +118,7 @@ def pct(rate: Any) -> str:
 
 
 def attack_name(a: Any) -> str:
-    return ATTACK_NAMES.get(str(a), str(a))
+    return attack_title(a)
 
 
 # --- reading a run ----------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 
 from ibtui.analysis.replicas import mean_interval
+from ibtui.data.attacks import attack_title, paper_rank
 
 # docs/method.md §6, Table I, CIFAR-10 (LC at 25% of the target class, the others at 10%)
 PAPER_TABLE_I = {
@@ -36,11 +37,8 @@ PAPER_TABLE_I = {
 }
 PAPER_SETTING = ("CIFAR-10, noisy ResNet-18 (width 64), 120 epochs, 10% poison (LC: 25% of the "
                  "target class), InfoNCE at the network's own noise")
-ORDER = ("badnets", "blend", "wanet", "lc", "adap-blend", "ftrojan")
 VALUES = ("d_xt", "d_ty", "score")
 ALPHA = 0.05
-NAMES = {"badnets": "BadNets", "blend": "Blend", "wanet": "WaNet", "lc": "LC",
-         "adap-blend": "Adap-Blend", "ftrojan": "FTrojan"}
 ASR_MIN = 0.9
 TEST_NAME = ("Welch's two-sample t-test on per-seed stealth scores (two-sided), Holm-corrected "
              "over all pairs at family-wise 0.05")
@@ -117,7 +115,7 @@ def compare(runs: list[dict], aside: list[dict] | None = None) -> dict:
         why = r.get("why") or learned(r)
         (row["aside"] if why else row["runs"]).append((r, why))
     out_rows = []
-    for key in sorted(rows, key=lambda k: (ORDER.index(k[0]), k[3])):
+    for key in sorted(rows, key=lambda k: (paper_rank(k[0]), k[3])):
         row = rows[key]
         rec = {"attack": row["attack"], "rate": row["rate"], "dataset": row["dataset"],
                "n": len(row["runs"]), "aside": [why for _, why in row["aside"]],
@@ -158,8 +156,7 @@ def _claim(rows: list[dict], pairs: list[dict], attack: str, lowest: bool) -> tu
     """("holds" | "contradicted" | "cannot tell", why)."""
     me = next((r for r in rows if r["attack"] == attack and r["score"] is not None), None)
     others = [r for r in rows if r["attack"] != attack and r["score"] is not None]
-    def nm(a: str) -> str:
-        return NAMES.get(a, a)
+    nm = attack_title
 
     if me is None or me["n"] < 2:
         return "cannot tell", f"{nm(attack)}: fewer than 2 learned runs"
@@ -204,10 +201,7 @@ def _fmt(rec: dict, v: str) -> str:
 
 
 def render(result: dict, runs_dir: str = "") -> str:
-    from ibtui.analysis.figures import attack_name
-
-    def name(a: str) -> str:
-        return NAMES.get(a, attack_name(a))
+    name = attack_title
 
     rows = result["rows"]
     lines = [f"Measured ({runs_dir or 'runs'}: learned runs only, mean [95% t-interval over "

@@ -29,13 +29,13 @@ from ibtui.analysis.figures import (
     write_csv,
 )
 from ibtui.analysis.replicas import Interval, mean_interval, overlapping
+from ibtui.data.attacks import paper_rank
 from ibtui.errors import RunStoreError, SpecError
 
 FORMATS = ("md", "latex", "csv")
 VALUES = ("d_xt", "d_ty", "score")
 HEADERS = {"md": ("Attack", "D_XT", "D_TY", "Score", "Runs", "Ties"),
            "latex": ("Attack", "$D_{XT}$", "$D_{TY}$", "Score", "Runs", "Ties")}
-ATTACK_ORDER = ("badnets", "blend", "wanet", "lc", "adap-blend", "ftrojan")
 # settings that never make two runs different rows
 IGNORED = ("seed", "data_root", "download", "device")
 PERCEPTUAL = ("psnr", "ssim", "lpips")
@@ -170,7 +170,7 @@ def aggregate(runs: list[dict], group_by: list[str],
             row = {"group": gvals, "group_label": group_label(group_by, gvals),
                    "attack": s0.get("attack"), "poison_rate": s0.get("poison_rate"),
                    "label": label, "n": len(ms), "runs": sorted(m["id"] for m in ms),
-                   "_sort": (_attack_rank(s0.get("attack")), -_rate_sort(s0.get("poison_rate")),
+                   "_sort": (paper_rank(s0.get("attack")), -_rate_sort(s0.get("poison_rate")),
                              label)}
             for v in values:
                 vals = [x for x in (num(m["summary"].get(v)) for m in ms) if x is not None]
@@ -207,11 +207,6 @@ def _short(v: Any) -> str:
     if isinstance(v, (list, dict)):
         return _canon(v)
     return str(v)
-
-
-def _attack_rank(a: Any) -> tuple[int, str]:
-    a = str(a)
-    return (ATTACK_ORDER.index(a), a) if a in ATTACK_ORDER else (len(ATTACK_ORDER), a)
 
 
 def _group_sort(group_by: list[str], gvals: dict) -> tuple:

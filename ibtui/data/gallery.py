@@ -22,13 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ibtui.data.attacks import ATTACKS, create_attack
+from ibtui.data.attacks import ATTACKS, create_attack, paper_rank
 from ibtui.data.attacks.base import AttackContext
 from ibtui.data.datasets import Dataset, load_dataset
 from ibtui.data.poison import select_poison_indices
 from ibtui.data.quality import psnr, ssim
 
-CANONICAL = ["badnets", "blend", "wanet", "lc", "adap-blend", "ftrojan"]
 AMPLIFY = 10
 DIRTY_RATE, CLEAN_RATE = 0.1, 0.25
 LC_QUICK = {"width": 16, "epochs": 2, "lr": 0.05, "batch_size": 64}
@@ -39,7 +38,7 @@ def attack_order(attacks: list[str] | None = None) -> list[str]:
     if attacks is not None:
         return list(attacks)
     # "none" (the clean reference) has no trigger to draw
-    return [a for a in CANONICAL if a in ATTACKS] + sorted(set(ATTACKS) - set(CANONICAL) - {"none"})
+    return sorted((a for a in ATTACKS if a != "none"), key=paper_rank)
 
 
 def expand_rows(attacks: list[str] | None = None) -> list[tuple[str, str | None]]:

@@ -8,6 +8,20 @@ import pkgutil
 from ibtui.data.attacks.base import Attack
 
 ATTACKS: dict[str, type[Attack]] = {}
+# the paper's order (its Table I): tables, figures and the gallery list attacks in it
+PAPER_ORDER = ("badnets", "blend", "wanet", "lc", "adap-blend", "ftrojan")
+
+
+def attack_title(name: object) -> str:
+    """An attack's name as papers print it ('adap-blend' -> 'Adap-Blend'); others as given."""
+    cls = ATTACKS.get(str(name))
+    return cls.title if cls is not None else str(name)
+
+
+def paper_rank(name: object) -> tuple[int, str]:
+    """Sort key: the paper's attacks in its order, then any other by name."""
+    name = str(name)
+    return (PAPER_ORDER.index(name), name) if name in PAPER_ORDER else (len(PAPER_ORDER), name)
 
 
 def register(cls: type[Attack]) -> type[Attack]:

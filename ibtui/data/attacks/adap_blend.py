@@ -73,6 +73,7 @@ class Options(RelabelOptions):
 @register
 class AdapBlend(Attack):
     name = "adap-blend"
+    title = "Adap-Blend"
     description = "blend on 8 random of 16 pattern pieces (alpha 0.15), half of them keep labels"
     Options = Options
     variants = {"authors": {},

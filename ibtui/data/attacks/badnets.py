@@ -29,6 +29,7 @@ class Options(RelabelOptions):
 @register
 class BadNets(Attack):
     name = "badnets"
+    title = "BadNets"
     description = "solid patch in a corner (authors: red 5x5 top-left)"
     Options = Options
     variants = {"authors": {},

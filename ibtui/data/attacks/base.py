@@ -82,6 +82,7 @@ class AttackContext:
 
 class Attack(ABC):
     name: ClassVar[str]
+    title: ClassVar[str]  # as papers print it (BadNets, WaNet, ...)
     label_mode: ClassVar[str] = "dirty"  # "dirty": poisoned samples relabelled; "clean": labels kept
     Options: ClassVar[type[AttackOptions]] = AttackOptions  # the options table's schema
     options: ClassVar[dict[str, Option]] = {}  # derived from Options: default, help, allowed

@@ -142,6 +142,7 @@ class Options(RelabelOptions):
 @register
 class Blend(Attack):
     name = "blend"
+    title = "Blend"
     description = "blend a fixed grey noise pattern (alpha 0.3 train and test)"
     Options = Options
     variants = {"authors": {},

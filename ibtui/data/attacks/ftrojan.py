@@ -80,6 +80,7 @@ class Options(RelabelOptions):
 @register
 class FTrojan(Attack):
     name = "ftrojan"
+    title = "FTrojan"
     description = "DCT trigger in Cr and Cb: 30 added at (15,15) and (31,31)"
     Options = Options
     variants = {"authors": {}, "original": {"magnitude": 20.0, "index": "first-other"}}

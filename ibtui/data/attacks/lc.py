@@ -109,6 +109,7 @@ class Options(AttackOptions):
 @register
 class LabelConsistent(Attack):
     name = "lc"
+    title = "LC"
     label_mode = "clean"
     description = "PGD-L2 (eps 300/255) on target-class images + 4-corner mark (64/255), labels kept"
     Options = Options

@@ -18,6 +18,7 @@ from ibtui.data.attacks.base import Attack
 @register
 class NoAttack(Attack):
     name = "none"
+    title = "none (clean)"
     description = "no attack: the clean reference (poison_rate ignored, stored as 0)"
 
     def selection_rate(self, rate: float) -> float:

@@ -98,6 +98,7 @@ class Options(RelabelOptions):
 @register
 class WaNet(Attack):
     name = "wanet"
+    title = "WaNet"
     description = "smooth image warping (k 4, s 0.5); authors add grid noise to every poisoned image"
     Options = Options
     variants = {"authors": {},
