@@ -8,7 +8,8 @@
 # Each stage runs once: a stage already run in RUNS (marker file RUNS/.stage-NAME) is skipped,
 # so the command can be repeated after an interruption (`ibtui resume` continues its runs).
 # STAGES picks stages (default all, in priority order; STAGES= only writes the tables from what
-# RUNS holds); JOBS workers at once (default 2).
+# RUNS holds); JOBS workers at once (default 2); OUT the tables' prefix (default bench/digits_bench:
+# a RUNS with other stages, e.g. STAGES="clean low ballow", writes its own, e.g. OUT=bench/digits_bench_1pct).
 # Measured on the shared 2-core box with --jobs 2: a run finishes every ~1.7 minutes (25 runs in
 # ~43 min), so the 120 runs take ~3.5 h there; an idle box is ~2x faster.
 set -euo pipefail
@@ -27,6 +28,7 @@ for stage in $STAGES; do
   fi
   touch "$RUNS/.stage-$stage"
 done
-.venv/bin/python bench/bench_digits.py "$RUNS" --out bench/digits_bench_asr.md
-$IBTUI report --paper --runs-dir "$RUNS" | tee bench/digits_bench_paper.md
-$IBTUI alarm-eval --runs-dir "$RUNS" --out bench/digits_bench_alarm
+OUT="${OUT:-bench/digits_bench}"
+.venv/bin/python bench/bench_digits.py "$RUNS" --out "${OUT}_asr.md"
+$IBTUI report --paper --runs-dir "$RUNS" > "${OUT}_paper.md" && cat "${OUT}_paper.md" || rm -f "${OUT}_paper.md"  # no 10% runs: no table
+$IBTUI alarm-eval --runs-dir "$RUNS" --out "${OUT}_alarm"

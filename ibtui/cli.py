@@ -1193,11 +1193,14 @@ def tsne(run_key: str = typer.Argument(..., metavar="RUN"), runs_dir: Path = Run
         say(f"wrote {p}")
 
 
-def _runs_of(runs_dir: Path) -> list:
-    """Every run of an existing runs directory (through its index), for the analyses."""
-    from ibtui.runs.store import list_runs_cached, require_runs_dir
+def _runs_of(runs_dir: Path, full: bool = False) -> list:
+    """Every run of an existing runs directory, for the analyses: through the index (the
+    settings a leaderboard needs), or `full`: each run read with its whole spec (attack
+    options, MI settings), for analyses that tell runs apart by those."""
+    from ibtui.runs.store import list_runs, list_runs_cached, require_runs_dir
 
-    return list_runs_cached(require_runs_dir(runs_dir))
+    runs_dir = require_runs_dir(runs_dir)
+    return list_runs(runs_dir) if full else list_runs_cached(runs_dir)
 
 
 @app.command()
@@ -1214,7 +1217,7 @@ def report(runs_dir: Path = RunsDir,
     from ibtui.analysis.report import report as make_report
     from ibtui.errors import RunStoreError
 
-    listed = _runs_of(runs_dir)
+    listed = _runs_of(runs_dir, full=paper)
     try:
         if paper:
             from ibtui.analysis.paper_table import paper_report
@@ -1241,7 +1244,7 @@ def alarm_eval(runs_dir: Path = RunsDir,
     from ibtui.analysis.alarm_eval import run_eval
 
     command = " ".join(["ibtui", *sys.argv[1:]]) if sys.argv else "ibtui alarm-eval"
-    listed = _runs_of(runs_dir)
+    listed = _runs_of(runs_dir, full=True)  # balanced runs are told apart by their options
     try:
         *paths, md = run_eval(listed, out, command)
     except IbtuiError as e:

@@ -182,3 +182,13 @@ def test_ties_name_long_labels_by_their_place_in_the_section():
     assert _ties(section[0], section) == "row 2"
     assert _ties(section[1], section) == "BadNets"
     assert _ties({"label": "a", "ties": []}, section) == "–"
+
+
+def test_paper_comparison_needs_runs_at_the_papers_setting(tmp_path):
+    """Runs only at another rate give no empty table but an error saying what is missing."""
+    from ibtui.analysis.paper_table import paper_report
+
+    runs = tmp_path / "runs"
+    write_run(runs, attack="badnets", poison_rate=0.01, with_features=False, score=(0.3, 0.2))
+    with pytest.raises(RunStoreError, match="paper's Table I setting"):
+        paper_report(list_runs(runs))

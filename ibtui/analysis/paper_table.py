@@ -268,4 +268,8 @@ def paper_report(listed: list, where: str = "") -> str:
                           "why": "; ".join(reasons)})
     if not runs and not extra:
         raise RunStoreError(NO_FINISHED_RUNS)
-    return render(compare(runs, extra), where)
+    result = compare(runs, extra)
+    if not result["rows"]:
+        raise RunStoreError("no finished run at the paper's Table I setting (poison_rate 0.1; "
+                            "LC 0.25 of the target class) to set beside it")
+    return render(result, where)
