@@ -8,6 +8,13 @@ from pathlib import Path
 import pytest
 
 
+@pytest.fixture(scope="session", autouse=True)
+def index_cache_dir(tmp_path_factory):
+    """The suite's runs-index databases go to a temporary cache directory, never the user's
+    ~/.cache (commands the tests start inherit it)."""
+    os.environ["IBTUI_CACHE_DIR"] = str(tmp_path_factory.mktemp("ibtui-cache"))
+
+
 @pytest.fixture
 def cli_env():
     env = dict(os.environ)
