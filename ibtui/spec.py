@@ -194,7 +194,7 @@ FIELDS: dict[str, Field] = {
 
 
 def fields_markdown() -> str:
-    """The README's field table, from the schema (tests/test_spec.py keeps the README equal)."""
+    """The field table of docs/fields.md, from the schema (tests/test_spec.py keeps it equal)."""
     def cell(text: str) -> str:
         return text.replace("|", "\\|")
 

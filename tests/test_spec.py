@@ -366,10 +366,10 @@ def test_unusable_data_root_is_a_spec_error(root):
 
 # --- the schema: one model for the fields, integral floats, a typed RunSpec, the README table --
 
-def test_readme_field_table_is_the_schema():
-    """README's field table is generated from ibtui.spec.Experiment; regenerate it with
+def test_docs_field_table_is_the_schema():
+    """docs/fields.md's table is generated from ibtui.spec.Experiment; regenerate it with
     `python -c "from ibtui.spec import fields_markdown; print(fields_markdown())"`."""
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    readme = (Path(__file__).resolve().parents[1] / "docs" / "fields.md").read_text(encoding="utf-8")
     start = readme.index("\n", readme.index("<!-- fields:")) + 1
     assert readme[start:readme.index("<!-- /fields -->")] == spec_mod.fields_markdown()
 
