@@ -3,7 +3,7 @@
 A file has an optional `[defaults]` table and one or more `[[experiment]]` tables. Every field
 of an experiment falls back to `[defaults]`, then to the defaults of the `Experiment` model
 below (the one place each field's type, range, default and help live; `FIELDS`, the app's form
-and the README's field table are derived from it). A scalar field given as a list expands as a
+and docs/fields.md's table are derived from it). A scalar field given as a list expands as a
 grid (attack x poison_rate x seed x ...); fields that are lists by nature (mi_epochs,
 observe_classes, mi_method, tags) and tables do not. Each value is checked by the model where it
 is written ([defaults] or the experiment); `_check_values` then makes the checks that need

@@ -37,7 +37,7 @@ class FormField:
 
     @property
     def help(self) -> str:
-        """What the field means, from the spec's field table (one text for the README, the
+        """What the field means, from the spec's field table (one text for docs/fields.md, the
         validation messages and the form), then the form's example if it has one."""
         text = str(FIELDS[self.key].help)
         return f"{text}; {self.hint}" if self.hint else text
