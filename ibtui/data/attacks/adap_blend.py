@@ -33,7 +33,6 @@ with Qi et al.'s separate cover rate 0.003).
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Annotated, Literal
 
 import numpy as np
@@ -41,7 +40,7 @@ from pydantic import BeforeValidator
 
 from ibtui.data.attacks import register
 from ibtui.data.attacks.base import Attack, RelabelOptions, to_float, to_uint8
-from ibtui.data.attacks.blend import load_pattern, noise_pattern
+from ibtui.data.attacks.blend import check_pattern, pattern_of
 from ibtui.errors import SpecError
 from ibtui.schema import Num, SchemaField, integral
 
@@ -82,15 +81,11 @@ class AdapBlend(Attack):
 
     @classmethod
     def check(cls, opts: dict) -> None:
-        if opts["pattern"] != "noise":
-            load_pattern(opts["pattern"])
-            opts["pattern"] = str(Path(opts["pattern"]).expanduser().resolve())  # resume from
-            # another directory reads the same file
+        check_pattern(opts)
 
     def __init__(self, options: dict, **kw):
         super().__init__(options, **kw)
-        self.pattern = (noise_pattern() if self.opts["pattern"] == "noise"
-                        else load_pattern(self.opts["pattern"]))
+        self.pattern = pattern_of(self.opts["pattern"])
         self.grid = int(math.isqrt(self.opts["pieces"]))
         self.n_keep = int(round(self.opts["pieces"] * (1.0 - self.opts["mask_rate"])))
         self.poison_rate: float | None = None

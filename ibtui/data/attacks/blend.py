@@ -95,6 +95,19 @@ def resize_like_pil(img: np.ndarray, size: tuple[int, int] = (32, 32),
     return np.ascontiguousarray(out)
 
 
+def check_pattern(opts: dict) -> None:
+    """Option `pattern`: "noise", or an image file that must load; stored as a resolved path, so
+    that a resume from another directory reads the same file."""
+    if opts["pattern"] != "noise":
+        load_pattern(opts["pattern"])
+        opts["pattern"] = str(Path(opts["pattern"]).expanduser().resolve())
+
+
+def pattern_of(name: str) -> np.ndarray:
+    """The blend pattern an option `pattern` names."""
+    return noise_pattern() if name == "noise" else load_pattern(name)
+
+
 def load_pattern(path: str, field: str = "pattern") -> np.ndarray:
     """A user-supplied pattern: a .npy uint8 array (H x W or H x W x 3/4) or any image file
     Pillow reads (converted to RGB), resized to 32 x 32 as BackdoorBench does (PIL bilinear,
@@ -151,15 +164,11 @@ class Blend(Attack):
 
     @classmethod
     def check(cls, opts: dict) -> None:
-        if opts["pattern"] != "noise":
-            load_pattern(opts["pattern"])
-            opts["pattern"] = str(Path(opts["pattern"]).expanduser().resolve())  # resume from
-            # another directory reads the same file
+        check_pattern(opts)
 
     def __init__(self, options: dict, **kw):
         super().__init__(options, **kw)
-        self.pattern = (noise_pattern() if self.opts["pattern"] == "noise"
-                        else load_pattern(self.opts["pattern"]))
+        self.pattern = pattern_of(self.opts["pattern"])
 
     def blend(self, x: np.ndarray, alpha: float) -> np.ndarray:
         return to_uint8((1.0 - alpha) * to_float(x) + alpha * to_float(self.pattern)[None])
