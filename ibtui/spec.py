@@ -28,8 +28,6 @@ import math
 import os
 import re
 import tomllib
-import types
-import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -165,30 +163,14 @@ class Field:
     """What callers (the app's form, help, docs) read about one field; derived from `Experiment`."""
 
     default: Any
-    types: tuple[type, ...]  # of the value, or of each item of a list field
     help: str
     allowed: str  # "integer in [1, 1024]", "'all' | 'phases'", ...
     listy: bool = False  # the value itself is a list (never expanded as a grid)
     table: bool = False  # the value is a table (never expanded either)
 
 
-def _types(annotation: Any) -> tuple[type, ...]:
-    """The Python types a field's value (a list field's items) has: (int,), (float,), (int, str)."""
-    while typing.get_origin(annotation) is Annotated:
-        annotation = typing.get_args(annotation)[0]
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        return tuple(dict.fromkeys(t for a in typing.get_args(annotation) for t in _types(a)))
-    if origin is list:
-        return _types(typing.get_args(annotation)[0])
-    if origin is Literal:
-        return tuple(dict.fromkeys(type(a) for a in typing.get_args(annotation)))
-    return (origin or annotation,)
-
-
 FIELDS: dict[str, Field] = {
-    name: Field(default, _types(Experiment.model_fields[name].annotation), help, allowed,
-                name in LIST_FIELDS, name in TABLE_FIELDS)
+    name: Field(default, help, allowed, name in LIST_FIELDS, name in TABLE_FIELDS)
     for name, allowed, default, help in describe(Experiment)
 }
 
@@ -378,6 +360,16 @@ def _check_field(key: str, value: Any, where: str) -> Any:
         if text.startswith("expected ") and key not in LIST_FIELDS and key not in TABLE_FIELDS:
             text = text.replace(", got ", " or a list of them, got ", 1)
         raise SpecError(f"{where}: {text}") from None
+
+
+def field_problem(key: str | None, value: Any) -> str | None:
+    """What the schema refuses in one stored value of field `key` (a run's spec.toml, resolved:
+    a grid field holds one value), or None; `key` None: `value` is a table of fields."""
+    try:
+        Experiment.model_validate(value if key is None else {key: value})
+    except ValidationError as e:
+        return problem(e, Experiment)[1]
+    return None
 
 
 def _layer_value(key: str, value: Any, where: str) -> Any:

@@ -306,3 +306,16 @@ def test_damaged_runs_never_break_ls_leaderboard_show_report(tmp_path_factory, r
             assert (base / f"outside{f}").read_bytes() == b"victim"  # never written through
     for x in listed:
         assert isinstance(x["state"], str)
+
+
+def test_a_stored_spec_is_read_through_the_schema(tmp_path):
+    """A hand-edited spec.toml: a value the schema refuses (out of range as much as of the wrong
+    type) is dropped and named with what is allowed; the rest of the run still reads."""
+    from ibtui.runs.store import check_spec
+
+    good = {"name": "x", "width": 8, "lr": 0.1, "unknown_key": 1}
+    assert check_spec(good) == (good, [])
+    clean, problems = check_spec({"name": "x", "width": 0, "lr": "fast", "epochs": 4})
+    assert clean == {"name": "x", "epochs": 4}
+    assert problems == ["width = 0: 0 out of range; allowed: integer in [1, 1024]",
+                        "lr = 'fast': expected number in (0, 10], got 'fast'"]
