@@ -47,6 +47,7 @@ from ibtui.runs.store import (
     effective_state,
     pid_alive,
     read_json,
+    run_dirs,
 )
 from ibtui.spec import RunSpec, check_stored_spec, experiment_to_toml
 
@@ -276,10 +277,8 @@ class Scheduler:
         """(run dir, status) of every run; a status.json is read again only when its mtime
         or size changed (a stat per run and tick: reads stay O(runs that change))."""
         seen = {}
-        for de in sorted(os.scandir(self.runs_dir), key=lambda d: d.name):
-            try:  # a link is never a run: its worker would write wherever it points
-                if de.name.startswith(".") or de.is_symlink() or not de.is_dir():
-                    continue
+        for de in run_dirs(self.runs_dir):  # a link is never a run (store.run_dirs)
+            try:
                 st = os.stat(os.path.join(de.path, "status.json"), follow_symlinks=False)
             except OSError:
                 continue

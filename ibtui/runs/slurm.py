@@ -30,7 +30,7 @@ from typing import Annotated, Any, Literal
 from ibtui.errors import RunStoreError, SpecError
 from ibtui.runs import claim
 from ibtui.runs.states import FINISHED
-from ibtui.runs.store import atomic_write_json, effective_state, read_json
+from ibtui.runs.store import atomic_write_json, effective_state, read_json, run_dirs
 from ibtui.schema import Int, Num, Schema, SchemaField, ValidationError, problem
 from ibtui.spec import read_toml
 
@@ -251,9 +251,11 @@ def reconcile(runs_dir: Path) -> dict[str, str]:
     unfinished Slurm runs (empty when sacct could not be asked)."""
     runs_dir = Path(runs_dir)
     pending: dict[str, tuple[Path, dict]] = {}
-    for p in sorted(runs_dir.iterdir()) if runs_dir.is_dir() else []:
-        if p.name.startswith(".") or not p.is_dir():
-            continue
+    try:
+        candidates = [Path(de.path) for de in run_dirs(runs_dir)]
+    except OSError:
+        candidates = []
+    for p in candidates:
         status, _ = read_json(p / "status.json")
         if not status or status.get("executor") != "slurm":
             continue

@@ -506,12 +506,27 @@ def _run_files(p: Path) -> bool:
 
 
 def _inside(runs_dir: Path, p: Path) -> bool:
-    """p is a directory directly inside runs_dir, itself (a symbolic link is never a run: one
-    pointing out would let a scheduler write elsewhere, one pointing in counts a run twice)."""
+    """p is a directory directly inside runs_dir, itself (never a link: see run_dirs)."""
     try:
         return not p.is_symlink() and p.is_dir()
     except (OSError, RuntimeError):
         return False
+
+
+def run_dirs(runs_dir: Path) -> list[os.DirEntry]:
+    """The candidates for runs of a runs directory, by name: its directories, not hidden, never a
+    symbolic link (one pointing out would let a scheduler write elsewhere, one pointing in would
+    count a run twice). Raises OSError when the runs directory cannot be read."""
+    out = []
+    with os.scandir(runs_dir) as entries:
+        for de in entries:
+            try:
+                if de.name[0] != "." and not de.is_symlink() and de.is_dir():
+                    out.append(de)
+            except OSError:
+                continue
+    out.sort(key=lambda de: de.name)
+    return out
 
 
 def list_runs(runs_dir: Path) -> list[Run]:
@@ -519,13 +534,11 @@ def list_runs(runs_dir: Path) -> list[Run]:
     read is listed as damaged), sorted by creation."""
     runs_dir = Path(runs_dir)
     try:
-        entries = sorted(runs_dir.iterdir())
+        entries = [Path(de.path) for de in run_dirs(runs_dir)]
     except OSError:
         return []
     out = []
     for p in entries:
-        if p.name.startswith(".") or not _inside(runs_dir, p):
-            continue
         try:
             is_run = _run_files(p)
         except OSError as e:
@@ -588,14 +601,13 @@ def find_run(runs_dir: Path, key: str) -> Path:
         raise RunStoreError(f"RUN {key!r}: no such run in {runs_dir}; give a run id or a unique "
                             "prefix of one, not a pattern")
     try:
-        names = sorted(n for n in os.listdir(runs_dir) if n.startswith(key))
+        candidates = [Path(de.path) for de in run_dirs(runs_dir) if de.name.startswith(key)]
     except OSError as e:
         raise RunStoreError(f"runs directory {runs_dir}: {_why(e)}") from None
     matches = []
-    for n in names:
-        p = runs_dir / n
+    for p in candidates:
         try:
-            if _inside(runs_dir, p) and _run_files(p):
+            if _run_files(p):
                 matches.append(p)
         except OSError:
             continue
@@ -1124,19 +1136,7 @@ class RunIndex:
     def names(self) -> list[str]:
         """The names of the run directories' candidates (directories, not links, not hidden);
         raises OSError when the runs directory is unreadable."""
-        runs_dir = self.runs_dir
-        out = []
-        for de in os.scandir(runs_dir):
-            name = de.name
-            if name[0] == ".":
-                continue
-            try:
-                if de.is_symlink() or not de.is_dir():
-                    continue
-            except OSError:
-                continue
-            out.append(name)
-        return out
+        return [de.name for de in run_dirs(self.runs_dir)]
 
     def _look(self, name: str, fd: int | None) -> tuple[Path, tuple | None | OSError]:
         """(the run's path, its file signature: None when it is no run, the error when its
