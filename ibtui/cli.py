@@ -329,7 +329,7 @@ def run(
     detach: bool = typer.Option(False, "--detach", help="run the queue in a background scheduler "
                                 "that survives this terminal (use over SSH); follow progress here"),
     executor: Executor | None = typer.Option(None, "--executor",
-                                             help="where runs execute (default: [executor] kind "
+                                             help="where runs execute (default: \\[executor] kind "
                                              "in FILE, else local)"),
 ) -> None:
     """Run every experiment of FILE: one worker per run, live progress, then the leaderboard.
@@ -966,7 +966,7 @@ def resume(runs: list[str] = typer.Argument(..., metavar="RUN..."), runs_dir: Pa
                None, "--executor", help="move the runs to this executor (default: each goes back "
                "to the one it ran on); Slurm settings from --executor-file"),
            executor_file: Path | None = typer.Option(
-               None, "--executor-file", help="a TOML file whose [executor] table gives the Slurm "
+               None, "--executor-file", help="a TOML file whose \\[executor] table gives the Slurm "
                "settings for --executor slurm (default: the cluster's defaults)")) -> None:
     """Continue crashed, failed or interrupted runs from their last checkpoint (exit codes as `run`)."""
     from ibtui.runs import launch
@@ -1258,10 +1258,10 @@ def tui(runs_dir: Path = RunsDir, jobs: int = JobsOpt, gpus: str | None = GpusOp
         threads: int = ThreadsOpt,
         executor: Executor | None = typer.Option(
             None, "--executor", help="where Launch sends runs (compose can switch it) and where "
-            "resumed runs go (default: Launch uses the [executor] kind of experiments.toml, else "
+            "resumed runs go (default: Launch uses the \\[executor] kind of experiments.toml, else "
             "local; resume sends each run back to where it ran)"),
         executor_file: Path | None = typer.Option(
-            None, "--executor-file", help="a TOML file whose [executor] table gives the Slurm "
+            None, "--executor-file", help="a TOML file whose \\[executor] table gives the Slurm "
             "settings (default: experiments.toml)")) -> None:
     """Open the terminal app on a runs directory (Launch and resume use --jobs/--gpus/--threads)."""
     from ibtui.tui.app import run_app
