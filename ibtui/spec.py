@@ -546,6 +546,8 @@ def poisoning_problem(v: dict, attack_cls, num_classes: int) -> str | None:
         return (f"poison_rate {rate:g} poisons {len(idx):,} of {len(y):,} training images: "
                 f"{what}, so its subset cannot be measured; allowed: a lower poison_rate")
     if v["attack_options"].get("balance"):
+        rule = v["attack_options"].get("index", "authors")
+
         def short(r: float) -> tuple[int, int]:
             """(images given the target label, untriggered target images to drop them from)."""
             chosen = select_poison_indices(y, attack.selection_rate(r), v["target"],
@@ -553,16 +555,13 @@ def poisoning_problem(v: dict, attack_cls, num_classes: int) -> str | None:
             pool = int(np.sum(y == v["target"])) - int(np.sum(y[chosen] == v["target"]))
             return attack.payload_count(len(chosen)), pool
 
-        rule = v["attack_options"].get("index", "authors")
+        def can_balance(r: float) -> bool:
+            given, droppable = short(r)
+            return given <= droppable
+
         need, pool = short(rate)
         if need > pool:  # data/poison.py balance_drop would refuse the run at its start
-            lo, hi = 0.0, rate  # the highest rate that can still be balanced, to 3 digits
-            for _ in range(30):
-                mid = (lo + hi) / 2
-                lo, hi = (mid, hi) if short(mid)[0] <= short(mid)[1] else (lo, mid)
-            top = float(f"{lo:.3g}")
-            while top > 0 and short(top)[0] > short(top)[1]:
-                top = float(f"{top - 10 ** (math.floor(math.log10(top)) - 2):.3g}")
+            top = _edge_rate(can_balance, false_at=rate, true_at=0.0, steps=30)
             return (f"{rate:g} with attack_options.balance = true: {v['attack']} gives {need:,} "
                     f"images the target label {v['target']}, but the target class keeps only "
                     f"{pool:,} untriggered images to drop to balance them; allowed: poison_rate "
@@ -570,19 +569,26 @@ def poisoning_problem(v: dict, attack_cls, num_classes: int) -> str | None:
     return None
 
 
+def _edge_rate(holds: Callable[[float], bool], *, false_at: float, true_at: float,
+               steps: int = 64) -> float:
+    """Where `holds` turns from false to true between two rates (it turns once), as the
+    3-significant-digit rate nearest to the edge on the side where it holds."""
+    f, t = false_at, true_at
+    for _ in range(steps):
+        mid = (f + t) / 2
+        f, t = (f, mid) if holds(mid) else (mid, t)
+    rate, up = float(f"{t:.3g}"), true_at > false_at
+    while rate > 0 and not holds(rate):
+        step = 10 ** (math.floor(math.log10(rate)) - 2)
+        rate = float(f"{rate + step if up else rate - step:.3g}")
+    return rate
+
+
 def min_poison_rate(dataset: str, target: int, label_mode: str, rule: str = "authors") -> float:
     """The smallest rate, rounded up to 3 significant digits, that poisons at least one image."""
-    def count(r: float) -> int:
-        return poisoned_count(dataset, r, target, label_mode, rule)
-
-    lo, hi = 0.0, 1.0  # count(lo) == 0 < count(hi); the count never falls as the rate grows
-    for _ in range(64):
-        mid = (lo + hi) / 2
-        lo, hi = (lo, mid) if count(mid) > 0 else (mid, hi)
-    rate = float(f"{hi:.3g}")
-    while count(rate) == 0:
-        rate = float(f"{rate + 10 ** (math.floor(math.log10(rate)) - 2):.3g}")
-    return rate
+    # none at 0, some at 1; the count never falls as the rate grows
+    return _edge_rate(lambda r: poisoned_count(dataset, r, target, label_mode, rule) > 0,
+                      false_at=0.0, true_at=1.0)
 
 
 def _check_values(v: dict, *, file: str, exp: str, regs: dict[str, list[str]], memo: dict) -> None:
