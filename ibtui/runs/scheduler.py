@@ -49,7 +49,7 @@ from ibtui.runs.store import (
     read_json,
     run_dirs,
 )
-from ibtui.spec import RunSpec, check_stored_spec, experiment_to_toml
+from ibtui.spec import RunSpec, experiment_to_toml
 
 LOCK = ".scheduler.lock"
 INFO = ".scheduler.json"
@@ -162,7 +162,8 @@ def create_runs(specs: list[RunSpec], runs_dir: Path, executor: str = "local",
 
 
 def set_queued(path: Path) -> None:
-    """Put a crashed/failed/interrupted/cancelled run back in the queue (resume)."""
+    """Put a crashed/failed/interrupted/cancelled run back in the queue. Its spec.toml is not
+    read here: resume (ibtui.runs.launch) checks every run's spec before queueing any."""
     status, _ = read_json(path / "status.json")
     status = status or {}
     if effective_state(status) == "running":
@@ -172,7 +173,6 @@ def set_queued(path: Path) -> None:
                             f"{claim.claimant(path)}); cancel it first")
     if status.get("state") == "done":
         raise RunStoreError(f"{path.name}: already done; nothing to resume")
-    check_stored_spec(path / "spec.toml")  # a hand edit since the run was made is caught here
     try:
         (path / "cancel").unlink()
     except FileNotFoundError:
