@@ -159,7 +159,7 @@ class ComposeScreen(Screen):
         self._timer: Timer | None = None  # how many validations have been shown (tests wait on it)
         self.busy = False
         self._initial_picks: dict[str, set[str]] = {}
-        self.executor_kind = "local"  # set from the app's choice on mount; the select changes it
+        self.executor_kind = "local"  # the app's choice from compose() on; the select changes it
 
     # --- layout ------------------------------------------------------------------------
     def _row(self, f) -> ComposeResult:
