@@ -32,7 +32,8 @@ def hold(name: str, where: Path, *, forever: bool = False, once: bool = False,
     until a test removes the marker; `once`: only the first time in this process."""
     if not _named(PAUSE_ENV, name) or (once and name in _held):
         return
-    _held.add(name)
+    if once:
+        _held.add(name)
     marker = Path(where) / f"{'.' if hidden else ''}paused-{name}"
     marker.write_text(str(os.getpid()))
     while forever or marker.exists():
