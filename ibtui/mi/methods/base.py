@@ -5,7 +5,8 @@ An estimator is a subclass of `Estimator` in its own module of this package, reg
 - `name`: what `mi_method` names it by;
 - `Options`: its own keys of the flat `mi_options` table, a `Schema` model (strict types,
   integral floats as integers, bounds, a description per field: docs/mi.md's table is made
-  from it); keys several estimators share are declared once on a common base (`TrainedOptions`);
+  from it); keys several estimators share are declared once on a common base (`TrainedOptions`,
+  `StepOptions`, or `step_options(prefix)` for the keys alike but for a prefix);
 - `schedules`: values its null options take under `schedule = "paper" | "quick"`;
 - `draws(opts)`: noisy forward draws of S per image it needs, `samples`: whether it needs the
   first draw's T and probabilities (sample pairs), `prepare(ck, opts)`: work done once per
@@ -23,6 +24,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
 import torch
+from pydantic import create_model
 
 from ibtui.mi.result import MIEstimate
 from ibtui.schema import Int, Schema, SchemaField
@@ -142,11 +144,21 @@ class StepOptions(TrainedOptions):
             "budget)")
     eval_every: ints(1, 100000) = opt(50, "optimiser steps between held-out evaluations")
 
-    @staticmethod
-    def step_kwargs(opts: dict) -> dict[str, Any]:
-        return {"tol": opts["converge_tol"], "patience": opts["converge_patience"],
-                "eval_every": opts["eval_every"], "standardise": opts["standardise"],
-                "weight_decay": opts["weight_decay"], "grad_clip": opts["grad_clip"]}
+
+STEP_BUDGETS = {"paper": 4000, "quick": 1000}  # optimiser steps of the null `<prefix>_steps`
+
+
+def step_options(prefix: str, batch: int, batch_help: str, lr: float) -> type[StepOptions]:
+    """The options every `StepTrained` estimator has, under its own prefix: `<prefix>_batch`,
+    `_steps`, `_epochs`, `_lr`. Its Options derive from this and add their own fields."""
+    steps_help = (f"most optimiser steps (null = from `schedule`: {STEP_BUDGETS['paper']} paper, "
+                  f"{STEP_BUDGETS['quick']} quick)")
+    return create_model(f"{prefix.title()}StepOptions", __base__=StepOptions, **{
+        f"{prefix}_batch": (ints(2, 1 << 20), opt(batch, batch_help)),
+        f"{prefix}_steps": (ints(1, 10_000_000, null=True), opt(None, steps_help)),
+        f"{prefix}_epochs": (ints(1, 100000, null=True), opt(
+            None, "legacy: converted to steps (epochs x batches per epoch)")),
+        f"{prefix}_lr": (floats(1e-8, 1.0), opt(lr, "learning rate"))})
 
 
 class Trained(Estimator):
@@ -180,3 +192,29 @@ class Trained(Estimator):
     def measure(cls, job: Job, opts: dict) -> MIEstimate:
         a, b = job.pairs()
         return cls.run(a, b, seed=job.seed, progress=job.progress, **cls.kwargs(opts, job.term))
+
+
+class StepTrained(Trained):
+    """A `Trained` estimator budgeted in optimiser steps (`StepOptions`), its Options derived
+    from `step_options(prefix, ...)`; `own` maps its other `fit` arguments to their keys."""
+
+    prefix: ClassVar[str]
+    own: ClassVar[dict[str, str]] = {}
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        cls.schedules = {s: {f"{cls.prefix}_steps": n} for s, n in STEP_BUDGETS.items()}
+
+    @classmethod
+    def kwargs(cls, opts: dict, term: str) -> dict[str, Any]:
+        p = cls.prefix
+        return {"tol": opts["converge_tol"], "patience": opts["converge_patience"],
+                "eval_every": opts["eval_every"], "standardise": opts["standardise"],
+                "weight_decay": opts["weight_decay"], "grad_clip": opts["grad_clip"],
+                "batch_size": opts[f"{p}_batch"], "lr": opts[f"{p}_lr"],
+                "max_steps": opts[f"{p}_steps"], "max_epochs": opts[f"{p}_epochs"],
+                **{arg: opts[key] for arg, key in cls.own.items()}}
+
+    @classmethod
+    def plain_defaults(cls, options: dict) -> dict[str, Any]:
+        return {"max_steps": STEP_BUDGETS[options.pop("schedule", "paper")]}
