@@ -957,6 +957,11 @@ def _show_seeds(group) -> None:
         say(f"not counted: {one_line(run)}: {one_line(why)}", style="yellow")
 
 
+def _executor_file_opt(what: str, default: str):
+    return typer.Option(None, "--executor-file", help="a TOML file whose \\[executor] table gives "
+                        f"the Slurm settings{what} (default: {default})")
+
+
 @app.command()
 def resume(runs: list[str] = typer.Argument(..., metavar="RUN..."), runs_dir: Path = RunsDir,
            jobs: int = JobsOpt, gpus: str | None = GpusOpt, threads: int = ThreadsOpt,
@@ -965,9 +970,8 @@ def resume(runs: list[str] = typer.Argument(..., metavar="RUN..."), runs_dir: Pa
            executor: Executor | None = typer.Option(
                None, "--executor", help="move the runs to this executor (default: each goes back "
                "to the one it ran on); Slurm settings from --executor-file"),
-           executor_file: Path | None = typer.Option(
-               None, "--executor-file", help="a TOML file whose \\[executor] table gives the Slurm "
-               "settings for --executor slurm (default: the cluster's defaults)")) -> None:
+           executor_file: Path | None = _executor_file_opt(" for --executor slurm",
+                                                           "the cluster's defaults")) -> None:
     """Continue crashed, failed or interrupted runs from their last checkpoint (exit codes as `run`)."""
     from ibtui.runs import launch
     from ibtui.runs.store import find_run
@@ -1260,9 +1264,7 @@ def tui(runs_dir: Path = RunsDir, jobs: int = JobsOpt, gpus: str | None = GpusOp
             None, "--executor", help="where Launch sends runs (compose can switch it) and where "
             "resumed runs go (default: Launch uses the \\[executor] kind of experiments.toml, else "
             "local; resume sends each run back to where it ran)"),
-        executor_file: Path | None = typer.Option(
-            None, "--executor-file", help="a TOML file whose \\[executor] table gives the Slurm "
-            "settings (default: experiments.toml)")) -> None:
+        executor_file: Path | None = _executor_file_opt("", "experiments.toml")) -> None:
     """Open the terminal app on a runs directory (Launch and resume use --jobs/--gpus/--threads)."""
     from ibtui.tui.app import run_app
 

@@ -255,15 +255,23 @@ class IbtuiApp(App[None]):
                 yes="Quit", no="Stay"),
             lambda ok: self.exit() if ok else None)
 
-    def cancel_runs(self, ids: Iterable[str]) -> None:
+    def _targets(self, ids: Iterable[str], states: tuple[str, ...], only: str) -> list[str]:
+        """The runs of `ids` in one of `states`; none: a warning (`only`) says why."""
         ids = list(ids)
         if not ids:
             self.notify("No run highlighted.", severity="warning")
-            return
+            return []
         rows = self.snapshot.by_id()
-        targets = [i for i in ids if i in rows and rows[i].state in ("running", "queued")]
+        targets = [i for i in ids if i in rows and rows[i].state in states]
         if not targets:
-            self.notify("Only queued or running runs can be cancelled.", severity="warning")
+            self.notify(only, severity="warning")
+        return targets
+
+    def cancel_runs(self, ids: Iterable[str]) -> None:
+        rows = self.snapshot.by_id()
+        targets = self._targets(ids, ("running", "queued"),
+                                "Only queued or running runs can be cancelled.")
+        if not targets:
             return
         names = ", ".join(targets[:3]) + (f" and {len(targets) - 3} more" if len(targets) > 3
                                           else "")
@@ -289,17 +297,10 @@ class IbtuiApp(App[None]):
         self.call_from_thread(self._report, f"Cancel requested for {done} run(s).", errors)
 
     def resume_runs(self, ids: Iterable[str]) -> None:
-        ids = list(ids)
-        if not ids:
-            self.notify("No run highlighted.", severity="warning")
-            return
-        rows = self.snapshot.by_id()
-        targets = [i for i in ids if i in rows and rows[i].state in RESUMABLE]
-        if not targets:
-            self.notify("Only crashed, failed, interrupted or cancelled runs can be resumed.",
-                        severity="warning")
-            return
-        self._resume(targets)
+        targets = self._targets(
+            ids, RESUMABLE, "Only crashed, failed, interrupted or cancelled runs can be resumed.")
+        if targets:
+            self._resume(targets)
 
     def executor_settings(self, kind: str | None) -> ExecutorConfig:
         """The executor `kind` with the settings of the [executor] table of --executor-file,

@@ -293,6 +293,17 @@ class ComposeScreen(Screen):
         texts, multi = self.values()
         return build_raw(texts, multi)
 
+    def raw_or_show(self, title: str = "") -> dict | None:
+        """The form's raw experiment, or None with its error shown (and notified under
+        `title` when one is given)."""
+        try:
+            return self.raw()
+        except IbtuiError as e:
+            self.show_result([], str(e))
+            if title:
+                self.notify(str(e), title=title, severity="error")
+            return None
+
     @on(Input.Changed)
     @on(Select.Changed)
     @on(SelectionList.SelectedChanged)
@@ -321,12 +332,9 @@ class ComposeScreen(Screen):
     def _validate_now(self) -> None:
         self._stale = False
         self._timer = None
-        try:
-            raw = self.raw()
-        except IbtuiError as e:
-            self.show_result([], str(e))
-            return
-        self._validate(raw)
+        raw = self.raw_or_show()
+        if raw is not None:
+            self._validate(raw)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="compose-validate",
           description="validating the experiment")
@@ -401,11 +409,8 @@ class ComposeScreen(Screen):
     def action_launch(self) -> None:
         """ctrl+r, F5 or the Launch button: ask (naming the runs), then launch. The launch
         itself is `_launch` (validation, duplicates, the launch service)."""
-        try:
-            raw = self.raw()
-        except IbtuiError as e:
-            self.show_result([], str(e))
-            self.notify(str(e), title="Not launched", severity="error")
+        raw = self.raw_or_show("Not launched")
+        if raw is None:
             return
         if self.error and not self.validation_pending:
             self._launch(raw)  # it reports the error; nothing to ask about
@@ -502,11 +507,8 @@ class ComposeScreen(Screen):
         self.executor_kind = str(event.value)
 
     def action_save(self) -> None:
-        try:
-            raw = self.raw()
-        except IbtuiError as e:
-            self.show_result([], str(e))
-            self.notify(str(e), title="Not saved", severity="error")
+        raw = self.raw_or_show("Not saved")
+        if raw is None:
             return
         path = Path(self.query_one("#save-path", Input).value.strip() or "experiments.toml")
         self._save(raw, path)

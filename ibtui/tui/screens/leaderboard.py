@@ -14,7 +14,7 @@ from textual.widgets import DataTable, Footer, Static
 
 from ibtui.tui.model import FOLDABLE, LEADERBOARD_COLUMN_LIST, export_text, fmt_rate
 from ibtui.tui.poller import RunDetail, Snapshot
-from ibtui.tui.screens.runs import TableScreen, set_text, view_text
+from ibtui.tui.screens.runs import TableScreen, set_text, table_keys, view_text
 from ibtui.tui.widgets.bars import FilterBar, RunLine
 from ibtui.tui.widgets.plots import (
     ROLE_STYLE,
@@ -37,13 +37,8 @@ class LeaderboardScreen(TableScreen):
         Binding("escape", "back", "Runs", id="board.back",
                 tooltip="Clear the filter or selection, else back to the runs screen"),
         Binding("q", "app.go('runs')", "Runs", show=False, id="board.q"),
-        Binding("slash", "filter", "Filter", key_display="/", id="board.filter",
-                tooltip="Filter rows: regex or text, column:term (dataset:digits arch:vgg)"),
-        Binding("s", "sort", "Sort", id="board.sort", tooltip="Sort by the next column"),
-        Binding("S", "reverse_sort", "Reverse sort", show=False, id="board.reverse",
-                tooltip="Reverse the sort order"),
-        Binding("o", "pick_sort", "Sort by…", show=False, id="board.pick_sort",
-                tooltip="Pick the column to sort by"),
+        *table_keys("board", "Filter rows: regex or text, column:term (dataset:digits arch:vgg)",
+                    "Sort by the next column"),
         Binding("v", "group", "Group", id="board.group",
                 tooltip="Group rows by attack, dataset, arch or poison rate (enter on a group "
                         "row opens or closes it)"),

@@ -90,6 +90,19 @@ def set_text(widget: Static, text: Text) -> bool:
     return True
 
 
+def table_keys(screen: str, filter_tip: str, sort_tip: str) -> list[BindingType]:
+    """The filter and sort keys of a table screen, with ids `screen.filter`, `screen.sort`, …"""
+    return [
+        Binding("slash", "filter", "Filter", key_display="/", id=f"{screen}.filter",
+                tooltip=filter_tip),
+        Binding("s", "sort", "Sort", id=f"{screen}.sort", tooltip=sort_tip),
+        Binding("S", "reverse_sort", "Reverse sort", show=False, id=f"{screen}.reverse",
+                tooltip="Reverse the sort order"),
+        Binding("o", "pick_sort", "Sort by…", show=False, id=f"{screen}.pick_sort",
+                tooltip="Pick the column to sort by"),
+    ]
+
+
 class TableScreen(Screen):
     """What the runs and leaderboard screens share: filter bar, sort keys, selection."""
 
@@ -179,14 +192,8 @@ class TableScreen(Screen):
 class RunsScreen(TableScreen):
     TITLE = "Runs"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("slash", "filter", "Filter", key_display="/", id="runs.filter",
-                tooltip="Filter rows: regex or text, column:term for one column"),
-        Binding("s", "sort", "Sort", id="runs.sort",
-                tooltip="Sort by the next column (header click sorts by that column)"),
-        Binding("S", "reverse_sort", "Reverse sort", show=False, id="runs.reverse",
-                tooltip="Reverse the sort order"),
-        Binding("o", "pick_sort", "Sort by…", show=False, id="runs.pick_sort",
-                tooltip="Pick the column to sort by"),
+        *table_keys("runs", "Filter rows: regex or text, column:term for one column",
+                    "Sort by the next column (header click sorts by that column)"),
         Binding("n", "app.new_experiment", "New", id="runs.new",
                 tooltip="Compose a new experiment"),
         Binding("c", "cancel", "Cancel", id="runs.cancel",

@@ -13,7 +13,7 @@ header line when the terminal is too narrow for all of them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
 from rich.cells import cell_len
@@ -191,6 +191,16 @@ def page_caption(page: int, pages: int, n: int, size: int) -> str:
     return f"rows {lo + 1}–{min(lo + size, n)} of {n} · page {page + 1}/{pages} · [ ] turn pages"
 
 
+def _turning(move: str, turn: Callable[[Any], bool]) -> Callable[[Any], None]:
+    """Table's action `move`, unless `turn` turned the page (the cursor was at its edge)."""
+
+    def action(self) -> None:
+        if not turn(self):
+            getattr(Table, move)(self)
+
+    return action
+
+
 class RunTableBase(Table):
     """Shared state: rows, filter, sort, selection, folded columns."""
 
@@ -265,37 +275,25 @@ class RunTableBase(Table):
         self.post_message(self.SelectionChanged(self))
         return True
 
-    def action_cursor_down(self) -> None:
-        if self.row_count and self.cursor_row >= self.row_count - 1 \
-                and self._turn(self.page + 1, "first"):
-            return
-        super().action_cursor_down()
+    def _turn_down(self) -> bool:
+        return bool(self.row_count) and self.cursor_row >= self.row_count - 1 \
+            and self._turn(self.page + 1, "first")
 
-    def action_cursor_up(self) -> None:
-        if self.cursor_row <= 0 and self._turn(self.page - 1, "last"):
-            return
-        super().action_cursor_up()
+    def _turn_up(self) -> bool:
+        return self.cursor_row <= 0 and self._turn(self.page - 1, "last")
 
-    def action_page_down(self) -> None:
-        if self.row_count and self.cursor_row >= self.row_count - 1 \
-                and self._turn(self.page + 1, "first"):
-            return
-        super().action_page_down()
+    def _turn_last(self) -> bool:  # G/End: the last run of all pages
+        return self._turn(self.pages - 1, "last")
 
-    def action_page_up(self) -> None:
-        if self.cursor_row <= 0 and self._turn(self.page - 1, "last"):
-            return
-        super().action_page_up()
+    def _turn_first(self) -> bool:  # g/Home: the first run of all pages
+        return self._turn(0, "first")
 
-    def action_scroll_bottom(self) -> None:
-        """G/End: the last run of all pages."""
-        if not self._turn(self.pages - 1, "last"):
-            super().action_scroll_bottom()
-
-    def action_scroll_top(self) -> None:
-        """g/Home: the first run of all pages."""
-        if not self._turn(0, "first"):
-            super().action_scroll_top()
+    action_cursor_down = _turning("action_cursor_down", _turn_down)
+    action_page_down = _turning("action_page_down", _turn_down)
+    action_cursor_up = _turning("action_cursor_up", _turn_up)
+    action_page_up = _turning("action_page_up", _turn_up)
+    action_scroll_bottom = _turning("action_scroll_bottom", _turn_last)
+    action_scroll_top = _turning("action_scroll_top", _turn_first)
 
     def action_page(self, step: int) -> None:
         page = min(max(self.page + step, 0), self.pages - 1)
