@@ -560,8 +560,10 @@ StateOpt = typer.Option(None, "--state", help=STATE_HELP)
 AttackOpt = typer.Option(None, "--attack", help="only runs of this attack (repeatable)")
 DatasetOpt = typer.Option(None, "--dataset", help="only runs on this dataset (repeatable)")
 ArchOpt = typer.Option(None, "--arch", help="only runs of this network (repeatable)")
-NameOpt = typer.Option(None, "--name", help="only runs whose id or experiment name matches "
-                       "this glob, e.g. 'sweep3-*' (repeatable)")
+NameOpt = typer.Option(None, "--name", metavar="TERM", help="only runs whose id or experiment "
+                       "name matches, as the app's / filter does (case-insensitive): a glob on "
+                       "the whole value, e.g. 'sweep3-*', else a regular expression searched, "
+                       "e.g. '^paper-.*-s0$'; id: or name: for one of them (repeatable: any)")
 TagOpt = typer.Option(None, "--tag", help="only runs whose spec `tags` hold this tag (repeatable)")
 
 

@@ -118,7 +118,7 @@ def test_no_import_cycles_between_modules():
 # module under it; the longest name that matches decides.
 LAYERS = [
     ["ibtui.files", "ibtui.errors", "ibtui.faults", "ibtui.schema", "ibtui.runs.states", "ibtui.runs.config",
-     "ibtui.runs.resources"],
+     "ibtui.runs.resources", "ibtui.runs.filter", "ibtui.fmt"],
     ["ibtui.spec", "ibtui.data", "ibtui.mi", "ibtui.models", "ibtui.train", "ibtui.runtime"],
     ["ibtui.runs.store", "ibtui.runs.claim"],  # the run directory's contract, and its index
     ["ibtui.analysis"],  # takes runs from the store

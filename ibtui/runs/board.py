@@ -7,7 +7,6 @@ both write the same columns in the same cell format.
 from __future__ import annotations
 
 import csv
-import fnmatch
 import io
 import json
 from collections.abc import Iterable
@@ -16,6 +15,7 @@ from typing import Any
 
 from ibtui.analysis.validity import Verdict, assess, inputs_of, why_text
 from ibtui.errors import IbtuiError
+from ibtui.runs.filter import name_filter
 from ibtui.runs.states import STATES
 from ibtui.runs.store import LineMaker
 
@@ -179,7 +179,8 @@ def render(records: Iterable[dict], fmt: str, escape=lambda s: s) -> str:
 @dataclass
 class RunFilter:
     """Runs of a large sweep: every given kind must match (any of its values). `names` are
-    globs on the run id or the experiment name; `tags` match the spec's `tags` list."""
+    terms of the app's filter (ibtui.runs.filter: a glob, or a regex searched) on the run id
+    and the experiment name; `tags` match the spec's `tags` list."""
 
     states: list[str] = field(default_factory=list)
     attacks: list[str] = field(default_factory=list)
@@ -207,9 +208,8 @@ class RunFilter:
                 return False
         if self.names:
             name = spec.get("name")
-            if not any(fnmatch.fnmatchcase(run_id, g)
-                       or (isinstance(name, str) and fnmatch.fnmatchcase(name, g))
-                       for g in self.names):
+            fields = {"id": run_id, "name": name if isinstance(name, str) else ""}
+            if not any(name_filter(t)(fields) for t in self.names):
                 return False
         if self.tags:
             tags = spec.get("tags")

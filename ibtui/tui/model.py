@@ -7,10 +7,8 @@ Everything here is cheap and pure, so the poll thread builds rows and the UI onl
 
 from __future__ import annotations
 
-import fnmatch
-import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from dataclasses import fields as dataclass_fields
 from typing import Any
 
@@ -24,6 +22,8 @@ from ibtui.runs.board import (
     ceiling_text,
     render,
 )
+from ibtui.runs.filter import Filter
+from ibtui.runs.filter import compile_filter as _compile_filter
 from ibtui.runs.store import HEARTBEAT_SILENT_S, REPEATED, Run
 
 STATE_STYLE = {
@@ -424,60 +424,10 @@ def plain_fields(row: RunRow, now: float) -> dict[str, str]:
 
 # --- filtering ----------------------------------------------------------------------------
 
-@dataclass
-class Filter:
-    text: str = ""
-    terms: list[tuple[str | None, re.Pattern]] = field(default_factory=list)
-    error: str = ""
-
-    def __call__(self, fields: dict[str, str]) -> bool:
-        for col, pat in self.terms:
-            if col is not None:
-                if not pat.search(fields.get(col, "")):
-                    return False
-            elif not any(pat.search(v) for v in fields.values()):
-                return False
-        return True
-
-
-_PATTERN_CHARS = set("^$()[]{}+|\\")
-
-
-def _glob(term: str) -> str | None:
-    """A term with * or ? and no other pattern character is a glob on the whole value
-    (`name:sweep3*`, `id:*-s0`): its regular expression, else None."""
-    if ("*" in term or "?" in term) and not (_PATTERN_CHARS & set(term)):
-        return "^" + fnmatch.translate(term)
-    return None
-
-
 def compile_filter(text: str, columns: list[str] | None = None) -> Filter:
-    """Whitespace-separated terms that must all match (case-insensitive).
-
-    A term is a regular expression (or, if it is not a valid one, a plain substring) searched
-    in every column; `column:term` (e.g. `state:run`, `attack:^b`) searches one column only.
-    A term with * or ? and no other pattern character is a glob matching a whole value.
-    """
-    known = set(columns or [*COLUMNS, "id", "note", "tag"])
-    f = Filter(text=text)
-    errors = []
-    for term in text.split():
-        col = None
-        if ":" in term:
-            head, rest = term.split(":", 1)
-            if head.lower() in known and rest:
-                col, term = head.lower(), rest
-            elif head and rest and head.isidentifier():  # `foo:bar` never silently matches nothing
-                errors.append(f"{head}: no such column ({', '.join(sorted(known))}); "
-                              f"{term!r} matched as text")
-        try:
-            pat = re.compile(_glob(term) or term, re.IGNORECASE)
-        except re.error as e:
-            errors.append(f"{term!r}: {e.msg}; matched as plain text")
-            pat = re.compile(re.escape(term), re.IGNORECASE)
-        f.terms.append((col, pat))
-    f.error = "; ".join(errors)
-    return f
+    """The `/` text as a predicate on a row's plain fields (the term language of
+    ibtui.runs.filter, shared with the CLI's --name); `columns` default to every column."""
+    return _compile_filter(text, columns or [*COLUMNS, "id", "note", "tag"])
 
 
 # the leaderboard's column is called `checks` (the runs screen's alarm says `clear`)
