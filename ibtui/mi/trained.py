@@ -220,6 +220,23 @@ def _split(n: int, holdout: float, gen: torch.Generator, device) -> tuple:
     return order[n_eval:], order[:n_eval]
 
 
+def _start(a: torch.Tensor, b: torch.Tensor, rows: tuple | None, holdout: float,
+           standardise: str, seed: int, batch_size: int, max_steps: int,
+           max_epochs: int | None) -> tuple:
+    """The seeded start of a step-trained estimator: (generator, a and b standardised on the
+    training rows, training rows, held-out rows, training batch, step budget). The rows are
+    `rows` (a cross-fitting fold) or a random split; a legacy `max_epochs` converts to steps:
+    epochs x training batches per epoch."""
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    tr, ev = rows if rows is not None else _split(len(a), holdout, gen, a.device)
+    a, b = _standardise(a, tr, standardise), _standardise(b, tr, standardise)
+    train_batch = min(batch_size, len(tr))
+    if max_epochs is not None:
+        max_steps = max_epochs * max(1, len(tr) // train_batch)
+    return gen, a, b, tr, ev, train_batch, max_steps
+
+
 def _train_steps(step_fn, eval_fn, rule: _Converge, eval_every: int, progress: Progress,
                  name: str, stages: int = 2) -> tuple[int, bool, list[int]]:
     """Run step_fn(stage) until the rule fires in every stage or the step budget is spent.
@@ -246,11 +263,13 @@ def _train_steps(step_fn, eval_fn, rule: _Converge, eval_every: int, progress: P
     return steps, False, ends
 
 
-def _crossfit(fn, a: torch.Tensor, b: torch.Tensor, folds: int, kw: dict) -> MIEstimate:
+def _crossfit(fn, a: torch.Tensor, b: torch.Tensor, folds: int, args: dict) -> MIEstimate:
     """K-fold cross-fitting: the pairs are cut into `folds` parts; for each, a critic trains on
     the others and is evaluated on it. Value = the mean of the folds' held-out values (every
     pair is evaluated once, so the sampling noise of the held-out bound shrinks about √folds
-    against one split); converged = every fold converged; ceiling = the smallest fold's."""
+    against one split); converged = every fold converged; ceiling = the smallest fold's.
+    `args`: fn's arguments as its locals() (the pairs, folds, rows and unknown keys dropped)."""
+    kw = {k: v for k, v in args.items() if k not in ("a", "b", "folds", "rows", "_ignored")}
     t0 = time.perf_counter()
     gen = torch.Generator().manual_seed(int(kw["seed"]) + 7919)
     order = torch.randperm(len(a), generator=gen).to(a.device)
@@ -292,18 +311,12 @@ def infonce_separable(a: torch.Tensor, b: torch.Tensor, *, batch_size: int = 256
     Ceiling: log B with B = the held-out pairs scored together (≤ eval_pairs).
     folds > 1: cross-fitting (`_crossfit`); the held-out share is then 1/folds.
     """
-    kw = {k: v for k, v in locals().items() if k not in ("a", "b", "folds", "rows", "_ignored")}
     if rows is None and folds > 1:
-        return _crossfit(infonce_separable, a, b, folds, kw)
+        return _crossfit(infonce_separable, a, b, folds, locals())
     t0 = time.perf_counter()
-    gen = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-    tr, ev = rows if rows is not None else _split(len(a), holdout, gen, a.device)
-    a, b = _standardise(a, tr, standardise), _standardise(b, tr, standardise)
+    gen, a, b, tr, ev, train_batch, max_steps = _start(a, b, rows, holdout, standardise, seed,
+                                                       batch_size, max_steps, max_epochs)
     ev = ev[:eval_pairs]
-    train_batch = min(batch_size, len(tr))
-    if max_epochs is not None:
-        max_steps = max_epochs * max(1, len(tr) // train_batch)
     critic = GaussSeparableCritic(a.shape[1], b.shape[1], hidden, embed).to(a.device)
     gauss = [*critic.ga.parameters(), *critic.gb.parameters()]
     opts = [torch.optim.AdamW(gauss, lr=gauss_lr, weight_decay=weight_decay),
@@ -390,17 +403,11 @@ def mine(a: torch.Tensor, b: torch.Tensor, *, batch_size: int = 512, max_steps: 
          rows: tuple | None = None, **_ignored) -> MIEstimate:
     """MINE (Donsker–Varadhan) with the EMA-corrected gradient, in steps, held-out value;
     folds > 1: cross-fitting (`_crossfit`)."""
-    kw = {k: v for k, v in locals().items() if k not in ("a", "b", "folds", "rows", "_ignored")}
     if rows is None and folds > 1:
-        return _crossfit(mine, a, b, folds, kw)
+        return _crossfit(mine, a, b, folds, locals())
     t0 = time.perf_counter()
-    gen = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-    tr, ev = rows if rows is not None else _split(len(a), holdout, gen, a.device)
-    a, b = _standardise(a, tr, standardise), _standardise(b, tr, standardise)
-    train_batch = min(batch_size, len(tr))
-    if max_epochs is not None:
-        max_steps = max_epochs * max(1, len(tr) // train_batch)
+    gen, a, b, tr, ev, train_batch, max_steps = _start(a, b, rows, holdout, standardise, seed,
+                                                       batch_size, max_steps, max_epochs)
     if gauss_path:
         critic = GaussConcatCritic(a.shape[1], b.shape[1], hidden).to(a.device)
         shrink = _plug_in_start(critic, a[tr], b[tr], gen) if gauss_init else None
