@@ -361,21 +361,19 @@ class Run:
         if problem and problem not in self.damaged:
             self.damaged.append(problem)
 
-    def metrics(self) -> list[dict]:
-        """The metrics.jsonl lines of the right shape; skipped ones are noted in `damaged`."""
-        recs, problem = read_jsonl_checked(self.path / "metrics.jsonl", METRICS_LINE_SCHEMA,
-                                           METRICS_LINE_REQUIRED)
+    def _lines(self, name: str, schema: dict, required: tuple, what: str) -> list[dict]:
+        """The lines of `name` of the right shape; skipped and repeated ones are noted in
+        `damaged`."""
+        recs, problem = read_jsonl_checked(self.path / name, schema, required)
         self._note(problem)
-        self._note(repeated(recs, METRICS_LINE_REQUIRED, "metrics.jsonl", "epochs"))
+        self._note(repeated(recs, required, name, what))
         return recs
 
+    def metrics(self) -> list[dict]:
+        return self._lines("metrics.jsonl", METRICS_LINE_SCHEMA, METRICS_LINE_REQUIRED, "epochs")
+
     def mi(self) -> list[dict]:
-        """The mi.jsonl lines of the right shape; skipped ones are noted in `damaged`."""
-        recs, problem = read_jsonl_checked(self.path / "mi.jsonl", MI_LINE_SCHEMA,
-                                           MI_LINE_REQUIRED)
-        self._note(problem)
-        self._note(repeated(recs, MI_LINE_REQUIRED, "mi.jsonl", "MI values"))
-        return recs
+        return self._lines("mi.jsonl", MI_LINE_SCHEMA, MI_LINE_REQUIRED, "MI values")
 
     def log_tail(self, n: int = 40) -> list[str]:
         try:
