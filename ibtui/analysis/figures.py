@@ -578,12 +578,17 @@ def _run_series(run: RunData, term: str, series: str) -> dict[int, float]:
     return {e: float(r["value"]) for e, r in pts.items()}
 
 
+def _styled(runs: list[RunData], labels: list[str]) -> list[tuple[RunData, str, str, str]]:
+    """(run, label, colour, line style) of each compared run: colours first, then styles."""
+    return [(run, label, RUN_COLOURS[i % len(RUN_COLOURS)], RUN_STYLES[(i // len(RUN_COLOURS)) % 4])
+            for i, (run, label) in enumerate(zip(runs, labels, strict=False))]
+
+
 def fig_compare_mi(runs: list[RunData], labels: list[str]):
     plt = pyplot()
     fig, axes = plt.subplots(2, 3, figsize=(9.0, 5.2), sharex=True)
     rows: list[dict] = []
-    for i, (run, label) in enumerate(zip(runs, labels, strict=False)):
-        colour, ls = RUN_COLOURS[i % len(RUN_COLOURS)], RUN_STYLES[(i // len(RUN_COLOURS)) % 4]
+    for run, label, colour, ls in _styled(runs, labels):
         for r_i, term in enumerate(("xt", "ty")):
             for c_i, (series, _) in enumerate(CMP_SERIES):
                 pts = _run_series(run, term, series)
@@ -619,8 +624,7 @@ def fig_compare_plane(runs: list[RunData], labels: list[str]):
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.8, 4.2))
     rows: list[dict] = []
-    for i, (run, label) in enumerate(zip(runs, labels, strict=False)):
-        colour = RUN_COLOURS[i % len(RUN_COLOURS)]
+    for run, label, colour, _ in _styled(runs, labels):
         for series, lw, ls in (("backdoor", 2.2, "-"), ("clean_mean", 1.1, "--")):
             px, py = _run_series(run, "xt", series), _run_series(run, "ty", series)
             es = sorted(set(px) & set(py))
@@ -649,8 +653,7 @@ def fig_compare_accuracy(runs: list[RunData], labels: list[str]):
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(7.2, 3.0), sharex=True)
     rows: list[dict] = []
-    for i, (run, label) in enumerate(zip(runs, labels, strict=False)):
-        colour = RUN_COLOURS[i % len(RUN_COLOURS)]
+    for run, label, colour, _ in _styled(runs, labels):
         pts = [(m["epoch"], num(m.get("test_acc")), num(m.get("asr"))) for m in run.metrics
                if isinstance(m.get("epoch"), (int, float))]
         for ax, k in zip(axes, (1, 2), strict=False):
@@ -677,8 +680,7 @@ def fig_compare_loss(runs: list[RunData], labels: list[str]):
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.8, 3.4))
     rows: list[dict] = []
-    for i, (run, label) in enumerate(zip(runs, labels, strict=False)):
-        colour = RUN_COLOURS[i % len(RUN_COLOURS)]
+    for run, label, colour, _ in _styled(runs, labels):
         target = str(run.target)
         tl, ol = {}, {}
         for m in run.metrics:
