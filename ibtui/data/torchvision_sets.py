@@ -119,6 +119,24 @@ def _validate(ds: Dataset, where: Path) -> None:
                             "and fetch it again.")
 
 
+def _load_cached(name: str, root: Path, cache: Path, files: list[Path], extra: dict,
+                 download: bool, fetch, check, read) -> Dataset:
+    """Dataset `name` from its `cache` while the source `files` (and `extra`) are unchanged;
+    else fetch(root) when `download`, check(root) (missing files), read(root), validated against
+    the cache's folder, and cached."""
+    extra = {"dataset": name, **extra}
+    cached = _read_cache(cache, _signature(files, extra), name)
+    if cached is not None:
+        return cached
+    if download:
+        fetch(root)
+    check(root)
+    ds = read(root)
+    _validate(ds, cache.parent)
+    _write_cache(cache, _signature(files, extra), ds)
+    return ds
+
+
 def _missing(files: list[Path]) -> list[Path]:
     return [f for f in files if not f.is_file()]
 
@@ -211,15 +229,12 @@ def load_cifar10(root: Path, download: bool) -> Dataset:
     """Registered as `cifar10` in ibtui.data.datasets."""
     root = Path(root)
     folder = root / _CIFAR_DIR
-    files = [folder / n for n in _CIFAR_FILES]
-    cache = folder / _CIFAR_CACHE
-    signature = _signature(files, {"dataset": "cifar10"})
-    cached = _read_cache(cache, signature, "cifar10")
-    if cached is not None:
-        return cached
-    if download:
-        _cifar_download(root)
-    check_cifar10_files(root)
+    return _load_cached("cifar10", root, folder / _CIFAR_CACHE, [folder / n for n in _CIFAR_FILES],
+                        {}, download, _cifar_download, check_cifar10_files, _read_cifar10)
+
+
+def _read_cifar10(root: Path) -> Dataset:
+    folder = root / _CIFAR_DIR
     CIFAR10, checks = _cifar_tables()
     try:
         train = CIFAR10(str(root), train=True, download=False)
@@ -233,9 +248,6 @@ def load_cifar10(root: Path, download: bool) -> Dataset:
     if len(ds.classes) != 10:
         raise DataError(f"{_abs(folder / checks[-1][0])} names {len(ds.classes)} classes; "
                         "CIFAR-10 has 10. Delete it and fetch the dataset again.")
-    _validate(ds, folder)
-    signature = _signature(files, {"dataset": "cifar10"})
-    _write_cache(cache, signature, ds)
     return ds
 
 
@@ -310,24 +322,18 @@ def load_svhn(root: Path, download: bool) -> Dataset:
     """Registered as `svhn` in ibtui.data.datasets."""
     root = Path(root)
     per_class = int(SVHN_TRAIN_PER_CLASS)
-    files = [root / _SVHN_FILES[s] for s in ("train", "test")]
-    cache = root / _SVHN_CACHE
-    extra = {"dataset": "svhn", "per_class": per_class}
-    cached = _read_cache(cache, _signature(files, extra), "svhn")
-    if cached is not None:
-        return cached
-    if download:
-        _svhn_download(root)
-    check_svhn_files(root)
-    SVHN, tables = _svhn_tables()
-    x_tr, y_tr = _svhn_split(SVHN, root, "train", tables["train"][1], tables["train"][2])
-    x_te, y_te = _svhn_split(SVHN, root, "test", tables["test"][1], tables["test"][2])
-    keep = first_per_class(y_tr, per_class)
-    ds = Dataset("svhn", np.ascontiguousarray(x_tr[keep]), y_tr[keep], x_te, y_te,
-                 [str(i) for i in range(10)])
-    _validate(ds, root)
-    _write_cache(cache, _signature(files, extra), ds)
-    return ds
+
+    def read(root: Path) -> Dataset:
+        SVHN, tables = _svhn_tables()
+        x_tr, y_tr = _svhn_split(SVHN, root, "train", tables["train"][1], tables["train"][2])
+        x_te, y_te = _svhn_split(SVHN, root, "test", tables["test"][1], tables["test"][2])
+        keep = first_per_class(y_tr, per_class)
+        return Dataset("svhn", np.ascontiguousarray(x_tr[keep]), y_tr[keep], x_te, y_te,
+                       [str(i) for i in range(10)])
+
+    return _load_cached("svhn", root, root / _SVHN_CACHE,
+                        [root / _SVHN_FILES[s] for s in ("train", "test")],
+                        {"per_class": per_class}, download, _svhn_download, check_svhn_files, read)
 
 
 # --------------------------------------------------------------------------- fetch
