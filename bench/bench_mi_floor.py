@@ -47,18 +47,10 @@ def main() -> None:
     import ibtui.mi.checkpoint as ckpt
     from ibtui.experiment.measure import class_statistics, mi_subsets, representation_stats
     from ibtui.experiment.prepare import prepare_data
-    from ibtui.experiment.run import Experiment
-    from ibtui.models import create_model
+    from ibtui.experiment.run import Experiment, build_training, on_device
     from ibtui.runs.scheduler import create_runs
     from ibtui.spec import load_spec
-    from ibtui.train import (
-        evaluate,
-        make_optimizer,
-        prepare_model,
-        seed_everything,
-        to_device,
-        train_epoch,
-    )
+    from ibtui.train import evaluate, seed_everything, train_epoch
 
     spec = load_spec(Path(a.file))[0]
     dev = torch.device("cpu")
@@ -68,15 +60,8 @@ def main() -> None:
         s = exp.spec
         seed_everything(s["seed"])
         data, poison_s, _ = prepare_data(s, run_dir, "cpu", lambda *_: None)
-        seed_everything(s["seed"] + 1)
-        model = create_model(s["arch"], exp.num_classes, s["width"], s["noise_xt"], s["noise_ty"])
-        model = prepare_model(model, data.x_train, dev)
-        opt, sched = make_optimizer(model, s["lr"], s["momentum"], s["weight_decay"],
-                                    s["plateau_factor"], s["plateau_patience"])
-        gen = torch.Generator().manual_seed(s["seed"])
-        xt, yt = to_device(data.x_train, dev), to_device(data.y_train, dev)
-        xs, ys = to_device(data.x_test, dev), to_device(data.y_test, dev)
-        xtrig = to_device(data.x_test_trigger, dev)
+        model, opt, sched, gen = build_training(s, exp.num_classes, data.x_train, dev)
+        xt, yt, xs, ys, xtrig = on_device(data, dev)
         epoch_s = []
         for _ in range(a.epochs):
             t = time.perf_counter()

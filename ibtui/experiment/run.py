@@ -38,6 +38,24 @@ from ibtui.train import (
 HEARTBEAT_S = 1.0  # liveness writes at most this often (readers call a run lost after 30 s)
 
 
+def build_training(s: dict, num_classes: int, x_train, dev: torch.device) -> tuple:
+    """(model, optimiser, LR schedule, batch-order generator) of the run `s`, seeded apart from
+    poisoning: training randomness (init, noise, batch order) does not depend on how much
+    poisoning consumed."""
+    seed_everything(s["seed"] + 1)
+    model = create_model(s["arch"], num_classes, s["width"], s["noise_xt"], s["noise_ty"])
+    model = prepare_model(model, x_train, dev)
+    opt, sched = make_optimizer(model, s["lr"], s["momentum"], s["weight_decay"],
+                                s["plateau_factor"], s["plateau_patience"])
+    return model, opt, sched, torch.Generator().manual_seed(s["seed"])
+
+
+def on_device(data, dev: torch.device) -> tuple:
+    """x_train, y_train, x_test, y_test and x_test_trigger of the poisoned data, on `dev`."""
+    return tuple(to_device(a, dev) for a in (data.x_train, data.y_train, data.x_test,
+                                             data.y_test, data.x_test_trigger))
+
+
 class Experiment:
     def __init__(self, run_dir: Path, should_stop: Callable[[], str | None] = lambda: None,
                  runtime: dict | None = None):
@@ -102,18 +120,10 @@ class Experiment:
               f"{ {k: len(v) for k, v in data.subsets.items()} }", flush=True)
         self.beat(force=True, phase="training")
 
-        # 2. model and optimiser; training randomness (init, noise, batch order) must not depend
-        # on how much poisoning consumed; a resumed run restores every RNG state below
-        seed_everything(s["seed"] + 1)
-        model = create_model(s["arch"], self.num_classes, s["width"], s["noise_xt"], s["noise_ty"])
-        model = prepare_model(model, data.x_train, dev)
-        opt, sched = make_optimizer(model, s["lr"], s["momentum"], s["weight_decay"],
-                                    s["plateau_factor"], s["plateau_patience"])
-        gen = torch.Generator().manual_seed(s["seed"])
+        # 2. model and optimiser; a resumed run restores every RNG state below
+        model, opt, sched, gen = build_training(s, self.num_classes, data.x_train, dev)
         start = resume_checkpoint(self.dir, model, opt, sched, gen, dev) + 1
-        xt, yt = to_device(data.x_train, dev), to_device(data.y_train, dev)
-        xs, ys = to_device(data.x_test, dev), to_device(data.y_test, dev)
-        xtrig = to_device(data.x_test_trigger, dev)
+        xt, yt, xs, ys, xtrig = on_device(data, dev)
 
         # 3. train; MI at the checkpoint epochs; a resumable checkpoint after every epoch
         for epoch in range(start, s["epochs"] + 1):
