@@ -39,8 +39,8 @@ import numpy as np
 from pydantic import BeforeValidator
 
 from ibtui.data.attacks import register
-from ibtui.data.attacks.base import Attack, RelabelOptions, to_float, to_uint8
-from ibtui.data.attacks.blend import check_pattern, pattern_of
+from ibtui.data.attacks.base import RelabelOptions, to_float, to_uint8
+from ibtui.data.attacks.blend import PatternAttack
 from ibtui.errors import SpecError
 from ibtui.schema import Num, SchemaField, integral
 
@@ -70,7 +70,7 @@ class Options(RelabelOptions):
 
 
 @register
-class AdapBlend(Attack):
+class AdapBlend(PatternAttack):
     name = "adap-blend"
     title = "Adap-Blend"
     description = "blend on 8 random of 16 pattern pieces (alpha 0.15), half of them keep labels"
@@ -79,13 +79,8 @@ class AdapBlend(Attack):
                 "original": {"rule": "masked", "cover_rate": 0.003, "index": "random-floor"},
                 "separate": {"cover_rate": 0.003}}
 
-    @classmethod
-    def check(cls, opts: dict) -> None:
-        check_pattern(opts)
-
     def __init__(self, options: dict, **kw):
         super().__init__(options, **kw)
-        self.pattern = pattern_of(self.opts["pattern"])
         self.grid = int(math.isqrt(self.opts["pieces"]))
         self.n_keep = int(round(self.opts["pieces"] * (1.0 - self.opts["mask_rate"])))
         self.poison_rate: float | None = None
@@ -120,11 +115,6 @@ class AdapBlend(Attack):
         np.put_along_axis(masks, order[:, :self.n_keep], 1, axis=1)
         return masks.reshape(n, self.grid, self.grid)
 
-    def blend(self, x: np.ndarray, alpha_map: np.ndarray) -> np.ndarray:
-        """x' = (1 - a) x + a p with a per-pixel alpha map (N or 1, H, W)."""
-        a = alpha_map[..., None].astype(np.float64)
-        return to_uint8((1.0 - a) * to_float(x) + a * to_float(self.pattern)[None])
-
     def blend_masked(self, x: np.ndarray, pixel_mask: np.ndarray, alpha: float) -> np.ndarray:
         """The training blend with (N, H, W) 0/1 masks, by `rule` (module doc)."""
         if self.opts["rule"] == "masked":
@@ -154,9 +144,6 @@ class AdapBlend(Attack):
         kept = self._cover_mask(np.asarray(y))
         self.kept, self.piece_masks = kept, masks
         return out, np.where(kept, y, self.target).astype(y.dtype)
-
-    def trigger_test(self, x: np.ndarray) -> np.ndarray:
-        return self.blend(x, np.full((1, *x.shape[1:3]), self.opts["test_alpha"]))
 
     def artifacts(self) -> dict[str, np.ndarray]:
         return {"adap_blend_pattern": self.pattern,

@@ -95,19 +95,6 @@ def resize_like_pil(img: np.ndarray, size: tuple[int, int] = (32, 32),
     return np.ascontiguousarray(out)
 
 
-def check_pattern(opts: dict) -> None:
-    """Option `pattern`: "noise", or an image file that must load; stored as a resolved path, so
-    that a resume from another directory reads the same file."""
-    if opts["pattern"] != "noise":
-        load_pattern(opts["pattern"])
-        opts["pattern"] = str(Path(opts["pattern"]).expanduser().resolve())
-
-
-def pattern_of(name: str) -> np.ndarray:
-    """The blend pattern an option `pattern` names."""
-    return noise_pattern() if name == "noise" else load_pattern(name)
-
-
 def load_pattern(path: str, field: str = "pattern") -> np.ndarray:
     """A user-supplied pattern: a .npy uint8 array (H x W or H x W x 3/4) or any image file
     Pillow reads (converted to RGB), resized to 32 x 32 as BackdoorBench does (PIL bilinear,
@@ -143,6 +130,32 @@ def load_pattern(path: str, field: str = "pattern") -> np.ndarray:
     return arr.astype(np.uint8)
 
 
+class PatternAttack(Attack):
+    """An attack that blends a fixed pattern into the images: Blend, Adap-Blend. Option
+    `pattern`: "noise", or an image file that must load (stored as a resolved path, so that a
+    resume from another directory reads the same file); at test the whole pattern is blended
+    with weight `test_alpha`."""
+
+    @classmethod
+    def check(cls, opts: dict) -> None:
+        if opts["pattern"] != "noise":
+            load_pattern(opts["pattern"])
+            opts["pattern"] = str(Path(opts["pattern"]).expanduser().resolve())
+
+    def __init__(self, options: dict, **kw):
+        super().__init__(options, **kw)
+        name = self.opts["pattern"]
+        self.pattern = noise_pattern() if name == "noise" else load_pattern(name)
+
+    def blend(self, x: np.ndarray, alpha: float | np.ndarray) -> np.ndarray:
+        """x' = (1 - a) x + a p, `alpha` one weight or a per-pixel map (N or 1, H, W)."""
+        a = np.asarray(alpha, dtype=np.float64)[..., None] if np.ndim(alpha) else alpha
+        return to_uint8((1.0 - a) * to_float(x) + a * to_float(self.pattern)[None])
+
+    def trigger_test(self, x: np.ndarray) -> np.ndarray:
+        return self.blend(x, self.opts["test_alpha"])
+
+
 class Options(RelabelOptions):
     alpha: Annotated[Num, SchemaField(ge=0, le=1, allow_inf_nan=False,
                                       description="blend weight in training")] = 0.3
@@ -153,7 +166,7 @@ class Options(RelabelOptions):
 
 
 @register
-class Blend(Attack):
+class Blend(PatternAttack):
     name = "blend"
     title = "Blend"
     description = "blend a fixed grey noise pattern (alpha 0.3 train and test)"
@@ -162,22 +175,8 @@ class Blend(Attack):
                 "backdoorbench": {"alpha": 0.2, "test_alpha": 0.2, "index": "random-round"},
                 "alpha0.2": {"alpha": 0.2, "test_alpha": 0.2}}
 
-    @classmethod
-    def check(cls, opts: dict) -> None:
-        check_pattern(opts)
-
-    def __init__(self, options: dict, **kw):
-        super().__init__(options, **kw)
-        self.pattern = pattern_of(self.opts["pattern"])
-
-    def blend(self, x: np.ndarray, alpha: float) -> np.ndarray:
-        return to_uint8((1.0 - alpha) * to_float(x) + alpha * to_float(self.pattern)[None])
-
     def poison_train(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self.blend(x, self.opts["alpha"]), np.full_like(y, self.target)
-
-    def trigger_test(self, x: np.ndarray) -> np.ndarray:
-        return self.blend(x, self.opts["test_alpha"])
 
     def artifacts(self) -> dict[str, np.ndarray]:
         return {"blend_pattern": self.pattern}
