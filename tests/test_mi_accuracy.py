@@ -60,14 +60,17 @@ def test_regimes_that_miss_are_flagged_and_widened(regime):
         assert abs(e.value - t.truth) <= 1.96 * st["image_stderr"]  # never claims more
 
 
-def test_interval_covers_over_noise_draws():
-    """value ± 1.96 image_stderr (images, draws and Monte Carlo) covers the truth at k = 4,
-    where the images' error alone did not (0.065 against an observed spread of ~0.1)."""
-    truth = T.noisy_linear(0.3, d=32, k=1, ref_draws=256).truth
-    hits = 0
+def test_interval_covers_the_class_value_over_subsets_and_draws():
+    """value ± 1.96 image_stderr (images, draws, Monte Carlo, the t factor) covers the class's
+    I(X;T) at N images, μ = the mean of the subsets' exact values, when each repetition draws
+    a new subset of inputs and new noise; the images' error alone did not (0.065 against an
+    observed spread of ~0.1 at k = 4)."""
+    reps = []
     for r in range(20):
-        t = T.noisy_linear(0.3, d=32, k=4, noise_seed=100 + r, truth=truth)
+        t = T.noisy_linear(0.3, d=32, k=4, noise_seed=100 + r, input_seed=100 + r, ref_draws=128)
         e = noisy_mi(t.s, t.sigma, mc_samples=2, seed=r, lower_bound=False, draws_stderr=True)
-        hits += abs(e.value - truth) <= 1.96 * e.settings["image_stderr"]
-        assert e.settings["draws_stderr"] > 0
-    assert hits >= 17
+        assert e.settings["draws_stderr"] > 0 and e.settings["t_factor"] > 1
+        reps.append((t.truth, e.value, e.settings["image_stderr"]))
+    mu = sum(truth for truth, _, _ in reps) / len(reps)
+    assert sum(abs(v - mu) <= 1.96 * se for _, v, se in reps) >= 17
+    assert sum(abs(v - mu) <= 1.96 * se / 3 for _, v, se in reps) < 17  # not a vacuous width

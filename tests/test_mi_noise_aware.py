@@ -7,6 +7,7 @@ import torch
 
 from ibtui.mi import noisy_mi, noisy_mi_ty
 from ibtui.mi import tasks as T
+from ibtui.mi.noise_aware import t_factor
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -298,14 +299,27 @@ def test_image_stderr_matches_the_spread_over_drawn_subsets():
     assert noisy_mi_ty(s, torch.randn(10, 6, generator=g), 0.4).settings["image_stderr"] > 0
 
 
+def test_t_factor_hand_computed():
+    """t(ν, 0.975)/1.96 with ν by Welch–Satterthwaite: the jackknife alone over k = 4 draws has
+    ν = 3 (t = 3.1824); the images alone over N = 118 have ν = 117 (t = 1.9805); equal shares
+    give ν = (1 + 1)² / (1/117 + 1/3) = 11.70 (t = 2.1848)."""
+    assert t_factor(0.0, 1.0, 118, 4) == pytest.approx(3.18245 / 1.95996, rel=1e-4)
+    assert t_factor(1.0, 0.0, 118, 4) == pytest.approx(1.98045 / 1.95996, rel=1e-4)
+    assert t_factor(1.0, 1.0, 118, 4) == pytest.approx(2.1848 / 1.95996, rel=1e-3)
+    assert t_factor(0.0, 0.0, 118, 4) == 1.0
+
+
 def test_recorded_error_adds_the_draws_jackknife_and_a_flagged_bias():
-    """image_stderr = √(images² + draws²) (+ a flagged regime's bias bound); the jackknife runs
-    with the bounds (lower_bound) unless asked otherwise, and k = 2 is flagged and widened."""
+    """image_stderr = f·√(images² + draws²) (+ a flagged regime's bias bound), f the Student-t
+    factor; the jackknife runs with the bounds (lower_bound) unless asked otherwise, and k = 2
+    is flagged and widened."""
     t = T.noisy_linear(0.5, d=16, k=4, truth=1.0)
     e = noisy_mi(t.s, t.sigma, mc_samples=2, lower_bound=False, draws_stderr=True)
     st = e.settings
     assert st["draws_stderr"] > 0 and "accuracy_flag" not in st
-    assert st["image_stderr"] == pytest.approx(math.hypot(st["images_stderr"], st["draws_stderr"]))
+    assert st["t_factor"] == t_factor(st["images_stderr"], st["draws_stderr"], 118, 4) > 1
+    assert st["image_stderr"] == pytest.approx(
+        st["t_factor"] * math.hypot(st["images_stderr"], st["draws_stderr"]))
     plain = noisy_mi(t.s, t.sigma, mc_samples=2, lower_bound=False).settings
     assert "draws_stderr" not in plain and plain["image_stderr"] == st["images_stderr"]
     assert noisy_mi(t.s, t.sigma, mc_samples=2).value == e.value  # the value is unchanged

@@ -454,7 +454,23 @@ def _draws_error(settings: dict, s: torch.Tensor, sigma: float, conditional: str
         extra = flag[1] * abs(value) / 1.96
     if images is not None:
         draws = 0.0 if jack is None else jack["stderr"]
-        settings["image_stderr"] = math.sqrt(images**2 + draws**2 + extra**2)
+        settings["t_factor"] = t_factor(images, draws, s.shape[0], k)
+        settings["image_stderr"] = math.sqrt((images**2 + draws**2) * settings["t_factor"]**2
+                                             + extra**2)
+
+
+def t_factor(images: float, draws: float, n: int, k: int) -> float:
+    """t(ν, 0.975) / 1.96 for the error √(images² + draws²), ν by Welch–Satterthwaite: the
+    images' error has N − 1 degrees of freedom, the jackknife over k draws only k − 1 (3 at the
+    default k = 4, where ± 1.96 of it alone covers ~85%). Scaling the error by this factor makes
+    value ± 1.96 · image_stderr the Student-t interval every reader of the record already uses."""
+    from scipy.special import stdtrit
+
+    var = images**2 + draws**2
+    denom = images**4 / max(n - 1, 1) + (draws**4 / (k - 1) if k > 1 else 0.0)
+    if var <= 0 or denom <= 0:
+        return 1.0
+    return float(stdtrit(var**2 / denom, 0.975)) / 1.959963984540054
 
 
 def noisy_mi(s: torch.Tensor, sigma: float, *, mc_samples: int = 1, bracket: bool = True,
@@ -484,9 +500,11 @@ def noisy_mi(s: torch.Tensor, sigma: float, *, mc_samples: int = 1, bracket: boo
     k > 1 (the KT pair bounds only the fitted model: settings["model_bracket"]), else the KT
     upper bound. ceiling: log N. lower_bound=False skips the bound (lower then None for k > 1).
     Standard error: settings["image_stderr"] is the error of the value as an interval reads it,
-    √(images² + draws²): over which images form the subset (delta method, Monte Carlo error
-    included; alone in settings["images_stderr"]) and over the k noise draws the conditional
-    model is fitted on (delete-one-draw jackknife, `draws_jackknife`; settings["draws_stderr"]).
+    as an error of the class's I(X;T) at N images, f·√(images² + draws²): over which images
+    form the subset (delta method, Monte Carlo error included; alone in
+    settings["images_stderr"]) and over the k noise draws the conditional model is fitted on
+    (delete-one-draw jackknife, `draws_jackknife`; settings["draws_stderr"]), scaled by
+    f = settings["t_factor"] (`t_factor`: the jackknife has only k − 1 degrees of freedom).
     draws_stderr (default: as lower_bound, i.e. whenever bounds are computed) turns the
     jackknife on (k refits of the model). In a regime where the value is known to miss 5%
     (`accuracy_flag`: k = 2, or too few inputs for the noisy directions) settings carry

@@ -217,7 +217,8 @@ def _spectrum_matrix(rows: int, cols: int, decay: float, g: torch.Generator) -> 
 def noisy_linear(scale: float, n: int = 118, k: int = 4, d: int = 32, seed: int = 0,
                  sigma: float = 0.1, upstream: float = 0.6, ref_draws: int = 64,
                  noise_seed: int | None = None, truth: float | None = None,
-                 decay: float = 0.8, iso: float = 0.1) -> NoisyNetTask:
+                 decay: float = 0.8, iso: float = 0.1, input_seed: int | None = None
+                 ) -> NoisyNetTask:
     """Noisy *linear* network: x_i ~ N(0, I_16)·scale (N fixed inputs),
     h = A₁x + σ₁Z₁ (32-d), S = A₂h + 0.1σ Z₂ (d-d), T = S + σZ.
 
@@ -231,12 +232,14 @@ def noisy_linear(scale: float, n: int = 118, k: int = 4, d: int = 32, seed: int 
     truth of that task when already known (skips the reference). decay: the geometric decay of
     A₂'s singular values (smaller: the upstream noise is lower-rank; with a larger `upstream`,
     strong low-rank noise). iso: the std of S's own isotropic noise Z₂ in units of σ (0.1;
-    1.0 makes every direction of T noisy).
+    1.0 makes every direction of T noisy). input_seed: draw the N inputs from their own seed
+    (the network stays that of `seed`): a fresh sample of the class, as another subset would be.
     """
     g = torch.Generator().manual_seed(seed)
     a1 = torch.randn(32, 16, generator=g, dtype=torch.float64) / 4.0
     a2 = _spectrum_matrix(d, 32, decay, g)
-    x = scale * torch.randn(n, 16, generator=g, dtype=torch.float64)
+    gx = g if input_seed is None else torch.Generator().manual_seed(20_000 + input_seed)
+    x = scale * torch.randn(n, 16, generator=gx, dtype=torch.float64)
     mu = x @ a1.T @ a2.T
     s2 = iso * sigma
     cov = upstream**2 * a2 @ a2.T + s2**2 * torch.eye(d, dtype=torch.float64)
