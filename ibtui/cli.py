@@ -19,6 +19,8 @@ from typer.core import TyperGroup
 
 from ibtui import errors
 from ibtui.errors import IbtuiError
+from ibtui.fmt import NONE, num
+from ibtui.fmt import cell as fmt_cell
 
 
 class _Group(TyperGroup):
@@ -204,10 +206,6 @@ def main(ctx: typer.Context,
 
 
 # --- run ------------------------------------------------------------------------------------
-
-def _fmt(v, spec: str = ".3f") -> str:
-    return "-" if v is None else format(v, spec)
-
 
 class Executor(StrEnum):
     local = "local"
@@ -423,18 +421,6 @@ def board_rows(runs_dir: Path, ids: set[str] | None = None,
     return [r for r in _all_records(runs_dir, where) if ids is None or r["run"] in ids]
 
 
-def _cell(v) -> str:
-    from ibtui.runs.board import cell
-
-    return cell(v)
-
-
-def _num(v) -> str:
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        return "-" if v is None else str(v)
-    return f"{v:.3f}" if abs(v) < 10 else f"{v:.1f}"
-
-
 def _sort_rows(rows: list[dict], column: str) -> list[dict]:
     from ibtui.runs.board import sort_records
 
@@ -496,7 +482,7 @@ def _print_board(runs_dir: Path, ids: set[str] | None = None, sort: str = "score
         if c == "#":
             return "-" if r["rank"] is None else str(r["rank"])
         if c in ("run", "state"):
-            return lit(_cell(r[c]))
+            return lit(fmt_cell(c, r[c]))
         if c == "score":  # the interval when there is room, the ceiling flag always
             return Text(score_text(r["score"], *((r["score_lo"], r["score_hi"]) if wide
                                                   else (None, None)), r["ceiling"]),
@@ -509,7 +495,7 @@ def _print_board(runs_dir: Path, ids: set[str] | None = None, sort: str = "score
             return _ceiling(r[c], ceiling_text)
         if c == "valid":
             return _valid_text(r, short=not wide)
-        return _num(r[c])
+        return fmt_cell(c, r[c])
 
     for r in rows:
         t.add_row(*[cell_of(r, c) for c in cols])
@@ -616,7 +602,7 @@ def _print_replicas(runs_dir: Path, fmt: str, where: RunFilter | None = None) ->
             if g.duplicates else []
         aside += [f"{run}: {why}" for run, why in g.set_aside.items()]
         t.add_row(str(g.rank) if g.valid else "-", lit(exp), str(len(g.seeds)),
-                  *[("-" if g.metrics[m] is None else g.metrics[m].text())
+                  *[(NONE if g.metrics[m] is None else g.metrics[m].text())
                     for m in ("score", "d_xt", "d_ty", "clean_acc", "asr")],
                   (", ".join(map(str, g.ties)) or "-") if g.valid else "-",
                   lit(one_line("; ".join(aside)) or "-"))
@@ -750,13 +736,13 @@ def ls(runs_dir: Path = RunsDir,
         label = row["state"] + (f", no heartbeat for {row['no_heartbeat_s']} s"
                                 if "no_heartbeat_s" in row else "")
         t.add_row(lit(row["run"]), label, lit(row["phase"] or "-"),
-                  f"{row['epoch'] or 0}/{row['epochs'] or '?'}", _cell(row["acc"]),
-                  _cell(row["asr"]), _cell(row["score"]), lit(note[:60]))
+                  f"{row['epoch'] or 0}/{row['epochs'] or '?'}", fmt_cell("acc", row["acc"]),
+                  fmt_cell("asr", row["asr"]), fmt_cell("score", row["score"]), lit(note[:60]))
     console.print(t)
     if len(shown) < len(listed):
         counts = ", ".join(f"{n} {s}" for s, n in sorted(Counter(x[2] for x in listed).items()))
         say(f"the newest {len(shown)} of {len(listed)} runs ({counts}); --limit 0 lists all; narrow "
-            "with --state, --attack, --dataset, --arch, --name GLOB, --tag", style="yellow")
+            "with --state, --attack, --dataset, --arch, --name, --tag", style="yellow")
     if info:
         workers = info.get("workers")
         say(f"scheduler pid {info.get('pid')}: "
@@ -804,7 +790,7 @@ def show(run_key: str = typer.Argument(..., metavar="RUN"), runs_dir: Path = Run
         for c in cols:
             t.add_column(c, justify="right")
         for m in metrics:
-            t.add_row(*[_cell(m.get(c)) for c in cols])
+            t.add_row(*[fmt_cell(c, m.get(c)) for c in cols])
         console.print(t)
     for method in sorted({m["method"] for m in mi}):
         recs = [m for m in mi if m["method"] == method]
@@ -816,7 +802,7 @@ def show(run_key: str = typer.Argument(..., metavar="RUN"), runs_dir: Path = Run
                 t.add_column(lit(sub), justify="right")
             for e in sorted({m["epoch"] for m in recs}):
                 vals = {m["subset"]: m.get("value") for m in recs if m["epoch"] == e and m["term"] == term}
-                t.add_row(str(e), *[_cell(vals.get(sub)) for sub in subsets])
+                t.add_row(str(e), *[num(vals.get(sub)) for sub in subsets])
             console.print(t)
         _show_bracket(recs, method)
     if r.summary:
@@ -827,7 +813,7 @@ def show(run_key: str = typer.Argument(..., metavar="RUN"), runs_dir: Path = Run
         t = Table(title="summary", show_header=False)
         for k in keys:
             if k in s:
-                t.add_row(k, lit(_cell(s[k])))
+                t.add_row(k, lit(fmt_cell(k, s[k])))
         console.print(t)
         _show_intervals(s, boot)
         _show_validity(validity, s)
@@ -872,9 +858,9 @@ def _show_bracket(recs: list[dict], method: str) -> None:
     for c in ("subset", "lower", "estimate", "ceiling", *(["network noise only"] if own else [])):
         t.add_column(c, justify="left" if c == "subset" else "right")
     for m in rows:
-        est = _cell(m.get("value")) + (" ⚠" if m.get("at_ceiling") else "")
-        extra = [_cell((m.get("settings") or {}).get("network_noise_value"))] if own else []
-        t.add_row(lit(m.get("subset")), _cell(m.get("lower")), est, _cell(m.get("ceiling")),
+        est = num(m.get("value")) + (" ⚠" if m.get("at_ceiling") else "")
+        extra = [num((m.get("settings") or {}).get("network_noise_value"))] if own else []
+        t.add_row(lit(m.get("subset")), num(m.get("lower")), est, num(m.get("ceiling")),
                   *extra)
     console.print(t)
 
@@ -946,9 +932,9 @@ def _show_seeds(group) -> None:
                     ("clean_acc", "clean acc"), ("asr", "ASR")):
         iv = group.metrics.get(m)
         if iv is None:
-            t.add_row(name, "–", "–", "0")
+            t.add_row(name, NONE, NONE, "0")
             continue
-        span = "–" if iv.lo is None else f"[{iv.lo:.3f}, {iv.hi:.3f}]"
+        span = NONE if iv.lo is None else f"[{num(iv.lo)}, {num(iv.hi)}]"
         t.add_row(name, iv.text(), span, str(iv.n))
     console.print(t)
     say(f"runs: {one_line(', '.join(group.runs))}", style="dim")

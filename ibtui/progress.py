@@ -33,6 +33,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from ibtui.fmt import num
 from ibtui.runs import claim
 from ibtui.runs.resources import Resources
 from ibtui.runs.scheduler import (
@@ -48,10 +49,6 @@ ENDED = (*FINISHED, "crashed", "interrupted")
 SACCT_EVERY_S = 5.0
 
 
-def _fmt(v, spec: str = ".2f") -> str:
-    return "-" if v is None else format(v, spec)
-
-
 def _describe(p: Path) -> tuple[float, str, str]:
     """(progress 0-1, one line about the run, its state: `gone` when its directory is)."""
     if not p.is_dir():
@@ -64,12 +61,12 @@ def _describe(p: Path) -> tuple[float, str, str]:
     if state == "running":
         done = max(epoch - 1, 0) + (st.get("progress") or 0) if phase == "training" else epoch
         return (min(1.0, done / epochs),
-                f"{phase} e{epoch}/{epochs} acc {_fmt(st.get('test_acc'))} asr {_fmt(st.get('asr'))}",
+                f"{phase} e{epoch}/{epochs} acc {num(st.get('test_acc'))} asr {num(st.get('asr'))}",
                 state)
     if state == "done":
         s = r.summary or {}
-        return 1.0, (f"done  acc {_fmt(s.get('clean_acc'))} asr {_fmt(s.get('asr'))} "
-                     f"score {_fmt(s.get('score'), '.3f')}"), state
+        return 1.0, (f"done  acc {num(s.get('clean_acc'))} asr {num(s.get('asr'))} "
+                     f"score {num(s.get('score'))}"), state
     return 0.0, state + (f": {st.get('error')}" if st.get("error") else ""), state
 
 

@@ -18,6 +18,7 @@ import json
 import math
 from dataclasses import dataclass, field
 
+from ibtui.fmt import mean_pm
 from ibtui.runs.config import config_key
 
 METRICS = ("score", "d_xt", "d_ty", "clean_acc", "asr")
@@ -35,10 +36,8 @@ class Interval:
             return True  # one seed: nothing to tell them apart by
         return self.lo <= other.hi and other.lo <= self.hi
 
-    def text(self, fmt: str = ".3f") -> str:
-        if self.lo is None:
-            return f"{self.mean:{fmt}} (n = 1)"
-        return f"{self.mean:{fmt}} ± {(self.hi - self.lo) / 2:{fmt}}"
+    def text(self) -> str:
+        return mean_pm(self.mean, self.lo, self.hi)
 
 
 def mean_interval(values: list[float], level: float = 0.95) -> Interval | None:

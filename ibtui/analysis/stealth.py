@@ -19,6 +19,8 @@ import math
 
 import numpy as np
 
+from ibtui.fmt import interval
+
 TARGET_ROLES = ("clean", "backdoor", "all")
 
 
@@ -191,14 +193,11 @@ def run_intervals(summary: dict | None, mi: list[dict]) -> dict | None:
     return out
 
 
-def interval_text(value: float | None, interval: list | None, fmt: str = ".3f") -> str:
-    """`0.091 [0.083, 0.099]`, or the value alone when there is no interval ("–": no value)."""
-    if not isinstance(value, (int, float)):
-        return "–"
-    if not (isinstance(interval, (list, tuple)) and len(interval) == 2
-            and all(isinstance(v, (int, float)) for v in interval)):
-        return f"{value:{fmt}}"
-    return f"{value:{fmt}} [{interval[0]:{fmt}}, {interval[1]:{fmt}}]"
+def interval_text(value: float | None, bounds: list | None) -> str:
+    """`0.091 [0.083, 0.099]` for a bootstrap's [lo, hi], or the value alone when there is no
+    interval ("–": no value)."""
+    ok = isinstance(bounds, (list, tuple)) and len(bounds) == 2
+    return interval(value, *(bounds if ok else (None, None)))
 
 
 def bootstrap_label(boot: dict | None) -> str:

@@ -29,6 +29,8 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from ibtui.fmt import interval
+
 ASR_MIN = 0.9
 ACC_MARGIN = 0.05
 N_CLASSES = 10  # every dataset ibtui ships has 10 classes
@@ -271,15 +273,9 @@ def short_reason(why: str) -> str:
 
 
 def score_text(score: float | None, lo: float | None = None, hi: float | None = None,
-               ceiling: float | None = None, fmt: str = ".3f") -> str:
-    """`0.160 [0.146, 0.168]`, with ` ⚠` when any MI value it was computed from sat at its
-    estimator's ceiling; `–` without a score."""
-    s = _num(score)
-    if s is None:
-        return "–"
-    text = f"{s:{fmt}}"
-    lo, hi = _num(lo), _num(hi)
-    if lo is not None and hi is not None:
-        text += f" [{lo:{fmt}}, {hi:{fmt}}]"
+               ceiling: float | None = None) -> str:
+    """`0.160 [0.146, 0.168]` (ibtui.fmt.interval), with ` ⚠` when any MI value it was computed
+    from sat at its estimator's ceiling; `–` without a score."""
+    text = interval(score, lo, hi)
     c = _num(ceiling)
-    return text + (" ⚠" if c is not None and c > 0 else "")
+    return text + (" ⚠" if _num(score) is not None and c is not None and c > 0 else "")

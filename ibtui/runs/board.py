@@ -15,6 +15,7 @@ from typing import Any
 
 from ibtui.analysis.validity import Verdict, assess, inputs_of, why_text
 from ibtui.errors import IbtuiError
+from ibtui.fmt import cell
 from ibtui.runs.filter import name_filter
 from ibtui.runs.states import STATES
 from ibtui.runs.store import LineMaker
@@ -89,15 +90,6 @@ def export_view(record: dict) -> dict:
     return {c: record.get(c) for c in BOARD_COLUMNS}
 
 
-def cell(v: Any) -> str:
-    """A value as export text: 4 decimals (1 from 100 on), '-' for none."""
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:.4f}" if abs(v) < 100 else f"{v:.1f}"
-    return str(v)
-
-
 def sort_records(rows: list[dict], column: str) -> list[dict]:
     """Ascending by `column`; numbers before text, missing values last; every valid run
     (rank_records) before every run set aside or not judged, whatever the column."""
@@ -167,7 +159,7 @@ def render(records: Iterable[dict], fmt: str, escape=lambda s: s) -> str:
     if fmt == "md":
         lines = ["| " + " | ".join(BOARD_COLUMNS) + " |", "|" + "---|" * len(BOARD_COLUMNS)]
         lines += ["| " + " | ".join(escape(ceiling_text(r[c]) if c == "ceiling"
-                                           else cell(_flat(c, r[c])))
+                                           else cell(c, _flat(c, r[c])))
                                     .replace("|", "\\|") for c in BOARD_COLUMNS) + " |"
                   for r in records]
         return "\n".join(lines) + "\n"

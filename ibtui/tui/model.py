@@ -14,6 +14,8 @@ from typing import Any
 
 from rich.text import Text
 
+from ibtui.fmt import num
+from ibtui.fmt import rate as rate_text
 from ibtui.runs.board import (
     BOARD_COLUMNS,
     CEILING_TEXT,
@@ -121,7 +123,7 @@ def sanity_lines(summary: dict) -> tuple[tuple[bool, str], ...]:
         if not isinstance(c, dict):
             continue
         text = (f"{c.get('check')} · {c.get('subset')} · epoch {c.get('epoch')}: "
-                f"{fmt_float(_num(c.get('value')))} vs bound {fmt_float(_num(c.get('bound')))}")
+                f"{num(_num(c.get('value')))} vs bound {num(_num(c.get('bound')))}")
         if c.get("detail"):
             text += f" ({c['detail']})"
         out.append((bool(c.get("ok")), text))
@@ -269,14 +271,6 @@ def _alarm_cell(run: Run) -> str:
 
 # --- formatting ---------------------------------------------------------------------------
 
-def fmt_float(x: float | None, digits: int = 3) -> str:
-    return "–" if x is None else f"{x:.{digits}f}"
-
-
-def fmt_rate(x: float | None) -> str:
-    return "–" if x is None else f"{x:g}"
-
-
 def fmt_duration(seconds: float | None) -> str:
     if seconds is None:
         return "–"
@@ -352,7 +346,7 @@ class Column:
 
 
 def _num_cell(value: float | None, digits: int = 3, style: str = "") -> Cell:
-    return Cell(fmt_float(value, digits), value, style=style, justify="right")
+    return Cell(num(value, digits), value, style=style, justify="right")
 
 
 ID_COLUMN = Column("id", "run id", lambda r, now: Cell(r.id, r.id, "bold"),
@@ -364,7 +358,7 @@ COLUMN_LIST: list[Column] = [
     Column("attack", "attack", lambda r, now: Cell(r.attack or "–", r.attack)),
     Column("dataset", "dataset", lambda r, now: Cell(r.dataset or "–", r.dataset)),
     Column("arch", "arch", lambda r, now: Cell(r.arch or "–", r.arch)),
-    Column("rate", "rate", lambda r, now: Cell(fmt_rate(r.rate), r.rate, justify="right"),
+    Column("rate", "rate", lambda r, now: Cell(rate_text(r.rate), r.rate, justify="right"),
            numeric=True, help="poison rate"),
     Column("seed", "seed", lambda r, now: Cell("–" if r.seed is None else str(r.seed), r.seed,
                                                justify="right"), numeric=True),

@@ -12,7 +12,8 @@ from textual.binding import Binding, BindingType
 from textual.containers import Container, Vertical
 from textual.widgets import DataTable, Footer, Static
 
-from ibtui.tui.model import FOLDABLE, LEADERBOARD_COLUMN_LIST, export_text, fmt_rate
+from ibtui.fmt import rate
+from ibtui.tui.model import FOLDABLE, LEADERBOARD_COLUMN_LIST, export_text
 from ibtui.tui.poller import RunDetail, Snapshot
 from ibtui.tui.screens.runs import TableScreen, set_text, table_keys, view_text
 from ibtui.tui.widgets.bars import FilterBar, RunLine
@@ -163,7 +164,7 @@ class LeaderboardScreen(TableScreen):
         if r is None:
             return rid
         # the experiment's name first: two experiments of one attack and arch differ by it
-        return " ".join(x for x in (r.name, r.attack, r.arch, f"p{fmt_rate(r.rate)}",
+        return " ".join(x for x in (r.name, r.attack, r.arch, f"p{rate(r.rate)}",
                                     f"s{r.seed}") if x)
 
     def draw_compare(self) -> None:
@@ -180,7 +181,7 @@ class LeaderboardScreen(TableScreen):
         if rep is not None and key.startswith("group:"):  # the configuration, as its row says
             lab = rep.label
             runs = (f"{n} run{'s' * (n != 1)} of {lab['attack']} {lab['arch']} "
-                    f"p{fmt_rate(lab['poison_rate'])}" + (f" (#{rep.rank})" if rep.valid else ""))
+                    f"p{rate(lab['poison_rate'])}" + (f" (#{rep.rank})" if rep.valid else ""))
         if total > n:
             runs = f"first {n} of {total} {what} runs (at most {MAX_COMPARE} are drawn)"
         series = compare_series(curves, self.term, self.role)

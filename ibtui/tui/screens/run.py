@@ -18,7 +18,8 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import Footer, RichLog, Static, TabbedContent, TabPane
 
-from ibtui.tui.model import fmt_duration, fmt_float, fmt_rate, sanity_lines
+from ibtui.fmt import num, rate
+from ibtui.tui.model import fmt_duration, sanity_lines
 from ibtui.tui.poller import RunDetail, Snapshot
 from ibtui.tui.screens.dialogs import Scroll
 from ibtui.tui.widgets.bars import run_line
@@ -175,16 +176,16 @@ def summary_renderable(d: RunDetail, boot: dict | None = None, seeds=None,
         method = (s.get("stealth") or {}).get("method") or s.get("mi_method") or ""
         pairs = [
             ("stealth score", interval_text(s.get("score"), boot.get("score_interval")),
-             "clean acc", fmt_float(s.get("clean_acc"))),
+             "clean acc", num(s.get("clean_acc"))),
             ("D_XT", interval_text(s.get("d_xt"), boot.get("d_xt_interval")), "ASR",
-             fmt_float(s.get("asr"))),
+             num(s.get("asr"))),
             ("D_TY", interval_text(s.get("d_ty"), boot.get("d_ty_interval")), "ASR (all)",
-             fmt_float(s.get("asr_all"))),
-            ("MI method", str(method), "RA", fmt_float(s.get("ra"))),
-            ("poisoned", str(s.get("n_poison", "–")), "PSNR", fmt_float(s.get("psnr"), 2)),
-            ("backdoor subset", str(s.get("n_backdoor", "–")), "SSIM", fmt_float(s.get("ssim"))),
+             num(s.get("asr_all"))),
+            ("MI method", str(method), "RA", num(s.get("ra"))),
+            ("poisoned", str(s.get("n_poison", "–")), "PSNR", num(s.get("psnr"), 2)),
+            ("backdoor subset", str(s.get("n_backdoor", "–")), "SSIM", num(s.get("ssim"))),
             ("wall time", fmt_duration(s.get("wall_seconds")), "LPIPS",
-             fmt_float(s.get("lpips"))),
+             num(s.get("lpips"))),
         ]
         for row in pairs:
             t.add_row(*row)
@@ -201,8 +202,8 @@ def summary_renderable(d: RunDetail, boot: dict | None = None, seeds=None,
                       header_style="bold")
             for name, v in by_method.items():
                 v = v or {}
-                m.add_row(name, fmt_float(v.get("score")), fmt_float(v.get("d_xt")),
-                          fmt_float(v.get("d_ty")))
+                m.add_row(name, num(v.get("score")), num(v.get("d_xt")),
+                          num(v.get("d_ty")))
             parts += [Text(""), m]
         checks = sanity_lines(s)
         if checks:
@@ -415,7 +416,7 @@ class RunScreen(Screen):
                              (self.app.sub_title, "bold"), "  ")
         if row is not None:
             head.append(f"{row.attack} on {row.dataset} · {row.arch}"
-                        f"{'×' + str(row.width) if row.width else ''} · rate {fmt_rate(row.rate)}"
+                        f"{'×' + str(row.width) if row.width else ''} · rate {rate(row.rate)}"
                         f" · seed {row.seed}", style="dim")
         head.append("\n")
         self.query_one("#run-info", Static).update(head + run_line(row, snap.now))

@@ -10,7 +10,8 @@ from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.widgets import Input, Static
 
-from ibtui.tui.model import RunRow, fmt_duration, fmt_float, fmt_progress, state_text
+from ibtui.fmt import num
+from ibtui.tui.model import RunRow, fmt_duration, fmt_progress, state_text
 
 FILTER_HELP = ("regex or text, all terms must match; column:term for one column "
                "(state:run attack:^b rate:0.1) · enter keep · esc clear")
@@ -76,7 +77,7 @@ def run_line(row: RunRow | None, now: float) -> Text:
         t.append(f" {prog}")
     if row.detail and row.state == "running":
         t.append(f" ({row.detail})", style="dim")
-    t.append(f"  acc {fmt_float(row.acc)} ASR {fmt_float(row.asr)}")
+    t.append(f"  acc {num(row.acc)} ASR {num(row.asr)}")
     if row.score is not None:
         from ibtui.analysis.validity import score_text
 

@@ -23,14 +23,13 @@ from textual.message import Message
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist, RowDoesNotExist
 
+from ibtui.fmt import num, rate
 from ibtui.tui.model import (
     Cell,
     Column,
     Filter,
     RunRow,
     compile_filter,
-    fmt_float,
-    fmt_rate,
     plain_fields,
 )
 
@@ -639,7 +638,7 @@ class LeaderboardTable(RunTableBase):
 
     def group_value(self, row: RunRow) -> str:
         if self.group == "rate":
-            return fmt_rate(row.rate)
+            return rate(row.rate)
         if self.group == "config":
             return row.config or row.id
         return str(getattr(row, self.group or "id") or "–")
@@ -706,7 +705,7 @@ class LeaderboardTable(RunTableBase):
                     lab = rep.label
                     what = (f"{f'#{rep.rank}' if rep.valid else '✖'} {lab['name']} "
                             f"{lab['attack']} {lab['dataset']} "
-                            f"{lab['arch']} p{fmt_rate(lab['poison_rate'])} · {len(rep.seeds)} "
+                            f"{lab['arch']} p{rate(lab['poison_rate'])} · {len(rep.seeds)} "
                             f"seed{'s' * (len(rep.seeds) != 1)}")
                     if rep.duplicates:
                         k = len(rep.duplicates)
@@ -728,7 +727,7 @@ class LeaderboardTable(RunTableBase):
                 vals = [c.render(r, self.now).sort_value for r in members]
                 vals = [v for v in vals if v is not None]
                 mean = sum(vals) / len(vals) if vals else None
-                cells.append(Text(fmt_float(mean), style="italic dim", justify="right"))
+                cells.append(Text(num(mean), style="italic dim", justify="right"))
             else:
                 cells.append(Text(""))
         return cells
