@@ -45,39 +45,36 @@ from ibtui.errors import SpecError
 from ibtui.schema import Num, SchemaField, integral
 
 
-class Options(RelabelOptions):
-    alpha: Annotated[Num, SchemaField(ge=0, le=1, allow_inf_nan=False, description=(
-        "blend weight in training (on the kept pieces)"))] = 0.15
-    test_alpha: Annotated[Num, SchemaField(ge=0, le=1, allow_inf_nan=False, description=(
-        "blend weight of the full pattern at test"))] = 0.2
-    pieces: Annotated[Literal[1, 4, 16, 64, 256], BeforeValidator(integral), SchemaField(
-        description="number of square pieces (a perfect square dividing 32x32)")] = 16
-    mask_rate: Annotated[Num, SchemaField(ge=0, le=1, allow_inf_nan=False, description=(
-        "share of the pieces masked per image"))] = 0.5
-    conservatism: Annotated[Num, SchemaField(ge=0, le=1, allow_inf_nan=False, description=(
-        "share of the poisoned images that keep their label (cover)"))] = 0.5
-    cover_rate: Annotated[Num, SchemaField(ge=0, le=1, allow_inf_nan=False, description=(
-        "if > 0: cover samples as a share of the training set, on top of the payload "
-        "(replaces conservatism)"))] = 0.0
-    pattern: Annotated[str, SchemaField(
-        description="'noise' (Blend's seeded grey noise) or an image path")] = "noise"
-    rule: Annotated[Literal["authors", "masked"], SchemaField(description=(
-        "blend of the masked pattern: 'authors' = (1 - a) x + a (p m), 'masked' = "
-        "x + a m (p - x) (Qi et al.)"))] = "authors"
-    cover_split: Annotated[Literal["per-class", "global"], SchemaField(description=(
-        "conservatism cover samples: a share of every class ('per-class', authors) or of all "
-        "selected images ('global')"))] = "per-class"
-
-
 @register
 class AdapBlend(PatternAttack):
     name = "adap-blend"
     title = "Adap-Blend"
     description = "blend on 8 random of 16 pattern pieces (alpha 0.15), half of them keep labels"
-    Options = Options
-    variants = {"authors": {},
-                "original": {"rule": "masked", "cover_rate": 0.003, "index": "random-floor"},
+    variants = {"original": {"rule": "masked", "cover_rate": 0.003, "index": "random-floor"},
                 "separate": {"cover_rate": 0.003}}
+
+    class Options(RelabelOptions):
+        alpha: Annotated[Num, SchemaField(ge=0, le=1, allow_inf_nan=False, description=(
+            "blend weight in training (on the kept pieces)"))] = 0.15
+        test_alpha: Annotated[Num, SchemaField(ge=0, le=1, allow_inf_nan=False, description=(
+            "blend weight of the full pattern at test"))] = 0.2
+        pieces: Annotated[Literal[1, 4, 16, 64, 256], BeforeValidator(integral), SchemaField(
+            description="number of square pieces (a perfect square dividing 32x32)")] = 16
+        mask_rate: Annotated[Num, SchemaField(ge=0, le=1, allow_inf_nan=False, description=(
+            "share of the pieces masked per image"))] = 0.5
+        conservatism: Annotated[Num, SchemaField(ge=0, le=1, allow_inf_nan=False, description=(
+            "share of the poisoned images that keep their label (cover)"))] = 0.5
+        cover_rate: Annotated[Num, SchemaField(ge=0, le=1, allow_inf_nan=False, description=(
+            "if > 0: cover samples as a share of the training set, on top of the payload "
+            "(replaces conservatism)"))] = 0.0
+        pattern: Annotated[str, SchemaField(
+            description="'noise' (Blend's seeded grey noise) or an image path")] = "noise"
+        rule: Annotated[Literal["authors", "masked"], SchemaField(description=(
+            "blend of the masked pattern: 'authors' = (1 - a) x + a (p m), 'masked' = "
+            "x + a m (p - x) (Qi et al.)"))] = "authors"
+        cover_split: Annotated[Literal["per-class", "global"], SchemaField(description=(
+            "conservatism cover samples: a share of every class ('per-class', authors) or of all "
+            "selected images ('global')"))] = "per-class"
 
     def __init__(self, options: dict, **kw):
         super().__init__(options, **kw)

@@ -19,22 +19,19 @@ from ibtui.schema import Int, SchemaField
 COLOURS = {"red": (255, 0, 0), "white": (255, 255, 255), "black": (0, 0, 0)}
 
 
-class Options(RelabelOptions):
-    size: Annotated[Int, SchemaField(ge=1, le=32, description="patch side in pixels")] = 5
-    colour: Annotated[Literal[tuple(COLOURS)], SchemaField(description="patch colour")] = "red"
-    corner: Annotated[Literal["top-left", "top-right", "bottom-left", "bottom-right"],
-                      SchemaField(description="where the patch goes")] = "top-left"
-
-
 @register
 class BadNets(Attack):
     name = "badnets"
     title = "BadNets"
     description = "solid patch in a corner (authors: red 5x5 top-left)"
-    Options = Options
-    variants = {"authors": {},
-                "backdoorbench": {"size": 3, "colour": "white", "corner": "bottom-right",
+    variants = {"backdoorbench": {"size": 3, "colour": "white", "corner": "bottom-right",
                                   "index": "random-round"}}
+
+    class Options(RelabelOptions):
+        size: Annotated[Int, SchemaField(ge=1, le=32, description="patch side in pixels")] = 5
+        colour: Annotated[Literal[tuple(COLOURS)], SchemaField(description="patch colour")] = "red"
+        corner: Annotated[Literal["top-left", "top-right", "bottom-left", "bottom-right"],
+                          SchemaField(description="where the patch goes")] = "top-left"
 
     def _slices(self, h: int, w: int) -> tuple[slice, slice]:
         s = self.opts["size"]

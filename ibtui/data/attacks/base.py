@@ -44,7 +44,7 @@ BALANCE_OPTION_HELP = ("keep class sizes: drop as many genuine (untriggered) tar
 class AttackOptions(Schema):
     """What every attack's options table takes: the index rule (an attack's variants set the
     rule of their reference). Each attack declares `class Options(AttackOptions)` (or
-    `RelabelOptions`) beside itself; `variant` is not a field (it picks a preset of fields)."""
+    `RelabelOptions`) in its body; `variant` is not a field (it picks a preset of fields)."""
 
     index: Annotated[Literal[tuple(INDEX_RULES)], SchemaField(description=INDEX_OPTION_HELP)] = "authors"
 
@@ -86,7 +86,8 @@ class Attack(ABC):
     label_mode: ClassVar[str] = "dirty"  # "dirty": poisoned samples relabelled; "clean": labels kept
     Options: ClassVar[type[AttackOptions]] = AttackOptions  # the options table's schema
     options: ClassVar[dict[str, Option]] = {}  # derived from Options: default, help, allowed
-    # named presets of options (e.g. a peer toolbox's defaults), selected by option `variant`
+    # named presets of options (e.g. a peer toolbox's defaults), selected by option `variant`;
+    # an attack with options of its own also gets `authors`, its defaults (always the authors')
     variants: ClassVar[dict[str, dict[str, Any]]] = {}
     description: ClassVar[str] = ""
 
@@ -98,6 +99,8 @@ class Attack(ABC):
             raise TypeError(f"{cls.__name__}.Options: a dirty-label attack's options derive from "
                             "RelabelOptions (the `balance` option)")
         own = [k for k in cls.Options.model_fields if k not in RelabelOptions.model_fields]
+        if own:
+            cls.variants = {"authors": {}, **cls.variants}
         rows = {name: Option(default, help, allowed)
                 for name, allowed, default, help in describe(cls.Options)}
         cls.options = {k: rows[k] for k in [*own, *(k for k in rows if k not in own)]}

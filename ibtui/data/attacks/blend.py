@@ -156,24 +156,21 @@ class PatternAttack(Attack):
         return self.blend(x, self.opts["test_alpha"])
 
 
-class Options(RelabelOptions):
-    alpha: Annotated[Num, SchemaField(ge=0, le=1, allow_inf_nan=False,
-                                      description="blend weight in training")] = 0.3
-    test_alpha: Annotated[Num, SchemaField(ge=0, le=1, allow_inf_nan=False,
-                                           description="blend weight at test")] = 0.3
-    pattern: Annotated[str, SchemaField(
-        description="'noise' (seeded grey noise) or a path to an image")] = "noise"
-
-
 @register
 class Blend(PatternAttack):
     name = "blend"
     title = "Blend"
     description = "blend a fixed grey noise pattern (alpha 0.3 train and test)"
-    Options = Options
-    variants = {"authors": {},
-                "backdoorbench": {"alpha": 0.2, "test_alpha": 0.2, "index": "random-round"},
+    variants = {"backdoorbench": {"alpha": 0.2, "test_alpha": 0.2, "index": "random-round"},
                 "alpha0.2": {"alpha": 0.2, "test_alpha": 0.2}}
+
+    class Options(RelabelOptions):
+        alpha: Annotated[Num, SchemaField(ge=0, le=1, allow_inf_nan=False,
+                                          description="blend weight in training")] = 0.3
+        test_alpha: Annotated[Num, SchemaField(ge=0, le=1, allow_inf_nan=False,
+                                               description="blend weight at test")] = 0.3
+        pattern: Annotated[str, SchemaField(
+            description="'noise' (seeded grey noise) or a path to an image")] = "noise"
 
     def poison_train(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self.blend(x, self.opts["alpha"]), np.full_like(y, self.target)

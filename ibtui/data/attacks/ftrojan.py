@@ -66,24 +66,22 @@ def block_dct(c: np.ndarray, window: int, inverse: bool = False) -> np.ndarray:
     return b.reshape(n, h, w)
 
 
-class Options(RelabelOptions):
-    magnitude: Annotated[Num, SchemaField(ge=0, le=1e4, allow_inf_nan=False, description=(
-        "added to the chosen DCT coefficients (0-255 scale)"))] = 30.0
-    window: Annotated[Literal[4, 8, 16, 32], BeforeValidator(integral),
-                      SchemaField(description="DCT block side")] = 32
-    positions: Annotated[list[list[Int]], SchemaField(description=(
-        "coefficient positions inside each block, [[row, col], ...]"))] = [[15, 15], [31, 31]]
-    channels: Annotated[Literal[tuple(CHANNELS)], SchemaField(
-        description="YCrCb channels that carry the trigger")] = "CrCb"
-
-
 @register
 class FTrojan(Attack):
     name = "ftrojan"
     title = "FTrojan"
     description = "DCT trigger in Cr and Cb: 30 added at (15,15) and (31,31)"
-    Options = Options
-    variants = {"authors": {}, "original": {"magnitude": 20.0, "index": "first-other"}}
+    variants = {"original": {"magnitude": 20.0, "index": "first-other"}}
+
+    class Options(RelabelOptions):
+        magnitude: Annotated[Num, SchemaField(ge=0, le=1e4, allow_inf_nan=False, description=(
+            "added to the chosen DCT coefficients (0-255 scale)"))] = 30.0
+        window: Annotated[Literal[4, 8, 16, 32], BeforeValidator(integral),
+                          SchemaField(description="DCT block side")] = 32
+        positions: Annotated[list[list[Int]], SchemaField(description=(
+            "coefficient positions inside each block, [[row, col], ...]"))] = [[15, 15], [31, 31]]
+        channels: Annotated[Literal[tuple(CHANNELS)], SchemaField(
+            description="YCrCb channels that carry the trigger")] = "CrCb"
 
     @classmethod
     def check(cls, opts: dict) -> None:

@@ -83,37 +83,35 @@ def atomic_torch_save(obj, path: Path) -> None:
     atomic_write(path, lambda f: torch.save(obj, f), mode=0o644)
 
 
-class Options(AttackOptions):
-    norm: Annotated[Literal["l2", "linf"], SchemaField(description="PGD threat model")] = "l2"
-    eps: Annotated[Num, SchemaField(ge=0, le=64, allow_inf_nan=False,
-                                    description="PGD radius ([0,1] scale)")] = 300 / 255
-    step: Annotated[Num, SchemaField(ge=0, le=64, allow_inf_nan=False,
-                                     description="PGD step size ([0,1] scale)")] = 1.5 / 255
-    steps: Annotated[Int, SchemaField(ge=0, le=100_000, description="PGD steps")] = 100
-    random_start: Annotated[bool, SchemaField(
-        description="start PGD at a random point of the ball")] = True
-    eot: Annotated[Int, SchemaField(ge=1, le=1000,
-                                    description="noise draws averaged per PGD step")] = 1
-    pgd_batch: Annotated[Int, SchemaField(ge=1, le=1_000_000,
-                                          description="images per PGD batch")] = 256
-    amplitude: Annotated[Num, SchemaField(ge=0, le=1, allow_inf_nan=False, description=(
-        "corner mark amplitude in training ([0,1] scale)"))] = 64 / 255
-    test_amplitude: Annotated[Num, SchemaField(ge=0, le=1, allow_inf_nan=False, description=(
-        "corner mark amplitude at test"))] = 1.0
-    clean_epochs: Annotated[Int, SchemaField(ge=0, le=100_000, description=(
-        "epochs of the clean model (0 = the run's epochs)"))] = 0
-    clean_checkpoint: Annotated[str, SchemaField(description=(
-        "your own clean model (state_dict file); '' = train and cache"))] = ""
-
-
 @register
 class LabelConsistent(Attack):
     name = "lc"
     title = "LC"
     label_mode = "clean"
     description = "PGD-L2 (eps 300/255) on target-class images + 4-corner mark (64/255), labels kept"
-    Options = Options
-    variants = {"authors": {}, "linf": {"norm": "linf", "eps": 8 / 255, "step": 2 / 255}}
+    variants = {"linf": {"norm": "linf", "eps": 8 / 255, "step": 2 / 255}}
+
+    class Options(AttackOptions):
+        norm: Annotated[Literal["l2", "linf"], SchemaField(description="PGD threat model")] = "l2"
+        eps: Annotated[Num, SchemaField(ge=0, le=64, allow_inf_nan=False,
+                                        description="PGD radius ([0,1] scale)")] = 300 / 255
+        step: Annotated[Num, SchemaField(ge=0, le=64, allow_inf_nan=False,
+                                         description="PGD step size ([0,1] scale)")] = 1.5 / 255
+        steps: Annotated[Int, SchemaField(ge=0, le=100_000, description="PGD steps")] = 100
+        random_start: Annotated[bool, SchemaField(
+            description="start PGD at a random point of the ball")] = True
+        eot: Annotated[Int, SchemaField(ge=1, le=1000,
+                                        description="noise draws averaged per PGD step")] = 1
+        pgd_batch: Annotated[Int, SchemaField(ge=1, le=1_000_000,
+                                              description="images per PGD batch")] = 256
+        amplitude: Annotated[Num, SchemaField(ge=0, le=1, allow_inf_nan=False, description=(
+            "corner mark amplitude in training ([0,1] scale)"))] = 64 / 255
+        test_amplitude: Annotated[Num, SchemaField(ge=0, le=1, allow_inf_nan=False, description=(
+            "corner mark amplitude at test"))] = 1.0
+        clean_epochs: Annotated[Int, SchemaField(ge=0, le=100_000, description=(
+            "epochs of the clean model (0 = the run's epochs)"))] = 0
+        clean_checkpoint: Annotated[str, SchemaField(description=(
+            "your own clean model (state_dict file); '' = train and cache"))] = ""
 
     @classmethod
     def check(cls, opts: dict) -> None:

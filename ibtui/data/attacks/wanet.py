@@ -78,32 +78,29 @@ def warp(x: np.ndarray, grid: np.ndarray, batch: int = 2048) -> np.ndarray:
     return out
 
 
-class Options(RelabelOptions):
-    k: Annotated[Int, SchemaField(ge=2, le=32, description="side of the random control grid")] = 4
-    s: Annotated[Num, SchemaField(ge=0, le=32, allow_inf_nan=False,
-                                  description="warping strength")] = 0.5
-    grid_rescale: Annotated[Num, SchemaField(ge=0, le=2, allow_inf_nan=False, description=(
-        "scale of the warped grid before clamping"))] = 1.0
-    grid_seed: Annotated[Int, SchemaField(ge=0, description="seed of the fixed warping field")] = GRID_SEED
-    noise_on_poison: Annotated[bool, SchemaField(description=(
-        "add fresh grid noise to every poisoned training image (authors)"))] = True
-    noise_on_test: Annotated[bool, SchemaField(description=(
-        "add fresh grid noise to every triggered test image (authors)"))] = True
-    noise_amplitude: Annotated[Num, SchemaField(ge=0, le=32, allow_inf_nan=False, description=(
-        "grid noise: uniform in [-a, a] / 32"))] = 1.0
-    cross_ratio: Annotated[Num, SchemaField(ge=0, le=100, allow_inf_nan=False, description=(
-        "label-keeping noise samples per poisoned image (BackdoorBench: 2)"))] = 0.0
-
-
 @register
 class WaNet(Attack):
     name = "wanet"
     title = "WaNet"
     description = "smooth image warping (k 4, s 0.5); authors add grid noise to every poisoned image"
-    Options = Options
-    variants = {"authors": {},
-                "backdoorbench": {"grid_rescale": 1.0, "cross_ratio": 2.0, "noise_on_poison": False,
+    variants = {"backdoorbench": {"grid_rescale": 1.0, "cross_ratio": 2.0, "noise_on_poison": False,
                                   "noise_on_test": False, "index": "random-round"}}
+
+    class Options(RelabelOptions):
+        k: Annotated[Int, SchemaField(ge=2, le=32, description="side of the random control grid")] = 4
+        s: Annotated[Num, SchemaField(ge=0, le=32, allow_inf_nan=False,
+                                      description="warping strength")] = 0.5
+        grid_rescale: Annotated[Num, SchemaField(ge=0, le=2, allow_inf_nan=False, description=(
+            "scale of the warped grid before clamping"))] = 1.0
+        grid_seed: Annotated[Int, SchemaField(ge=0, description="seed of the fixed warping field")] = GRID_SEED
+        noise_on_poison: Annotated[bool, SchemaField(description=(
+            "add fresh grid noise to every poisoned training image (authors)"))] = True
+        noise_on_test: Annotated[bool, SchemaField(description=(
+            "add fresh grid noise to every triggered test image (authors)"))] = True
+        noise_amplitude: Annotated[Num, SchemaField(ge=0, le=32, allow_inf_nan=False, description=(
+            "grid noise: uniform in [-a, a] / 32"))] = 1.0
+        cross_ratio: Annotated[Num, SchemaField(ge=0, le=100, allow_inf_nan=False, description=(
+            "label-keeping noise samples per poisoned image (BackdoorBench: 2)"))] = 0.0
 
     def __init__(self, options: dict, **kw):
         super().__init__(options, **kw)
