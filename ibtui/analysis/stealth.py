@@ -95,7 +95,8 @@ BOOTSTRAP_B = 500
 BOOTSTRAP_COVERS = ("which images form each subset and the k noisy forward draws the "
                     "conditional model is fitted on (settings.image_stderr: the delta-method "
                     "error over images, Monte Carlo error included, and the delete-one-draw "
-                    "jackknife over the draws; records written before the draws were included: "
+                    "jackknife over the draws, as a Student-t error; records written before the "
+                    "draws were included: "
                     "the images alone; older ones: the Monte Carlo error alone), carried through "
                     "the normalisation and the score")
 BOOTSTRAP_MISSES = ("the estimator's bias, the choice of representative epochs, and training "
