@@ -7,6 +7,8 @@ tests/test_tui_keys.py presses every key of it on every screen.
 
 from __future__ import annotations
 
+from textual.binding import Binding, BindingType
+
 KEYS: list[tuple[str, str, str]] = [
     ("move", "j/k or ↓/↑", "tables, lists, Summary and Log tabs"),
     ("first / last", "g/G or Home/End", "on the Log tab, G/End also resumes following"),
@@ -22,3 +24,11 @@ KEYS: list[tuple[str, str, str]] = [
     ("help", "? or F1", "this screen's keys (F1 also from a text field)"),
     ("palette", "Ctrl+P", "every action of the screen, by name"),
 ]
+
+
+def back_keys(screen: str, action: str, label: str, tooltip: str,
+              q: str | None = None) -> list[BindingType]:
+    """A screen's Esc and q (the table's "back"), ids `screen.back` and `screen.q`; q runs
+    `q` where it differs from Esc's `action`."""
+    return [Binding("escape", action, label, id=f"{screen}.back", tooltip=tooltip),
+            Binding("q", q or action, label, show=False, id=f"{screen}.q")]

@@ -36,6 +36,7 @@ from ibtui.tui.form import (
     start_value,
     validate,
 )
+from ibtui.tui.keys import back_keys
 from ibtui.tui.screens.dialogs import DuplicateScreen
 from ibtui.tui.widgets.bars import KeyOrderInput
 
@@ -134,9 +135,7 @@ class CheckList(SelectionList[str]):
 class ComposeScreen(Screen):
     TITLE = "New experiment"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "back", "Back", id="compose.back",
-                tooltip="Back to the runs (the form keeps its values)"),
-        Binding("q", "back", "Back", show=False, id="compose.q"),
+        *back_keys("compose", "back", "Back", "Back to the runs (the form keeps its values)"),
         Binding("ctrl+r,f5", "launch", "Launch", key_display="^r", id="compose.launch",
                 tooltip="Queue the runs and make sure a scheduler is running (asks first)"),
         Binding("ctrl+o,f2", "save", "Save", key_display="^o", id="compose.save",

@@ -13,6 +13,7 @@ from textual.containers import Container, Vertical
 from textual.widgets import DataTable, Footer, Static
 
 from ibtui.fmt import rate
+from ibtui.tui.keys import back_keys
 from ibtui.tui.model import FOLDABLE, LEADERBOARD_COLUMN_LIST, export_text
 from ibtui.tui.poller import RunDetail, Snapshot
 from ibtui.tui.screens.runs import TableScreen, set_text, table_keys, view_text
@@ -35,9 +36,8 @@ MAX_COMPARE = 12
 class LeaderboardScreen(TableScreen):
     TITLE = "Leaderboard"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "back", "Runs", id="board.back",
-                tooltip="Clear the filter or selection, else back to the runs screen"),
-        Binding("q", "app.go('runs')", "Runs", show=False, id="board.q"),
+        *back_keys("board", "back", "Runs",
+                   "Clear the filter or selection, else back to the runs screen", q="app.go('runs')"),
         *table_keys("board", "Filter rows: regex or text, column:term (dataset:digits arch:vgg)",
                     "Sort by the next column"),
         Binding("v", "group", "Group", id="board.group",

@@ -12,6 +12,7 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
+from ibtui.tui.keys import back_keys
 from ibtui.tui.model import RESUMABLE, Cell, fmt_duration, fmt_progress, short_labels, state_text
 from ibtui.tui.poller import Snapshot
 from ibtui.tui.widgets.bars import RunLine
@@ -64,9 +65,7 @@ class CrossTable(Table):
 class WorkersScreen(Screen):
     TITLE = "Workers"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "app.go('runs')", "Runs", id="workers.back",
-                tooltip="Back to the runs screen"),
-        Binding("q", "app.go('runs')", "Runs", show=False, id="workers.q"),
+        *back_keys("workers", "app.go('runs')", "Runs", "Back to the runs screen"),
         Binding("c", "cancel", "Cancel", id="workers.cancel",
                 tooltip="Cancel the highlighted run, after confirmation"),
         Binding("r", "resume", "Resume", id="workers.resume",
