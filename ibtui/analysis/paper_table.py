@@ -25,6 +25,7 @@ import math
 
 from ibtui.analysis.replicas import mean_interval
 from ibtui.data.attacks import attack_title, paper_rank
+from ibtui.fmt import NONE, interval, mean_pm
 
 # docs/method.md §6, Table I, CIFAR-10 (LC at 25% of the target class, the others at 10%)
 PAPER_TABLE_I = {
@@ -192,12 +193,10 @@ def _claim(rows: list[dict], pairs: list[dict], attack: str, lowest: bool) -> tu
 
 def _fmt(rec: dict, v: str) -> str:
     m, lo, hi = rec.get(v), rec.get(f"{v}_lo"), rec.get(f"{v}_hi")
-    if m is None:
-        return "–"
-    if lo is None:
-        return f"{m:.3f} (n=1)"
+    if lo is None or hi is None:
+        return mean_pm(m, None, None) if m is not None else NONE
     # every value here lies in [0, 1] (rates, min-max normalised D): so does its interval
-    return f"{m:.3f} [{max(0.0, lo):.3f}, {min(1.0, hi):.3f}]"
+    return interval(m, max(0.0, lo), min(1.0, hi))
 
 
 def render(result: dict, runs_dir: str = "") -> str:

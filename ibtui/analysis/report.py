@@ -31,6 +31,7 @@ from ibtui.analysis.figures import (
 from ibtui.analysis.replicas import Interval, mean_interval, overlapping
 from ibtui.data.attacks import paper_rank
 from ibtui.errors import RunStoreError, SpecError
+from ibtui.fmt import NONE, mean_pm
 
 FORMATS = ("md", "latex", "csv")
 VALUES = ("d_xt", "d_ty", "score")
@@ -229,13 +230,10 @@ def _fmt(row: dict, v: str, fmt: str) -> str:
     """mean ± half-width of the 95% t-interval; one seed: the value and n=1."""
     mean, lo, hi = row[v], row.get(f"{v}_lo"), row.get(f"{v}_hi")
     if mean is None:
-        return "–" if fmt == "md" else "--"
-    if lo is None or hi is None:
-        return f"{mean:.4f} (n = 1)"
-    half = (hi - lo) / 2
-    if fmt == "latex":
-        return f"${mean:.4f} \\pm {half:.4f}$"
-    return f"{mean:.4f} ± {half:.4f}"
+        return NONE if fmt == "md" else "--"
+    if fmt == "latex" and lo is not None and hi is not None:
+        return f"${mean:.4f} \\pm {(hi - lo) / 2:.4f}$"
+    return mean_pm(mean, lo, hi, digits=4)  # the paper's tables: four decimals
 
 
 def _ties(row: dict, section: list[dict]) -> str:
