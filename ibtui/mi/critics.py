@@ -53,11 +53,6 @@ class ConcatCritic(nn.Module):
         negs = self.rest(pa[:, None, :] + pb[neg]).squeeze(-1)
         return pos, negs
 
-    def matrix(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        """All B×B scores f(a_i, b_j) (factorised first layer)."""
-        pa, pb = self.parts(a, b)
-        return self.rest(pa[:, None, :] + pb[None, :, :]).squeeze(-1)
-
     def shuffled(self, a: torch.Tensor, b: torch.Tensor, perm: torch.Tensor
                  ) -> tuple[torch.Tensor, torch.Tensor]:
         """f(a_i, b_i) (B,) and f(a_i, b_perm[i]) (MINE's joint and product-of-marginals terms;
