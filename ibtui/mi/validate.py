@@ -30,13 +30,13 @@ Tasks for the noisy-network conditionals and the trained estimators (both modes)
 from __future__ import annotations
 
 import argparse
-import math
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
+from ibtui.fmt import NONE, num
 from ibtui.mi import tasks as T
 from ibtui.mi.estimate import estimate, sample_methods
 from ibtui.mi.methods import METHODS
@@ -291,10 +291,6 @@ def plot(rows: list[dict], out_png: Path) -> None:
     plt.close(fig)
 
 
-def _fmt(v: float | None, nd: int = 3) -> str:
-    return "—" if v is None or not math.isfinite(v) else f"{v:.{nd}f}"
-
-
 def print_table(rows: list[dict]) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -303,11 +299,11 @@ def print_table(rows: list[dict]) -> None:
     for col in ("task", "method", "truth", "estimate", "error", "bracket", "ceiling", "n", "s"):
         table.add_column(col, justify="left" if col in ("task", "method") else "right")
     for r in rows:
-        bracket = (f"[{_fmt(r['lower'], 2)}, {_fmt(r['upper'], 2)}]"
-                   if r["lower"] is not None else "—")
-        table.add_row(r["task"], r["method"], _fmt(r["truth"]), _fmt(r["estimate"]),
-                      f"{r['error']:+.3f}", bracket, _fmt(r["ceiling"], 2), str(r["n"]),
-                      f"{r['seconds']:.1f}")
+        bracket = (f"[{num(r['lower'], 2)}, {num(r['upper'], 2)}]"
+                   if r["lower"] is not None else NONE)
+        table.add_row(r["task"], r["method"], num(r["truth"]), num(r["estimate"]),
+                      f"{r['error']:+.3f}", bracket, num(r["ceiling"], 2), str(r["n"]),
+                      num(r["seconds"], 1))
     Console(width=max(Console().width, 132)).print(table)
 
 
