@@ -183,25 +183,23 @@ def make_fixture_runs(root: Path, now: float = FIXTURE_NOW) -> Path:
                    m, _mi(spec["mi_epochs"], 10, strength), _summary(spec, strength, m, extra),
                    log(rid, 10, "[worker] done"))
 
-    # 4: running, training epoch 6 of 10
-    rid = "paper-ftrojan-digits-resnet18-p0.1-s0"
-    spec = _spec("paper", "ftrojan", "resnet18", 0.1, 0, 10)
-    m = _metrics(5, 10, 0.5)
-    _write_run(runs, rid, spec,
-               status(3, "running", pid=LIVE_PID, pid_start=LIVE_PID_START, gpu="0", started=t0 + 210,
-                      heartbeat=now - 2, phase="training", epoch=6, progress=0.4,
-                      test_acc=m[-1]["test_acc"], asr=m[-1]["asr"]),
-               m, _mi([1, 2, 4], 10, 0.5), None, log(rid, 5, ""))
-
-    # 5: running, estimating MI after epoch 4
-    rid = "paper-badnets-digits-resnet18-p0.1-s1"
-    spec = _spec("paper", "badnets", "resnet18", 0.1, 1, 10)
-    m = _metrics(4, 10, 0.8)
-    _write_run(runs, rid, spec,
-               status(4, "running", pid=LIVE_PID, pid_start=LIVE_PID_START, gpu="1", started=t0 + 270,
-                      heartbeat=now - 1, phase="mi", epoch=4, progress=0.25,
-                      detail="I(X;T) 0_backdoor", test_acc=m[-1]["test_acc"], asr=m[-1]["asr"]),
-               m, _mi([1, 2], 10, 0.8), None, log(rid, 4, "[mi] epoch 4: 13 subsets"))
+    # 4: running, training epoch 6 of 10; 5: running, estimating MI after epoch 4
+    running = [
+        ("paper-ftrojan-digits-resnet18-p0.1-s0", "ftrojan", 0, 5, 0.5, [1, 2, 4], "",
+         {"gpu": "0", "started": t0 + 210, "heartbeat": now - 2, "phase": "training", "epoch": 6,
+          "progress": 0.4}),
+        ("paper-badnets-digits-resnet18-p0.1-s1", "badnets", 1, 4, 0.8, [1, 2],
+         "[mi] epoch 4: 13 subsets",
+         {"gpu": "1", "started": t0 + 270, "heartbeat": now - 1, "phase": "mi", "epoch": 4,
+          "progress": 0.25, "detail": "I(X;T) 0_backdoor"}),
+    ]
+    for i, (rid, attack, seed, trained, strength, mi_epochs, end, kw) in enumerate(running, start=3):
+        spec = _spec("paper", attack, "resnet18", 0.1, seed, 10)
+        m = _metrics(trained, 10, strength)
+        _write_run(runs, rid, spec,
+                   status(i, "running", pid=LIVE_PID, pid_start=LIVE_PID_START, **kw,
+                          test_acc=m[-1]["test_acc"], asr=m[-1]["asr"]),
+                   m, _mi(mi_epochs, 10, strength), None, log(rid, trained, end))
 
     # 6-7: queued
     for i, (rid, attack, rate, seed) in enumerate([

@@ -5,9 +5,11 @@ Fixtures stay in conftest.py; test modules import these by name (`from helpers i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import io
 import sys
+import time
 from pathlib import Path
 
 from fixtures_runs import FIXTURE_NOW
@@ -74,6 +76,14 @@ def ibtui_cmd() -> list[str]:
     return [sys.executable, "-m", "ibtui.cli"]
 
 
+def wait_until(cond, timeout: float = 600, what: str = "", every: float = 0.1) -> None:
+    """Poll `cond` every `every` seconds; fail naming `what` if it is not true within `timeout`."""
+    t = time.monotonic()
+    while not cond():
+        assert time.monotonic() - t < timeout, f"timed out after {timeout}s waiting for {what}"
+        time.sleep(every)
+
+
 # --- the app against the fixture runs directory (fixtures_runs.py) -----------------------
 
 DONE = "paper-badnets-digits-resnet18-p0.1-s0"
@@ -125,6 +135,39 @@ async def settle(pilot, rounds: int = 3) -> None:
         await pilot.pause()
 
 
+@contextlib.asynccontextmanager
+async def piloted(runs: Path, size: tuple[int, int] = (120, 40), starter: Starter | None = None,
+                  settled: bool = True):
+    """`make_app(runs, starter)` running at `size`, its first load settled unless `settled` is
+    False: yields (app, pilot)."""
+    app = make_app(runs, starter)
+    async with app.run_test(size=size) as pilot:
+        if settled:
+            await settle(pilot)
+        yield app, pilot
+
+
+async def polled(pilot) -> None:
+    """Poll the runs directory now and let the new snapshot land."""
+    pilot.app.poll_now()
+    await settle(pilot)
+
+
+async def press(pilot, *keys: str) -> None:
+    """Press `keys`, then let what they started finish (`settle`)."""
+    await pilot.press(*keys)
+    await settle(pilot)
+
+
+async def until(pilot, predicate, what: str, rounds: int = 500) -> None:
+    """Wait on a state (never on a fixed delay); fail with `what` if it never comes."""
+    for _ in range(rounds):
+        if predicate():
+            return
+        await pilot.pause(0.02)
+    raise AssertionError(f"never: {what}")
+
+
 def table(app) -> RunsTable:
     return app.screen.query_one(RunsTable)
 
@@ -136,8 +179,7 @@ def move_to(t, run_id: str) -> None:
 async def open_run(app, pilot, run_id: str) -> None:
     """From the runs screen, open `run_id`'s run screen."""
     move_to(table(app), run_id)
-    await pilot.press("enter")
-    await settle(pilot)
+    await press(pilot, "enter")
 
 
 # --- the compose form --------------------------------------------------------------------
@@ -159,8 +201,7 @@ async def validated(pilot, screen: ComposeScreen | None = None) -> None:
 
 
 async def open_compose(pilot) -> ComposeScreen:
-    await pilot.press("n")
-    await settle(pilot)
+    await press(pilot, "n")
     assert isinstance(pilot.app.screen, ComposeScreen)
     await validated(pilot)
     return pilot.app.screen

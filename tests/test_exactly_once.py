@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import ibtui_cmd, quick_spec
+from helpers import ibtui_cmd, quick_spec, wait_until
 
 from ibtui.runs import claim
 from ibtui.runs.resources import plan_resources
@@ -36,13 +36,6 @@ def env(**extra):
            if k not in ("IBTUI_PAUSE_AT", "IBTUI_THREADS", claim.FD_ENV)}
     out.update(OMP_NUM_THREADS="1", COLUMNS="200", **extra)
     return out
-
-
-def wait_until(cond, timeout=300, what=""):
-    t = time.monotonic()
-    while not cond():
-        assert time.monotonic() - t < timeout, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 def trained_once(run):
@@ -68,7 +61,7 @@ def test_run_of_a_killed_scheduler_is_not_launched_again(tmp_path):
     b = None
     try:
         wait_until(lambda: (runs / ".paused-scheduler-launched").exists()
-                   and (r / "paused-worker-start").exists(), what="A launched R's worker")
+                   and (r / "paused-worker-start").exists(), timeout=300, what="A launched R's worker")
         assert [w["run"] for w in read_json(runs / INFO)[0]["workers"]] == [r.name]
         assert load_run(r).state == "queued"  # the window: nothing says R is taken but its claim
         b = subprocess.Popen(ibtui_cmd() + ["run", str(spec_file(tmp_path, "b")), "--runs-dir",
@@ -77,11 +70,11 @@ def test_run_of_a_killed_scheduler_is_not_launched_again(tmp_path):
                              env=env(IBTUI_PAUSE_AT="worker-start"),
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         wait_until(lambda: len([p for p in runs.iterdir() if not p.name.startswith(".")]) == 2,
-                   what="B's run created (B waits on A's lock)")
+                   timeout=300, what="B's run created (B waits on A's lock)")
         os.kill(a.pid, signal.SIGKILL)
         a.wait()
         wait_until(lambda: (read_json(runs / INFO)[0] or {}).get("pid") == b.pid,
-                   what="B took the queue over")
+                   timeout=300, what="B took the queue over")
         time.sleep(2.0)  # B schedules a few ticks with R still queued and its worker parked
         # let every parked worker go (a second worker of R, if B started one, too)
         deadline = time.monotonic() + 600

@@ -16,7 +16,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from helpers import ibtui_cmd, quick_spec
+from helpers import ibtui_cmd, quick_spec, wait_until
 
 from ibtui import progress
 from ibtui.runs import claim
@@ -67,13 +67,6 @@ def fill(mnt: Path) -> Path:
                 except OSError:
                     break
     return filler
-
-
-def wait_until(cond, timeout=600, what=""):
-    t = time.monotonic()
-    while not cond():
-        assert time.monotonic() - t < timeout, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 def by_width(runs: Path) -> dict:

@@ -10,10 +10,9 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
-from helpers import ibtui_cmd
+from helpers import ibtui_cmd, wait_until
 
 from ibtui.runs.resources import plan_resources
 from ibtui.runs.scheduler import Scheduler, create_runs, ensure_scheduler
@@ -58,13 +57,6 @@ def user_env(**extra):
 def cli(args, env, timeout=800):
     return subprocess.run(ibtui_cmd() + args, capture_output=True, text=True, env=env,
                           timeout=timeout)
-
-
-def wait_until(cond, timeout=600, what=""):
-    t = time.monotonic()
-    while not cond():
-        assert time.monotonic() - t < timeout, f"timed out waiting for {what}"
-        time.sleep(0.2)
 
 
 def test_default_run_with_two_threads_finishes(tmp_path):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -10,6 +9,7 @@ import sqlite3
 
 import pytest
 from fixtures_runs import make_fixture_runs
+from helpers import piloted
 
 from ibtui.runs import store
 from ibtui.runs.store import (
@@ -395,30 +395,17 @@ def test_leaderboard_explains_the_ok_column(tmp_path):
 
 # --- the app: pages, and idle means idle ------------------------------------------------------------
 
-def _finished_only(tmp_path):
+@pytest.fixture
+def finished_runs(tmp_path, monkeypatch):
+    """The fixture runs less the running and queued ones, in the working directory."""
     import shutil
 
+    monkeypatch.chdir(tmp_path)
     runs = make_fixture_runs(tmp_path)
     for r in list_runs(runs):
         if r.state in ("running", "queued"):
             shutil.rmtree(r.path)
     return runs
-
-
-@contextlib.asynccontextmanager
-async def _app_on(runs):
-    """The app on `runs` (no polling, no scheduler), its first snapshot shown."""
-    from fixtures_runs import FIXTURE_NOW
-
-    from ibtui.tui.app import IbtuiApp
-
-    app = IbtuiApp(runs, poll_interval=3600, clock=lambda: FIXTURE_NOW,
-                   start_scheduler=lambda *a, **k: None)
-    async with app.run_test(size=(160, 40)) as pilot:
-        for _ in range(3):
-            await app.workers.wait_for_complete()
-            await pilot.pause()
-        yield app, pilot
 
 
 async def _next_page_is_new(pilot, table) -> None:
@@ -428,76 +415,60 @@ async def _next_page_is_new(pilot, table) -> None:
     assert not first & {str(r.key.value) for r in table.ordered_rows}
 
 
-def test_app_tables_are_paged_and_idle_polls_post_nothing(tmp_path, monkeypatch):
-    import asyncio
-
+async def test_app_tables_are_paged_and_idle_polls_post_nothing(finished_runs, monkeypatch):
     from ibtui.tui.widgets.tables import LeaderboardTable, RunsTable, RunTableBase
 
-    monkeypatch.chdir(tmp_path)
-    runs = _finished_only(tmp_path)
     monkeypatch.setattr(RunTableBase, "PAGE_SIZE", 4)
-
-    async def go():
-        async with _app_on(runs) as (app, pilot):
-            t = app.screen.query_one(RunsTable)
-            total = len(app.snapshot.rows)
-            assert total == 9 and t.row_count == 4 and len(t.visible_ids) == total
-            await _next_page_is_new(pilot, t)
-            assert t.page == 1 and t.row_count == 4
-            assert "rows 5–8 of 9" in t.page_text()
-            await pilot.press("right_square_bracket", "right_square_bracket")
-            assert t.page == 2 and t.row_count == 1  # the last page
-            t.set_filter("state:done")
-            assert t.page == 0 and t.row_count == 4 and len(t.visible_ids) == 4 and t.pages == 1
-            # idle: polls that find nothing new post no snapshot, and nothing is redrawn
-            posted = app._posted
-            for _ in range(3):
-                app.poll_now()
-                await app.workers.wait_for_complete()
-                await pilot.pause()
-            assert app._posted is posted
-            await pilot.press("l")
+    async with piloted(finished_runs, (160, 40)) as (app, pilot):
+        t = app.screen.query_one(RunsTable)
+        total = len(app.snapshot.rows)
+        assert total == 9 and t.row_count == 4 and len(t.visible_ids) == total
+        await _next_page_is_new(pilot, t)
+        assert t.page == 1 and t.row_count == 4
+        assert "rows 5–8 of 9" in t.page_text()
+        await pilot.press("right_square_bracket", "right_square_bracket")
+        assert t.page == 2 and t.row_count == 1  # the last page
+        t.set_filter("state:done")
+        assert t.page == 0 and t.row_count == 4 and len(t.visible_ids) == 4 and t.pages == 1
+        # idle: polls that find nothing new post no snapshot, and nothing is redrawn
+        posted = app._posted
+        for _ in range(3):
+            app.poll_now()
+            await app.workers.wait_for_complete()
             await pilot.pause()
-            lt = app.screen.query_one(LeaderboardTable)
-            assert lt.row_count == len(lt.visible_ids) == 3  # the runs with a summary
-            for _ in range(5):  # v: attack, dataset, arch, rate, config
-                await pilot.press("v")
-            assert lt.group == "config"
-            keys = [str(r.key.value) for r in lt.ordered_rows]
-            assert keys[0].startswith("group:")
+        assert app._posted is posted
+        await pilot.press("l")
+        await pilot.pause()
+        lt = app.screen.query_one(LeaderboardTable)
+        assert lt.row_count == len(lt.visible_ids) == 3  # the runs with a summary
+        for _ in range(5):  # v: attack, dataset, arch, rate, config
+            await pilot.press("v")
+        assert lt.group == "config"
+        keys = [str(r.key.value) for r in lt.ordered_rows]
+        assert keys[0].startswith("group:")
 
-    asyncio.run(go())
 
-
-def test_workers_needs_attention_table_is_paged(tmp_path, monkeypatch):
-    import asyncio
-
+async def test_workers_needs_attention_table_is_paged(finished_runs, monkeypatch):
     from textual.widgets import DataTable, Static
 
     from ibtui.tui.widgets.tables import RunTableBase
 
-    monkeypatch.chdir(tmp_path)
-    runs = _finished_only(tmp_path)
     monkeypatch.setattr(RunTableBase, "PAGE_SIZE", 2)
-
-    async def go():
-        async with _app_on(runs) as (app, pilot):
-            await pilot.press("w")
-            await pilot.pause()
-            queue = app.screen.query_one("#queue", DataTable)
-            waiting = [r for r in app.snapshot.rows if r.state != "done"]
-            assert len(waiting) > 4 and queue.row_count == 2
-            await _next_page_is_new(pilot, queue)
-            assert queue.row_count == 2
-            title = str(app.screen.query_one("#queue-title", Static).render())
-            assert f"rows 3–4 of {len(waiting)}" in title and "page 2/" in title
-            for _ in range(5):
-                await pilot.press("right_square_bracket")
-            assert queue.row_count == len(waiting) - 2 * ((len(waiting) - 1) // 2)  # the last
-            await pilot.press("left_square_bracket")
-            assert queue.row_count == 2
-
-    asyncio.run(go())
+    async with piloted(finished_runs, (160, 40)) as (app, pilot):
+        await pilot.press("w")
+        await pilot.pause()
+        queue = app.screen.query_one("#queue", DataTable)
+        waiting = [r for r in app.snapshot.rows if r.state != "done"]
+        assert len(waiting) > 4 and queue.row_count == 2
+        await _next_page_is_new(pilot, queue)
+        assert queue.row_count == 2
+        title = str(app.screen.query_one("#queue-title", Static).render())
+        assert f"rows 3–4 of {len(waiting)}" in title and "page 2/" in title
+        for _ in range(5):
+            await pilot.press("right_square_bracket")
+        assert queue.row_count == len(waiting) - 2 * ((len(waiting) - 1) // 2)  # the last
+        await pilot.press("left_square_bracket")
+        assert queue.row_count == 2
 
 
 # --- the index changes no byte of ls and leaderboard output ------------------------------------------

@@ -9,6 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import helpers
 import pytest
 from helpers import ibtui_cmd, sync
 
@@ -73,10 +74,8 @@ def cli(args, timeout=900, env=None):
 
 
 def wait_until(cond, timeout, what):
-    t = time.monotonic()
-    while not cond():
-        assert time.monotonic() - t < timeout, f"timed out after {timeout}s waiting for {what}"
-        time.sleep(0.5)
+    """helpers.wait_until, polling every 0.5 s: each look may ask squeue and sacct."""
+    helpers.wait_until(cond, timeout, what, every=0.5)
 
 
 def test_executor_settings_are_checked():

@@ -14,7 +14,6 @@ from fixtures_runs import (  # noqa: E402
     FIXTURE_NOW,
     LIVE_PID,
     LIVE_PID_START,
-    make_fixture_runs,
 )
 from helpers import (  # noqa: E402
     CRASHED,
@@ -24,14 +23,14 @@ from helpers import (  # noqa: E402
     TINY,
     Starter,
     fill,
-    make_app,
     move_to,
     open_compose,
     open_run,
     pick,
+    piloted,
     plain,
-    settle,
-    sync,
+    polled,
+    press,
     table,
     validated,
 )
@@ -50,21 +49,12 @@ from ibtui.tui.widgets.tables import LeaderboardTable, RunsTable  # noqa: E402
 
 
 @pytest.fixture
-def runs(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    return make_fixture_runs(tmp_path)
-
-
-@pytest.fixture
 def starter():
     return Starter()
 
 
-@sync
 async def test_runs_screen_lists_every_state_and_damage(runs):
-    app = make_app(runs)
-    async with app.run_test(size=(160, 48)) as pilot:
-        await settle(pilot)
+    async with piloted(runs, (160, 48)) as (app, pilot):
         t = table(app)
         assert t.row_count == 13
         states = {r.state for r in t.rows_by_id.values()}
@@ -82,11 +72,8 @@ async def test_runs_screen_lists_every_state_and_damage(runs):
         assert any(getattr(c, "plain", "") == "6/10 train 40%" for c in row)
 
 
-@sync
 async def test_sort_by_key_header_click_and_reverse(runs):
-    app = make_app(runs)
-    async with app.run_test(size=(160, 48)) as pilot:
-        await settle(pilot)
+    async with piloted(runs, (160, 48)) as (app, pilot):
         t = table(app)
         await pilot.press("s")
         assert t.sort_column == "id"  # the first shown column
@@ -114,11 +101,8 @@ async def test_sort_by_key_header_click_and_reverse(runs):
         assert t.cursor_id == QUEUED
 
 
-@sync
 async def test_filter_substring_regex_and_column(runs):
-    app = make_app(runs)
-    async with app.run_test(size=(160, 48)) as pilot:
-        await settle(pilot)
+    async with piloted(runs, (160, 48)) as (app, pilot):
         t = table(app)
         await pilot.press("slash", *"wanet", "enter")
         assert set(t.visible_ids) == {i for i in t.rows_by_id if "wanet" in i}
@@ -133,68 +117,51 @@ async def test_filter_substring_regex_and_column(runs):
         assert t.row_count == 13 and t.filter.text == ""
 
 
-@sync
 async def test_select_with_space_and_cancel_selected_queued_runs(runs):
-    app = make_app(runs)
-    async with app.run_test(size=(160, 48)) as pilot:
-        await settle(pilot)
+    async with piloted(runs, (160, 48)) as (app, pilot):
         t = table(app)
         move_to(t, QUEUED)
         await pilot.press("space", "space")  # selects both queued runs (cursor moves down)
         assert t.selected == {QUEUED, "paper-wanet-digits-resnet18-p0.1-s2"}
         await pilot.press("c")
         assert isinstance(app.screen, ConfirmScreen)
-        await pilot.press("y")
-        await settle(pilot)
+        await press(pilot, "y")
         for rid in t.selected | {QUEUED}:
             assert load_run(runs / rid).state == "cancelled"
         assert t.rows_by_id[QUEUED].state == "cancelled"
 
 
-@sync
 async def test_cancel_running_asks_and_can_be_declined(runs):
-    app = make_app(runs)
-    async with app.run_test(size=(160, 48)) as pilot:
-        await settle(pilot)
+    async with piloted(runs, (160, 48)) as (app, pilot):
         t = table(app)
         move_to(t, RUNNING)
         await pilot.press("c")
         assert isinstance(app.screen, ConfirmScreen)
         await pilot.press("n")
         assert not (runs / RUNNING / "cancel").exists()
-        await pilot.press("c", "y")
-        await settle(pilot)
+        await press(pilot, "c", "y")
         assert (runs / RUNNING / "cancel").exists()  # the worker stops at its next safe point
 
 
-@sync
 async def test_resume_crashed_requeues_and_ensures_scheduler(runs, starter):
-    app = make_app(runs, starter)
-    async with app.run_test(size=(160, 48)) as pilot:
-        await settle(pilot)
+    async with piloted(runs, (160, 48), starter) as (app, pilot):
         t = table(app)
         move_to(t, CRASHED)
         assert t.rows_by_id[CRASHED].state == "crashed"
-        await pilot.press("r")
-        await settle(pilot)
+        await press(pilot, "r")
         assert load_run(runs / CRASHED).state == "queued"
         assert starter.calls == [runs]
         assert t.rows_by_id[CRASHED].state == "queued"
         move_to(t, DONE)
-        await pilot.press("r")  # a done run is not resumable: nothing happens
-        await settle(pilot)
+        await press(pilot, "r")  # a done run is not resumable: nothing happens
         assert load_run(runs / DONE).state == "done" and len(starter.calls) == 1
 
 
-@sync
 async def test_open_run_shows_plots_summary_and_log(runs):
-    app = make_app(runs)
-    async with app.run_test(size=(160, 48)) as pilot:
-        await settle(pilot)
+    async with piloted(runs, (160, 48)) as (app, pilot):
         t = table(app)
         move_to(t, DONE)
-        await pilot.press("enter")
-        await settle(pilot)
+        await press(pilot, "enter")
         screen = app.screen
         assert isinstance(screen, RunScreen) and screen.run_id == DONE
         xt = screen.query_one("#chart-xt", Chart)
@@ -212,22 +179,16 @@ async def test_open_run_shows_plots_summary_and_log(runs):
         assert not isinstance(app.screen, RunScreen)
 
 
-@sync
 async def test_open_damaged_run_never_breaks(runs):
-    app = make_app(runs)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await settle(pilot)
+    async with piloted(runs, (80, 24)) as (app, pilot):
         await open_run(app, pilot, "broken-run")
         assert isinstance(app.screen, RunScreen)
         await pilot.press("3")
         assert "Damaged" in plain(app.screen.query_one("#summary-body", Static))
 
 
-@sync
 async def test_run_screen_updates_live(runs):
-    app = make_app(runs)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot)
+    async with piloted(runs, (120, 40)) as (app, pilot):
         await open_run(app, pilot, RUNNING)
         chart = app.screen.query_one("#chart-acc", Chart)
         before = len(chart._drawn[-1][0][1])
@@ -237,44 +198,34 @@ async def test_run_screen_updates_live(runs):
         status = json.loads((runs / RUNNING / "status.json").read_text())
         status.update(epoch=7, progress=0.1)
         (runs / RUNNING / "status.json").write_text(json.dumps(status))
-        app.poll_now()
-        await settle(pilot)
+        await polled(pilot)
         assert len(chart._drawn[-1][0][1]) == before + 1
         assert "7/10 train 10%" in plain(app.screen.query_one("#run-info", Static))
 
 
-@sync
 async def test_new_run_appears_and_finished_run_updates_cells(runs):
-    app = make_app(runs)
-    async with app.run_test(size=(160, 48)) as pilot:
-        await settle(pilot)
+    async with piloted(runs, (160, 48)) as (app, pilot):
         t = table(app)
         status = json.loads((runs / QUEUED / "status.json").read_text())
         status.update(state="running", pid=LIVE_PID, pid_start=LIVE_PID_START,
                       started=FIXTURE_NOW - 60, phase="poisoning",
                       host=json.loads((runs / RUNNING / "status.json").read_text())["host"])
         (runs / QUEUED / "status.json").write_text(json.dumps(status))
-        app.poll_now()
-        await settle(pilot)
+        await polled(pilot)
         assert t.rows_by_id[QUEUED].state == "running"
         assert any(getattr(c, "plain", "") == "1m00s" for c in t.get_row(QUEUED))
 
 
-@sync
 async def test_leaderboard_sort_group_and_compare(runs):
-    app = make_app(runs)
-    async with app.run_test(size=(160, 48)) as pilot:
-        await settle(pilot)
-        await pilot.press("l")
-        await settle(pilot)
+    async with piloted(runs, (160, 48)) as (app, pilot):
+        await press(pilot, "l")
         screen = app.screen
         assert isinstance(screen, LeaderboardScreen)
         lt = screen.query_one(LeaderboardTable)
         assert len(lt.visible_ids) == 3  # runs with a summary
         scores = [lt.rows_by_id[i].score for i in lt.visible_ids]
         assert scores == sorted(scores)  # lower = stealthier first
-        await pilot.press("space", "space")
-        await settle(pilot)
+        await press(pilot, "space", "space")
         chart = screen.query_one("#compare", Chart)
         assert len(chart._drawn[-1]) == 2 and all(s[1] for s in chart._drawn[-1])
         await pilot.press("t")
@@ -289,13 +240,9 @@ async def test_leaderboard_sort_group_and_compare(runs):
         assert app.current_mode == "runs"
 
 
-@sync
 async def test_workers_screen_shows_scheduler_workers(runs, starter):
-    app = make_app(runs, starter)
-    async with app.run_test(size=(160, 48)) as pilot:
-        await settle(pilot)
-        await pilot.press("w")
-        await settle(pilot)
+    async with piloted(runs, (160, 48), starter) as (app, pilot):
+        await press(pilot, "w")
         screen = app.screen
         assert isinstance(screen, WorkersScreen)
         workers = screen.query_one("#workers", DataTable)
@@ -306,16 +253,12 @@ async def test_workers_screen_shows_scheduler_workers(runs, starter):
         ids = [str(r.key.value) for r in queue.ordered_rows]
         assert ids[:2] == [QUEUED, "paper-wanet-digits-resnet18-p0.1-s2"] and CRASHED in ids
         assert "pid 1 on this host" in plain(screen.query_one("#topbar", Static))
-        await pilot.press("s")
-        await settle(pilot)
+        await press(pilot, "s")
         assert starter.calls == [runs]
 
 
-@sync
 async def test_quit_asks_and_says_runs_keep_going(runs):
-    app = make_app(runs)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await settle(pilot)
+    async with piloted(runs, (80, 24)) as (app, pilot):
         await pilot.press("q")
         assert isinstance(app.screen, ConfirmScreen)
         assert "cancels nothing" in app.screen.body
@@ -326,22 +269,16 @@ async def test_quit_asks_and_says_runs_keep_going(runs):
     assert app.return_code == 0
 
 
-@sync
 async def test_quit_without_active_runs_exits_at_once(tmp_path):
-    app = make_app(tmp_path / "empty-runs")
-    async with app.run_test(size=(80, 24)) as pilot:
-        await settle(pilot)
+    async with piloted(tmp_path / "empty-runs", (80, 24)) as (app, pilot):
         assert "no runs yet" in plain(app.screen.query_one("#topbar", Static))
         await pilot.press("q")
         await pilot.pause()
         assert not app.is_running
 
 
-@sync
 async def test_help_and_command_palette_list_every_action(runs):
-    app = make_app(runs)
-    async with app.run_test(size=(100, 30)) as pilot:
-        await settle(pilot)
+    async with piloted(runs, (100, 30)) as (app, pilot):
         titles = [c.title for c in app.get_system_commands(app.screen)]
         for title in ("Open", "Mark", "Filter", "Sort", "Reverse sort", "New", "Cancel",
                       "Resume", "Leaderboard", "Workers", "Select all", "Help", "Quit",
@@ -357,10 +294,8 @@ async def test_help_and_command_palette_list_every_action(runs):
 
 # --- compose -----------------------------------------------------------------------------
 
-@sync
 async def test_compose_counts_runs_and_reports_spec_errors(runs):
-    app = make_app(runs)
-    async with app.run_test(size=(100, 40)) as pilot:
+    async with piloted(runs, (100, 40), settled=False) as (app, pilot):
         screen = await open_compose(pilot)
         fill(screen, **TINY)
         pick(screen, "attack", "badnets", "blend")
@@ -381,18 +316,15 @@ async def test_compose_counts_runs_and_reports_spec_errors(runs):
         assert not screen.query_one("#row-seed").has_class("-invalid")
 
 
-@sync
 async def test_compose_save_appends_valid_toml(runs):
-    app = make_app(runs)
     target = runs.parent / "experiments.toml"
-    async with app.run_test(size=(100, 40)) as pilot:
+    async with piloted(runs, (100, 40), settled=False) as (app, pilot):
         screen = await open_compose(pilot)
         fill(screen, **TINY)
         pick(screen, "attack", "badnets", "blend")
         await validated(pilot, screen)
         assert not target.exists()
-        await pilot.press("ctrl+o")
-        await settle(pilot)
+        await press(pilot, "ctrl+o")
         assert screen.last_saved == "created"
         assert [s.run_id for s in load_spec(target)] == [
             "tiny-badnets-digits-resnet18-p0.1-s0", "tiny-badnets-digits-resnet18-p0.1-s1",
@@ -401,28 +333,23 @@ async def test_compose_save_appends_valid_toml(runs):
         assert first.startswith("# composed in ibtui on") and "[[experiment]]" in first
         fill(screen, name="second")
         await validated(pilot, screen)
-        await pilot.press("ctrl+o")
-        await settle(pilot)
+        await press(pilot, "ctrl+o")
         assert screen.last_saved == "appended"
         assert len(load_spec(target)) == 8 and target.read_text().startswith(first)
         before = target.read_text()
-        await pilot.press("ctrl+o")  # the same experiment again: duplicate run ids
-        await settle(pilot)
+        await press(pilot, "ctrl+o")  # the same experiment again: duplicate run ids
         assert target.read_text() == before  # the file is never left invalid
         assert "appears twice" in screen.error
         assert not [p for p in target.parent.iterdir() if p.name.endswith(".tmp")
                     or p.name.startswith(".experiments.")]
 
 
-@sync
 async def test_compose_launch_queues_runs_and_ensures_scheduler(runs, starter):
-    app = make_app(runs, starter)
-    async with app.run_test(size=(100, 40)) as pilot:
+    async with piloted(runs, (100, 40), starter, settled=False) as (app, pilot):
         screen = await open_compose(pilot)
         fill(screen, **TINY)
         await validated(pilot, screen)
-        await pilot.press("ctrl+r", "y")  # launch, and confirm
-        await settle(pilot)
+        await press(pilot, "ctrl+r", "y")  # launch, and confirm
         for rid in ("tiny-badnets-digits-resnet18-p0.1-s0", "tiny-badnets-digits-resnet18-p0.1-s1"):
             run = load_run(runs / rid)
             assert run.state == "queued" and run.spec["epochs"] == 1
@@ -431,48 +358,39 @@ async def test_compose_launch_queues_runs_and_ensures_scheduler(runs, starter):
         assert "tiny-badnets-digits-resnet18-p0.1-s0" in table(app).rows_by_id
 
 
-@sync
 async def test_compose_relaunch_of_an_existing_configuration_asks_first(runs, starter):
     """Launching a configuration and seed that already ran asks: open the existing run, make
     a named copy, or go back; nothing is created before the answer."""
-    app = make_app(runs, starter)
     first = "tiny-badnets-digits-resnet18-p0.1-s0"
-    async with app.run_test(size=(100, 40)) as pilot:
+    async with piloted(runs, (100, 40), starter, settled=False) as (app, pilot):
         screen = await open_compose(pilot)
         fill(screen, **TINY)
         await validated(pilot, screen)
-        await pilot.press("ctrl+r", "y")  # launch, and confirm
-        await settle(pilot)
-        app.poll_now()
-        await settle(pilot)
+        await press(pilot, "ctrl+r", "y")  # launch, and confirm
+        await polled(pilot)
         before = sorted(p.name for p in runs.iterdir())
         for answer in ("n", "o", "c"):
             screen = await open_compose(pilot)
             fill(screen, **TINY)
             await validated(pilot, screen)
-            await pilot.press("ctrl+r", "y")  # launch, and confirm
-            await settle(pilot)
+            await press(pilot, "ctrl+r", "y")  # launch, and confirm
             assert isinstance(app.screen, DuplicateScreen), answer
             body = plain(app.screen.query_one("#dialog-body"))
             assert f"{first}" in body and f"{first}-2" in body and "same configuration and seed" in body
             assert sorted(p.name for p in runs.iterdir()) == before  # nothing made yet
-            await pilot.press(answer)
-            await settle(pilot)
+            await press(pilot, answer)
             if answer == "n":
                 assert isinstance(app.screen, ComposeScreen)
-                await pilot.press("escape")
-                await settle(pilot)
+                await press(pilot, "escape")
             elif answer == "o":
                 assert isinstance(app.screen, RunScreen) and app.screen.run_id in (
                     first, "tiny-badnets-digits-resnet18-p0.1-s1")
-                await pilot.press("escape")
-                await settle(pilot)
+                await press(pilot, "escape")
         assert load_run(runs / f"{first}-2").state == "queued"  # the copy, named as announced
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-@sync
 async def test_compose_launch_runs_through_the_real_scheduler(tmp_path, monkeypatch):
     """End to end: the form queues a tiny experiment, a real detached scheduler runs it."""
     monkeypatch.chdir(tmp_path)
@@ -483,8 +401,7 @@ async def test_compose_launch_runs_through_the_real_scheduler(tmp_path, monkeypa
         fill(screen, **{**TINY, "seed": "0", "mi_options": "k = 2, max_samples = 64"})
         pick(screen, "attack", "badnets")
         await validated(pilot, screen)
-        await pilot.press("ctrl+r", "y")  # launch, and confirm
-        await settle(pilot)
+        await press(pilot, "ctrl+r", "y")  # launch, and confirm
         rid = "tiny-badnets-digits-resnet18-p0.1-s0"
         import time
 

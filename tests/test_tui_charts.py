@@ -11,17 +11,17 @@ import pytest
 
 pytest.importorskip("textual")
 
-from fixtures_runs import make_fixture_runs  # noqa: E402
-from helpers import DONE, RUNNING, make_app, open_run, plain, settle, sync  # noqa: E402
+from helpers import (  # noqa: E402
+    DONE,
+    RUNNING,
+    open_run,
+    piloted,
+    plain,
+    press,
+)
 from textual.widgets import Static  # noqa: E402
 
 from ibtui.tui.widgets.plots import Chart, nice_ticks, tick_label  # noqa: E402
-
-
-@pytest.fixture
-def runs(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    return make_fixture_runs(tmp_path)
 
 
 def rewrite_mi(runs, run_id, edit) -> None:
@@ -48,12 +48,9 @@ def labels(chart: Chart) -> list[str]:
     return [s[0] for s in chart._drawn[-1] if s[0]]
 
 
-@sync
 async def test_mi_chart_draws_ceiling_bound_and_saturated_points(runs):
     rewrite_mi(runs, DONE, saturate)
-    app = make_app(runs)
-    async with app.run_test(size=(160, 48)) as pilot:
-        await settle(pilot)
+    async with piloted(runs, (160, 48)) as (app, pilot):
         await open_run(app, pilot, DONE)
         xt = app.screen.query_one("#chart-xt", Chart)
         assert {"ceiling log N", "lower bound", "at ceiling"} <= set(labels(xt))
@@ -71,11 +68,8 @@ async def test_mi_chart_draws_ceiling_bound_and_saturated_points(runs):
         assert "lower bound" in labels(xt)
 
 
-@sync
 async def test_mi_lines_have_distinct_markers_and_subsets_toggle(runs):
-    app = make_app(runs)
-    async with app.run_test(size=(160, 48)) as pilot:
-        await settle(pilot)
+    async with piloted(runs, (160, 48)) as (app, pilot):
         await open_run(app, pilot, DONE)
         legend = plain(app.screen.query_one("#legend-mi", Static))
         glyphs = re.findall(r"(\S+) (backdoor|target sample|target clean|target|others mean)\b",
@@ -96,7 +90,6 @@ async def test_mi_lines_have_distinct_markers_and_subsets_toggle(runs):
 
 
 @pytest.mark.parametrize("size", [(80, 24), (60, 20)])
-@sync
 async def test_chart_titles_shorten_instead_of_vanishing(runs, size):
     def scaled(recs):
         for r in recs:
@@ -104,9 +97,7 @@ async def test_chart_titles_shorten_instead_of_vanishing(runs, size):
         return recs
 
     rewrite_mi(runs, DONE, scaled)
-    app = make_app(runs)
-    async with app.run_test(size=size) as pilot:
-        await settle(pilot)
+    async with piloted(runs, size) as (app, pilot):
         await open_run(app, pilot, DONE)
         for term, name in (("xt", "I(X;T)"), ("ty", "I(T;Ŷ)")):
             chart = app.screen.query_one(f"#chart-{term}", Chart)
@@ -116,12 +107,9 @@ async def test_chart_titles_shorten_instead_of_vanishing(runs, size):
             assert "nats" in text  # the y axis names its unit
 
 
-@sync
 async def test_one_checkpoint_shows_a_bar_per_subset(runs):
     rewrite_mi(runs, DONE, lambda recs: [r for r in saturate(recs) if r["epoch"] == 1])
-    app = make_app(runs)
-    async with app.run_test(size=(160, 48)) as pilot:
-        await settle(pilot)
+    async with piloted(runs, (160, 48)) as (app, pilot):
         await open_run(app, pilot, DONE)
         xt = app.screen.query_one("#chart-xt", Chart)
         text = chart_text(xt)
@@ -140,11 +128,8 @@ def test_ticks_are_round_and_evenly_spaced():
         assert all(float(tick_label(t, step)) == pytest.approx(t) for t in ticks)
 
 
-@sync
 async def test_axes_even_ticks_ra_in_title_and_x_to_the_last_epoch(runs):
-    app = make_app(runs)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await settle(pilot)
+    async with piloted(runs, (80, 24)) as (app, pilot):
         await open_run(app, pilot, RUNNING)  # a live run: 6 of 10 epochs so far
         acc = app.screen.query_one("#chart-acc", Chart)
         assert "RA" in labels(acc) and "RA" in acc.chart_title
@@ -160,15 +145,10 @@ async def test_axes_even_ticks_ra_in_title_and_x_to_the_last_epoch(runs):
         assert axis.split()[-1] == "10"  # the run's last epoch, not its last checkpoint
 
 
-@sync
 async def test_compare_overlay_names_runs_and_subsets_as_the_run_screen(runs):
-    app = make_app(runs)
-    async with app.run_test(size=(160, 48)) as pilot:
-        await settle(pilot)
-        await pilot.press("l")
-        await settle(pilot)
-        await pilot.press("space", "space")
-        await settle(pilot)
+    async with piloted(runs, (160, 48)) as (app, pilot):
+        await press(pilot, "l")
+        await press(pilot, "space", "space")
         screen = app.screen
         chart = screen.query_one("#compare", Chart)
         rows = screen.table.rows_by_id

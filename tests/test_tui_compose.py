@@ -8,17 +8,15 @@ import pytest
 
 pytest.importorskip("textual")
 
-from fixtures_runs import make_fixture_runs  # noqa: E402
 from helpers import (  # noqa: E402
     TINY,
     Starter,
     fill,
-    make_app,
     open_compose,
     pick,
+    piloted,
     plain,
-    settle,
-    sync,
+    press,
     validated,
 )
 from textual.widgets import Input, Static  # noqa: E402
@@ -29,16 +27,8 @@ from ibtui.tui.screens.compose import ComposeScreen  # noqa: E402
 from ibtui.tui.screens.dialogs import ConfirmScreen  # noqa: E402
 
 
-@pytest.fixture
-def runs(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    return make_fixture_runs(tmp_path)
-
-
-@sync
 async def test_compose_sets_tags_threads_momentum_and_mi_equal_n(runs):
-    app = make_app(runs)
-    async with app.run_test(size=(120, 40)) as pilot:
+    async with piloted(runs, (120, 40), settled=False) as (app, pilot):
         screen = await open_compose(pilot)
         fill(screen, **TINY, tags="pilot, lr-sweep", threads="1", momentum="0.8",
              mi_equal_n="false")
@@ -55,7 +45,6 @@ async def test_compose_sets_tags_threads_momentum_and_mi_equal_n(runs):
         assert screen.query_one("#row-momentum").has_class("-invalid")
 
 
-@sync
 async def test_compose_help_comes_from_the_spec_field_table(runs, monkeypatch):
     """Change the spec's help text: the form shows the new text (it keeps no copy)."""
     class Relabelled:  # the same field with another help text, whatever the field type is
@@ -67,8 +56,7 @@ async def test_compose_help_comes_from_the_spec_field_table(runs, monkeypatch):
 
     for key in ("tags", "momentum", "threads", "mi_equal_n", "width"):
         monkeypatch.setitem(FIELDS, key, Relabelled(FIELDS[key], f"HELP-OF-{key}"))
-    app = make_app(runs)
-    async with app.run_test(size=(120, 40)) as pilot:
+    async with piloted(runs, (120, 40), settled=False) as (app, pilot):
         screen = await open_compose(pilot)
         assert screen.query_one("#f-tags", Input).placeholder.startswith("HELP-OF-tags")
         for key in ("tags", "width", "momentum", "threads", "mi_equal_n"):
@@ -77,14 +65,12 @@ async def test_compose_help_comes_from_the_spec_field_table(runs, monkeypatch):
             assert f"HELP-OF-{key}" in plain(screen.query_one("#field-help", Static)), key
 
 
-@sync
 async def test_a_fresh_form_is_the_quick_preset_ibtui_run_uses(runs):
     """Launch from a fresh app runs the embedded quick default (the repository's
     experiments.toml), not a 120-epoch width-64 paper run."""
     from ibtui.presets import preset_path
 
-    app = make_app(runs)
-    async with app.run_test(size=(120, 40)) as pilot:
+    async with piloted(runs, (120, 40), settled=False) as (app, pilot):
         screen = await open_compose(pilot)
         assert screen.error == "", screen.error
         quick = load_spec(preset_path("quick"))
@@ -99,32 +85,26 @@ async def test_a_fresh_form_is_the_quick_preset_ibtui_run_uses(runs):
         assert [s.values for s in screen.specs] == [s.values for s in quick]
 
 
-@sync
 async def test_ctrl_r_asks_before_launching(runs):
     starter = Starter()
-    app = make_app(runs, starter)
     rid = "tiny-badnets-digits-resnet18-p0.1-s0"
-    async with app.run_test(size=(120, 40)) as pilot:
+    async with piloted(runs, (120, 40), starter, settled=False) as (app, pilot):
         screen = await open_compose(pilot)
         fill(screen, **TINY)
         pick(screen, "attack", "badnets")
         await validated(pilot, screen)
         before = sorted(p.name for p in runs.iterdir())
         for decline in ("n", "escape"):
-            await pilot.press("ctrl+r")
-            await settle(pilot)
+            await press(pilot, "ctrl+r")
             assert isinstance(app.screen, ConfirmScreen), decline
             body = plain(app.screen.query_one("#dialog-body", Static))
             assert "2 seeds = 2 runs" in body and rid in body, body
-            await pilot.press(decline)
-            await settle(pilot)
+            await press(pilot, decline)
             assert isinstance(app.screen, ComposeScreen), decline
             assert sorted(p.name for p in runs.iterdir()) == before  # nothing launched
             assert starter.calls == []
-        await pilot.press("ctrl+r")
-        await settle(pilot)
-        await pilot.press("enter")  # enter confirms (the Launch button has the focus)
-        await settle(pilot)
+        await press(pilot, "ctrl+r")
+        await press(pilot, "enter")  # enter confirms (the Launch button has the focus)
         assert load_run(runs / rid).state == "queued"
         assert starter.calls == [runs]
         assert not isinstance(app.screen, ComposeScreen)

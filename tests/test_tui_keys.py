@@ -3,6 +3,7 @@ have it, and the command palette opened on every screen. Pilot tests over the fi
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 from pathlib import Path
@@ -11,21 +12,21 @@ import pytest
 
 pytest.importorskip("textual")
 
-from fixtures_runs import make_fixture_runs  # noqa: E402
 from helpers import (  # noqa: E402
     CRASHED,
     DONE,
     QUEUED,
     TINY,
     fill,
-    make_app,
     move_to,
     open_run,
     pick,
+    piloted,
     plain,
+    press,
     settle,
-    sync,
     table,
+    until,
     validated,
 )
 from textual.command import CommandPalette  # noqa: E402
@@ -51,94 +52,48 @@ from ibtui.tui.widgets.tables import LeaderboardTable  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture
-def runs(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    return make_fixture_runs(tmp_path)
-
-
-async def until(pilot, predicate, what: str, rounds: int = 500) -> None:
-    """Wait on a state (never on a fixed delay); fail with `what` if it never comes."""
-    for _ in range(rounds):
-        if predicate():
-            return
-        await pilot.pause(0.02)
-    raise AssertionError(f"never: {what}")
-
-
 # --- screens, reached the way a user does -----------------------------------------------
 
-async def to_runs(pilot) -> None:
-    pass
+def reach(*keys: str, row: str | None = None, validate: bool = False):
+    """A way to a screen from the runs screen: highlight `row`, press each key in turn and let
+    it settle; `validate`: then wait until the compose form is validated."""
+
+    async def go(pilot) -> None:
+        if row:
+            move_to(table(pilot.app), row)
+        for key in keys:
+            await press(pilot, key)
+        if validate:
+            await validated(pilot)
+
+    go.__name__ = f"reach{keys}"
+    return go
 
 
-async def to_leaderboard(pilot) -> None:
-    await pilot.press("l")
-    await settle(pilot)
-
-
-async def to_workers(pilot) -> None:
-    await pilot.press("w")
-    await settle(pilot)
-
-
-async def to_run(pilot) -> None:
-    move_to(table(pilot.app), DONE)
-    await pilot.press("enter")
-    await settle(pilot)
-
-
-async def to_compose(pilot) -> None:
-    await pilot.press("n")
-    await settle(pilot)
-    await validated(pilot)
-
-
-async def to_help(pilot) -> None:
-    await pilot.press("question_mark")
-    await settle(pilot)
-
-
-async def to_confirm(pilot) -> None:
-    move_to(table(pilot.app), QUEUED)
-    await pilot.press("c")
-    await settle(pilot)
-
-
-async def to_sort(pilot) -> None:
-    await pilot.press("o")
-    await settle(pilot)
-
-
-async def to_checks(pilot) -> None:
-    await to_leaderboard(pilot)
-    await pilot.press("i")
-    await settle(pilot)
-
-
-async def to_export(pilot) -> None:
-    await to_leaderboard(pilot)
-    await pilot.press("e")
-    await settle(pilot)
-
-
+to_runs, to_leaderboard, to_workers = reach(), reach("l"), reach("w")
+to_run, to_compose = reach("enter", row=DONE), reach("n", validate=True)
 SCREENS = {
     "runs": (to_runs, RunsScreen), "leaderboard": (to_leaderboard, LeaderboardScreen),
     "workers": (to_workers, WorkersScreen), "run": (to_run, RunScreen),
-    "compose": (to_compose, ComposeScreen), "help": (to_help, HelpScreen),
-    "confirm": (to_confirm, ConfirmScreen), "sort": (to_sort, SortScreen),
-    "checks": (to_checks, ChecksScreen), "export": (to_export, ExportScreen),
+    "compose": (to_compose, ComposeScreen), "help": (reach("question_mark"), HelpScreen),
+    "confirm": (reach("c", row=QUEUED), ConfirmScreen), "sort": (reach("o"), SortScreen),
+    "checks": (reach("l", "i"), ChecksScreen), "export": (reach("l", "e"), ExportScreen),
 }
 
 
+@contextlib.asynccontextmanager
+async def on_screen(runs: Path, name: str, size: tuple[int, int]):
+    """The app at `size` on screen `name` of SCREENS: yields (app, pilot)."""
+    async with piloted(runs, size) as (app, pilot):
+        await SCREENS[name][0](pilot)
+        yield app, pilot
+
+
 @pytest.mark.parametrize("name", list(SCREENS))
-@sync
 async def test_command_palette_opens_on_every_screen(runs, name):
     """Ctrl+P crashed with a MarkupError on Runs and Leaderboard (the `/` key in `[/]`)."""
     go, kind = SCREENS[name]
-    app = make_app(runs)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot)
+    async with piloted(runs, (120, 40)) as (app, pilot):
         await go(pilot)
         assert isinstance(app.screen, kind)
         below = app.screen
@@ -166,13 +121,8 @@ async def test_command_palette_opens_on_every_screen(runs, name):
 # --- movement: j/k/g/G/Home/End/PageUp/PageDown -----------------------------------------
 
 @pytest.mark.parametrize("name", ["runs", "leaderboard", "workers"])
-@sync
 async def test_movement_keys_in_tables(runs, name):
-    go, _ = SCREENS[name]
-    app = make_app(runs)
-    async with app.run_test(size=(160, 30)) as pilot:
-        await settle(pilot)
-        await go(pilot)
+    async with on_screen(runs, name, (160, 30)) as (app, pilot):
         t = app.screen.focused
         assert isinstance(t, DataTable) and t.row_count >= 2
         last = t.row_count - 1
@@ -198,15 +148,11 @@ async def test_movement_keys_in_tables(runs, name):
 
 # --- open / back / q --------------------------------------------------------------------
 
-@sync
 async def test_q_goes_back_and_quits_only_from_the_runs_screen(runs):
-    app = make_app(runs)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot)
+    async with piloted(runs, (120, 40)) as (app, pilot):
         await to_leaderboard(pilot)
         move_to(app.screen.query_one(LeaderboardTable), DONE)
-        await pilot.press("enter")  # a run, three screens deep
-        await settle(pilot)
+        await press(pilot, "enter")  # a run, three screens deep
         assert isinstance(app.screen, RunScreen)
         await pilot.press("q")
         assert isinstance(app.screen, LeaderboardScreen) and app.is_running
@@ -217,8 +163,7 @@ async def test_q_goes_back_and_quits_only_from_the_runs_screen(runs):
         await pilot.press("q")
         await pilot.pause()
         assert isinstance(app.screen, RunsScreen)
-        await pilot.press("n")
-        await settle(pilot)
+        await press(pilot, "n")
         app.screen.query_one("#f-attack", CheckList).focus()  # q types into text fields
         await pilot.press("q")
         assert isinstance(app.screen, RunsScreen)
@@ -230,12 +175,9 @@ async def test_q_goes_back_and_quits_only_from_the_runs_screen(runs):
         assert isinstance(app.screen, RunsScreen) and app.is_running
 
 
-@sync
 async def test_confirm_dialog_shows_its_keys_and_its_own_footer(runs):
-    app = make_app(runs)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot)
-        await to_confirm(pilot)
+    async with piloted(runs, (120, 40)) as (app, pilot):
+        await SCREENS["confirm"][0](pilot)
         dialog = app.screen
         assert isinstance(dialog, ConfirmScreen)
         labels = [str(b.label) for b in dialog.query("Button")]
@@ -246,16 +188,12 @@ async def test_confirm_dialog_shows_its_keys_and_its_own_footer(runs):
         assert "c" not in keys and "r" not in keys  # the Runs keys are not offered beneath
         footer = dialog.query_one("Footer")
         assert footer.screen is dialog
-        await pilot.press("n")
-        await settle(pilot)
+        await press(pilot, "n")
         assert load_run(runs / QUEUED).state == "queued"
 
 
-@sync
 async def test_escape_and_enter(runs):
-    app = make_app(runs)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot)
+    async with piloted(runs, (120, 40)) as (app, pilot):
         await to_run(pilot)
         assert isinstance(app.screen, RunScreen) and app.screen.run_id == DONE
         await pilot.press("escape")
@@ -265,13 +203,8 @@ async def test_escape_and_enter(runs):
 # --- sort: s, S, o (picker), header click -----------------------------------------------
 
 @pytest.mark.parametrize("name", ["runs", "leaderboard"])
-@sync
 async def test_sort_picker_sorts_by_any_column_directly(runs, name):
-    go, _ = SCREENS[name]
-    app = make_app(runs)
-    async with app.run_test(size=(160, 48)) as pilot:
-        await settle(pilot)
-        await go(pilot)
+    async with on_screen(runs, name, (160, 48)) as (app, pilot):
         t = app.screen.table
         await pilot.press("o")
         picker = app.screen
@@ -294,11 +227,8 @@ async def test_sort_picker_sorts_by_any_column_directly(runs, name):
 
 # --- filter, mark -----------------------------------------------------------------------
 
-@sync
 async def test_filter_and_mark_keys(runs):
-    app = make_app(runs)
-    async with app.run_test(size=(160, 48)) as pilot:
-        await settle(pilot)
+    async with piloted(runs, (160, 48)) as (app, pilot):
         t = table(app)
         await pilot.press("slash", *"state:queued", "enter")
         assert set(t.visible_ids) == {QUEUED, "paper-wanet-digits-resnet18-p0.1-s2"}
@@ -316,13 +246,8 @@ async def test_filter_and_mark_keys(runs):
 # --- telling things apart ---------------------------------------------------------------
 
 @pytest.mark.parametrize("name", ["runs", "leaderboard"])
-@sync
 async def test_run_id_column(runs, name):
-    go, _ = SCREENS[name]
-    app = make_app(runs)
-    async with app.run_test(size=(160, 40)) as pilot:
-        await settle(pilot)
-        await go(pilot)
+    async with on_screen(runs, name, (160, 40)) as (app, pilot):
         t = app.screen.table
         cols = [c.value for c in t.columns]
         i = cols.index("id")
@@ -331,11 +256,8 @@ async def test_run_id_column(runs, name):
         assert t.get_row("broken-run")[i].plain == "broken-run" if name == "runs" else True
 
 
-@sync
 async def test_mi_tab_names_the_estimator_and_training_lines_differ_in_style(runs):
-    app = make_app(runs)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot)
+    async with piloted(runs, (120, 40)) as (app, pilot):
         await to_run(pilot)
         xt = app.screen.query_one("#chart-xt", Chart)
         assert "noise-aware" in xt._drawn[0][0]
@@ -347,11 +269,8 @@ async def test_mi_tab_names_the_estimator_and_training_lines_differ_in_style(run
         assert "━━ clean acc" in legend and "×× ASR" in legend
 
 
-@sync
 async def test_summary_scrolls_without_tab_and_reads_well(runs):
-    app = make_app(runs)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await settle(pilot)
+    async with piloted(runs, (80, 24)) as (app, pilot):
         await to_run(pilot)
         await pilot.press("3")
         scroll = app.screen.query_one("#summary-scroll")
@@ -366,11 +285,8 @@ async def test_summary_scrolls_without_tab_and_reads_well(runs):
         assert "1 failed (listed first)" in text
 
 
-@sync
 async def test_leaderboard_checks_key_lists_failed_checks_first(runs):
-    app = make_app(runs)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot)
+    async with piloted(runs, (120, 40)) as (app, pilot):
         await to_leaderboard(pilot)
         lt = app.screen.query_one(LeaderboardTable)
         bad = next(i for i in lt.visible_ids if lt.rows_by_id[i].sanity_ok is False)
@@ -384,11 +300,8 @@ async def test_leaderboard_checks_key_lists_failed_checks_first(runs):
         assert isinstance(app.screen, LeaderboardScreen)
 
 
-@sync
 async def test_leaderboard_group_rows_name_count_and_open(runs):
-    app = make_app(runs)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await settle(pilot)
+    async with piloted(runs, (80, 24)) as (app, pilot):
         await to_leaderboard(pilot)
         lt = app.screen.query_one(LeaderboardTable)
         await pilot.press("v")
@@ -410,15 +323,11 @@ async def test_leaderboard_group_rows_name_count_and_open(runs):
         assert set(members) <= {str(r.key.value) for r in lt.ordered_rows}
 
 
-@sync
 async def test_overlay_says_when_it_draws_fewer_than_selected(runs, monkeypatch):
     monkeypatch.setattr("ibtui.tui.screens.leaderboard.MAX_COMPARE", 2)
-    app = make_app(runs)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot)
+    async with piloted(runs, (120, 40)) as (app, pilot):
         await to_leaderboard(pilot)
-        await pilot.press("a")
-        await settle(pilot)
+        await press(pilot, "a")
         title = plain(app.screen.query_one("#compare-title", Static))
         assert "first 2 of 3 selected runs" in title
         assert len(app.screen.query_one("#compare", Chart)._drawn[-1]) == 2
@@ -427,19 +336,15 @@ async def test_overlay_says_when_it_draws_fewer_than_selected(runs, monkeypatch)
 # --- export -----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("key,fmt", [("c", "csv"), ("m", "md"), ("j", "json")])
-@sync
 async def test_export_key_writes_the_shown_rows(runs, key, fmt):
     from ibtui.cli import BOARD_COLUMNS
 
-    app = make_app(runs)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot)
+    async with piloted(runs, (120, 40)) as (app, pilot):
         await to_leaderboard(pilot)
         lt = app.screen.query_one(LeaderboardTable)
         await pilot.press("slash", *"arch:resnet", "enter", "e")
         assert isinstance(app.screen, ExportScreen)
-        await pilot.press(key)
-        await settle(pilot)
+        await press(pilot, key)
         out = Path(f"leaderboard.{fmt}")
         text = out.read_text()
         if fmt == "csv":
@@ -452,14 +357,11 @@ async def test_export_key_writes_the_shown_rows(runs, key, fmt):
 
 # --- the log ----------------------------------------------------------------------------
 
-@sync
 async def test_log_follows_pauses_and_end_resumes(runs):
     long = "x" * 300
     with open(runs / DONE / "worker.log", "a") as f:
         f.write("\n".join(f"[worker] line {i}" for i in range(80)) + "\n" + long + "\n")
-    app = make_app(runs)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await settle(pilot)
+    async with piloted(runs, (80, 24)) as (app, pilot):
         await to_run(pilot)
         await pilot.press("4")
         view = app.screen.query_one(LogView)
@@ -479,13 +381,10 @@ async def test_log_follows_pauses_and_end_resumes(runs):
 
 # --- compose ----------------------------------------------------------------------------
 
-@sync
 async def test_compose_checkboxes_differ_and_cifar10_without_data_warns(runs, monkeypatch,
                                                                      tmp_path):
     monkeypatch.setenv("IBTUI_DATA", str(tmp_path / "no-data"))
-    app = make_app(runs)
-    async with app.run_test(size=(100, 40)) as pilot:
-        await settle(pilot)
+    async with piloted(runs, (100, 40)) as (app, pilot):
         await to_compose(pilot)
         screen = app.screen
         attacks = screen.query_one("#f-attack", CheckList)
@@ -513,11 +412,8 @@ def test_readme_keys_section_lists_the_key_table():
         assert f"| {what} |" in section and keys in section, what
 
 
-@sync
 async def test_help_lists_the_key_table_on_every_screen(runs):
-    app = make_app(runs)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot)
+    async with piloted(runs, (120, 40)) as (app, pilot):
         for go in (to_runs, to_leaderboard, to_workers):
             await go(pilot)
             await pilot.press("question_mark")
@@ -528,16 +424,13 @@ async def test_help_lists_the_key_table_on_every_screen(runs):
             await pilot.press("escape")
 
 
-@sync
 async def test_user_text_is_never_read_as_markup(runs, monkeypatch):
     """Error text, paths and option help with brackets show as typed, and never crash."""
     choices = ({"dataset": ["digits"], "arch": ["resnet18"], "attack": ["badnets", "blend"],
                 "mi_method": ["noise-aware"]},
                {"badnets": "size=[3, 5], note='[/] [b]x[/b]'"}, [])
     monkeypatch.setattr("ibtui.tui.screens.compose.load_choices", lambda: choices)
-    app = make_app(runs)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot)
+    async with piloted(runs, (120, 40)) as (app, pilot):
         app.notify("cannot read runs/[/]x[b]: [/] closing tag", title="[/]")
         await pilot.pause()
         await to_compose(pilot)
@@ -559,11 +452,8 @@ def test_phases_read_as_text_not_a_dict():
     assert phases_text(None) is None and phases_text({"x": 1}).plain == "not detected"
 
 
-@sync
 async def test_compose_marks_the_focused_field(runs):
-    app = make_app(runs)
-    async with app.run_test(size=(100, 40)) as pilot:
-        await settle(pilot)
+    async with piloted(runs, (100, 40)) as (app, pilot):
         await to_compose(pilot)
         screen = app.screen
         for want in ("name", "dataset", "arch", "width", "attack"):
@@ -599,12 +489,9 @@ def add_seeds(runs: Path, scores=(0.55, 0.75), seeds=(5, 6)) -> list[str]:
     return ids
 
 
-@sync
 async def test_leaderboard_replicas_key_shows_one_row_per_configuration(runs):
     add_seeds(runs)
-    app = make_app(runs)
-    async with app.run_test(size=(160, 40)) as pilot:
-        await settle(pilot)
+    async with piloted(runs, (160, 40)) as (app, pilot):
         await to_leaderboard(pilot)
         lt = app.screen.query_one(LeaderboardTable)
         assert len(lt.visible_ids) == 5 and not lt.replicas
@@ -630,27 +517,21 @@ async def test_leaderboard_replicas_key_shows_one_row_per_configuration(runs):
         assert not any(str(r.key.value).startswith("group:") for r in lt.ordered_rows)
 
 
-@sync
 async def test_run_summary_shows_the_interval_and_the_seeds(runs):
     first, _ = add_seeds(runs)
-    app = make_app(runs)
-    async with app.run_test(size=(160, 48)) as pilot:
-        await settle(pilot)
+    async with piloted(runs, (160, 48)) as (app, pilot):
         await open_run(app, pilot, first)
-        await pilot.press("3")
-        await settle(pilot)
+        await press(pilot, "3")
         assert isinstance(app.screen, RunScreen)
         text = plain(app.screen.query_one("#summary-body", Static))
         assert "0.550 [0.500, 0.600]" in text and "0.550 [0.450, 0.650]" in text
         assert "(95%, within-run bootstrap, B=500)" in text
         assert "Across seeds" in text and "score 0.650 ± 0.248" in text
         assert "3 finished of 4 runs; seeds 0, 5, 6" in text  # seed 1 is still running
-        await pilot.press("escape")
-        await settle(pilot)
+        await press(pilot, "escape")
         # a run summarised before intervals, whose MI records carry no standard error: says so
         await open_run(app, pilot, DONE.replace("badnets", "blend"))
-        await pilot.press("3")
-        await settle(pilot)
+        await press(pilot, "3")
         text = plain(app.screen.query_one("#summary-body", Static))
         assert "no within-run interval" in text and "carry no standard error" in text
         assert "Across seeds" not in text

@@ -8,26 +8,23 @@ import pytest
 
 pytest.importorskip("textual")
 
-from fixtures_runs import make_fixture_runs  # noqa: E402
-from helpers import make_app, plain, settle, sync, table  # noqa: E402
+from helpers import (  # noqa: E402
+    piloted,
+    plain,
+    polled,
+    press,
+    settle,
+    table,
+)
 from textual.widgets import Static  # noqa: E402
 
 from ibtui.tui.screens.dialogs import HelpScreen  # noqa: E402
 from ibtui.tui.widgets.tables import LeaderboardTable  # noqa: E402
 
 
-@pytest.fixture
-def runs(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    return make_fixture_runs(tmp_path)
-
-
 async def board_columns(runs, size, *keys) -> tuple[set[str], object]:
-    app = make_app(runs)
-    async with app.run_test(size=size) as pilot:
-        await settle(pilot)
-        await pilot.press("l", *keys)
-        await settle(pilot)
+    async with piloted(runs, size) as (app, pilot):
+        await press(pilot, "l", *keys)
         lt = app.screen.query_one(LeaderboardTable)
         return {c.key for c in lt.shown}, lt.size.width
 
@@ -35,7 +32,6 @@ async def board_columns(runs, size, *keys) -> tuple[set[str], object]:
 IDENTITY = {"id", "run", "name", "attack", "dataset", "arch", "rate", "seed"}
 
 
-@sync
 async def test_a_wide_leaderboard_shows_at_least_what_a_narrow_one_does(runs):
     narrow, _ = await board_columns(runs, (80, 24))
     wide, _ = await board_columns(runs, (160, 48))
@@ -43,33 +39,23 @@ async def test_a_wide_leaderboard_shows_at_least_what_a_narrow_one_does(runs):
     assert "id" in wide  # the run id stays beside rank, score and validity
 
 
-@sync
 async def test_plus_hides_the_plot_and_the_table_takes_the_width(runs):
-    app = make_app(runs)
-    async with app.run_test(size=(160, 48)) as pilot:
-        await settle(pilot)
-        await pilot.press("l")
-        await settle(pilot)
+    async with piloted(runs, (160, 48)) as (app, pilot):
+        await press(pilot, "l")
         box = app.screen.query_one("#compare-box")
         assert box.display and box.region.width > 0
-        await pilot.press("plus")
-        await settle(pilot)
+        await press(pilot, "plus")
         lt = app.screen.query_one(LeaderboardTable)
         assert lt.size.width >= 150 and box.region.width == 0
         keys = {c.key for c in lt.shown}
         assert {"id", "ra", "psnr", "ssim", "sanity", "ceiling", "rank", "ties"} <= keys
-        await pilot.press("plus")
-        await settle(pilot)
+        await press(pilot, "plus")
         assert box.region.width > 0
 
 
-@sync
 async def test_sorting_by_a_hidden_column_shows_it(runs):
-    app = make_app(runs)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await settle(pilot)
-        await pilot.press("l")
-        await settle(pilot)
+    async with piloted(runs, (80, 24)) as (app, pilot):
+        await press(pilot, "l")
         lt = app.screen.query_one(LeaderboardTable)
         assert "psnr" not in {c.key for c in lt.shown}
         view = plain(app.screen.query_one("#viewbar", Static))
@@ -79,24 +65,17 @@ async def test_sorting_by_a_hidden_column_shows_it(runs):
         assert "psnr" in {c.key for c in lt.shown}
 
 
-@sync
 async def test_replicas_view_says_how_it_is_ranked_and_names_the_configuration(runs):
-    app = make_app(runs)
-    async with app.run_test(size=(160, 48)) as pilot:
-        await settle(pilot)
-        await pilot.press("l", "s", "R")  # sorted by something else, then the replicas
-        await settle(pilot)
+    async with piloted(runs, (160, 48)) as (app, pilot):
+        await press(pilot, "l", "s", "R")  # sorted by something else, then the replicas
         view = plain(app.screen.query_one("#viewbar", Static))
         assert view.startswith("configurations ranked by mean score"), view
         title = plain(app.screen.query_one("#compare-title", Static))
         assert "config " not in title and "(#1)" in title, title
 
 
-@sync
 async def test_ok_never_means_two_things(runs):
-    app = make_app(runs)
-    async with app.run_test(size=(160, 48)) as pilot:
-        await settle(pilot)
+    async with piloted(runs, (160, 48)) as (app, pilot):
         from dataclasses import replace
 
         t = table(app)
@@ -104,8 +83,7 @@ async def test_ok_never_means_two_things(runs):
         alarm = next(c for c in t.all_columns if c.key == "alarm")
         assert alarm.render(replace(row, alarm="ok"), 0).plain == "clear"  # no alarm
         assert alarm.render(replace(row, alarm="! 3"), 0).plain == "! 3"
-        await pilot.press("l")
-        await settle(pilot)
+        await press(pilot, "l")
         lt = app.screen.query_one(LeaderboardTable)
         labels = {c.key: c.label for c in lt.all_columns}
         assert labels["sanity"] == "checks"
@@ -116,15 +94,12 @@ async def test_ok_never_means_two_things(runs):
         assert "checks column" in text and "ok column" not in text
 
 
-@sync
 async def test_runs_columns_keep_their_place_while_progress_text_changes(runs):
     import json
 
     from helpers import RUNNING
 
-    app = make_app(runs)
-    async with app.run_test(size=(160, 48)) as pilot:
-        await settle(pilot)
+    async with piloted(runs, (160, 48)) as (app, pilot):
         t = table(app)
 
         def offsets() -> dict[str, int]:
@@ -139,19 +114,15 @@ async def test_runs_columns_keep_their_place_while_progress_text_changes(runs):
             status = json.loads((runs / RUNNING / "status.json").read_text())
             status.update(phase=phase, progress=progress, detail="")
             (runs / RUNNING / "status.json").write_text(json.dumps(status))
-            app.poll_now()
-            await settle(pilot)
+            await polled(pilot)
             assert offsets() == before, phase
 
 
-@sync
 async def test_paging_is_invisible_g_and_moves_cross_pages(runs, monkeypatch):
     from ibtui.tui.widgets.tables import RunTableBase
 
     monkeypatch.setattr(RunTableBase, "PAGE_SIZE", 5)  # 13 runs: three pages
-    app = make_app(runs)
-    async with app.run_test(size=(160, 48)) as pilot:
-        await settle(pilot)
+    async with piloted(runs, (160, 48)) as (app, pilot):
         t = table(app)
         assert t.pages == 3 and t.page == 0
         await pilot.press("G")  # the last run, not the last of the page
@@ -190,7 +161,6 @@ def test_a_phase_change_clears_the_last_phase_detail(tmp_path):
     assert written[-1]["detail"] == "batch 3"
 
 
-@sync
 async def test_a_first_page_shows_as_loading_not_as_final(runs):
     from helpers import plain
     from textual.widgets import Static
@@ -201,9 +171,7 @@ async def test_a_first_page_shows_as_loading_not_as_final(runs):
     reader = RunsReader(runs)
     reader._later = ["a", "b"]  # what the first poll of an index leaves for the next
     assert reader.loading() == (0, 2)
-    app = make_app(runs)
-    async with app.run_test(size=(160, 48)) as pilot:
-        await settle(pilot)
+    async with piloted(runs, (160, 48)) as (app, pilot):
         snap = app.snapshot
         app.post_message(RunsUpdated(Snapshot(rows=snap.rows[:5], scheduler=snap.scheduler,
                                               now=snap.now, loading=(5, 13))))

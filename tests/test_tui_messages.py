@@ -7,52 +7,40 @@ import pytest
 
 pytest.importorskip("textual")
 
-from fixtures_runs import make_fixture_runs  # noqa: E402
-from helpers import make_app, settle, sync, table  # noqa: E402
+from helpers import (  # noqa: E402
+    piloted,
+    press,
+    table,
+)
 from textual.widgets import Input  # noqa: E402
 
 from ibtui.tui.screens.dialogs import HelpScreen  # noqa: E402
-
-
-@pytest.fixture
-def runs(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    return make_fixture_runs(tmp_path)
 
 
 def notes(app) -> list[str]:
     return [n.message for n in app._notifications]
 
 
-@sync
 async def test_cancel_and_resume_on_an_empty_runs_screen_say_no_run_is_highlighted(tmp_path):
     runs = tmp_path / "runs"
     runs.mkdir()
-    app = make_app(runs)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await settle(pilot)
+    async with piloted(runs, (80, 24)) as (app, pilot):
         await pilot.press("c")
         assert notes(app)[-1] == "No run highlighted."
         await pilot.press("r")
         assert notes(app)[-1] == "No run highlighted."
 
 
-@sync
 async def test_f1_opens_help_while_a_text_field_has_focus(runs):
-    app = make_app(runs)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await settle(pilot)
+    async with piloted(runs, (80, 24)) as (app, pilot):
         await pilot.press("slash")
         assert isinstance(app.focused, Input)
         await pilot.press("f1")
         assert isinstance(app.screen, HelpScreen)
 
 
-@sync
 async def test_palette_lists_ibtui_actions_not_textual_internals(runs):
-    app = make_app(runs)
-    async with app.run_test(size=(160, 48)) as pilot:
-        await settle(pilot)
+    async with piloted(runs, (160, 48)) as (app, pilot):
         titles = {c.title for c in app.get_system_commands(app.screen)}
         assert "Filter" in titles and "Go to Leaderboard" in titles
         for internal in ("Focus Next", "Focus Previous", "Cursor left", "Cursor up",
@@ -60,16 +48,12 @@ async def test_palette_lists_ibtui_actions_not_textual_internals(runs):
             assert internal not in titles, internal
 
 
-@sync
 async def test_damaged_file_message_reads_right(runs):
-    app = make_app(runs)
-    async with app.run_test(size=(160, 48)) as pilot:
-        await settle(pilot)
+    async with piloted(runs, (160, 48)) as (app, pilot):
         note = table(app).rows_by_id["broken-run"].note
         assert "status.json damaged" in note and "at at" not in note, note
 
 
-@sync
 async def test_crash_line_names_the_keys_not_the_cli(runs):
     import json
 
@@ -79,9 +63,7 @@ async def test_crash_line_names_the_keys_not_the_cli(runs):
     status = json.loads((runs / CRASHED / "status.json").read_text())
     status.update(error=f"worker lost; resume with `ibtui resume {CRASHED}`", epoch=4)
     (runs / CRASHED / "status.json").write_text(json.dumps(status))
-    app = make_app(runs)
-    async with app.run_test(size=(160, 48)) as pilot:
-        await settle(pilot)
+    async with piloted(runs, (160, 48)) as (app, pilot):
         move_to(table(app), CRASHED)
         await pilot.pause()
         line = plain(app.screen.query_one("#run-line", Static))
@@ -89,28 +71,21 @@ async def test_crash_line_names_the_keys_not_the_cli(runs):
         assert "r resumes from epoch 4, 4 shows the log" in line, line
 
 
-@sync
 async def test_a_runs_dir_that_does_not_exist_says_so(tmp_path):
     from helpers import plain
     from textual.widgets import Static
 
-    app = make_app(tmp_path / "nowhere")
-    async with app.run_test(size=(160, 48)) as pilot:
-        await settle(pilot)
+    async with piloted(tmp_path / "nowhere", (160, 48)) as (app, pilot):
         top = plain(app.screen.query_one("#topbar", Static))
         assert "does not exist yet" in top and "the first launch creates it" in top, top
 
 
-@sync
 async def test_an_unknown_filter_column_is_named(runs):
     from helpers import plain
     from textual.widgets import Static
 
-    app = make_app(runs)
-    async with app.run_test(size=(160, 48)) as pilot:
-        await settle(pilot)
-        await pilot.press("slash", *"foo:bar", "enter")
-        await settle(pilot)
+    async with piloted(runs, (160, 48)) as (app, pilot):
+        await press(pilot, "slash", *"foo:bar", "enter")
         view = plain(app.screen.query_one("#viewbar", Static))
         assert "foo: no such column" in view, view
 
@@ -143,31 +118,23 @@ def test_summary_never_says_compression_and_no_compression():
     assert "compression epochs 6–8" in text
 
 
-@sync
 async def test_table_screens_name_the_screen_and_the_runs_directory(runs):
     from helpers import plain
     from textual.widgets import Static
 
-    app = make_app(runs)
-    async with app.run_test(size=(160, 48)) as pilot:
-        await settle(pilot)
+    async with piloted(runs, (160, 48)) as (app, pilot):
         top = plain(app.screen.query_one("#topbar", Static))
         assert top.startswith("ibtui runs · runs"), top  # the cwd holds `runs`
-        await pilot.press("l")
-        await settle(pilot)
+        await press(pilot, "l")
         top = plain(app.screen.query_one("#topbar", Static))
         assert top.startswith("ibtui leaderboard · runs"), top
 
 
-@sync
 async def test_workers_screen_focuses_a_list_with_rows_and_j_k_cross_lists(runs, monkeypatch):
     from textual.widgets import DataTable
 
-    app = make_app(runs)
-    async with app.run_test(size=(160, 48)) as pilot:
-        await settle(pilot)
-        await pilot.press("w")
-        await settle(pilot)
+    async with piloted(runs, (160, 48)) as (app, pilot):
+        await press(pilot, "w")
         workers = app.screen.query_one("#workers", DataTable)
         queue = app.screen.query_one("#queue", DataTable)
         assert workers.row_count and app.focused is workers
@@ -178,43 +145,32 @@ async def test_workers_screen_focuses_a_list_with_rows_and_j_k_cross_lists(runs,
         assert app.focused is workers and workers.cursor_row == workers.row_count - 1
     # no scheduler: "Running now" is empty, so the screen starts on the waiting runs
     monkeypatch.setattr("ibtui.tui.app.scheduler_info", lambda runs_dir: None)
-    app = make_app(runs)
-    async with app.run_test(size=(160, 48)) as pilot:
-        await settle(pilot)
-        await pilot.press("w")
-        await settle(pilot)
+    async with piloted(runs, (160, 48)) as (app, pilot):
+        await press(pilot, "w")
         queue = app.screen.query_one("#queue", DataTable)
         assert app.focused is queue and queue.row_count
 
 
-@sync
 async def test_workers_keys_without_a_target_say_so(tmp_path):
     runs = tmp_path / "runs"
     runs.mkdir()
-    app = make_app(runs)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await settle(pilot)
-        await pilot.press("w")
-        await settle(pilot)
+    async with piloted(runs, (80, 24)) as (app, pilot):
+        await press(pilot, "w")
         for key in ("r", "c"):
             await pilot.press(key)
             assert notes(app)[-1] == "No run highlighted.", key
-        await pilot.press("n")
-        await settle(pilot)
+        await press(pilot, "n")
         from ibtui.tui.screens.compose import ComposeScreen
 
         assert isinstance(app.screen, ComposeScreen)
 
 
-@sync
 async def test_ctrl_t_asks_before_resetting_the_form(runs):
     from helpers import open_compose
 
     from ibtui.tui.screens.dialogs import ConfirmScreen
 
-    app = make_app(runs)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot)
+    async with piloted(runs, (120, 40)) as (app, pilot):
         screen = await open_compose(pilot)
         name = screen.query_one("#f-name", Input)
         name.value = "mine"
@@ -223,12 +179,10 @@ async def test_ctrl_t_asks_before_resetting_the_form(runs):
         await pilot.press("n")
         assert name.value == "mine"  # kept
         await pilot.press("ctrl+t")
-        await pilot.press("y")
-        await settle(pilot)
+        await press(pilot, "y")
         assert name.value != "mine"
 
 
-@sync
 async def test_spec_shows_every_field_that_differs_from_its_default(runs):
     from helpers import DONE, open_run, plain
     from textual.widgets import Static
@@ -239,9 +193,7 @@ async def test_spec_shows_every_field_that_differs_from_its_default(runs):
     lr = f"lr = {FIELDS['lr'].default!r}\n"
     assert lr in spec
     (runs / DONE / "spec.toml").write_text(spec.replace(lr, "lr = 0.07\n", 1))
-    app = make_app(runs)
-    async with app.run_test(size=(160, 48)) as pilot:
-        await settle(pilot)
+    async with piloted(runs, (160, 48)) as (app, pilot):
         await open_run(app, pilot, DONE)
         await pilot.press("3")
         body = plain(app.screen.query_one("#summary-body", Static))
@@ -249,7 +201,6 @@ async def test_spec_shows_every_field_that_differs_from_its_default(runs):
         assert "lr" in spec_part and "0.07" in spec_part, spec_part
 
 
-@sync
 async def test_spec_names_the_variant_as_the_readme_and_shows_every_changed_field(runs):
     """The stored `variant = "default"` is every attack's `authors` variant (README, `ibtui
     attacks list`); momentum, batch size, weight decay and mi_options show when changed."""
@@ -265,9 +216,7 @@ async def test_spec_names_the_variant_as_the_readme_and_shows_every_changed_fiel
     spec.update(momentum=0.8, batch_size=32, weight_decay=0.001, mi_options={"k": 4},
                 tags=["pilot"])
     path.write_text(tomli_w.dumps({"experiment": spec}))
-    app = make_app(runs)
-    async with app.run_test(size=(160, 48)) as pilot:
-        await settle(pilot)
+    async with piloted(runs, (160, 48)) as (app, pilot):
         await open_run(app, pilot, DONE)
         await pilot.press("3")
         body = plain(app.screen.query_one("#summary-body", Static))
@@ -304,7 +253,6 @@ def test_the_app_reads_the_line_a_resumed_worker_writes(tmp_path, capsys):
     assert m and m.group(1) == "3"
 
 
-@sync
 async def test_log_tab_shows_a_resumed_from_epoch_separator(runs):
     from helpers import CRASHED, open_run
     from textual.widgets import RichLog
@@ -313,12 +261,9 @@ async def test_log_tab_shows_a_resumed_from_epoch_separator(runs):
     with open(log, "a") as f:  # the next attempt appends to the same log
         f.write("[worker] resuming\n[worker] ── resumed from epoch 4 (its checkpoint) ──\n"
                 "[epoch 5/10] loss 0.3\n")
-    app = make_app(runs)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await settle(pilot)
+    async with piloted(runs, (80, 24)) as (app, pilot):
         await open_run(app, pilot, CRASHED)
-        await pilot.press("4")
-        await settle(pilot)
+        await press(pilot, "4")
         view = app.screen.query_one("#log-view", RichLog)
         shown = ["".join(seg.text for seg in strip) for strip in view.lines]
         rule = [s for s in shown if "resumed from epoch 4" in s]
@@ -327,24 +272,18 @@ async def test_log_tab_shows_a_resumed_from_epoch_separator(runs):
         assert any("[epoch 5/10]" in s for s in shown[after:])  # where the log continues
 
 
-@sync
 async def test_every_screen_names_itself_and_the_runs_directory(runs):
     from helpers import DONE, open_run, plain
     from textual.widgets import Static
 
-    app = make_app(runs)
-    async with app.run_test(size=(160, 48)) as pilot:
-        await settle(pilot)
-        await pilot.press("w")
-        await settle(pilot)
+    async with piloted(runs, (160, 48)) as (app, pilot):
+        await press(pilot, "w")
         top = plain(app.screen.query_one("#topbar", Static))
         assert top.startswith("ibtui workers · runs"), top
-        await pilot.press("escape")
-        await settle(pilot)
+        await press(pilot, "escape")
         await open_run(app, pilot, DONE)
         head = plain(app.screen.query_one("#run-info", Static))
         assert head.startswith("ibtui run · runs"), head
-        await pilot.press("escape", "n")
-        await settle(pilot)
+        await press(pilot, "escape", "n")
         top = plain(app.screen.query_one(".topbar", Static))
         assert top.startswith("ibtui new experiment · runs"), top

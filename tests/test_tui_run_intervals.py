@@ -9,18 +9,22 @@ import pytest
 
 pytest.importorskip("textual")
 
-from fixtures_runs import make_fixture_runs  # noqa: E402
-from helpers import DONE, make_app, move_to, plain, settle, sync, table  # noqa: E402
+from helpers import (  # noqa: E402
+    DONE,
+    move_to,
+    piloted,
+    plain,
+    press,
+    settle,
+    table,
+)
 from textual.widgets import Static  # noqa: E402
 
 from ibtui.analysis import stealth  # noqa: E402
 from ibtui.tui.screens.run import RunScreen  # noqa: E402
 
 
-@sync
-async def test_run_screen_bootstrap_is_computed_off_the_ui_thread(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    runs = make_fixture_runs(tmp_path)
+async def test_run_screen_bootstrap_is_computed_off_the_ui_thread(runs, monkeypatch):
     on_ui_thread: list[bool] = []
     release = threading.Event()
     real = stealth.run_intervals
@@ -31,9 +35,7 @@ async def test_run_screen_bootstrap_is_computed_off_the_ui_thread(tmp_path, monk
         return real(summary, mi)
 
     monkeypatch.setattr(stealth, "run_intervals", slow)
-    app = make_app(runs)
-    async with app.run_test(size=(160, 48)) as pilot:
-        await settle(pilot)
+    async with piloted(runs, (160, 48)) as (app, pilot):
         move_to(table(app), DONE)
         await pilot.press("enter")
         for _ in range(5):
@@ -51,6 +53,5 @@ async def test_run_screen_bootstrap_is_computed_off_the_ui_thread(tmp_path, monk
         assert "computing" not in text
         d = screen.detail
         assert stealth.bootstrap_label(real(d.summary, d.mi)) in text
-        await pilot.press("escape")
-        await settle(pilot)
+        await press(pilot, "escape")
         assert on_ui_thread == [False]  # computed once, kept

@@ -55,14 +55,6 @@ def shot(*steps):
     return run_before
 
 
-@pytest.fixture
-def runs(tmp_path, monkeypatch):
-    from fixtures_runs import make_fixture_runs
-
-    monkeypatch.chdir(tmp_path)  # the header shows the runs dir as `runs`
-    return make_fixture_runs(tmp_path)
-
-
 @pytest.mark.parametrize("size", SIZES)
 def test_runs_screen(snap_compare, runs, size):
     select = lambda app: move_to(table(app), RUNNING)  # noqa: E731

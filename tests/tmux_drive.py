@@ -121,6 +121,12 @@ class Driver:
             self.keys(k, pause=pause)
             self.check(f"{where}: {k}")
 
+    def filter(self, where: str, query: str, *then: str) -> None:
+        """Open the filter field with `/`, type `query`, then press `then` (checked)."""
+        self.press(where, "/")
+        self.type(query)
+        self.press(where, *then)
+
     def palette(self, where: str, query: str = "s") -> None:
         """Open the command palette, search it, close it; the app must survive."""
         self.keys("C-p")
@@ -211,9 +217,7 @@ def phase_keys(d: Driver, work: Path) -> None:
     # Runs: palette, movement, filter, sort (s, S, o picker), mark, help, open, back
     d.palette("runs", "filter")
     d.press("runs", *MOVE)
-    d.press("runs", "/")
-    d.type("state:done")
-    d.press("runs filter", "Enter", "Escape")
+    d.filter("runs filter", "state:done", "Enter", "Escape")
     d.press("runs sort", "s", "S", "o")
     d.wait_for(r"Sort by")
     d.palette("sort-picker")
@@ -227,9 +231,7 @@ def phase_keys(d: Driver, work: Path) -> None:
     d.capture("keys-help-runs")
     d.press("help", "q")
     # a run: every tab, movement inside Summary and Log, back with q
-    d.press("runs", "/")
-    d.type("state:done")
-    d.press("runs", "Enter", "Home", "Enter")
+    d.filter("runs", "state:done", "Enter", "Home", "Enter")
     d.wait_for(r"I\(X;T\)")
     d.palette("run")
     for tab in ("1", "2", "3", "4"):
@@ -240,9 +242,7 @@ def phase_keys(d: Driver, work: Path) -> None:
     d.wait_for(r"13 runs")
     d.press("runs", "Escape")
     # the cancel dialog: its own footer, y/n shown
-    d.press("runs", "/")
-    d.type("state:running")
-    d.press("runs", "Enter", "Home", "c")
+    d.filter("runs", "state:running", "Enter", "Home", "c")
     d.wait_for(r"Cancel \d+ run")
     d.palette("confirm")
     d.capture("keys-confirm")
@@ -253,9 +253,7 @@ def phase_keys(d: Driver, work: Path) -> None:
     d.palette("leaderboard", "sort")
     d.press("leaderboard", *MOVE)
     d.press("leaderboard", "s", "S", "o", "Escape", "Space", "x")
-    d.press("leaderboard", "/")
-    d.type("arch:resnet")
-    d.press("leaderboard", "Enter", "Escape")
+    d.filter("leaderboard", "arch:resnet", "Enter", "Escape")
     d.press("leaderboard", "i")
     d.wait_for(r"Sanity checks")
     d.palette("checks")
@@ -313,9 +311,7 @@ def phase_round_two(d: Driver, work: Path) -> None:
     path.write_text("".join(json.dumps(r) + "\n" for r in recs))
     d.start(app_command(runs), runs.parent)
     d.wait_for(r"13 runs")
-    d.press("runs", "/")
-    d.type("state:done")
-    d.press("runs", "Enter", "Home", "Enter")
+    d.filter("runs", "state:done", "Enter", "Home", "Enter")
     d.wait_for(r"ceiling log N")
     text = d.wait_for(r"▲")
     if "╌╌╌" not in text or "I(X;T)" not in text or "nats" not in text:
@@ -426,9 +422,7 @@ def phase_round_three(d: Driver, work: Path) -> None:
     d.start(app_command(runs), runs.parent)
     d.wait_for(r"13 runs")
     # the Log tab of a resumed run: a rule where the log continues
-    d.press("runs", "/")
-    d.type("state:crashed")
-    d.press("runs", "Enter", "Home", "Enter")
+    d.filter("runs", "state:crashed", "Enter", "Home", "Enter")
     d.wait_for(r"ibtui run · ")
     d.press("run", "4")
     text = d.wait_for(r"resumed from epoch 4")
