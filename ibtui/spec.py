@@ -193,9 +193,9 @@ def _registries() -> dict[str, list[str]]:
     from ibtui.data.attacks import ATTACKS
     from ibtui.data.datasets import DATASETS
     from ibtui.mi import METHODS
-    from ibtui.models import MODELS
+    from ibtui.models import ARCHS
 
-    return {"dataset": sorted(DATASETS), "arch": sorted(MODELS), "attack": sorted(ATTACKS),
+    return {"dataset": sorted(DATASETS), "arch": sorted(ARCHS), "attack": sorted(ATTACKS),
             "mi_method": list(METHODS)}
 
 

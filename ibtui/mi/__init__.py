@@ -10,14 +10,26 @@ Public API:
 - ESTIMATORS, register, Estimator                          the estimator registry (methods/)
 """
 
-from ibtui.mi.checkpoint import estimate_checkpoint
+import importlib
+
 from ibtui.mi.estimate import estimate
 from ibtui.mi.methods import DEFAULT_METHOD, ESTIMATORS, METHODS, register
 from ibtui.mi.methods.base import Estimator
-from ibtui.mi.noise_aware import noisy_mi, noisy_mi_ty
 from ibtui.mi.options import validate_mi_options
 from ibtui.mi.result import MIEstimate
 from ibtui.mi.sanity import sanity_checks
+
+# imported on first use: reading the registry (`ibtui run`, spec validation, the compose form)
+# imports no torch
+_NEEDS_TORCH = {"estimate_checkpoint": "checkpoint", "noisy_mi": "noise_aware",
+                "noisy_mi_ty": "noise_aware"}
+
+
+def __getattr__(name: str):
+    if name in _NEEDS_TORCH:
+        return getattr(importlib.import_module(f"{__name__}.{_NEEDS_TORCH[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
            "DEFAULT_METHOD",

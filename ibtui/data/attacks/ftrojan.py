@@ -26,7 +26,6 @@ from typing import Annotated, Literal
 
 import numpy as np
 from pydantic import BeforeValidator
-from scipy.fft import dctn, idctn
 
 from ibtui.data.attacks import register
 from ibtui.data.attacks.base import Attack, RelabelOptions
@@ -61,6 +60,8 @@ def block_dct(c: np.ndarray, window: int, inverse: bool = False) -> np.ndarray:
     (N, H, W) arrays."""
     n, h, w = c.shape
     b = c.reshape(n, h // window, window, w // window, window)
+    from scipy.fft import dctn, idctn  # here: reading the attack registry stays quick
+
     f = idctn if inverse else dctn
     b = f(b, type=2, norm="ortho", axes=(2, 4))
     return b.reshape(n, h, w)

@@ -20,13 +20,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 import numpy as np
-import torch
 from pydantic import create_model
 
 from ibtui.mi.result import MIEstimate
+
+if TYPE_CHECKING:
+    import torch
 from ibtui.schema import Int, Schema, SchemaField
 
 Progress = Callable[[float, str], None]
@@ -93,6 +95,8 @@ class Job:
         """Sample pairs: I(X;T): (the images as floats in [0, 1], flattened NHWC; T),
         I(T;Ŷ): (T; softmax probabilities)."""
         if self.term == "xt":
+            import torch
+
             x = self.ck.x
             a = x[torch.as_tensor(self.images, device=x.device)].reshape(len(self.images), -1)
             return a.float().div_(255.0), self.ck.t[self.rows]
@@ -120,6 +124,8 @@ class Estimator:
 
 
 def as_pairs(x: Any) -> torch.Tensor:
+    import torch
+
     t = torch.from_numpy(np.asarray(x)) if not isinstance(x, torch.Tensor) else x
     t = t.float()
     return t.reshape(len(t), -1)
@@ -164,7 +170,7 @@ def step_options(prefix: str, batch: int, batch_help: str, lr: float) -> type[St
 class Trained(Estimator):
     """A critic trained on sample pairs (a, b): `fit(a, b, **kwargs)` from ibtui.mi.trained."""
 
-    fit: ClassVar[Callable[..., MIEstimate]]
+    fit: ClassVar[str]  # the name of the function in ibtui.mi.trained
 
     @classmethod
     def kwargs(cls, opts: dict, term: str) -> dict[str, Any]:
@@ -180,13 +186,17 @@ class Trained(Estimator):
     @classmethod
     def run(cls, a: Any, b: Any, **kwargs: Any) -> MIEstimate:
         """fit(a, b, **kwargs), leaving the global RNG as found."""
+        import torch
+
+        from ibtui.mi import trained
+
         a = as_pairs(a)
         b = as_pairs(b).to(a.device)
         if len(a) != len(b):
             raise ValueError(f"a and b must have the same number of rows ({len(a)} != {len(b)})")
         devices = [a.device] if a.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
-            return cls.fit(a, b, **kwargs)
+            return getattr(trained, cls.fit)(a, b, **kwargs)
 
     @classmethod
     def measure(cls, job: Job, opts: dict) -> MIEstimate:

@@ -7,7 +7,6 @@ lr 5e-4, ≤ 250 epochs; AdamW, clip 5, early stop, mean of the last 5 epochs (i
 
 from typing import Any
 
-from ibtui.mi import trained
 from ibtui.mi.methods import register
 from ibtui.mi.methods.base import Trained, TrainedOptions, floats, ints, opt
 
@@ -47,7 +46,7 @@ class InfoncePaper(Trained):
     Options = InfoncePaperOptions
     schedules = SCHEDULES
     summary = "the paper's InfoNCE: concat critic, K negatives from the batch"
-    fit = staticmethod(trained.infonce_paper)
+    fit = "infonce_paper"
 
     @classmethod
     def kwargs(cls, opts: dict, term: str) -> dict[str, Any]:

@@ -2,7 +2,6 @@
 first) and an MLP path, in-batch negatives, budgets in optimiser steps with a convergence rule,
 evaluated on held-out pairs with 3-fold cross-fitting (ibtui.mi.trained.infonce_separable)."""
 
-from ibtui.mi import trained
 from ibtui.mi.methods import register
 from ibtui.mi.methods.base import StepTrained, floats, ints, opt, step_options
 
@@ -21,4 +20,4 @@ class InfonceSeparable(StepTrained):
     Options = InfonceSeparableOptions
     own = {"embed": "separable_dim", "holdout": "separable_holdout"}
     summary = "InfoNCE with a separable critic, held-out value, cross-fitted"
-    fit = staticmethod(trained.infonce_separable)
+    fit = "infonce_separable"

@@ -2,7 +2,6 @@
 infonce-separable, marginal pairs by shifts of the batch, held-out value, 3-fold cross-fitting
 (ibtui.mi.trained.mine). `mine_ema = 0.01` gives the paper's moving-average gradient."""
 
-from ibtui.mi import trained
 from ibtui.mi.methods import register
 from ibtui.mi.methods.base import StepTrained, floats, ints, opt, step_options
 
@@ -20,4 +19,4 @@ class Mine(StepTrained):
     Options = MineOptions
     own = {"ema": "mine_ema", "hidden": "mine_hidden"}
     summary = "MINE (Donsker–Varadhan), held-out value, cross-fitted"
-    fit = staticmethod(trained.mine)
+    fit = "mine"

@@ -10,7 +10,6 @@ from typing import Literal
 
 from ibtui.mi.methods import register
 from ibtui.mi.methods.base import Checkpoint, Estimator, Job, floats, ints, opt
-from ibtui.mi.noise_aware import measurement_sigma, noisy_mi, noisy_mi_ty
 from ibtui.mi.result import MIEstimate
 from ibtui.schema import Schema
 
@@ -49,10 +48,14 @@ class NoiseAware(Estimator):
 
     @classmethod
     def prepare(cls, ck: Checkpoint, opts: dict) -> tuple[float, dict]:
+        from ibtui.mi.noise_aware import measurement_sigma
+
         return measurement_sigma(ck.s, ck.sigma_t, opts["xt_scale"])
 
     @classmethod
     def measure(cls, job: Job, opts: dict) -> MIEstimate:
+        from ibtui.mi.noise_aware import noisy_mi, noisy_mi_ty
+
         na = {key: opts[key] for key in ("mc_samples", "bracket", "chunk_mb", "precision")}
         ck = job.ck
         if job.term == "ty":

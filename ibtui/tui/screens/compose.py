@@ -66,9 +66,9 @@ def load_choices() -> tuple[dict[str, list[str]], dict[str, str], list[str]]:
         return sorted(DATASETS)
 
     def models() -> list[str]:
-        from ibtui.models import MODELS
+        from ibtui.models import ARCHS
 
-        return sorted(MODELS)
+        return sorted(ARCHS)
 
     def attacks() -> list[str]:
         from ibtui.data.attacks import ATTACKS
