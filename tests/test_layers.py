@@ -27,6 +27,23 @@ def test_core_runs_without_textual(tmp_path):
     assert "runs from" in r.stdout
 
 
+def test_run_reads_a_spec_without_torch(tmp_path):
+    """`ibtui run --dry-run` of the default file: the spec is checked against every registry
+    (datasets, architectures, attacks, MI methods and their options) and torch, scipy and
+    scikit-learn stay unimported: the command answers in a fraction of a second, not after
+    torch's three."""
+    root = Path(__file__).resolve().parent.parent
+    code = ("import sys\nfrom ibtui.cli import app\n"
+            f"sys.argv = ['ibtui', 'run', {str(root / 'experiments.toml')!r}, '--dry-run', "
+            f"'--runs-dir', {str(tmp_path / 'runs')!r}]\n"
+            "try:\n    app()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+            "heavy = sorted({'torch', 'scipy', 'sklearn'} & set(sys.modules))\n"
+            "assert not heavy, heavy\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "runs from" in r.stdout
+
+
 def test_no_textual_import_outside_tui():
     root = Path(__file__).resolve().parent.parent / "ibtui"
     offenders = []
