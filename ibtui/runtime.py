@@ -30,8 +30,12 @@ def configure_worker(threads: int) -> dict:
     threads = max(1, int(threads))
     if "torch" in sys.modules:
         raise RuntimeError("configure_worker must run before torch is imported")
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(threads)
+    # numpy's and scipy's BLAS (OpenBLAS; torch uses MKL) only does the per-class statistics'
+    # small matrices here, where its threads contend with torch's: a second thread made them
+    # 2-8x slower beside busy cores (python bench/bench_numpy_blas.py). A user's setting wins.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     os.environ["MKL_CBWR"] = MKL_MODE
     passive_openmp()
     import torch
@@ -73,6 +77,7 @@ def runtime_info() -> dict:
         "mkl": torch.backends.mkl.is_available(),
         "mkl_cbwr": os.environ.get("MKL_CBWR"),
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+        "numpy_blas_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
         "onednn": torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled,
         "cpu": model,
         "cpu_flags": flags,

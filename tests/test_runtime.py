@@ -9,7 +9,7 @@ CODE = "import json; from ibtui.runtime import configure_worker; print(json.dump
 
 
 def _info(**env) -> dict:
-    base = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    base = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OPENBLAS_NUM_THREADS")}
     out = subprocess.run([sys.executable, "-c", CODE], env={**base, **env}, check=True,
                          capture_output=True, text=True).stdout
     return json.loads(out)
@@ -19,7 +19,9 @@ def test_threads_and_passive_waiting_by_default_user_setting_wins():
     info = _info()
     assert info["threads"] == 2 and info["interop_threads"] == 1
     assert info["omp_wait_policy"] == "PASSIVE" and info["mkl_cbwr"] == "AUTO"
+    assert info["numpy_blas_threads"] == "1"
     assert _info(OMP_WAIT_POLICY="ACTIVE")["omp_wait_policy"] == "ACTIVE"
+    assert _info(OPENBLAS_NUM_THREADS="2")["numpy_blas_threads"] == "2"
 
 
 def test_the_worker_reads_a_runs_threads_through_the_spec_reader(tmp_path):
