@@ -18,8 +18,9 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/ibtui run experiments.toml
 
+# two test processes (pytest-xdist); the grouping that keeps shared fixtures made once is in tests/conftest.py
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 # the edit-test loop: no end-to-end worker runs (marker `slow`) or Slurm cluster tests; stops at the first failure
 test-fast: $(STAMP)
