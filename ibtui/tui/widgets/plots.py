@@ -380,11 +380,6 @@ def mi_series(mi: list[dict], term: str, method: str | None = None, view: str = 
     return out
 
 
-def mi_ceiling(series: list[Series]) -> float | None:
-    """The ceiling line's value among `series` (mi_series), if any."""
-    return next((s.y[0] for s in series if s.marker == CEILING_MARKER and s.y), None)
-
-
 def acc_series(metrics: list[dict]) -> list[Series]:
     out = []
     # clean acc, ASR and RA differ in line style as well as colour (colour-blind users,
