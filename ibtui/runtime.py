@@ -33,8 +33,8 @@ def configure_worker(threads: int) -> dict:
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(threads)
     # numpy's and scipy's BLAS (OpenBLAS; torch uses MKL) only does the per-class statistics'
-    # small matrices here, where its threads contend with torch's: a second thread made them
-    # 2-8x slower beside busy cores (python bench/bench_numpy_blas.py). A user's setting wins.
+    # small matrices here, where a second thread costs more than it computes: 1.8-6x slower
+    # idle, 3.5x beside busy cores (python bench/bench_numpy_blas.py). A user's setting wins.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     os.environ["MKL_CBWR"] = MKL_MODE
     passive_openmp()
