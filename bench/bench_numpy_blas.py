@@ -14,10 +14,11 @@ pure-Python busy loops beside it.
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
 import os
 import subprocess
 import sys
+
+from bench_omp_wait import busy_processes
 
 CLASSES = r"""
 import sys, time, numpy as np, torch
@@ -35,11 +36,6 @@ print(best)
 """
 
 
-def _busy() -> None:
-    while True:
-        pass
-
-
 def one(threads: int, n: int, d: int, repeat: int) -> float:
     env = {**os.environ, "OPENBLAS_NUM_THREADS": str(threads), "OMP_NUM_THREADS": "2"}
     out = subprocess.run([sys.executable, "-c", CLASSES, str(n), str(d), str(repeat)], env=env,
@@ -54,17 +50,11 @@ def main() -> None:
     a = p.parse_args()
     print(f"{'shape':<28} {'busy':>4} {'1 thread':>9} {'2 threads':>10} {'2 / 1':>6}")
     for busy in a.busy:
-        loops = [mp.Process(target=_busy, daemon=True) for _ in range(busy)]
-        for proc in loops:
-            proc.start()
-        try:
+        with busy_processes(busy):
             for label, n, d in (("digits w8: 10 x 135 x 64", 135, 64),
                                 ("cifar w64: 10 x 1000 x 512", 1000, 512)):
                 t1, t2 = one(1, n, d, a.repeat), one(2, n, d, a.repeat)
                 print(f"{label:<28} {busy:>4} {t1:>8.3f}s {t2:>9.3f}s {t2 / t1:>6.2f}")
-        finally:
-            for proc in loops:
-                proc.terminate()
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ default / PASSIVE from this one run. `--busy N` starts N pure-Python busy loops 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import multiprocessing as mp
 import os
 import subprocess
@@ -42,6 +43,20 @@ def _busy() -> None:
         pass
 
 
+@contextlib.contextmanager
+def busy_processes(n: int):
+    """`n` pure-Python busy loops beside the measurement (also bench_numpy_blas.py)."""
+    procs = [mp.Process(target=_busy, daemon=True) for _ in range(n)]
+    for q in procs:
+        q.start()
+    time.sleep(0.5)
+    try:
+        yield
+    finally:
+        for q in procs:
+            q.terminate()
+
+
 def one(threads: int, policy: str | None, steps: int) -> float:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     env.pop("OMP_WAIT_POLICY", None)
@@ -60,16 +75,9 @@ def main() -> None:
     a = p.parse_args()
     print(f"{'busy procs':>10} {'default ms/step':>16} {'PASSIVE ms/step':>16} {'default/PASSIVE':>16}")
     for n in a.busy:
-        procs = [mp.Process(target=_busy, daemon=True) for _ in range(n)]
-        for q in procs:
-            q.start()
-        time.sleep(0.5)
-        try:
+        with busy_processes(n):
             d = one(a.threads, None, a.steps)
             s = one(a.threads, "PASSIVE", a.steps)
-        finally:
-            for q in procs:
-                q.terminate()
         print(f"{n:>10} {d:>16.0f} {s:>16.0f} {d / s:>15.2f}x")
 
 
