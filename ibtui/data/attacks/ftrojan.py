@@ -58,10 +58,10 @@ def ycrcb_to_rgb(x: np.ndarray) -> np.ndarray:
 def block_dct(c: np.ndarray, window: int, inverse: bool = False) -> np.ndarray:
     """Orthonormal 2-D DCT-II (or its inverse) over non-overlapping window x window blocks of
     (N, H, W) arrays."""
-    n, h, w = c.shape
-    b = c.reshape(n, h // window, window, w // window, window)
     from scipy.fft import dctn, idctn  # here: reading the attack registry stays quick
 
+    n, h, w = c.shape
+    b = c.reshape(n, h // window, window, w // window, window)
     f = idctn if inverse else dctn
     b = f(b, type=2, norm="ortho", axes=(2, 4))
     return b.reshape(n, h, w)

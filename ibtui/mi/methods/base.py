@@ -26,10 +26,10 @@ import numpy as np
 from pydantic import create_model
 
 from ibtui.mi.result import MIEstimate
+from ibtui.schema import Int, Schema, SchemaField
 
 if TYPE_CHECKING:
     import torch
-from ibtui.schema import Int, Schema, SchemaField
 
 Progress = Callable[[float, str], None]
 SCHEDULE_NAMES = ("paper", "quick")
