@@ -207,7 +207,9 @@ def test_time_limit_requeues_and_resumes(tmp_path):
     stopped (SIGSTOP) until Slurm's warning (USR2, or submitit's SIGTERM) is pending for it, then
     lets it go on (SIGCONT) to handle it at its next safe point, as a worker that is still
     computing would; the run outlives the warning without a minute of computing. (Slurm holds a
-    requeued job for about two minutes, BeginTime; the test lifts the hold to save the wait.)"""
+    requeued job for about two minutes, BeginTime; the test lifts the hold to save the wait, and
+    gives the requeued job a 10-minute limit: with 1 minute, a loaded machine warned every later
+    attempt too while it was still starting, and each further requeue cost a minute.)"""
     runs = tmp_path / "runs"
     spec = spec_file(tmp_path, epochs=3, time_min=1, delay=15)
     p = subprocess.Popen(ibtui_cmd() + ["run", str(spec), "--runs-dir", str(runs)],
@@ -232,8 +234,9 @@ def test_time_limit_requeues_and_resumes(tmp_path):
                         since = held_since.setdefault(job, time.monotonic())
                         if time.monotonic() - since > 10:
                             subprocess.run(["scontrol", "update", f"JobId={job}",
-                                            "StartTime=now"], capture_output=True, timeout=10)
-            else:  # each requeue waits its own 10 s: on a loaded machine a later attempt is warned too
+                                            "StartTime=now", "TimeLimit=10"],
+                                           capture_output=True, timeout=10)
+            else:  # each requeue waits its own 10 s
                 held_since.clear()
             if frozen is None and not thawed:
                 if found and found[0].metrics() and st.get("state") == "running" and st.get("pid"):
