@@ -5,6 +5,7 @@ ReduceLROnPlateau(factor 0.5, patience 5) on test loss, cross-entropy, no augmen
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import random
 from collections.abc import Callable
@@ -50,12 +51,108 @@ def to_device(x: np.ndarray, device: torch.device) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(x)).to(device)
 
 
+class SGD:
+    """SGD with momentum and weight decay: torch.optim.SGD's update, bit for bit (no dampening,
+    no Nesterov), and its state_dict, so a checkpoint written with either resumes with either
+    (tests/test_models.py). Written here because making any torch.optim optimiser imports
+    torch._dynamo, 1.7-2 s of every worker's start-up on a CPU. The foreach kernels are those
+    torch.optim.SGD uses on CUDA; on a CPU they run its per-tensor arithmetic."""
+
+    def __init__(self, params, lr: float, momentum: float = 0.0, weight_decay: float = 0.0):
+        self.params = list(params)
+        self.param_groups = [{"lr": lr, "momentum": momentum, "dampening": 0,
+                              "weight_decay": weight_decay, "nesterov": False, "maximize": False,
+                              "foreach": None, "differentiable": False, "fused": None,
+                              "params": list(range(len(self.params)))}]
+        self.momentum_buffers: list[torch.Tensor | None] = [None] * len(self.params)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for p in self.params:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self) -> None:
+        group = self.param_groups[0]
+        live = [i for i, p in enumerate(self.params) if p.grad is not None]
+        params = [self.params[i] for i in live]
+        grads = [p.grad for p in params]
+        if group["weight_decay"]:
+            grads = torch._foreach_add(grads, params, alpha=group["weight_decay"])
+        if group["momentum"]:
+            if all(self.momentum_buffers[i] is not None for i in live):
+                bufs = [self.momentum_buffers[i] for i in live]
+                torch._foreach_mul_(bufs, group["momentum"])
+                torch._foreach_add_(bufs, grads)
+            else:  # the first step: each buffer starts as its gradient
+                bufs = []
+                for i, g in zip(live, grads, strict=True):
+                    buf = self.momentum_buffers[i]
+                    if buf is None:
+                        buf = self.momentum_buffers[i] = torch.clone(g).detach()
+                    else:
+                        buf.mul_(group["momentum"]).add_(g)
+                    bufs.append(buf)
+            grads = bufs
+        torch._foreach_add_(params, grads, alpha=-group["lr"])
+
+    def state_dict(self) -> dict:
+        return {"state": {i: {"momentum_buffer": b} for i, b in enumerate(self.momentum_buffers)
+                          if b is not None},
+                "param_groups": [dict(self.param_groups[0])]}
+
+    def load_state_dict(self, state: dict) -> None:
+        (group,) = state["param_groups"]
+        if len(group["params"]) != len(self.params):
+            raise ValueError(f"the saved optimiser has {len(group['params'])} parameters, this "
+                             f"model {len(self.params)}")
+        self.param_groups[0].update({k: v for k, v in group.items() if k != "params"})
+        saved = state["state"]
+        self.momentum_buffers = [
+            saved[i]["momentum_buffer"].to(p.device, p.dtype)
+            if i in saved and saved[i].get("momentum_buffer") is not None else None
+            for i, p in enumerate(self.params)]
+
+
+class ReduceOnPlateau:
+    """torch's ReduceLROnPlateau in "min" mode with a relative threshold and no cooldown: the
+    learning rate times `factor` once the metric has not improved on its best by the relative
+    `threshold` for more than `patience` steps. Same state_dict keys (see SGD for why)."""
+
+    def __init__(self, opt: SGD, factor: float, patience: int, threshold: float = 1e-4,
+                 eps: float = 1e-8):
+        self.opt, self.factor, self.patience = opt, factor, patience
+        self.threshold, self.eps = threshold, eps
+        self.best, self.num_bad_epochs, self.last_epoch = math.inf, 0, 0
+
+    def step(self, metric: float) -> None:
+        current = float(metric)
+        self.last_epoch += 1
+        if current < self.best * (1.0 - self.threshold):
+            self.best, self.num_bad_epochs = current, 0
+        else:
+            self.num_bad_epochs += 1
+        if self.num_bad_epochs > self.patience:
+            group = self.opt.param_groups[0]
+            new = float(group["lr"]) * self.factor
+            if float(group["lr"]) - new > self.eps:
+                group["lr"] = new
+            self.num_bad_epochs = 0
+
+    def state_dict(self) -> dict:
+        return {"factor": self.factor, "patience": self.patience, "threshold": self.threshold,
+                "threshold_mode": "rel", "mode": "min", "cooldown": 0, "cooldown_counter": 0,
+                "eps": self.eps, "best": self.best, "num_bad_epochs": self.num_bad_epochs,
+                "last_epoch": self.last_epoch, "_last_lr": [self.opt.param_groups[0]["lr"]]}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best, self.num_bad_epochs = float(state["best"]), int(state["num_bad_epochs"])
+        self.last_epoch = int(state["last_epoch"])
+
+
 def make_optimizer(model: NoisyNet, lr: float, momentum: float = 0.9, weight_decay: float = 5e-4,
-                   factor: float = 0.5, patience: int = 5):
-    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
-    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=factor,
-                                                       patience=patience)
-    return opt, sched
+                   factor: float = 0.5, patience: int = 5) -> tuple[SGD, ReduceOnPlateau]:
+    opt = SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+    return opt, ReduceOnPlateau(opt, factor=factor, patience=patience)
 
 
 def prepare_model(model: NoisyNet, x_train: np.ndarray, device: torch.device) -> NoisyNet:

@@ -416,6 +416,30 @@ def test_registered_train_class_counts_match_the_loaded_data():
     assert DATASETS["cifar10"].train_size == 50_000
 
 
+def test_digits_is_scikit_learns_table_and_fixed_stratified_split():
+    """The stored split is the train_test_split call it names, and the images are
+    load_digits' (upscaled); loading imports no scikit-learn (workers start faster)."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    from ibtui.data.datasets import upscale_to_rgb32
+
+    d = load_digits()
+    tr, te = train_test_split(np.arange(len(d.target)), test_size=0.25, stratify=d.target,
+                              random_state=0)
+    tr.sort()
+    te.sort()
+    ds = load_dataset("digits")
+    x = upscale_to_rgb32(d.images / 16.0)
+    np.testing.assert_array_equal(ds.x_train, x[tr])
+    np.testing.assert_array_equal(ds.x_test, x[te])
+    np.testing.assert_array_equal(ds.y_train, d.target[tr])
+    np.testing.assert_array_equal(ds.y_test, d.target[te])
+    code = ("import sys; from ibtui.data.datasets import load_dataset; load_dataset('digits'); "
+            "assert 'sklearn' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
 @pytest.mark.parametrize("name", ["cifar10", "svhn"])
 def test_check_files_raises_what_the_loader_raises(tmp_path, name):
     with pytest.raises(DataError) as loaded:

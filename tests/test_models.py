@@ -156,3 +156,49 @@ def test_training_step(arch):
     assert first_conv.weight.grad is not None and torch.isfinite(first_conv.weight.grad).all()
     assert not torch.equal(before, m.classifier.weight)
     assert not torch.equal(conv_before, first_conv.weight)
+
+
+def test_sgd_and_plateau_match_torch_optim_bit_for_bit_and_share_checkpoints():
+    """ibtui.train's SGD and ReduceOnPlateau (workers avoid importing torch._dynamo) against
+    torch.optim.SGD and ReduceLROnPlateau: the same parameters after every step, the same
+    learning-rate cuts, and state dicts that load into each other mid-run."""
+    from ibtui.train import make_optimizer
+
+    def pair():
+        torch.manual_seed(0)
+        model = _model("resnet18").train()
+        return model, [p for p in model.parameters()]
+
+    theirs, tp = pair()
+    ours, op = pair()
+    t_opt = torch.optim.SGD(tp, lr=0.05, momentum=0.9, weight_decay=5e-4)
+    t_sched = torch.optim.lr_scheduler.ReduceLROnPlateau(t_opt, mode="min", factor=0.5, patience=1)
+    o_opt, o_sched = make_optimizer(ours, 0.05, patience=1)
+    x, y = _images(4, seed=3), torch.arange(4) % 10
+    plateau = [1.0, 0.9, 0.95, 0.96, 0.97, 0.89, 0.9, 0.91]  # two cuts
+    for step, metric in enumerate(plateau):
+        for model, opt in ((theirs, t_opt), (ours, o_opt)):
+            torch.manual_seed(step)  # the same noise draws in both forward passes
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        t_sched.step(metric)
+        o_sched.step(metric)
+        assert all(torch.equal(a, b) for a, b in zip(tp, op, strict=True)), step
+        assert o_opt.param_groups[0]["lr"] == t_opt.param_groups[0]["lr"], step
+    assert o_opt.param_groups[0]["lr"] == pytest.approx(0.05 / 4)
+    # a checkpoint of either resumes with the other
+    o_opt2, o_sched2 = make_optimizer(ours, 1.0)
+    o_opt2.load_state_dict(t_opt.state_dict())
+    o_sched2.load_state_dict(t_sched.state_dict())
+    assert o_opt2.param_groups[0]["lr"] == t_opt.param_groups[0]["lr"]
+    assert (o_sched2.best, o_sched2.num_bad_epochs) == (t_sched.best, t_sched.num_bad_epochs)
+    t_opt2 = torch.optim.SGD(tp, lr=1.0, momentum=0.9, weight_decay=5e-4)
+    t_opt2.load_state_dict(o_opt.state_dict())
+    t_sched2 = torch.optim.lr_scheduler.ReduceLROnPlateau(t_opt2)
+    t_sched2.load_state_dict(o_sched.state_dict())
+    for a, b in zip(t_opt2.state_dict()["state"].values(), o_opt2.state_dict()["state"].values(),
+                    strict=True):
+        assert torch.equal(a["momentum_buffer"], b["momentum_buffer"])
+    assert (t_sched2.best, t_sched2.num_bad_epochs, t_sched2.factor) == (0.89, 0, 0.5)

@@ -1,16 +1,17 @@
 """Two published poison detectors on a class's penultimate representations (the alarm's baselines).
 
-Both are implemented here from their papers with numpy / scikit-learn; no code was copied.
+Both are implemented here from their papers with numpy; no code was copied.
 
 - Activation clustering (Chen et al. 2018, "Detecting Backdoor Attacks on Deep Neural Networks by
   Activation Clustering"): the activations of each class are reduced to 10 dimensions (the
-  paper uses ICA; `reduce="ica"` = PCA to 10 dimensions, then FastICA), split by 2-means, and the
-  class is suspicious when the split is clean (high silhouette) and one cluster is small (relative
-  size <= 0.35 in the paper). The default reduction here is PCA to 10 dimensions: FastICA returns
-  unit-variance components, so the one direction that separates a planted cluster weighs no more
-  than nine noise directions and 2-means often splits along noise (on the planted test data of
-  tests/test_alarm.py, ICA recovers 52% of the split, PCA 99.7%); PCA gives the baseline its
-  best chance. `activation_clustering` returns the silhouette, the smaller cluster's relative size
+  paper uses ICA), split by 2-means, and the class is suspicious when the split is clean (high
+  silhouette) and one cluster is small (relative size <= 0.35 in the paper). The reduction here
+  is PCA to 10 dimensions: FastICA returns unit-variance components, so the one direction that
+  separates a planted cluster weighs no more than nine noise directions and 2-means often splits
+  along noise (on the planted test data of tests/test_alarm.py, ICA recovered 52% of the split,
+  PCA 99.7%); PCA gives the baseline its best chance. PCA, 2-means and the silhouette are
+  written here in numpy: a worker computes them at every checkpoint, and importing
+  scikit-learn for them cost each worker 1.8 s. `activation_clustering` returns the silhouette, the smaller cluster's relative size
   and the per-sample cluster labels.
 - Spectral signatures (Tran et al. 2018, "Spectral Signatures in Backdoor Attacks"): centre the
   class's representations R, take the top right singular vector v of R - mean(R), and score each
@@ -25,9 +26,9 @@ Class-level scores (higher = more suspicious): `ac_silhouette` and `ss_top` (see
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
+
+from ibtui.analysis.clusters import euclidean_distances, silhouettes
 
 AC_DIMS = 10
 AC_SMALL = 0.35  # Chen et al.: a cluster of at most 35% of the class is suspicious
@@ -40,17 +41,52 @@ def _centred(x: np.ndarray) -> np.ndarray:
     return x - x.mean(0, keepdims=True)
 
 
-def activation_clustering(feats: np.ndarray, dims: int = AC_DIMS, seed: int = SEED,
-                          reduce: str = "pca") -> dict:
-    """Chen et al.: reduce to `dims` dimensions ("pca" or "ica"), 2-means; silhouette and
-    smaller-cluster share.
+def _pca(x: np.ndarray, k: int) -> np.ndarray:
+    """The centred rows x projected on their k leading principal directions (eigenvectors of
+    xᵀx, or of x xᵀ when there are fewer rows than columns). Signs are arbitrary: what uses the
+    projection depends on distances only."""
+    if x.shape[0] >= x.shape[1]:
+        _, vecs = np.linalg.eigh(x.T @ x)
+        return x @ vecs[:, ::-1][:, :k]
+    vals, vecs = np.linalg.eigh(x @ x.T)
+    return vecs[:, ::-1][:, :k] * np.sqrt(np.clip(vals[::-1][:k], 0, None))
+
+
+def two_means(z: np.ndarray, seed: int = SEED, n_init: int = 4, max_iter: int = 300
+              ) -> np.ndarray:
+    """2-means labels (0/1) of the rows of z: Lloyd's iterations from greedy k-means++ starts
+    (two candidates for the second centre, drawn with probability proportional to the squared
+    distance from the first; the one leaving the smaller sum of squares is kept), the lowest
+    within-cluster sum of squares of `n_init` starts."""
+    rng = np.random.default_rng(seed)
+    best, best_labels = np.inf, np.zeros(len(z), dtype=np.int64)
+    for _ in range(n_init):
+        first = z[rng.integers(len(z))]
+        d2 = ((z - first) ** 2).sum(1)
+        if d2.sum() <= 0:
+            continue
+        candidates = z[rng.choice(len(z), 2, p=d2 / d2.sum())]
+        left = [np.minimum(d2, ((z - c) ** 2).sum(1)).sum() for c in candidates]
+        centres = np.stack([first, candidates[int(np.argmin(left))]])
+        labels = None
+        for _ in range(max_iter):
+            new = (((z[:, None, :] - centres[None]) ** 2).sum(2)).argmin(1)
+            if labels is not None and (new == labels).all():
+                break
+            labels = new
+            centres = np.stack([z[labels == j].mean(0) if (labels == j).any() else centres[j]
+                                for j in range(2)])
+        inertia = float(((z - centres[labels]) ** 2).sum())
+        if inertia < best:
+            best, best_labels = inertia, labels
+    return best_labels
+
+
+def activation_clustering(feats: np.ndarray, dims: int = AC_DIMS, seed: int = SEED) -> dict:
+    """Chen et al.: PCA to `dims` dimensions, 2-means; silhouette and smaller-cluster share.
 
     Returns {silhouette, small_share, labels} (None values with fewer than 4 samples or a
     degenerate class)."""
-    from sklearn.cluster import KMeans
-    from sklearn.decomposition import PCA, FastICA
-    from sklearn.metrics import silhouette_score
-
     x = _centred(feats)
     out = {"silhouette": None, "small_share": None, "labels": None}
     n = len(x)
@@ -59,24 +95,14 @@ def activation_clustering(feats: np.ndarray, dims: int = AC_DIMS, seed: int = SE
     k = int(min(dims, n - 1, x.shape[1]))
     if k < 1 or float(np.abs(x).max()) == 0.0:
         return out
-    z = PCA(n_components=k, random_state=seed).fit_transform(x)
-    if reduce == "ica" and k > 1:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                z = FastICA(n_components=k, whiten="unit-variance", random_state=seed,
-                            max_iter=400).fit_transform(z)
-            except (ValueError, np.linalg.LinAlgError):
-                pass
+    z = _pca(x, k)
     if not np.isfinite(z).all():
         return out
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        labels = KMeans(n_clusters=2, n_init=4, random_state=seed).fit_predict(z)
+    labels = two_means(z, seed)
     sizes = np.bincount(labels, minlength=2)
     if sizes.min() < 1:
         return out
-    out["silhouette"] = float(silhouette_score(z, labels))
+    out["silhouette"] = float(silhouettes(euclidean_distances(z), labels).mean())
     out["small_share"] = float(sizes.min() / n)
     out["labels"] = labels
     return out

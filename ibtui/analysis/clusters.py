@@ -4,9 +4,8 @@ Computed on the target group = samples labelled with the target class plus any b
 sample, Euclidean distances in T (float64, from centred points). Groups larger than
 `max_points` are subsampled uniformly with a fixed seed (the backdoor share is kept).
 
-- `silhouette`: mean silhouette (scikit-learn's `silhouette_samples` on the precomputed
-  distances) of the two-group split backdoor vs clean target over every
-  point of the group (-1..1; ~0 = mixed, near 1 = a tight separate backdoor cluster);
+- `silhouette`: mean silhouette (`silhouettes`, on these distances) of the two-group split
+  backdoor vs clean target over every point of the group (-1..1; ~0 = mixed, near 1 = a tight separate backdoor cluster);
   `silhouette_backdoor`: the same averaged over the backdoor points only.
 - `knn_backdoor_share`: mean share of each backdoor sample's k nearest neighbours (within the
   target group, itself excluded) that are backdoor; `knn_backdoor_share_expected`: that share
@@ -30,7 +29,7 @@ MIN_SUBCLUSTER_SHARE = 0.05
 SEED = 0
 
 
-def _distances(x: np.ndarray) -> np.ndarray:
+def euclidean_distances(x: np.ndarray) -> np.ndarray:
     """Euclidean distance matrix in float64, exactly symmetric with a zero diagonal.
 
     The points are centred first, so that |a|^2 + |b|^2 - 2ab does not cancel catastrophically
@@ -46,13 +45,25 @@ def _distances(x: np.ndarray) -> np.ndarray:
     return d
 
 
-def _silhouettes(dist: np.ndarray, labels: np.ndarray) -> np.ndarray | None:
-    """Per-point silhouette (scikit-learn's) from a full distance matrix; None if < 2 clusters."""
-    from sklearn.metrics import silhouette_samples
-
-    if len(np.unique(labels)) < 2:
-        return None
-    return silhouette_samples(dist, labels, metric="precomputed")
+def silhouettes(dist: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Per-point silhouette (Rousseeuw 1987) from a full distance matrix: (b - a) / max(a, b),
+    a = mean distance to the other points of its own cluster, b = the smallest mean distance to
+    another cluster's points; 0 for a point alone in its cluster (as scikit-learn's
+    silhouette_samples, which tests/test_alarm.py compares it with). Needs >= 2 clusters."""
+    _, inv = np.unique(labels, return_inverse=True)
+    member = np.eye(inv.max() + 1)[inv]  # (n, clusters) one-hot
+    sums = dist @ member
+    counts = member.sum(0)
+    rows = np.arange(len(inv))
+    own = counts[inv] - 1
+    a = sums[rows, inv] / np.maximum(own, 1)
+    mean_other = sums / counts
+    mean_other[rows, inv] = np.inf
+    b = mean_other.min(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        s = (b - a) / np.maximum(a, b)
+    s[(own == 0) | ~np.isfinite(s)] = 0.0
+    return s
 
 
 def _subclusters(dist: np.ndarray, k: int, min_share: float) -> list[int]:
@@ -109,7 +120,7 @@ def cluster_metrics(feats: np.ndarray, labels: np.ndarray, is_backdoor: np.ndarr
         out["note"] = "no backdoor samples"
         out["subclusters"] = 0
         return out
-    dist = _distances(xs)
+    dist = euclidean_distances(xs)
     if 0 < nb < n:
         cb, cc = xs[bs].mean(0, dtype=np.float64), xs[~bs].mean(0, dtype=np.float64)
         spread = np.concatenate([np.linalg.norm(xs[bs] - cb, axis=1),
@@ -117,7 +128,7 @@ def cluster_metrics(feats: np.ndarray, labels: np.ndarray, is_backdoor: np.ndarr
         gap = float(np.linalg.norm(cb - cc))
         out["centroid_separation"] = gap / float(spread) if spread > 0 else None
     if nb >= 2 and n - nb >= 2:
-        s = _silhouettes(dist, bs.astype(int))
+        s = silhouettes(dist, bs.astype(int))
         out["silhouette"] = float(s.mean())
         out["silhouette_backdoor"] = float(s[bs].mean())
     if n >= 2 and nb >= 1:
