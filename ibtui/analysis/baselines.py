@@ -11,8 +11,8 @@ Both are implemented here from their papers with numpy; no code was copied.
   along noise (on the planted test data of tests/test_alarm.py, ICA recovered 52% of the split,
   PCA 99.7%); PCA gives the baseline its best chance. PCA, 2-means and the silhouette are
   written here in numpy: a worker computes them at every checkpoint, and importing
-  scikit-learn for them cost each worker 1.8 s. `activation_clustering` returns the silhouette, the smaller cluster's relative size
-  and the per-sample cluster labels.
+  scikit-learn for them cost each worker 1.8 s. `activation_clustering` returns the
+  silhouette, the smaller cluster's relative size and the per-sample cluster labels.
 - Spectral signatures (Tran et al. 2018, "Spectral Signatures in Backdoor Attacks"): centre the
   class's representations R, take the top right singular vector v of R - mean(R), and score each
   sample by tau_i = ((r_i - mean) . v)^2; poisoned samples have the largest scores. The paper

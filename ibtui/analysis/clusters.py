@@ -5,7 +5,8 @@ sample, Euclidean distances in T (float64, from centred points). Groups larger t
 `max_points` are subsampled uniformly with a fixed seed (the backdoor share is kept).
 
 - `silhouette`: mean silhouette (`silhouettes`, on these distances) of the two-group split
-  backdoor vs clean target over every point of the group (-1..1; ~0 = mixed, near 1 = a tight separate backdoor cluster);
+  backdoor vs clean target over every point of the group (-1..1; ~0 = mixed, near 1 = a tight
+  separate backdoor cluster);
   `silhouette_backdoor`: the same averaged over the backdoor points only.
 - `knn_backdoor_share`: mean share of each backdoor sample's k nearest neighbours (within the
   target group, itself excluded) that are backdoor; `knn_backdoor_share_expected`: that share
