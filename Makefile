@@ -18,9 +18,17 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/ibtui run experiments.toml
 
-# two test processes (pytest-xdist); the grouping that keeps shared fixtures made once is in tests/conftest.py
+# Two test processes (pytest-xdist) for all but the Slurm tests, which run beside them in a third
+# (they mostly wait on the cluster; in one of the two they left a core idle for minutes). Their
+# report follows the main one. The grouping that makes shared fixtures once is in tests/conftest.py.
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 2 --dist loadgroup
+	@log=$$(mktemp); \
+	$(BIN)/python -m pytest -n 1 -m slurm > $$log 2>&1 & slurm=$$!; \
+	trap 'kill $$slurm 2>/dev/null' INT TERM; \
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -m "not slurm"; main=$$?; \
+	wait $$slurm; cluster=$$?; \
+	echo "== the Slurm tests (pytest -n 1 -m slurm) =="; cat $$log; rm -f $$log; \
+	test $$main = 0 && test $$cluster = 0
 
 # the edit-test loop: no end-to-end worker runs (marker `slow`) or Slurm cluster tests; stops at the first failure
 test-fast: $(STAMP)
