@@ -16,7 +16,7 @@ function (and gradients) as `pairs` + logsumexp but computed much faster on CPU:
      gradients of the bound w.r.t. the first layer's outputs W_a a, W_b b and the weights of the
      later layers; backward only scales them), instead of (B, K, hidden) tensors of 64 MiB each
      allocated, filled and read several times per step.
-SeparableCritic: f(a, b) = g(a)·h(b), all B×B pairs of a batch from one matrix product.
+GaussSeparableCritic: f(a, b) = g(a)·h(b), all B×B pairs of a batch from one matrix product.
 """
 
 from __future__ import annotations
@@ -209,17 +209,6 @@ def gaussian_dv(params: tuple, a: torch.Tensor, b: torch.Tensor, shifts: int = 8
 def _mlp(din: int, hidden: int, dout: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(din, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
                          nn.Linear(hidden, dout))
-
-
-class SeparableCritic(nn.Module):
-    def __init__(self, dim_a: int, dim_b: int, hidden: int = 256, embed: int = 64):
-        super().__init__()
-        self.g = _mlp(dim_a, hidden, embed)
-        self.h = _mlp(dim_b, hidden, embed)
-
-    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        """(B, B) scores f(a_i, b_j)."""
-        return self.g(a) @ self.h(b).T
 
 
 @torch.no_grad()
