@@ -11,6 +11,15 @@ from pathlib import Path
 
 import pytest
 
+# The test processes' own numpy BLAS (OpenBLAS) on one thread, and OpenMP threads that sleep when
+# they wait, set before anything imports numpy or torch. Beside the other test process and the
+# workers, OpenBLAS's second thread and spinning OpenMP threads spent the CPU the suite lacks:
+# an in-process MI test took 78 s under `make test` against 7 s alone. Workers choose the same
+# values themselves (ibtui.runtime), so what they inherit from here changes nothing; the tests
+# of those defaults remove both variables.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # a pytest-xdist worker starts with COLUMNS=80 in its environment, which a plain run does
     # not have: ibtui's console would fix its width at import and ignore the COLUMNS that the
