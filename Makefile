@@ -18,14 +18,15 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/ibtui run experiments.toml
 
-# Two test processes (pytest-xdist) for all but the Slurm tests, which run beside them in a third
-# (they mostly wait on the cluster; in one of the two they left a core idle for minutes). Their
+# Three test processes (pytest-xdist) for all but the Slurm tests, which run beside them in a
+# fourth (they mostly wait on the cluster). Many tests wait on a worker subprocess, so a third
+# process keeps both cores busy: 17.7 min against 20.0 with two (bench/RESULTS.md). The Slurm
 # report follows the main one. The grouping that makes shared fixtures once is in tests/conftest.py.
 test: $(STAMP)
 	@log=$$(mktemp); \
 	$(BIN)/python -m pytest -n 1 -m slurm > $$log 2>&1 & slurm=$$!; \
 	trap 'kill $$slurm 2>/dev/null' INT TERM; \
-	$(BIN)/python -m pytest -n 2 --dist loadgroup -m "not slurm"; main=$$?; \
+	$(BIN)/python -m pytest -n 3 --dist loadgroup -m "not slurm"; main=$$?; \
 	wait $$slurm; cluster=$$?; \
 	echo "== the Slurm tests (pytest -n 1 -m slurm) =="; cat $$log; rm -f $$log; \
 	test $$main = 0 && test $$cluster = 0

@@ -52,7 +52,7 @@ def pytest_sessionfinish(session, exitstatus):
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
-    """Under pytest-xdist (`-n 2 --dist loadgroup`) the tests of a module
+    """Under pytest-xdist (`-n 3 --dist loadgroup`, Makefile) the tests of a module
     with a module-scoped fixture run in one worker process, so the fixture is made once; the
     Slurm tests all run in one worker, one after another, as the local cluster has few CPUs.
     Every other test goes to whichever worker is free."""
