@@ -43,13 +43,17 @@ def _centred(x: np.ndarray) -> np.ndarray:
 
 def _pca(x: np.ndarray, k: int) -> np.ndarray:
     """The centred rows x projected on their k leading principal directions (eigenvectors of
-    xᵀx, or of x xᵀ when there are fewer rows than columns). Signs are arbitrary: what uses the
-    projection depends on distances only."""
+    xᵀx, or of x xᵀ when there are fewer rows than columns; only the k leading ones are
+    computed). Signs are arbitrary: what uses the projection depends on distances only."""
+    from scipy.linalg import eigh  # scipy.linalg is loaded in a worker already
+
+    gram = x.T @ x if x.shape[0] >= x.shape[1] else x @ x.T
+    m = len(gram)
+    vals, vecs = eigh(gram, subset_by_index=[m - k, m - 1])
+    vals, vecs = vals[::-1], vecs[:, ::-1]
     if x.shape[0] >= x.shape[1]:
-        _, vecs = np.linalg.eigh(x.T @ x)
-        return x @ vecs[:, ::-1][:, :k]
-    vals, vecs = np.linalg.eigh(x @ x.T)
-    return vecs[:, ::-1][:, :k] * np.sqrt(np.clip(vals[::-1][:k], 0, None))
+        return x @ vecs
+    return vecs * np.sqrt(np.clip(vals, 0, None))
 
 
 def two_means(z: np.ndarray, seed: int = SEED, n_init: int = 4, max_iter: int = 300
@@ -59,6 +63,7 @@ def two_means(z: np.ndarray, seed: int = SEED, n_init: int = 4, max_iter: int = 
     distance from the first; the one leaving the smaller sum of squares is kept), the lowest
     within-cluster sum of squares of `n_init` starts."""
     rng = np.random.default_rng(seed)
+    sq = np.einsum("ij,ij->i", z, z)
     best, best_labels = np.inf, np.zeros(len(z), dtype=np.int64)
     for _ in range(n_init):
         first = z[rng.integers(len(z))]
@@ -70,12 +75,16 @@ def two_means(z: np.ndarray, seed: int = SEED, n_init: int = 4, max_iter: int = 
         centres = np.stack([first, candidates[int(np.argmin(left))]])
         labels = None
         for _ in range(max_iter):
-            new = (((z[:, None, :] - centres[None]) ** 2).sum(2)).argmin(1)
+            # squared distances to the two centres, |z|^2 - 2 z.c + |c|^2
+            d = sq[:, None] - 2.0 * (z @ centres.T) + np.einsum("ij,ij->i", centres, centres)
+            new = d.argmin(1)
             if labels is not None and (new == labels).all():
                 break
             labels = new
-            centres = np.stack([z[labels == j].mean(0) if (labels == j).any() else centres[j]
-                                for j in range(2)])
+            counts = np.bincount(labels, minlength=2)
+            sums = np.stack([z[labels == j].sum(0) for j in range(2)])
+            centres = np.where(counts[:, None] > 0, sums / np.maximum(counts, 1)[:, None],
+                               centres)
         inertia = float(((z - centres[labels]) ** 2).sum())
         if inertia < best:
             best, best_labels = inertia, labels
