@@ -25,6 +25,14 @@ def passive_openmp() -> None:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
+def one_numpy_blas_thread() -> None:
+    """numpy's and scipy's BLAS (OpenBLAS; torch uses MKL) only does the per-class statistics'
+    small matrices in a worker, where a second thread costs more than it computes: 1.8-6x
+    slower idle, 3.5x beside busy cores (python bench/bench_numpy_blas.py). A user's setting
+    wins. Must run before numpy is imported (a worker; the test processes, tests/conftest.py)."""
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+
 def configure_worker(threads: int) -> dict:
     """Call first thing in a worker process, before anything imports torch."""
     threads = max(1, int(threads))
@@ -32,10 +40,7 @@ def configure_worker(threads: int) -> dict:
         raise RuntimeError("configure_worker must run before torch is imported")
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(threads)
-    # numpy's and scipy's BLAS (OpenBLAS; torch uses MKL) only does the per-class statistics'
-    # small matrices here, where a second thread costs more than it computes: 1.8-6x slower
-    # idle, 3.5x beside busy cores (python bench/bench_numpy_blas.py). A user's setting wins.
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    one_numpy_blas_thread()
     os.environ["MKL_CBWR"] = MKL_MODE
     passive_openmp()
     import torch

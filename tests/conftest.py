@@ -11,14 +11,16 @@ from pathlib import Path
 
 import pytest
 
-# The test processes' own numpy BLAS (OpenBLAS) on one thread, and OpenMP threads that sleep when
-# they wait, set before anything imports numpy or torch. Beside the other test process and the
-# workers, OpenBLAS's second thread and spinning OpenMP threads spent the CPU the suite lacks:
-# an in-process MI test took 78 s under `make test` against 7 s alone. Workers choose the same
-# values themselves (ibtui.runtime), so what they inherit from here changes nothing; the tests
-# of those defaults remove both variables.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from ibtui.runtime import one_numpy_blas_thread, passive_openmp
+
+# The test processes themselves get a worker's defaults for numpy's BLAS (one thread) and
+# OpenMP (threads that sleep when they wait), before anything imports numpy or torch: beside the
+# other test processes and the workers, a second OpenBLAS thread and spinning OpenMP threads
+# spent the CPU the suite lacks (an in-process MI test took 78 s under `make test`, 43 s with
+# these, 7 s alone). Workers set the same defaults, so what they inherit from here changes
+# nothing; the tests of those defaults remove both variables.
+one_numpy_blas_thread()
+passive_openmp()
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # a pytest-xdist worker starts with COLUMNS=80 in its environment, which a plain run does
