@@ -284,9 +284,12 @@ class GaussSeparableCritic(nn.Module):
         self.gb.s.copy_(s_b.to(self.gb.s.dtype))
         return True
 
-    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    def forward(self, a: torch.Tensor, b: torch.Tensor, mlp: bool = True) -> torch.Tensor:
+        """Scores of all (a_i, b_j); mlp=False leaves out the MLP part (exactly zero while
+        h's zero-initialised last layer is not trained: the first stage of training)."""
         lb, qb = self.gb(b)
-        return self.ga(a) @ lb.T + qb.T + self.g(a) @ self.h(b).T
+        scores = self.ga(a) @ lb.T + qb.T
+        return scores + self.g(a) @ self.h(b).T if mlp else scores
 
 
 class GaussConcatCritic(nn.Module):
@@ -319,11 +322,15 @@ class GaussConcatCritic(nn.Module):
         self.gb.s.copy_(s_b.to(self.gb.s.dtype))
         return True
 
-    def shuffled(self, a: torch.Tensor, b: torch.Tensor, perm: torch.Tensor
+    def shuffled(self, a: torch.Tensor, b: torch.Tensor, perm: torch.Tensor, mlp: bool = True
                  ) -> tuple[torch.Tensor, torch.Tensor]:
+        """As ConcatCritic.shuffled; mlp=False leaves out the MLP path (exactly zero while its
+        zero-initialised last layer is not trained: the first stage of training)."""
         la, qa = self.ga(a)
         lb, qb = self.gb(b)
-        joint_m, marg_m = self.mlp.shuffled(a, b, perm)
-        joint = (la * lb).sum(1) + qa[:, 0] + qb[:, 0] + joint_m
-        marg = (la * lb[perm]).sum(-1) + qa[:, 0] + qb[perm, 0] + marg_m
+        joint = (la * lb).sum(1) + qa[:, 0] + qb[:, 0]
+        marg = (la * lb[perm]).sum(-1) + qa[:, 0] + qb[perm, 0]
+        if mlp:
+            joint_m, marg_m = self.mlp.shuffled(a, b, perm)
+            joint, marg = joint + joint_m, marg + marg_m
         return joint, marg

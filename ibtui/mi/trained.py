@@ -128,7 +128,7 @@ def infonce_paper(a: torch.Tensor, b: torch.Tensor, *, batch_size: int = 128,
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     critic = ConcatCritic(a.shape[1], b.shape[1], hidden).to(a.device)
-    opt = torch.optim.AdamW(critic.parameters(), lr=lr, weight_decay=weight_decay)
+    opt = torch.optim.AdamW(critic.parameters(), lr=lr, weight_decay=weight_decay, fused=True)
     log_k1 = math.log(negatives + 1)
 
     def batch_value(idx: torch.Tensor) -> float:
@@ -243,7 +243,8 @@ def _train_steps(step_fn, eval_fn, rule: _Converge, eval_every: int, progress: P
 
     Stage 0 trains the critic's Gaussian-form path alone, stage 1 everything (the MLP path
     starts at zero, so stage 1 begins where stage 0 ended); the value is the best held-out
-    window over both. Returns (steps, converged, the step at which each stage ended).
+    window over both. eval_fn(stage) evaluates the critic as it stands in that stage.
+    Returns (steps, converged, the step at which each stage ended).
     """
     steps, stage, ends = 0, 0, []
     while steps < rule.max_steps:
@@ -251,7 +252,7 @@ def _train_steps(step_fn, eval_fn, rule: _Converge, eval_every: int, progress: P
         steps += 1
         if steps % eval_every == 0 or steps == rule.max_steps:
             with torch.no_grad():
-                stop = rule.add(eval_fn())
+                stop = rule.add(eval_fn(stage))
             if progress:
                 progress(min(steps / rule.max_steps, 1.0), f"{name} step {steps}")
             if stop:
@@ -318,25 +319,28 @@ def infonce_separable(a: torch.Tensor, b: torch.Tensor, *, batch_size: int = 256
                                                        batch_size, max_steps, max_epochs)
     ev = ev[:eval_pairs]
     critic = GaussSeparableCritic(a.shape[1], b.shape[1], hidden, embed).to(a.device)
-    gauss = [*critic.ga.parameters(), *critic.gb.parameters()]
-    opts = [torch.optim.AdamW(gauss, lr=gauss_lr, weight_decay=weight_decay),
-            torch.optim.AdamW(critic.parameters(), lr=lr, weight_decay=weight_decay)]
+    # stage 0 trains the Gaussian-form path alone: the MLP part is exactly zero then (its b
+    # side starts at zero and is not trained), so it is left out of the scores, and the
+    # gradient is clipped over the parameters being trained
+    stages = [[*critic.ga.parameters(), *critic.gb.parameters()], list(critic.parameters())]
+    opts = [torch.optim.AdamW(stages[0], lr=gauss_lr, weight_decay=weight_decay, fused=True),
+            torch.optim.AdamW(stages[1], lr=lr, weight_decay=weight_decay, fused=True)]
 
-    def bound(idx: torch.Tensor) -> torch.Tensor:
-        scores = critic(a[idx], b[idx])
+    def bound(idx: torch.Tensor, stage: int) -> torch.Tensor:
+        scores = critic(a[idx], b[idx], mlp=stage > 0)
         return (scores.diagonal() - torch.logsumexp(scores, 1)).mean() + math.log(len(idx))
 
     def step(stage: int) -> None:
         idx = tr[torch.randint(0, len(tr), (train_batch,), generator=gen).to(a.device)]
-        _step(opts[stage], critic.parameters(), -bound(idx), grad_clip)
+        _step(opts[stage], stages[stage], -bound(idx, stage), grad_clip)
 
     shrink = _plug_in_start(critic, a[tr], b[tr], gen) if gauss_init else None
     started = shrink is not None
     with torch.no_grad():  # the plug-in start is a critic too (`_best_of`)
-        start_value = bound(ev).item() if started else -math.inf
+        start_value = bound(ev, 0).item() if started else -math.inf
     rule = _Converge(max_steps, window, tol, patience)
-    steps, converged, ends = _train_steps(step, lambda: bound(ev).item(), rule, eval_every,
-                                          progress, "infonce-separable")
+    steps, converged, ends = _train_steps(step, lambda stage: bound(ev, stage).item(), rule,
+                                          eval_every, progress, "infonce-separable")
     settings = _settings(batch_size=batch_size, eval_batch=len(ev), lr=lr, gauss_lr=gauss_lr,
                          max_steps=max_steps, steps=steps, converged=converged, stage_ends=ends,
                          hidden=hidden, embed=embed,
@@ -412,27 +416,36 @@ def mine(a: torch.Tensor, b: torch.Tensor, *, batch_size: int = 512, max_steps: 
         critic = GaussConcatCritic(a.shape[1], b.shape[1], hidden).to(a.device)
         shrink = _plug_in_start(critic, a[tr], b[tr], gen) if gauss_init else None
         started = shrink is not None
-        gauss = [*critic.ga.parameters(), *critic.gb.parameters()]
-        opts = [torch.optim.Adam(gauss, lr=gauss_lr, weight_decay=weight_decay),
-                torch.optim.Adam(critic.parameters(), lr=lr, weight_decay=weight_decay)]
+        # as in infonce_separable: stage 0 trains the Gaussian-form path alone, the MLP path
+        # (zero then) is left out of the scores and the clipped gradient
+        stages = [[*critic.ga.parameters(), *critic.gb.parameters()], list(critic.parameters())]
+
+        def scores(x, y, perm, stage):
+            return critic.shuffled(x, y, perm, mlp=stage > 0)
     else:  # the plain concat MLP critic, one stage
         started, shrink = False, None
         critic = ConcatCritic(a.shape[1], b.shape[1], hidden).to(a.device)
-        opts = [torch.optim.Adam(critic.parameters(), lr=lr, weight_decay=weight_decay)]
+        stages = [list(critic.parameters())]
+
+        def scores(x, y, perm, stage):
+            return critic.shuffled(x, y, perm)
+    rates = [gauss_lr, lr] if gauss_path else [lr]
+    opts = [torch.optim.Adam(params, lr=rate, weight_decay=weight_decay, fused=True)
+            for params, rate in zip(stages, rates, strict=True)]
     state = {"ma": None}
     shifts = min(marg_shifts, train_batch - 1)
 
     def step(stage: int) -> None:
         idx = tr[torch.randint(0, len(tr), (train_batch,), generator=gen).to(a.device)]
-        joint, marg = critic.shuffled(a[idx], b[idx], _derangements(len(idx), shifts, gen,
-                                                                   a.device))
+        joint, marg = scores(a[idx], b[idx], _derangements(len(idx), shifts, gen, a.device),
+                             stage)
         marg = marg.flatten()
         lme = torch.logsumexp(marg, 0) - math.log(len(marg))  # log mean e^f
         mean_exp = lme.detach().exp()
         state["ma"] = mean_exp if state["ma"] is None else (1 - ema) * state["ma"] + ema * mean_exp
         # gradient of log E[e^f] with E[e^f] replaced by its moving average in the denominator
         surrogate = joint.mean() - (marg - lme.detach()).exp().mean() * (mean_exp / state["ma"])
-        _step(opts[stage], critic.parameters(), -surrogate, grad_clip)
+        _step(opts[stage], stages[stage], -surrogate, grad_clip)
 
     # held-out product of marginals: (a_i, b_{i+s}) for the first `eval_shuffles` shifts s ≥ 1
     # of the (randomly ordered) held-out pairs: distinct pairs, never a joint pair (fixed)
@@ -440,13 +453,13 @@ def mine(a: torch.Tensor, b: torch.Tensor, *, batch_size: int = 512, max_steps: 
     eval_perms = (torch.arange(len(ev))[None] + torch.arange(1, n_shift + 1)[:, None]) % len(ev)
     eval_perms = eval_perms.to(a.device)
 
-    def held_out() -> float:
-        joint, marg = critic.shuffled(a[ev], b[ev], eval_perms)
+    def held_out(stage: int) -> float:
+        joint, marg = scores(a[ev], b[ev], eval_perms, stage)
         marg = marg.flatten()
         return float(joint.mean() - (torch.logsumexp(marg, 0) - math.log(len(marg))))
 
     with torch.no_grad():  # the plug-in start is a critic too (`_best_of`)
-        start_value = held_out() if started else -math.inf
+        start_value = held_out(0) if started else -math.inf
     rule = _Converge(max_steps, window, tol, patience)
     steps, converged, ends = _train_steps(step, held_out, rule, eval_every, progress, "mine",
                                           stages=len(opts))
